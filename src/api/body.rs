@@ -1,0 +1,90 @@
+//! Reading request bodies: content type, size limit, and JSON that names the
+//! field at fault when it does not fit.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// Largest API request body; a registry record with a CA bundle fits easily.
+pub const API_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Reads a body of one of the `accepted` media types, at most `limit` bytes.
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    accepted: &'static [&'static str],
+) -> Result<Bytes, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !accepted.contains(&essence.as_str()) {
+        return Err(ApiError::UnsupportedMediaType {
+            got: content_type.to_owned(),
+            expected: accepted.first().copied().unwrap_or("application/json"),
+        });
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge(limit)),
+        Err(e) => Err(ApiError::MalformedJson(format!("reading body: {e}"))),
+    }
+}
+
+/// Deserializes JSON, naming the field at fault (`namespaces[1]`).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !inner.is_data() {
+            return ApiError::MalformedJson(inner.to_string());
+        }
+        let message = inner.to_string();
+        let field = if path != "." {
+            Some(path)
+        } else {
+            // `unknown field `x`, expected …` is reported at the parent.
+            message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_owned)
+        };
+        let message = match &field {
+            Some(field) if !message.contains(field.as_str()) => format!("{field}: {message}"),
+            _ => message,
+        };
+        ApiError::InvalidField { field, message }
+    })
+}
+
+/// `Json` for the API: JSON media type, size limit, our error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(body, &parts.headers, API_BODY_LIMIT, &["application/json"]).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}

@@ -1,0 +1,155 @@
+//! Every library error → one HTTP response shape, in one place:
+//! `{"error": {"code": "...", "message": "...", "field": "...", "details": [...]}}`.
+
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::admission::AdmissionError;
+use crate::registry::store::StoreError;
+use crate::registry::{FieldError, ValidationErrors};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Validation(#[from] ValidationErrors),
+    /// The body is not JSON at all (syntax) → 400.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// JSON of the wrong shape: a wrong type, an unknown field → 422.
+    #[error("{message}")]
+    InvalidField {
+        field: Option<String>,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("registry {0:?} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Denied(String),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("unsupported content type {got:?}: send {expected}")]
+    UnsupportedMediaType { got: String, expected: &'static str },
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
+}
+
+/// The error envelope of every non-2xx API response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid`, `not_found`, `already_exists`.
+    pub code: &'static str,
+    pub message: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every field error, for a form that shows them all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldError>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, Option<String>, Vec<FieldError>) {
+        use StoreError as S;
+        match self {
+            Self::Validation(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                errors.0.first().map(|e| e.field.clone()),
+                errors.0.clone(),
+            ),
+            Self::InvalidField { field, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                field.clone(),
+                vec![],
+            ),
+            Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "bad_request", None, vec![]),
+            Self::Store(S::AlreadyExists(_)) => (
+                StatusCode::CONFLICT,
+                "already_exists",
+                Some("name".into()),
+                vec![],
+            ),
+            Self::Store(S::NotFound(_)) | Self::NotFound(_) => {
+                (StatusCode::NOT_FOUND, "not_found", None, vec![])
+            }
+            Self::Store(S::DefaultConflict { .. }) => (
+                StatusCode::CONFLICT,
+                "default_conflict",
+                Some("defaultFor".into()),
+                vec![],
+            ),
+            Self::Store(S::PasswordRequiredForNewServer { .. } | S::PasswordRequired(_)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                Some("password".into()),
+                vec![],
+            ),
+            Self::Store(S::Backend(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, vec![])
+            }
+            Self::Denied(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "resolution_denied",
+                None,
+                vec![],
+            ),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None, vec![]),
+            Self::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                None,
+                vec![],
+            ),
+            Self::UnsupportedMediaType { .. } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                None,
+                vec![],
+            ),
+            Self::Admission(_) => (StatusCode::BAD_REQUEST, "malformed_review", None, vec![]),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, field, details) = self.parts();
+        let message = match &self {
+            // Storage details stay in the log; the client learns only that it failed.
+            Self::Store(StoreError::Backend(detail)) => {
+                tracing::error!(error = %detail, "storage failure");
+                "internal storage error; see the server log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                field,
+                details,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,233 @@
+//! The commands, wired from their parts. `main` parses flags and calls these.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::api::{AppState, Auth};
+use crate::certs::{self, CertPaths, CertSubjects};
+use crate::cli::{CertsArgs, ResolveArgs, ServeArgs, StoreArgs};
+use crate::index::IndexHandle;
+use crate::registry::store::{Cipher, CipherError, RegistryStore, SqliteStore, StoreError};
+use crate::server::{self, ServeError, ServeOptions};
+use crate::telemetry::Metrics;
+
+pub const DATABASE_FILE: &str = "registries.db";
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+pub const ENCRYPTION_KEY_FILE: &str = "encryption.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cipher(#[from] CipherError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Certs(#[from] certs::CertsError),
+    #[error("admin token file {path}: {source}")]
+    Token {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no registry store in {0}: run `registry-resolver serve` first or pass --data-dir")]
+    NoStore(String),
+    #[error("reading {path}: {source}")]
+    Input {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} exists; pass --force to replace it")]
+    Exists(String),
+    #[error(transparent)]
+    Manifest(#[from] crate::manifests::ManifestError),
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Opens the embedded store in `args.data_dir`, creating it on first use,
+/// and publishes its records into `index`.
+pub fn open_embedded_store(
+    args: &StoreArgs,
+    index: Arc<IndexHandle>,
+) -> Result<SqliteStore, AppError> {
+    create_private_dir(&args.data_dir)?;
+    let cipher = match &args.encryption_key {
+        Some(key) => Cipher::from_base64(key)?,
+        None => {
+            let path = args
+                .encryption_key_file
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join(ENCRYPTION_KEY_FILE));
+            Cipher::load_or_create(&path)?
+        }
+    };
+    Ok(SqliteStore::open(
+        &args.data_dir.join(DATABASE_FILE),
+        cipher,
+        index,
+    )?)
+}
+
+fn create_private_dir(path: &Path) -> Result<(), AppError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| AppError::DataDir {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// The admin token: from the flag, else the token file, else a new one
+/// written to the token file and printed once.
+fn admin_token(args: &ServeArgs) -> Result<String, AppError> {
+    if let Some(token) = args.admin_token.as_deref().filter(|t| !t.is_empty()) {
+        return Ok(token.to_owned());
+    }
+    let path = args.store.data_dir.join(ADMIN_TOKEN_FILE);
+    let err = |source| AppError::Token {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
+        Ok(_) => Err(err(std::io::Error::other("file is empty"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| err(std::io::Error::other(e.to_string())))?;
+            use base64::Engine;
+            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            crate::registry::store::write_private_file(&path, token.as_bytes()).map_err(err)?;
+            // Printed once, on creation, to the terminal — not to the log.
+            eprintln!(
+                "registry-resolver: generated an API admin token (saved in {}):\n\n    {token}\n",
+                path.display()
+            );
+            Ok(token)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// The serving certificate: the given files, or the development pair in
+/// `--certs-dir`, generated if missing.
+fn serving_pair(args: &ServeArgs) -> Result<(PathBuf, PathBuf), AppError> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_key_file) {
+        return Ok((cert.clone(), key.clone()));
+    }
+    let paths = CertPaths::in_dir(&args.certs_dir);
+    if !paths.serving_pair_exists() {
+        certs::generate(&args.certs_dir, &default_subjects())?;
+        tracing::info!(
+            ca = %paths.ca_cert.display(),
+            "generated a development CA and serving certificate; clients should trust the CA file"
+        );
+    } else {
+        tracing::info!(cert = %paths.cert.display(), "using the development serving certificate");
+    }
+    Ok((paths.cert, paths.key))
+}
+
+fn default_subjects() -> CertSubjects {
+    CertSubjects {
+        service: "registry-resolver".into(),
+        namespace: "registry-resolver".into(),
+        extra: vec![],
+    }
+}
+
+/// `serve`: runs until SIGTERM or Ctrl-C, then drains and returns.
+pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
+    crate::server::tls::install_crypto_provider();
+    let index = IndexHandle::new();
+    let store: Arc<dyn RegistryStore> = Arc::new(open_embedded_store(&args.store, index.clone())?);
+    let token = admin_token(&args)?;
+    let (cert_file, key_file) = serving_pair(&args)?;
+    let state = AppState {
+        store,
+        index: index.clone(),
+        metrics: Arc::new(Metrics::new()),
+        auth: Arc::new(Auth::admin_token(token)),
+    };
+    let options = ServeOptions {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        cert_file,
+        key_file,
+        cert_reload_interval: args.cert_reload_interval,
+        shutdown_timeout: args.shutdown_timeout,
+    };
+    let running = server::start(state, &options).await?;
+    tracing::info!(
+        registries = index.load().len(),
+        "registry-resolver is ready"
+    );
+    let token = running.shutdown_token();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(AppError::Signal)?;
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!("SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining"),
+        _ = token.cancelled() => {}
+    }
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `resolve`: manifests in, resolved manifests out (stdout).
+pub fn resolve(args: ResolveArgs) -> Result<String, AppError> {
+    if !args.store.data_dir.join(DATABASE_FILE).exists() {
+        return Err(AppError::NoStore(args.store.data_dir.display().to_string()));
+    }
+    let index = IndexHandle::new();
+    // Opening publishes the records into the index; nothing else is read.
+    let _store = open_embedded_store(&args.store, index.clone())?;
+    let mut input = String::new();
+    let stdin = args.files.is_empty() || args.files.iter().any(|f| f.as_os_str() == "-");
+    for file in args.files.iter().filter(|f| f.as_os_str() != "-") {
+        let text = std::fs::read_to_string(file).map_err(|source| AppError::Input {
+            path: file.display().to_string(),
+            source,
+        })?;
+        input.push_str(&text);
+        input.push_str("\n---\n");
+    }
+    if stdin {
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .map_err(|source| AppError::Input {
+                path: "stdin".into(),
+                source,
+            })?;
+    }
+    Ok(crate::manifests::resolve_documents(
+        &input,
+        &args.namespace,
+        &index.load(),
+        args.output,
+    )?)
+}
+
+/// `certs`: writes a CA and serving certificate.
+pub fn certs(args: CertsArgs) -> Result<CertPaths, AppError> {
+    let paths = CertPaths::in_dir(&args.out_dir);
+    if paths.serving_pair_exists() && !args.force {
+        return Err(AppError::Exists(paths.cert.display().to_string()));
+    }
+    let subjects = CertSubjects {
+        service: args.service,
+        namespace: args.namespace,
+        extra: args.sans,
+    };
+    Ok(certs::generate(&args.out_dir, &subjects)?)
+}

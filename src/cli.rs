@@ -1,0 +1,183 @@
+//! Command-line flags. Every flag is also an environment variable
+//! `REGISTRY_RESOLVER_<FLAG>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "registry-resolver",
+    version,
+    about = "Expands registry-relative image paths against authorized registries and injects pull secrets"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_RESOLVER_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
+    /// Log filter, e.g. `info` or `registry_resolver=debug`.
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_RESOLVER_LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the webhook and the API (HTTPS) and the admin endpoints (HTTP).
+    Serve(ServeArgs),
+    /// Resolve registry-relative images in manifests (files or stdin) to stdout.
+    /// Works as a Helm 3 `--post-renderer`.
+    Resolve(ResolveArgs),
+    /// Generate a CA and a serving certificate signed by it.
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the embedded store (database, encryption key, admin token).
+    #[arg(long, env = "REGISTRY_RESOLVER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Key encrypting stored passwords: 32 bytes, base64. Default: read from
+    /// (or created in) `--encryption-key-file`.
+    #[arg(long, env = "REGISTRY_RESOLVER_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+
+    /// File holding the encryption key. Default: `<data-dir>/encryption.key`.
+    #[arg(long, env = "REGISTRY_RESOLVER_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// HTTPS address of the webhook (`/mutate`) and the API (`/api/v1`).
+    #[arg(long, env = "REGISTRY_RESOLVER_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+
+    /// Plain-HTTP address of `/healthz`, `/readyz` and `/metrics`.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_ADMIN_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub admin_listen: SocketAddr,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Serving certificate (PEM). Reloaded when it changes. Default: `<certs-dir>/tls.crt`,
+    /// generated with a CA if missing.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_TLS_CERT_FILE",
+        requires = "tls_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// Serving key (PEM). Default: `<certs-dir>/tls.key`.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_TLS_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Where the development certificates live when no certificate files are given.
+    #[arg(long, env = "REGISTRY_RESOLVER_CERTS_DIR", default_value = "./certs")]
+    pub certs_dir: PathBuf,
+
+    /// How often the certificate files are checked for changes.
+    #[arg(long, env = "REGISTRY_RESOLVER_CERT_RELOAD_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub cert_reload_interval: Duration,
+
+    /// Bearer token for the API. Default: read from (or generated into) `<data-dir>/admin-token`.
+    #[arg(long, env = "REGISTRY_RESOLVER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// How long in-flight requests may take to finish on SIGTERM.
+    #[arg(long, env = "REGISTRY_RESOLVER_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ResolveArgs {
+    /// Manifest files (YAML or JSON, multi-document); `-` or none reads stdin.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+
+    /// Namespace for objects that do not name one.
+    #[arg(
+        short = 'n',
+        long,
+        env = "REGISTRY_RESOLVER_NAMESPACE",
+        default_value = "default"
+    )]
+    pub namespace: String,
+
+    #[arg(
+        short = 'o',
+        long,
+        env = "REGISTRY_RESOLVER_OUTPUT",
+        value_enum,
+        default_value = "yaml"
+    )]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CertsArgs {
+    /// Output directory: ca.crt, ca.key, tls.crt, tls.key.
+    #[arg(long, env = "REGISTRY_RESOLVER_CERTS_DIR", default_value = "./certs")]
+    pub out_dir: PathBuf,
+
+    /// Service name for `<service>.<namespace>.svc`.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_SERVICE",
+        default_value = "registry-resolver"
+    )]
+    pub service: String,
+
+    /// Namespace of the Service.
+    #[arg(
+        long = "service-namespace",
+        env = "REGISTRY_RESOLVER_SERVICE_NAMESPACE",
+        default_value = "registry-resolver"
+    )]
+    pub namespace: String,
+
+    /// Additional DNS name or IP address (repeatable).
+    #[arg(long = "san", env = "REGISTRY_RESOLVER_SANS", value_delimiter = ',')]
+    pub sans: Vec<String>,
+
+    /// Replace existing files.
+    #[arg(long, env = "REGISTRY_RESOLVER_FORCE")]
+    pub force: bool,
+}

@@ -1,0 +1,24 @@
+//! registry-resolver: expands registry-relative image paths such as
+//! `/mysql/mysql:5.6` against the registries a namespace is authorized for,
+//! and injects the matching `imagePullSecrets`.
+//!
+//! The flow of one admission:
+//! [`server`] (HTTPS) → [`admission`] (decode, find the pod template) →
+//! [`resolve`] (pure: template + [`index::Index`] → edits or denial) →
+//! [`admission::patch`] (RFC 6902) → response.
+//!
+//! Records live in a [`registry::store`]; every change is published into
+//! the [`index`] snapshot the webhook reads, so admission does no I/O.
+
+pub mod admission;
+pub mod api;
+pub mod app;
+pub mod certs;
+pub mod cli;
+pub mod index;
+pub mod manifests;
+pub mod reference;
+pub mod registry;
+pub mod resolve;
+pub mod server;
+pub mod telemetry;

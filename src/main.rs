@@ -1,0 +1,39 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use registry_resolver::app;
+use registry_resolver::cli::{Cli, Command};
+use registry_resolver::telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format, &cli.log_level);
+    let result = match cli.command {
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(app::serve(args)).map_err(|e| e.to_string())),
+        Command::Resolve(args) => app::resolve(args)
+            .map(|out| print!("{out}"))
+            .map_err(|e| e.to_string()),
+        Command::Certs(args) => app::certs(args)
+            .map(|paths| {
+                eprintln!(
+                    "wrote {}, {}, {} and {}",
+                    paths.ca_cert.display(),
+                    paths.ca_key.display(),
+                    paths.cert.display(),
+                    paths.key.display()
+                )
+            })
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("registry-resolver: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

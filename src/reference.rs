@@ -1,0 +1,354 @@
+//! The image reference grammar, as far as registry-relative paths need it.
+//!
+//! A *registry-relative* image starts with `/` (`/mysql/mysql:5.6`): the user
+//! names a repository path inside a registry and leaves the registry to us.
+//! Anything else (`nginx`, `docker.io/x`, `localhost:5000/x`) is an ordinary
+//! reference that we never touch.
+//!
+//! The rules follow the distribution reference grammar
+//! (`github.com/distribution/reference`): lowercase path components joined by
+//! `/`, an optional `:tag`, an optional `@algorithm:hex` digest. We parse the
+//! grammar ourselves rather than through a general reference parser because
+//! the webhook must tell a person *which* part is wrong, and a general parser
+//! both normalises (`docker.io/library/…`) and answers only "invalid format".
+
+use std::fmt;
+
+/// The longest repository name (host and path) the distribution grammar accepts.
+pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
+const TAG_LENGTH_MAX: usize = 128;
+
+/// Does this image string ask us to pick the registry?
+#[inline]
+pub fn is_registry_relative(image: &str) -> bool {
+    image.starts_with('/')
+}
+
+/// A parsed registry-relative image: `/path[:tag][@digest]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelativeImage<'a> {
+    /// Repository path without the leading `/`, e.g. `mysql/mysql`.
+    pub path: &'a str,
+    pub tag: Option<&'a str>,
+    pub digest: Option<&'a str>,
+}
+
+/// What is wrong with an image path, phrased for the person who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("image path must start with '/' to be registry-relative")]
+    NotRelative,
+    #[error("image path is empty: name a repository after '/'")]
+    EmptyPath,
+    #[error("image path has an empty component ('//' or a trailing '/')")]
+    EmptyComponent,
+    #[error("repository path component {0:?} must be lowercase")]
+    Uppercase(String),
+    #[error(
+        "repository path component {0:?} is invalid: use lowercase letters, digits and single '.', '_', '__' or '-' separators between them"
+    )]
+    InvalidComponent(String),
+    #[error(
+        "tag {0:?} is invalid: up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+    )]
+    InvalidTag(String),
+    #[error("tag is empty after ':'")]
+    EmptyTag,
+    #[error("digest {0:?} is invalid: expected algorithm:hex such as sha256:<64 hex digits>")]
+    InvalidDigest(String),
+    #[error("repository name {0:?} is longer than 255 characters")]
+    NameTooLong(String),
+}
+
+impl<'a> RelativeImage<'a> {
+    /// Parses `/path[:tag][@digest]`, checking every part against the grammar.
+    pub fn parse(image: &'a str) -> Result<Self, ReferenceError> {
+        let rest = image.strip_prefix('/').ok_or(ReferenceError::NotRelative)?;
+        if rest.is_empty() {
+            return Err(ReferenceError::EmptyPath);
+        }
+        let (name_and_tag, digest) = match rest.split_once('@') {
+            Some((before, digest)) => {
+                validate_digest(digest)?;
+                (before, Some(digest))
+            }
+            None => (rest, None),
+        };
+        // A tag can only follow the last path component: a ':' before the last
+        // '/' is part of a component and is reported as an invalid component.
+        let last_slash = name_and_tag.rfind('/').map_or(0, |i| i + 1);
+        let (path, tag) = match name_and_tag[last_slash..].find(':') {
+            Some(colon) => {
+                let at = last_slash + colon;
+                let tag = &name_and_tag[at + 1..];
+                validate_tag(tag)?;
+                (&name_and_tag[..at], Some(tag))
+            }
+            None => (name_and_tag, None),
+        };
+        if path.is_empty() {
+            return Err(ReferenceError::EmptyPath);
+        }
+        for component in path.split('/') {
+            validate_path_component(component)?;
+        }
+        Ok(Self { path, tag, digest })
+    }
+
+    /// Joins the image onto a registry address `host[:port][/prefix]`,
+    /// keeping tag and digest exactly as written.
+    pub fn join(&self, registry_address: &str) -> Result<String, ReferenceError> {
+        let name_len = registry_address.len() + 1 + self.path.len();
+        if name_len > NAME_TOTAL_LENGTH_MAX {
+            return Err(ReferenceError::NameTooLong(format!(
+                "{registry_address}/{}",
+                self.path
+            )));
+        }
+        let mut out = String::with_capacity(
+            name_len + self.tag.map_or(0, |t| t.len() + 1) + self.digest.map_or(0, |d| d.len() + 1),
+        );
+        out.push_str(registry_address);
+        out.push('/');
+        out.push_str(self.path);
+        if let Some(tag) = self.tag {
+            out.push(':');
+            out.push_str(tag);
+        }
+        if let Some(digest) = self.digest {
+            out.push('@');
+            out.push_str(digest);
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Display for RelativeImage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}", self.path)?;
+        if let Some(tag) = self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
+pub fn validate_path_component(component: &str) -> Result<(), ReferenceError> {
+    if component.is_empty() {
+        return Err(ReferenceError::EmptyComponent);
+    }
+    if component.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(ReferenceError::Uppercase(component.to_owned()));
+    }
+    if is_path_component(component) {
+        Ok(())
+    } else {
+        Err(ReferenceError::InvalidComponent(component.to_owned()))
+    }
+}
+
+fn is_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    if !alnum(first) || !alnum(last) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: '.', '_', '__' or one or more '-'.
+        let start = i;
+        match bytes[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if bytes.get(i) == Some(&b'_') {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while bytes.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+        if i == start || !bytes.get(i).is_some_and(|&b| alnum(b)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// `[\w][\w.-]{0,127}`
+fn validate_tag(tag: &str) -> Result<(), ReferenceError> {
+    if tag.is_empty() {
+        return Err(ReferenceError::EmptyTag);
+    }
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = tag.as_bytes();
+    let ok = bytes.len() <= TAG_LENGTH_MAX
+        && word(bytes[0])
+        && bytes[1..]
+            .iter()
+            .all(|&b| word(b) || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ReferenceError::InvalidTag(tag.to_owned()))
+    }
+}
+
+/// `algorithm:hex`, with the lengths go-digest enforces for sha256 and sha512.
+fn validate_digest(digest: &str) -> Result<(), ReferenceError> {
+    let invalid = || ReferenceError::InvalidDigest(digest.to_owned());
+    let (algorithm, hex) = digest.split_once(':').ok_or_else(invalid)?;
+    let algorithm_ok = algorithm.split(['+', '.', '_', '-']).all(|part| {
+        let mut chars = part.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric())
+    });
+    let hex_ok = match algorithm {
+        "sha256" => hex.len() == 64 && hex.bytes().all(is_lower_hex),
+        "sha512" => hex.len() == 128 && hex.bytes().all(is_lower_hex),
+        _ => hex.len() >= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+    };
+    if algorithm_ok && hex_ok {
+        Ok(())
+    } else {
+        Err(invalid())
+    }
+}
+
+fn is_lower_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn parses_and_joins_valid_paths() {
+        let with_digest = format!("/library/nginx@{DIGEST}");
+        let with_both = format!("/library/nginx:1.27@{DIGEST}");
+        let cases: Vec<(&str, &str, String)> = vec![
+            (
+                "/mysql/mysql:5.6",
+                "dockerhub.qingcloud.com",
+                "dockerhub.qingcloud.com/mysql/mysql:5.6".into(),
+            ),
+            ("/nginx", "139.198.16.232", "139.198.16.232/nginx".into()),
+            (
+                "/a/b/c:v1.0-rc.1",
+                "harbor.example.com:8443/library",
+                "harbor.example.com:8443/library/a/b/c:v1.0-rc.1".into(),
+            ),
+            (
+                &with_digest,
+                "r.example",
+                format!("r.example/library/nginx@{DIGEST}"),
+            ),
+            (
+                &with_both,
+                "r.example",
+                format!("r.example/library/nginx:1.27@{DIGEST}"),
+            ),
+            (
+                "/a__b/c-d/e.f/g---h:Latest_1",
+                "[::1]:5000",
+                "[::1]:5000/a__b/c-d/e.f/g---h:Latest_1".into(),
+            ),
+            (
+                "/docker.io/library/busybox:1",
+                "proxy.example",
+                "proxy.example/docker.io/library/busybox:1".into(),
+            ),
+        ];
+        for (image, registry, want) in cases {
+            let parsed = RelativeImage::parse(image).unwrap_or_else(|e| panic!("{image}: {e}"));
+            assert_eq!(
+                parsed.join(registry).as_deref(),
+                Ok(want.as_str()),
+                "{image}"
+            );
+            assert_eq!(parsed.to_string(), image, "display round-trips");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_paths_with_specific_errors() {
+        use ReferenceError::*;
+        let cases: Vec<(&str, ReferenceError)> = vec![
+            ("nginx", NotRelative),
+            ("/", EmptyPath),
+            ("//x", EmptyComponent),
+            ("/a//b", EmptyComponent),
+            ("/a/", EmptyComponent),
+            ("/MySQL/x", Uppercase("MySQL".into())),
+            ("/a:b:c", InvalidTag("b:c".into())),
+            ("/a:", EmptyTag),
+            ("/:tag", EmptyPath),
+            ("/a:b/c", InvalidComponent("a:b".into())),
+            ("/-a/b", InvalidComponent("-a".into())),
+            ("/a./b", InvalidComponent("a.".into())),
+            ("/a..b", InvalidComponent("a..b".into())),
+            ("/a___b", InvalidComponent("a___b".into())),
+            ("/a b", InvalidComponent("a b".into())),
+            ("/a:.tag", InvalidTag(".tag".into())),
+            ("/a@sha256:abc", InvalidDigest("sha256:abc".into())),
+            ("/a@md5", InvalidDigest("md5".into())),
+            (
+                "/a@sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+                InvalidDigest(
+                    "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"
+                        .into(),
+                ),
+            ),
+        ];
+        for (image, want) in cases {
+            assert_eq!(RelativeImage::parse(image), Err(want), "{image}");
+        }
+        let long_tag = format!("/a:{}", "t".repeat(129));
+        assert!(matches!(
+            RelativeImage::parse(&long_tag),
+            Err(InvalidTag(_))
+        ));
+    }
+
+    #[test]
+    fn join_enforces_total_name_length() {
+        let path = format!("/{}", "a".repeat(250));
+        let parsed = RelativeImage::parse(&path).expect("valid path");
+        assert!(matches!(
+            parsed.join("registry.example.com"),
+            Err(ReferenceError::NameTooLong(_))
+        ));
+        assert!(parsed.join("r").is_ok());
+    }
+
+    #[test]
+    fn only_leading_slash_is_registry_relative() {
+        for (image, relative) in [
+            ("/mysql/mysql:5.6", true),
+            ("nginx", false),
+            ("docker.io/library/nginx", false),
+            ("localhost:5000/x", false),
+            ("", false),
+        ] {
+            assert_eq!(is_registry_relative(image), relative, "{image}");
+        }
+    }
+}

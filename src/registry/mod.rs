@@ -1,0 +1,11 @@
+//! Image registry records: the model, its validation, and where it is stored.
+
+mod model;
+pub mod server;
+pub mod store;
+
+pub use model::{
+    FieldError, Password, PasswordChange, Registry, RegistryInput, RegistrySpec, RegistryStatus,
+    TlsOptions, ValidationErrors, WriteMode, check_dns1123_label, check_dns1123_subdomain,
+};
+pub use server::{Scheme, Server, ServerError};

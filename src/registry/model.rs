@@ -1,0 +1,542 @@
+//! The registry record: what the API returns, what it accepts, and the rules
+//! that turn the second into the first.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::server::Server;
+
+/// Most characters accepted for free text fields.
+const DESCRIPTION_MAX: usize = 1024;
+const USERNAME_MAX: usize = 255;
+const PASSWORD_MAX: usize = 4096;
+
+/// A registry record as the API returns it. The password is never here:
+/// `hasPassword` says whether one is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Registry {
+    /// DNS-1123 label, unique, immutable.
+    #[schema(example = "demo")]
+    pub name: String,
+    /// Normalized address with its scheme: `http://` is a plain-HTTP registry.
+    #[schema(example = "https://dockerhub.qingcloud.com")]
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub has_password: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Namespaces ("projects") this registry is authorized for.
+    pub namespaces: Vec<String>,
+    /// Namespaces where this registry fills in registry-relative images that name no registry.
+    pub default_for: Vec<String>,
+    pub tls: TlsOptions,
+    /// The `kubernetes.io/dockerconfigjson` Secret injected into workloads.
+    pub pull_secret_name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub status: RegistryStatus,
+}
+
+impl Registry {
+    /// Whether workloads using this registry need its pull secret.
+    pub fn has_credentials(&self) -> bool {
+        self.username.is_some() && self.has_password
+    }
+
+    /// The stored, normalized server, parsed. Records only enter the store
+    /// through validation, so this fails only on a corrupted store.
+    pub fn parsed_server(&self) -> Result<Server, super::server::ServerError> {
+        Server::parse(&self.server)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsOptions {
+    /// PEM certificates trusted for this registry only (a private CA, as Harbor often uses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+    /// Skip certificate verification. Ignored when `caBundle` is given.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// Connectivity status, filled in by registry verification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryStatus {
+    pub verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The body of `POST /registries` and `PUT /registries/{name}`.
+///
+/// Read-only fields of [`Registry`] (`hasPassword`, `createdAt`, `updatedAt`,
+/// `status`) are accepted and ignored so a client can send back what it read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistryInput {
+    #[schema(example = "demo")]
+    pub name: Option<String>,
+    #[schema(example = "dockerhub.qingcloud.com")]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Write-only. On PUT, omitting it keeps the stored password unless `server` changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Password>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[schema(example = json!(["team-a"]))]
+    pub namespaces: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_for: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_secret_name: Option<String>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub has_password: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub created_at: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub updated_at: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub status: Option<serde_json::Value>,
+}
+
+impl From<&Registry> for RegistryInput {
+    /// The record as an input document (without the password): the base a
+    /// merge patch is applied to.
+    fn from(r: &Registry) -> Self {
+        Self {
+            name: Some(r.name.clone()),
+            server: Some(r.server.clone()),
+            username: r.username.clone(),
+            password: None,
+            description: r.description.clone(),
+            namespaces: Some(r.namespaces.clone()),
+            default_for: Some(r.default_for.clone()),
+            tls: Some(r.tls.clone()),
+            pull_secret_name: Some(r.pull_secret_name.clone()),
+            ..Self::default()
+        }
+    }
+}
+
+/// A password that never prints itself.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, format = Password)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// What a write does to the stored password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordChange {
+    Set(Password),
+    /// Keep the stored one (PUT without a password). Refused by the store when
+    /// the server changes: stored credentials are never sent to a new address.
+    Keep,
+    /// The record has no credentials.
+    Clear,
+}
+
+/// A validated create or replace request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrySpec {
+    pub name: String,
+    pub server: Server,
+    pub username: Option<String>,
+    pub password: PasswordChange,
+    pub description: Option<String>,
+    pub namespaces: Vec<String>,
+    pub default_for: Vec<String>,
+    pub tls: TlsOptions,
+    pub pull_secret_name: String,
+}
+
+impl RegistrySpec {
+    /// Would this write change how we reach or log in to the registry?
+    /// Then its verification status no longer holds.
+    pub fn changes_connection(&self, old: &Registry) -> bool {
+        self.server.to_string() != old.server
+            || self.username != old.username
+            || match self.password {
+                PasswordChange::Set(_) => true,
+                PasswordChange::Clear => old.has_password,
+                PasswordChange::Keep => false,
+            }
+            || self.tls != old.tls
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON path of the offending field, e.g. `namespaces[1]`.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+/// Whether a body creates a record or replaces one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Create,
+    Replace,
+}
+
+impl RegistryInput {
+    /// Checks every field and returns the spec, or every problem found.
+    /// `path_name` is the `{name}` of the URL on replace.
+    pub fn validate(
+        self,
+        mode: WriteMode,
+        path_name: Option<&str>,
+    ) -> Result<RegistrySpec, ValidationErrors> {
+        let mut errors = Vec::new();
+        let mut fail = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                message,
+            })
+        };
+
+        let name = match (self.name, path_name) {
+            (Some(body), Some(path)) if body != path => {
+                fail(
+                    "name",
+                    format!("name is immutable: the URL names {path:?}, the body {body:?}"),
+                );
+                path.to_owned()
+            }
+            (_, Some(path)) => path.to_owned(),
+            (Some(body), None) => body,
+            (None, None) => {
+                fail("name", "required".into());
+                String::new()
+            }
+        };
+        if !name.is_empty()
+            && let Err(message) = check_dns1123_label(&name)
+        {
+            fail("name", message);
+        }
+
+        let server = match self.server.as_deref().map(Server::parse) {
+            Some(Ok(server)) => Some(server),
+            Some(Err(e)) => {
+                fail("server", e.to_string());
+                None
+            }
+            None => {
+                fail("server", "required".into());
+                None
+            }
+        };
+
+        let username = self.username.filter(|u| !u.is_empty());
+        if let Some(user) = &username {
+            if user.len() > USERNAME_MAX {
+                fail("username", format!("longer than {USERNAME_MAX} characters"));
+            }
+            if user.contains(':') {
+                fail("username", "must not contain ':'".into());
+            }
+            if user.chars().any(char::is_control) {
+                fail("username", "must not contain control characters".into());
+            }
+        }
+        let password = match (&username, self.password) {
+            (Some(_), Some(p)) if p.expose().is_empty() => {
+                fail("password", "must not be empty".into());
+                PasswordChange::Clear
+            }
+            (Some(_), Some(p)) if p.expose().len() > PASSWORD_MAX => {
+                fail("password", format!("longer than {PASSWORD_MAX} characters"));
+                PasswordChange::Clear
+            }
+            (Some(_), Some(p)) => PasswordChange::Set(p),
+            (Some(_), None) if mode == WriteMode::Create => {
+                fail("password", "required when username is given".into());
+                PasswordChange::Clear
+            }
+            (Some(_), None) => PasswordChange::Keep,
+            (None, Some(_)) => {
+                fail("username", "required when password is given".into());
+                PasswordChange::Clear
+            }
+            (None, None) => PasswordChange::Clear,
+        };
+
+        let description = self.description.filter(|d| !d.is_empty());
+        if description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > DESCRIPTION_MAX)
+        {
+            fail(
+                "description",
+                format!("longer than {DESCRIPTION_MAX} characters"),
+            );
+        }
+
+        let namespaces = dedup(self.namespaces.unwrap_or_default());
+        if namespaces.is_empty() {
+            fail("namespaces", "at least one namespace is required".into());
+        }
+        for (i, ns) in namespaces.iter().enumerate() {
+            if let Err(message) = check_dns1123_label(ns) {
+                fail(&format!("namespaces[{i}]"), message);
+            }
+        }
+        let default_for = dedup(self.default_for.unwrap_or_default());
+        for (i, ns) in default_for.iter().enumerate() {
+            if !namespaces.contains(ns) {
+                fail(
+                    &format!("defaultFor[{i}]"),
+                    format!("namespace {ns:?} is not in namespaces"),
+                );
+            }
+        }
+
+        let tls = self.tls.unwrap_or_default();
+        if let Some(pem) = &tls.ca_bundle
+            && let Err(message) = check_ca_bundle(pem)
+        {
+            fail("tls.caBundle", message);
+        }
+
+        // Defaulted from the name, it is only as valid as the name, which
+        // was checked above: report one problem once.
+        let pull_secret_name = match self.pull_secret_name.filter(|s| !s.is_empty()) {
+            Some(given) => {
+                if let Err(message) = check_dns1123_subdomain(&given) {
+                    fail("pullSecretName", message);
+                }
+                given
+            }
+            None => name.clone(),
+        };
+
+        match server {
+            Some(server) if errors.is_empty() => Ok(RegistrySpec {
+                name,
+                server,
+                username,
+                password,
+                description,
+                namespaces,
+                default_for,
+                tls,
+                pull_secret_name,
+            }),
+            _ => Err(ValidationErrors(errors)),
+        }
+    }
+}
+
+fn dedup(items: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// RFC 1123 label, as Kubernetes checks namespace and object names.
+pub fn check_dns1123_label(value: &str) -> Result<(), String> {
+    if value.len() > 63 {
+        return Err(format!("{value:?} is longer than 63 characters"));
+    }
+    if !is_label(value) {
+        return Err(format!(
+            "{value:?} is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 1123 subdomain, as Kubernetes checks Secret names.
+pub fn check_dns1123_subdomain(value: &str) -> Result<(), String> {
+    if value.len() > 253 {
+        return Err(format!("{value:?} is longer than 253 characters"));
+    }
+    if value.is_empty() || !value.split('.').all(is_label) {
+        return Err(format!(
+            "{value:?} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+fn is_label(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !bytes.is_empty()
+        && bytes.first().is_some_and(alnum)
+        && bytes.last().is_some_and(alnum)
+        && bytes.iter().all(|b| alnum(b) || *b == b'-')
+}
+
+/// The bundle must hold at least one certificate a TLS client could trust.
+fn check_ca_bundle(pem: &str) -> Result<(), String> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    let mut count = 0usize;
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("not valid PEM: {e}"))?;
+        roots.add(cert).map_err(|e| {
+            format!(
+                "certificate {} is not a usable CA certificate: {e}",
+                count + 1
+            )
+        })?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err("contains no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: serde_json::Value) -> RegistryInput {
+        serde_json::from_value(json).expect("test input deserializes")
+    }
+
+    fn fields(result: Result<RegistrySpec, ValidationErrors>) -> Vec<String> {
+        result
+            .expect_err("validation should fail")
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn minimal_create_defaults_pull_secret_to_name() {
+        let spec = input(serde_json::json!({
+            "name": "demo", "server": "dockerhub.qingcloud.com", "namespaces": ["a", "b", "a"]
+        }))
+        .validate(WriteMode::Create, None)
+        .expect("valid");
+        assert_eq!(spec.pull_secret_name, "demo");
+        assert_eq!(spec.namespaces, ["a", "b"], "duplicates are dropped");
+        assert_eq!(spec.password, PasswordChange::Clear);
+    }
+
+    #[test]
+    fn reports_every_invalid_field() {
+        let got = fields(
+            input(serde_json::json!({
+                "name": "Demo_1", "server": "ftp://x", "namespaces": ["ok", "Bad"],
+                "defaultFor": ["other"], "pullSecretName": "UPPER",
+                "tls": {"caBundle": "not pem"}
+            }))
+            .validate(WriteMode::Create, None),
+        );
+        assert_eq!(
+            got,
+            [
+                "name",
+                "server",
+                "namespaces[1]",
+                "defaultFor[0]",
+                "tls.caBundle",
+                "pullSecretName"
+            ]
+        );
+    }
+
+    #[test]
+    fn credentials_rules() {
+        let base = serde_json::json!({"name": "r", "server": "r.example", "namespaces": ["a"]});
+        let with = |extra: serde_json::Value| {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .expect("object")
+                .extend(extra.as_object().expect("object").clone());
+            input(v)
+        };
+        assert_eq!(
+            fields(with(serde_json::json!({"username": "u"})).validate(WriteMode::Create, None)),
+            ["password"]
+        );
+        assert_eq!(
+            fields(with(serde_json::json!({"password": "p"})).validate(WriteMode::Create, None)),
+            ["username"]
+        );
+        assert_eq!(
+            fields(
+                with(serde_json::json!({"username": "a:b", "password": "p"}))
+                    .validate(WriteMode::Create, None)
+            ),
+            ["username"]
+        );
+        let keep = with(serde_json::json!({"username": "u"}))
+            .validate(WriteMode::Replace, Some("r"))
+            .expect("replace may omit the password");
+        assert_eq!(keep.password, PasswordChange::Keep);
+        let set = with(serde_json::json!({"username": "u", "password": "p"}))
+            .validate(WriteMode::Create, None)
+            .expect("valid");
+        assert_eq!(set.password, PasswordChange::Set(Password::new("p")));
+    }
+
+    #[test]
+    fn name_is_immutable_on_replace() {
+        let got = fields(
+            input(serde_json::json!({"name": "other", "server": "r.example", "namespaces": ["a"]}))
+                .validate(WriteMode::Replace, Some("r")),
+        );
+        assert_eq!(got, ["name"]);
+    }
+
+    #[test]
+    fn password_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Password::new("hunter2")), "Password(***)");
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(check_dns1123_label("team-a").is_ok());
+        assert!(check_dns1123_label(&"a".repeat(64)).is_err());
+        assert!(check_dns1123_label("-a").is_err());
+        assert!(check_dns1123_subdomain("pull.secret-1").is_ok());
+        assert!(check_dns1123_subdomain("a..b").is_err());
+    }
+}

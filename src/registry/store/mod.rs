@@ -1,0 +1,64 @@
+//! Where registry records live. The embedded SQLite store is the first
+//! backend; every backend publishes its records into the [`IndexHandle`] on
+//! every change so the webhook never queries it.
+//!
+//! [`IndexHandle`]: crate::index::IndexHandle
+
+mod cipher;
+mod sqlite;
+
+pub(crate) use cipher::write_private_file;
+pub use cipher::{Cipher, CipherError};
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+use super::model::{Password, Registry, RegistrySpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("registry {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("registry {0:?} not found")]
+    NotFound(String),
+    #[error("namespace {namespace:?} already has default registry {registry:?}")]
+    DefaultConflict { namespace: String, registry: String },
+    #[error(
+        "password is required because server changed from {from} to {to}: stored credentials are never sent to a new address"
+    )]
+    PasswordRequiredForNewServer { from: String, to: String },
+    #[error("password is required: registry {0:?} has no stored password")]
+    PasswordRequired(String),
+    /// Storage failure. The message never contains a password.
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+/// The username and password of a registry, for the registry client and
+/// pull-secret writers; never for API responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Password,
+}
+
+/// Deletion of several records at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchDeleted {
+    pub deleted: Vec<String>,
+    pub not_found: Vec<String>,
+}
+
+#[async_trait]
+pub trait RegistryStore: Send + Sync + 'static {
+    async fn create(&self, spec: RegistrySpec) -> Result<Registry, StoreError>;
+    /// Replaces the record; see [`PasswordChange`](super::model::PasswordChange) for the password.
+    async fn replace(&self, spec: RegistrySpec) -> Result<Registry, StoreError>;
+    async fn get(&self, name: &str) -> Result<Option<Registry>, StoreError>;
+    /// Every record, sorted by name.
+    async fn list(&self) -> Result<Vec<Registry>, StoreError>;
+    /// `true` if it existed.
+    async fn delete(&self, name: &str) -> Result<bool, StoreError>;
+    async fn delete_many(&self, names: Vec<String>) -> Result<BatchDeleted, StoreError>;
+    async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError>;
+}

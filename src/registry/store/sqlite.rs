@@ -1,0 +1,310 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Every write is one `IMMEDIATE` transaction, so uniqueness and default
+//! conflicts are checked against what is committed, and `synchronous=FULL`
+//! makes an acknowledged write survive a crash a moment later. Calls run on
+//! the blocking pool; the connection mutex is never held across an `.await`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite_migration::{M, Migrations};
+
+use super::{BatchDeleted, Cipher, Credentials, RegistryStore, StoreError};
+use crate::index::IndexHandle;
+use crate::registry::model::{Password, PasswordChange, Registry, RegistrySpec, RegistryStatus};
+
+/// Schema history; append, never edit.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE registries (
+            name     TEXT PRIMARY KEY NOT NULL,
+            record   TEXT NOT NULL,   -- the Registry as JSON, without password
+            password BLOB             -- sealed by Cipher, NULL without credentials
+        ) STRICT;",
+    )])
+}
+
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    cipher: Cipher,
+    index: Arc<IndexHandle>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database and publishes its records.
+    pub fn open(path: &Path, cipher: Cipher, index: Arc<IndexHandle>) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
+        let inner = Inner {
+            conn: Mutex::new(conn),
+            cipher,
+            index,
+        };
+        {
+            let conn = inner.lock()?;
+            inner.publish(&conn)?;
+        }
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.lock()?;
+            f(&inner, &mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        // A panic while holding the lock cannot leave SQLite inconsistent
+        // (the transaction rolls back), so a poisoned lock is safe to reuse.
+        Ok(self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Rebuilds the webhook's index from what is committed. Called with the
+    /// connection locked, so snapshots are published in commit order.
+    fn publish(&self, conn: &Connection) -> Result<(), StoreError> {
+        let records = list_records(conn)?;
+        self.index.publish(&records);
+        Ok(())
+    }
+
+    fn write(
+        &self,
+        conn: &mut Connection,
+        spec: RegistrySpec,
+        creating: bool,
+    ) -> Result<Registry, StoreError> {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let existing: Option<(String, Option<Vec<u8>>)> = tx
+            .query_row(
+                "SELECT record, password FROM registries WHERE name = ?1",
+                params![spec.name],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        let existing = match (existing, creating) {
+            (Some(_), true) => return Err(StoreError::AlreadyExists(spec.name)),
+            (None, false) => return Err(StoreError::NotFound(spec.name)),
+            (Some((json, password)), false) => Some((decode(&json)?, password)),
+            (None, true) => None,
+        };
+
+        for other in list_records(&tx)? {
+            if other.name == spec.name {
+                continue;
+            }
+            if let Some(ns) = spec
+                .default_for
+                .iter()
+                .find(|ns| other.default_for.contains(ns))
+            {
+                return Err(StoreError::DefaultConflict {
+                    namespace: ns.clone(),
+                    registry: other.name,
+                });
+            }
+        }
+
+        let new_server = spec.server.to_string();
+        let sealed = match (&spec.password, &existing) {
+            (PasswordChange::Set(password), _) => Some(
+                self.cipher
+                    .seal(password.expose().as_bytes(), &spec.name)
+                    .map_err(backend)?,
+            ),
+            (PasswordChange::Clear, _) => None,
+            (PasswordChange::Keep, Some((old, _))) if old.server != new_server => {
+                return Err(StoreError::PasswordRequiredForNewServer {
+                    from: old.server.clone(),
+                    to: new_server,
+                });
+            }
+            (PasswordChange::Keep, Some((_, Some(blob)))) => Some(blob.clone()),
+            (PasswordChange::Keep, _) => return Err(StoreError::PasswordRequired(spec.name)),
+        };
+
+        let now = Utc::now();
+        let record = Registry {
+            name: spec.name.clone(),
+            server: new_server,
+            username: spec.username.clone(),
+            has_password: sealed.is_some(),
+            description: spec.description.clone(),
+            namespaces: spec.namespaces.clone(),
+            default_for: spec.default_for.clone(),
+            tls: spec.tls.clone(),
+            pull_secret_name: spec.pull_secret_name.clone(),
+            created_at: existing.as_ref().map_or(now, |(old, _)| old.created_at),
+            updated_at: now,
+            // A record whose connection details changed must be checked again.
+            status: match &existing {
+                Some((old, _)) if !spec.changes_connection(old) => old.status.clone(),
+                _ => RegistryStatus::default(),
+            },
+        };
+        let json =
+            serde_json::to_string(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO registries (name, record, password) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET record = excluded.record, password = excluded.password",
+            params![record.name, json, sealed],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        self.publish(conn)?;
+        Ok(record)
+    }
+}
+
+#[async_trait]
+impl RegistryStore for SqliteStore {
+    async fn create(&self, spec: RegistrySpec) -> Result<Registry, StoreError> {
+        self.run(move |inner, conn| inner.write(conn, spec, true))
+            .await
+    }
+
+    async fn replace(&self, spec: RegistrySpec) -> Result<Registry, StoreError> {
+        self.run(move |inner, conn| inner.write(conn, spec, false))
+            .await
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<Registry>, StoreError> {
+        let name = name.to_owned();
+        self.run(move |_, conn| {
+            conn.query_row(
+                "SELECT record FROM registries WHERE name = ?1",
+                params![name],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .map(|json| decode(&json))
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<Registry>, StoreError> {
+        self.run(|_, conn| list_records(conn)).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        let deleted = self.delete_many(vec![name.to_owned()]).await?;
+        Ok(!deleted.deleted.is_empty())
+    }
+
+    async fn delete_many(&self, names: Vec<String>) -> Result<BatchDeleted, StoreError> {
+        self.run(move |inner, conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let mut result = BatchDeleted::default();
+            for name in names {
+                let removed = tx
+                    .execute("DELETE FROM registries WHERE name = ?1", params![name])
+                    .map_err(backend)?;
+                if removed > 0 {
+                    result.deleted.push(name);
+                } else if !result.not_found.contains(&name) && !result.deleted.contains(&name) {
+                    result.not_found.push(name);
+                }
+            }
+            tx.commit().map_err(backend)?;
+            inner.publish(conn)?;
+            Ok(result)
+        })
+        .await
+    }
+
+    async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError> {
+        let name = name.to_owned();
+        self.run(move |inner, conn| {
+            let row: Option<(String, Option<Vec<u8>>)> = conn
+                .query_row(
+                    "SELECT record, password FROM registries WHERE name = ?1",
+                    params![name],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((json, Some(blob))) = row else {
+                return Ok(None);
+            };
+            let record = decode(&json)?;
+            let Some(username) = record.username else {
+                return Ok(None);
+            };
+            let plain = inner.cipher.open(&blob, &name).map_err(backend)?;
+            let password = String::from_utf8(plain)
+                .map_err(|_| StoreError::Backend("stored password is not UTF-8".into()))?;
+            Ok(Some(Credentials {
+                username,
+                password: Password::new(password),
+            }))
+        })
+        .await
+    }
+}
+
+fn list_records(conn: &Connection) -> Result<Vec<Registry>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT record FROM registries ORDER BY name")
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([], |row| row.get::<_, String>(0))
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for json in rows {
+        out.push(decode(&json.map_err(backend)?)?);
+    }
+    Ok(out)
+}
+
+fn decode(json: &str) -> Result<Registry, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        assert!(migrations().validate().is_ok());
+    }
+}

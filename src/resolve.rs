@@ -1,0 +1,317 @@
+//! Pure resolution: a pod template's images, its annotations and the
+//! request's namespace, against the index → the edits to make, or why not.
+//!
+//! No I/O happens here. The webhook, the `resolve` command and the API's
+//! resolve preview all call these functions, so they can never disagree.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::index::{Index, IndexedRegistry};
+use crate::reference::{RelativeImage, is_registry_relative};
+
+/// Picks the registry for every registry-relative image in the pod template.
+pub const REGISTRY_ANNOTATION: &str = "registry-resolver.io/registry";
+/// `registry-resolver.io/registry.<container>`: one container's registry.
+/// Only usable while `registry.<container>` fits the 63-character limit of
+/// an annotation name, i.e. for container names up to 54 characters.
+pub const CONTAINER_ANNOTATION_PREFIX: &str = "registry-resolver.io/registry.";
+/// `name=registry,name=registry`: per-container registries for any name length.
+pub const CONTAINER_REGISTRIES_ANNOTATION: &str = "registry-resolver.io/container-registries";
+/// Written by us: JSON object of container name → the image as written.
+pub const ORIGINAL_IMAGES_ANNOTATION: &str = "registry-resolver.io/original-images";
+
+/// Longest container name whose per-container annotation name is valid.
+pub const CONTAINER_ANNOTATION_NAME_MAX: usize = 63 - "registry.".len();
+
+pub type Annotations = Map<String, Value>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContainerList {
+    Containers,
+    InitContainers,
+    EphemeralContainers,
+}
+
+impl ContainerList {
+    pub const ALL: [ContainerList; 3] = [
+        ContainerList::InitContainers,
+        ContainerList::Containers,
+        ContainerList::EphemeralContainers,
+    ];
+
+    /// The pod spec field holding this list.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Containers => "containers",
+            Self::InitContainers => "initContainers",
+            Self::EphemeralContainers => "ephemeralContainers",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Containers => "container",
+            Self::InitContainers => "init container",
+            Self::EphemeralContainers => "ephemeral container",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerImage<'a> {
+    pub list: ContainerList,
+    pub index: usize,
+    pub name: &'a str,
+    pub image: &'a str,
+}
+
+/// What resolution reads of one pod template.
+#[derive(Debug, Clone, Default)]
+pub struct PodTemplate<'a> {
+    pub template_annotations: Option<&'a Annotations>,
+    /// The workload's own `metadata.annotations` (for a Pod, the same map).
+    pub workload_annotations: Option<&'a Annotations>,
+    pub containers: Vec<ContainerImage<'a>>,
+    pub image_pull_secrets: Vec<&'a str>,
+}
+
+/// Where the request happens.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub namespace: &'a str,
+    /// False on a Pod UPDATE: the API server rejects changes to
+    /// `imagePullSecrets` there, so we may rewrite images only.
+    pub pull_secrets_mutable: bool,
+}
+
+/// Why a registry was chosen; said in warnings and denials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    ContainerAnnotation(String),
+    ContainerRegistriesAnnotation,
+    TemplateAnnotation,
+    WorkloadAnnotation,
+    Request,
+    NamespaceDefault,
+}
+
+impl fmt::Display for Choice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ContainerAnnotation(key) => write!(f, "annotation {key}"),
+            Self::ContainerRegistriesAnnotation => {
+                write!(f, "annotation {CONTAINER_REGISTRIES_ANNOTATION}")
+            }
+            Self::TemplateAnnotation => write!(f, "pod template annotation {REGISTRY_ANNOTATION}"),
+            Self::WorkloadAnnotation => write!(f, "workload annotation {REGISTRY_ANNOTATION}"),
+            Self::Request => f.write_str("the request"),
+            Self::NamespaceDefault => f.write_str("the namespace default"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    pub list: ContainerList,
+    pub index: usize,
+    pub container: String,
+    pub original: String,
+    pub resolved: String,
+    pub registry: String,
+    pub choice: Choice,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    pub rewrites: Vec<Rewrite>,
+    /// Pull secrets to append to `imagePullSecrets`, in container order.
+    pub add_pull_secrets: Vec<String>,
+}
+
+impl Resolution {
+    pub fn is_empty(&self) -> bool {
+        self.rewrites.is_empty() && self.add_pull_secrets.is_empty()
+    }
+}
+
+/// Every reason the pod template cannot be admitted, one per problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Denial {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problems.join("; "))
+    }
+}
+
+/// One image expanded against one registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expanded<'i> {
+    pub image: String,
+    pub registry: &'i IndexedRegistry,
+}
+
+/// Resolves every registry-relative image of a pod template.
+pub fn resolve(
+    template: &PodTemplate<'_>,
+    scope: Scope<'_>,
+    index: &Index,
+) -> Result<Resolution, Denial> {
+    let mut resolution = Resolution::default();
+    let mut problems = Vec::new();
+    for container in &template.containers {
+        if !is_registry_relative(container.image) {
+            continue;
+        }
+        let what = format!("{} {:?}", container.list.noun(), container.name);
+        let choice = match choose_registry(template, container.name) {
+            Ok(choice) => choice,
+            Err(problem) => {
+                problems.push(format!("{what}: {problem}"));
+                continue;
+            }
+        };
+        let (registry_name, choice) = match choice {
+            Some((name, choice)) => (Some(name), choice),
+            None => (None, Choice::NamespaceDefault),
+        };
+        match expand(
+            container.image,
+            registry_name,
+            &choice,
+            scope.namespace,
+            index,
+        ) {
+            Ok(expanded) => {
+                if let Some(secret) = &expanded.registry.pull_secret
+                    && !template.image_pull_secrets.contains(&secret.as_str())
+                    && !resolution.add_pull_secrets.contains(secret)
+                {
+                    if scope.pull_secrets_mutable {
+                        resolution.add_pull_secrets.push(secret.clone());
+                    } else {
+                        problems.push(format!(
+                            "{what}: registry {:?} needs pull secret {secret:?}, but imagePullSecrets cannot change on a Pod update; add it to the pod's imagePullSecrets when creating the pod",
+                            expanded.registry.name
+                        ));
+                        continue;
+                    }
+                }
+                resolution.rewrites.push(Rewrite {
+                    list: container.list,
+                    index: container.index,
+                    container: container.name.to_owned(),
+                    original: container.image.to_owned(),
+                    resolved: expanded.image,
+                    registry: expanded.registry.name.clone(),
+                    choice,
+                });
+            }
+            Err(problem) => problems.push(format!("{what}: {problem}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(resolution)
+    } else {
+        Err(Denial { problems })
+    }
+}
+
+/// Expands one registry-relative image in `namespace`, with the named
+/// registry or the namespace's default. The error names the problem for a
+/// person; callers prefix it with the container it concerns.
+pub fn expand<'i>(
+    image: &str,
+    registry: Option<&str>,
+    choice: &Choice,
+    namespace: &str,
+    index: &'i Index,
+) -> Result<Expanded<'i>, String> {
+    let parsed =
+        RelativeImage::parse(image).map_err(|e| format!("image {image:?} is invalid: {e}"))?;
+    let view = index.namespace(namespace);
+    let authorized = || match view {
+        Some(v) if !v.authorized.is_empty() => {
+            format!(
+                "registries authorized in {namespace:?}: {}",
+                v.authorized.join(", ")
+            )
+        }
+        _ => format!("no registry is authorized in namespace {namespace:?}"),
+    };
+    let name = match registry {
+        Some(name) => name,
+        None => match view.and_then(|v| v.default.as_deref()) {
+            Some(default) => default,
+            None => {
+                return Err(format!(
+                    "image {image:?} names no registry and namespace {namespace:?} has no default registry; set annotation {REGISTRY_ANNOTATION} ({})",
+                    authorized()
+                ));
+            }
+        },
+    };
+    let registry = index.registry(name).ok_or_else(|| {
+        format!(
+            "registry {name:?} (from {choice}) does not exist ({})",
+            authorized()
+        )
+    })?;
+    if !registry.namespaces.contains(namespace) {
+        return Err(format!(
+            "registry {name:?} (from {choice}) is not authorized for namespace {namespace:?} ({})",
+            authorized()
+        ));
+    }
+    let image = parsed
+        .join(&registry.image_prefix)
+        .map_err(|e| format!("image {image:?} is invalid with registry {name:?}: {e}"))?;
+    Ok(Expanded { image, registry })
+}
+
+/// The registry a container asks for, most specific first; `None` means
+/// the namespace default applies.
+fn choose_registry<'a>(
+    template: &PodTemplate<'a>,
+    container: &str,
+) -> Result<Option<(&'a str, Choice)>, String> {
+    let lookup = |map: Option<&'a Annotations>, key: &str| -> Option<&'a str> {
+        map.and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    if container.len() <= CONTAINER_ANNOTATION_NAME_MAX {
+        let key = format!("{CONTAINER_ANNOTATION_PREFIX}{container}");
+        if let Some(name) = lookup(template.template_annotations, &key) {
+            return Ok(Some((name, Choice::ContainerAnnotation(key))));
+        }
+    }
+    if let Some(list) = lookup(
+        template.template_annotations,
+        CONTAINER_REGISTRIES_ANNOTATION,
+    ) {
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, registry) = entry.split_once('=').ok_or_else(|| {
+                format!("annotation {CONTAINER_REGISTRIES_ANNOTATION}: entry {entry:?} is not container=registry")
+            })?;
+            if name.trim() == container {
+                return Ok(Some((
+                    registry.trim(),
+                    Choice::ContainerRegistriesAnnotation,
+                )));
+            }
+        }
+    }
+    if let Some(name) = lookup(template.template_annotations, REGISTRY_ANNOTATION) {
+        return Ok(Some((name, Choice::TemplateAnnotation)));
+    }
+    if let Some(name) = lookup(template.workload_annotations, REGISTRY_ANNOTATION) {
+        return Ok(Some((name, Choice::WorkloadAnnotation)));
+    }
+    Ok(None)
+}

@@ -1,0 +1,332 @@
+//! Listeners: the HTTPS listener (webhook + API) and the plain-HTTP admin
+//! listener (health, readiness, metrics), with graceful shutdown.
+
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission;
+use crate::api::body::read_body;
+use crate::api::error::ApiError;
+use crate::api::{self, AppState};
+pub use tls::{ReloadingCert, TlsError};
+
+/// Largest AdmissionReview we read; the API server's own limit is 3 MiB objects.
+pub const MAX_REVIEW_BYTES: usize = 3 * 1024 * 1024;
+/// A TLS handshake that takes longer is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub cert_reload_interval: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
+}
+
+/// Whether we should receive traffic.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    tls_loaded: AtomicBool,
+    shutting_down: AtomicBool,
+}
+
+/// The HTTPS router: the webhook, the API and the OpenAPI document.
+pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/openapi.json", get(openapi_json))
+        .with_state(state.clone())
+        .nest("/api/v1", api::router(state))
+        .layer(middleware::from_fn_with_state(metrics, count_requests))
+}
+
+async fn mutate(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = match read_body(
+        body,
+        &parts.headers,
+        MAX_REVIEW_BYTES,
+        &["application/json"],
+    )
+    .await
+    {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            state.metrics.observe_admission(None, Duration::ZERO);
+            return error.into_response();
+        }
+    };
+    let started = Instant::now();
+    let index = state.index.load();
+    let result = admission::review(&bytes, &index);
+    let elapsed = started.elapsed();
+    match result {
+        Ok(reviewed) => {
+            state
+                .metrics
+                .observe_admission(Some(reviewed.outcome), elapsed);
+            if reviewed.outcome == admission::Outcome::Denied {
+                tracing::info!("admission denied");
+            }
+            ([(header::CONTENT_TYPE, "application/json")], reviewed.body).into_response()
+        }
+        Err(error) => {
+            state.metrics.observe_admission(None, elapsed);
+            tracing::warn!(%error, "rejected AdmissionReview");
+            ApiError::from(error).into_response()
+        }
+    }
+}
+
+async fn openapi_json() -> Response {
+    axum::Json(api::openapi()).into_response()
+}
+
+async fn count_requests(
+    State(metrics): State<Arc<crate::telemetry::Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    metrics.observe_http(&route, &method, response.status().as_u16());
+    response
+}
+
+#[derive(Clone)]
+struct AdminState {
+    app: AppState,
+    readiness: Arc<Readiness>,
+}
+
+/// `/healthz`, `/readyz`, `/metrics`.
+fn admin_router(app: AppState, readiness: Arc<Readiness>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(AdminState { app, readiness })
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    let r = &state.readiness;
+    let problem = if r.shutting_down.load(Ordering::Acquire) {
+        Some("shutting down")
+    } else if !r.tls_loaded.load(Ordering::Acquire) {
+        Some("serving certificate not loaded")
+    } else if !state.app.index.is_loaded() {
+        Some("registry index not loaded")
+    } else {
+        None
+    };
+    match problem {
+        None => (StatusCode::OK, "ready").into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.app.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// A started server: its bound addresses and the means to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub readiness: Arc<Readiness>,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish, closes keep-alive
+    /// connections, and returns when all of that is done.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until the server has stopped (after its token is cancelled).
+    pub async fn wait(self) {
+        for task in self.tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "server task failed");
+            }
+        }
+    }
+}
+
+/// Binds both listeners and serves `app` until the returned server's token
+/// is cancelled. The serving certificate is reloaded as it changes on disk.
+pub async fn start(app: AppState, options: &ServeOptions) -> Result<Running, ServeError> {
+    let readiness = Arc::new(Readiness::default());
+    let shutdown = CancellationToken::new();
+
+    let cert = Arc::new(ReloadingCert::load(&options.cert_file, &options.key_file)?);
+    let tls = TlsAcceptor::from(Arc::new(cert.clone().server_config()?));
+    cert.spawn_reloader(options.cert_reload_interval, shutdown.clone());
+    readiness.tls_loaded.store(true, Ordering::Release);
+
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let listener = bind(options.listen).await?;
+    let admin_listener = bind(options.admin_listen).await?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: options.listen,
+        source,
+    })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: options.admin_listen,
+            source,
+        })?;
+
+    // Readiness drops first, so the Service stops sending before we stop serving.
+    {
+        let readiness = readiness.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            readiness.shutting_down.store(true, Ordering::Release);
+        });
+    }
+
+    // The admin listener outlives the drain, so probes see "not ready" while
+    // in-flight admissions finish.
+    let drained = CancellationToken::new();
+    let https = {
+        let (drained, router, token) = (drained.clone(), router(app.clone()), shutdown.clone());
+        let timeout = options.shutdown_timeout;
+        tokio::spawn(async move {
+            serve_tls(listener, tls, router, token, timeout).await;
+            drained.cancel();
+        })
+    };
+    let admin = {
+        let router = admin_router(app, readiness.clone());
+        tokio::spawn(async move {
+            let served = axum::serve(admin_listener, router)
+                .with_graceful_shutdown(async move { drained.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "admin listener failed");
+            }
+        })
+    };
+    tracing::info!(%addr, %admin_addr, "serving");
+    Ok(Running {
+        addr,
+        admin_addr,
+        readiness,
+        shutdown,
+        tasks: vec![https, admin],
+    })
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    router: Router,
+    shutdown: CancellationToken,
+    drain_timeout: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
+        let service = TowerToHyperService::new(router.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(drain_timeout) => tracing::warn!(timeout = ?drain_timeout, "connections still open after the shutdown timeout; closing"),
+    }
+}

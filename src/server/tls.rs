@@ -1,0 +1,162 @@
+//! The serving certificate, reloaded from disk without a restart.
+//!
+//! We poll the files rather than watch them: a Kubernetes Secret volume
+//! swaps a `..data` symlink, which inotify watches on the files miss, while
+//! reading the paths always follows the current link. A new pair that does
+//! not load (half-written, mismatched key) is logged and the old one kept.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("certificate and key do not form a usable pair: {0}")]
+    Pair(String),
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// The crypto provider we use everywhere, chosen explicitly.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Installs our provider as the process default (needed by libraries that
+/// build their own rustls configs). Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[derive(Debug)]
+pub struct ReloadingCert {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+    /// The bytes behind `current`, to notice a change cheaply.
+    seen: Mutex<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ReloadingCert {
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
+        let (cert_pem, key_pem) = read_pair(cert_path, key_path)?;
+        let key = certified_key(cert_path, key_path, &cert_pem, &key_pem)?;
+        Ok(Self {
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
+            current: ArcSwap::from_pointee(key),
+            seen: Mutex::new((cert_pem, key_pem)),
+        })
+    }
+
+    /// Re-reads the files; swaps in the new pair if it changed and loads.
+    /// Returns whether a new pair was installed.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let (cert_pem, key_pem) = read_pair(&self.cert_path, &self.key_path)?;
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.0 == cert_pem && seen.1 == key_pem {
+            return Ok(false);
+        }
+        let key = certified_key(&self.cert_path, &self.key_path, &cert_pem, &key_pem)?;
+        self.current.store(Arc::new(key));
+        *seen = (cert_pem, key_pem);
+        Ok(true)
+    }
+
+    /// Polls for changes until `shutdown`. Never panics; errors keep the old pair.
+    pub fn spawn_reloader(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                let this = self.clone();
+                match tokio::task::spawn_blocking(move || this.reload_if_changed()).await {
+                    Ok(Ok(true)) => {
+                        tracing::info!(cert = %self.cert_path.display(), "serving certificate reloaded")
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "serving certificate reload failed; keeping the current certificate")
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "serving certificate reload task failed; keeping the current certificate")
+                    }
+                }
+            }
+        });
+    }
+
+    /// A TLS 1.2+ server config that always serves the current pair.
+    pub fn server_config(self: Arc<Self>) -> Result<rustls::ServerConfig, TlsError> {
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(self);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+fn read_pair(cert_path: &Path, key_path: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    Ok((read(cert_path)?, read(key_path)?))
+}
+
+fn certified_key(
+    cert_path: &Path,
+    key_path: &Path,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<CertifiedKey, TlsError> {
+    let parse_err = |path: &Path, message: String| TlsError::Parse {
+        path: path.display().to_string(),
+        message,
+    };
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| parse_err(cert_path, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(parse_err(cert_path, "no certificate found".into()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| parse_err(key_path, e.to_string()))?;
+    let certified = CertifiedKey::from_der(chain, key, &provider())
+        .map_err(|e| TlsError::Pair(e.to_string()))?;
+    // `from_der` tolerates keys whose match it cannot check; we do not.
+    certified
+        .keys_match()
+        .map_err(|e| TlsError::Pair(e.to_string()))?;
+    Ok(certified)
+}

@@ -1,0 +1,584 @@
+//! The REST API over real HTTPS: CRUD, every error status, auth, limits.
+
+mod common;
+
+use common::{TOKEN, TestServer};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn demo() -> Value {
+    json!({
+        "name": "demo",
+        "server": "dockerhub.qingcloud.com",
+        "username": "robot",
+        "password": "s3cret-pw",
+        "description": "QingCloud mirror",
+        "namespaces": ["team-a", "team-b"],
+        "defaultFor": ["team-a"]
+    })
+}
+
+async fn send(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server.api(method, path);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("body is JSON: {text}"))
+    };
+    (status, body)
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error body: {body}"))
+}
+
+#[tokio::test]
+async fn create_get_list_replace_patch_delete() {
+    let server = TestServer::start().await;
+
+    let created = server.create_registry(demo()).await;
+    assert_eq!(created["name"], "demo");
+    assert_eq!(
+        created["server"], "https://dockerhub.qingcloud.com",
+        "normalized with scheme"
+    );
+    assert_eq!(created["hasPassword"], true);
+    assert_eq!(created["pullSecretName"], "demo", "defaults to the name");
+    assert_eq!(created["status"]["verified"], false);
+    assert!(created.get("password").is_none(), "password is write-only");
+    assert!(
+        created["createdAt"]
+            .as_str()
+            .is_some_and(|t| t.contains('T'))
+    );
+
+    let (status, got) = send(&server, Method::GET, "/registries/demo", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(got, created);
+    assert_eq!(got["namespaces"], json!(["team-a", "team-b"]));
+
+    server
+        .create_registry(
+            json!({"name": "public", "server": "http://127.0.0.1:5000", "namespaces": ["team-b"]}),
+        )
+        .await;
+    let (_, list) = send(&server, Method::GET, "/registries", None).await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["demo", "public"]);
+    let (_, filtered) = send(&server, Method::GET, "/registries?namespace=team-a", None).await;
+    assert_eq!(filtered["items"].as_array().map(Vec::len), Some(1));
+
+    // PUT without a password keeps the stored one (same server).
+    let mut replacement = demo();
+    replacement
+        .as_object_mut()
+        .expect("object")
+        .remove("password");
+    replacement["description"] = json!("changed");
+    let (status, replaced) =
+        send(&server, Method::PUT, "/registries/demo", Some(replacement)).await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["description"], "changed");
+    assert_eq!(replaced["hasPassword"], true);
+    assert_eq!(replaced["createdAt"], created["createdAt"]);
+
+    // A client may PUT back what it read (read-only fields are ignored).
+    let (status, _) = send(
+        &server,
+        Method::PUT,
+        "/registries/demo",
+        Some(replaced.clone()),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Merge patch.
+    let response = server
+        .api(Method::PATCH, "/registries/demo")
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"namespaces":["team-a","team-c"],"description":null}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let patched: Value = response.json().await.expect("json");
+    assert_eq!(patched["namespaces"], json!(["team-a", "team-c"]));
+    assert!(patched.get("description").is_none());
+    assert_eq!(patched["hasPassword"], true);
+
+    let (status, _) = send(&server, Method::DELETE, "/registries/demo", None).await;
+    assert_eq!(status, 204);
+    let (status, body) = send(&server, Method::GET, "/registries/demo", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(error_code(&body), "not_found");
+    let (status, _) = send(&server, Method::DELETE, "/registries/demo", None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn conflicts_and_validation_errors() {
+    let server = TestServer::start().await;
+    server.create_registry(demo()).await;
+
+    let (status, body) = send(&server, Method::POST, "/registries", Some(demo())).await;
+    assert_eq!((status, error_code(&body)), (409, "already_exists"));
+
+    // A second default for team-a names the registry holding it.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries",
+        Some(json!({"name": "other", "server": "r.example", "namespaces": ["team-a"], "defaultFor": ["team-a"]})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (409, "default_conflict"));
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("\"demo\"") && message.contains("team-a"),
+        "{message}"
+    );
+
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries",
+        Some(json!({"name": "Bad_Name", "server": "ftp://x", "namespaces": []})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"));
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| d["field"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(fields, ["name", "server", "namespaces"]);
+    assert_eq!(body["error"]["field"], "name");
+
+    // Wrong type names the field.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries",
+        Some(json!({"name": "x", "server": "r", "namespaces": "team-a"})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"));
+    assert_eq!(body["error"]["field"], "namespaces");
+
+    // Unknown field (a typo) names the field.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries",
+        Some(json!({"name": "x", "server": "r", "namespace": ["a"]})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"));
+    assert_eq!(body["error"]["field"], "namespace");
+
+    // Not JSON at all.
+    let response = server
+        .api(Method::POST, "/registries")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(error_code(&body), "bad_request");
+
+    // Wrong content type.
+    let response = server
+        .api(Method::POST, "/registries")
+        .header("content-type", "text/plain")
+        .body(demo().to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 415);
+
+    // Too large.
+    let huge = json!({"name": "big", "server": "r", "namespaces": ["a"], "description": "x".repeat(2 * 1024 * 1024)});
+    let (status, body) = send(&server, Method::POST, "/registries", Some(huge)).await;
+    assert_eq!((status, error_code(&body)), (413, "payload_too_large"));
+
+    // PUT that renames, PUT of a missing record.
+    let (status, body) = send(
+        &server,
+        Method::PUT,
+        "/registries/demo",
+        Some(json!({"name": "renamed", "server": "r", "namespaces": ["a"]})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"));
+    assert_eq!(body["error"]["field"], "name");
+    let (status, _) = send(
+        &server,
+        Method::PUT,
+        "/registries/ghost",
+        Some(json!({"server": "r", "namespaces": ["a"]})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let response = server
+        .api(Method::PATCH, "/registries/ghost")
+        .header("content-type", "application/merge-patch+json")
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn stored_password_is_never_sent_to_a_new_address() {
+    let server = TestServer::start().await;
+    server.create_registry(demo()).await;
+    let mut moved = demo();
+    moved.as_object_mut().expect("object").remove("password");
+    moved["server"] = json!("https://evil.example.com");
+    let (status, body) = send(
+        &server,
+        Method::PUT,
+        "/registries/demo",
+        Some(moved.clone()),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"));
+    assert_eq!(body["error"]["field"], "password");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("server changed")
+    );
+
+    // The same through a merge patch.
+    let response = server
+        .api(Method::PATCH, "/registries/demo")
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"server":"https://evil.example.com"}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 422);
+
+    // With the password given again, the move is accepted.
+    moved["password"] = json!("new-pw");
+    let (status, body) = send(&server, Method::PUT, "/registries/demo", Some(moved)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["server"], "https://evil.example.com");
+
+    // Dropping the username drops the credentials.
+    let (status, body) = send(
+        &server,
+        Method::PUT,
+        "/registries/demo",
+        Some(json!({"server": "https://evil.example.com", "namespaces": ["team-a"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["hasPassword"], false);
+    assert!(body.get("username").is_none());
+}
+
+#[tokio::test]
+async fn batch_delete_and_namespace_views() {
+    let server = TestServer::start().await;
+    server.create_registry(demo()).await;
+    server
+        .create_registry(json!({"name": "aaa", "server": "a.example", "namespaces": ["team-a"]}))
+        .await;
+    server
+        .create_registry(json!({"name": "zzz", "server": "z.example", "namespaces": ["team-a", "team-z"], "defaultFor": ["team-z"]}))
+        .await;
+
+    // The picker view: default first, then by name.
+    let (status, body) = send(&server, Method::GET, "/namespaces/team-a/registries", None).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["demo", "aaa", "zzz"]);
+    let (status, body) = send(
+        &server,
+        Method::GET,
+        "/namespaces/Not_A_Namespace/registries",
+        None,
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"));
+
+    // Resolve preview: default, explicit, denials with the webhook's message.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/namespaces/team-a/resolve",
+        Some(json!({"image": "/mysql/mysql:5.6"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"image": "dockerhub.qingcloud.com/mysql/mysql:5.6", "registry": "demo", "pullSecret": "demo"})
+    );
+    let (_, body) = send(
+        &server,
+        Method::POST,
+        "/namespaces/team-a/resolve",
+        Some(json!({"image": "/x:1", "registry": "aaa"})),
+    )
+    .await;
+    assert_eq!(
+        body,
+        json!({"image": "a.example/x:1", "registry": "aaa", "pullSecret": null})
+    );
+    let (_, body) = send(
+        &server,
+        Method::POST,
+        "/namespaces/team-a/resolve",
+        Some(json!({"image": "nginx:1"})),
+    )
+    .await;
+    assert_eq!(
+        body,
+        json!({"image": "nginx:1", "registry": null, "pullSecret": null})
+    );
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/namespaces/team-z/resolve",
+        Some(json!({"image": "/x", "registry": "demo"})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "resolution_denied"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not authorized for namespace \"team-z\"")
+    );
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/namespaces/team-a/resolve",
+        Some(json!({"image": "/MySQL/x"})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "resolution_denied"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("must be lowercase")
+    );
+
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries:batchDelete",
+        Some(json!({"names": ["aaa", "ghost", "zzz"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"deleted": ["aaa", "zzz"], "notFound": ["ghost"]})
+    );
+    let (_, list) = send(&server, Method::GET, "/registries", None).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn authentication_is_required_and_passwords_never_returned() {
+    let server = TestServer::start().await;
+    let unauthenticated = server
+        .client
+        .get(server.url("/api/v1/registries"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unauthenticated.status(), 401);
+    assert_eq!(
+        unauthenticated
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let body: Value = unauthenticated.json().await.expect("json");
+    assert_eq!(error_code(&body), "unauthorized");
+    let wrong = server
+        .client
+        .get(server.url("/api/v1/registries"))
+        .bearer_auth(format!("{TOKEN}x"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(wrong.status(), 401);
+
+    server.create_registry(demo()).await;
+    for path in [
+        "/registries",
+        "/registries/demo",
+        "/namespaces/team-a/registries",
+    ] {
+        let text = server
+            .api(Method::GET, path)
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("text");
+        assert!(
+            !text.contains("s3cret-pw"),
+            "{path} leaks the password: {text}"
+        );
+        assert!(
+            !text.contains("\"password\""),
+            "{path} has a password field"
+        );
+    }
+
+    // The database holds only ciphertext.
+    let db = std::fs::read(server.dir.path().join("data/registries.db")).expect("db");
+    let wal = std::fs::read(server.dir.path().join("data/registries.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(
+            !bytes.windows(9).any(|w| w == b"s3cret-pw"),
+            "password stored in plaintext"
+        );
+    }
+}
+
+#[tokio::test]
+async fn openapi_document_describes_every_endpoint() {
+    let server = TestServer::start().await;
+    let doc: Value = server
+        .client
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, methods) in [
+        ("/api/v1/registries", &["post", "get"][..]),
+        (
+            "/api/v1/registries/{name}",
+            &["get", "put", "patch", "delete"][..],
+        ),
+        ("/api/v1/registries:batchDelete", &["post"][..]),
+        ("/api/v1/namespaces/{namespace}/registries", &["get"][..]),
+        ("/api/v1/namespaces/{namespace}/resolve", &["post"][..]),
+    ] {
+        for method in methods {
+            assert!(
+                paths.get(path).and_then(|p| p.get(*method)).is_some(),
+                "{method} {path} missing"
+            );
+        }
+    }
+    let registry = &doc["components"]["schemas"]["Registry"]["properties"];
+    assert!(registry.get("hasPassword").is_some());
+    assert!(
+        registry.get("password").is_none(),
+        "responses have no password"
+    );
+    assert!(
+        doc["components"]["schemas"]["RegistryInput"]["properties"]
+            .get("password")
+            .is_some()
+    );
+    assert!(doc["components"]["securitySchemes"].get("bearer").is_some());
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let mut server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(server.admin_url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(server.admin_url("/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        200
+    );
+    server.create_registry(demo()).await;
+    let metrics = http
+        .get(server.admin_url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"registry_resolver_http_requests_total{route="/api/v1/registries",method="POST",status="201"} 1"#),
+        "{metrics}"
+    );
+    let job = common::fixture_json("job-kubectl.json");
+    server
+        .review(&common::admission_review(&job, "team-a", "CREATE"))
+        .await;
+    let metrics = http
+        .get(server.admin_url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"registry_resolver_admission_requests_total{outcome="mutated"} 1"#),
+        "{metrics}"
+    );
+    // Sub-millisecond buckets exist.
+    assert!(
+        metrics.contains(r#"registry_resolver_admission_duration_seconds_bucket{le="0.00001","#),
+        "{metrics}"
+    );
+
+    let healthz = server.admin_url("/healthz");
+    server.stop().await;
+    assert!(
+        http.get(healthz).send().await.is_err(),
+        "admin listener closed after shutdown"
+    );
+}

@@ -1,0 +1,227 @@
+//! Shared by the integration tests: a real server on loopback ports with a
+//! generated CA, a client that trusts only that CA, and AdmissionReview
+//! helpers. Each test binary uses a different subset.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use registry_resolver::api::{AppState, Auth};
+use registry_resolver::certs::{self, CertPaths, CertSubjects};
+use registry_resolver::cli::StoreArgs;
+use registry_resolver::index::IndexHandle;
+use registry_resolver::server::{self, Running, ServeOptions};
+use registry_resolver::telemetry::Metrics;
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-admin-token";
+
+pub fn store_args(data_dir: &Path) -> StoreArgs {
+    StoreArgs {
+        data_dir: data_dir.to_owned(),
+        encryption_key: None,
+        encryption_key_file: None,
+    }
+}
+
+pub fn generate_certs(dir: &Path) -> CertPaths {
+    certs::generate(
+        dir,
+        &CertSubjects {
+            service: "registry-resolver".into(),
+            namespace: "registry-resolver".into(),
+            extra: vec![],
+        },
+    )
+    .expect("certificates generate")
+}
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub certs: CertPaths,
+    pub running: Option<Running>,
+    pub client: reqwest::Client,
+    pub index: Arc<IndexHandle>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = generate_certs(&dir.path().join("certs"));
+        Self::start_in(dir, certs, Duration::from_secs(10)).await
+    }
+
+    /// Starts on `dir` (data in `dir/data`), serving `certs`.
+    pub async fn start_in(dir: tempfile::TempDir, certs: CertPaths, reload: Duration) -> Self {
+        registry_resolver::server::tls::install_crypto_provider();
+        let index = IndexHandle::new();
+        let store = registry_resolver::app::open_embedded_store(
+            &store_args(&dir.path().join("data")),
+            index.clone(),
+        )
+        .expect("store opens");
+        let state = AppState {
+            store: Arc::new(store),
+            index: index.clone(),
+            metrics: Arc::new(Metrics::new()),
+            auth: Arc::new(Auth::admin_token(TOKEN)),
+        };
+        let options = ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            admin_listen: "127.0.0.1:0".parse().expect("addr"),
+            cert_file: certs.cert.clone(),
+            key_file: certs.key.clone(),
+            cert_reload_interval: reload,
+            shutdown_timeout: Duration::from_secs(5),
+        };
+        let running = server::start(state, &options).await.expect("server starts");
+        let client = client_trusting(&certs.ca_cert);
+        Self {
+            dir,
+            certs,
+            running: Some(running),
+            client,
+            index,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.running.as_ref().expect("running").addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.running.as_ref().expect("running").admin_addr
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr().port())
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr())
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+
+    /// An authenticated API request.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/api/v1{path}")))
+            .bearer_auth(TOKEN)
+    }
+
+    /// POST /api/v1/registries, asserting 201.
+    pub async fn create_registry(&self, body: Value) -> Value {
+        let response = self
+            .api(reqwest::Method::POST, "/registries")
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let body: Value = response.json().await.expect("json body");
+        assert_eq!(status, 201, "create failed: {body}");
+        body
+    }
+
+    /// POST /mutate with an AdmissionReview, returning the response object.
+    pub async fn review(&self, review: &Value) -> Value {
+        let response = self
+            .client
+            .post(self.url("/mutate"))
+            .json(review)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(body["kind"], "AdmissionReview");
+        assert_eq!(
+            body["response"]["uid"], review["request"]["uid"],
+            "uid is echoed"
+        );
+        body["response"].clone()
+    }
+}
+
+pub fn client_trusting(ca: &Path) -> reqwest::Client {
+    registry_resolver::server::tls::install_crypto_provider();
+    let pem = std::fs::read(ca).expect("CA readable");
+    let cert = reqwest::Certificate::from_pem(&pem).expect("CA parses");
+    reqwest::Client::builder()
+        .tls_certs_only([cert])
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client builds")
+}
+
+/// Wraps an object in an AdmissionReview the way the API server does.
+pub fn admission_review(object: &Value, namespace: &str, operation: &str) -> Value {
+    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let kind = object["kind"].as_str().expect("object has kind");
+    let resource = format!("{}s", kind.to_lowercase());
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("uid-{kind}-{operation}"),
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource},
+            "requestKind": {"group": group, "version": version, "kind": kind},
+            "requestResource": {"group": group, "version": version, "resource": resource},
+            "name": object["metadata"]["name"],
+            "namespace": namespace,
+            "operation": operation,
+            "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]},
+            "object": object,
+            "oldObject": if operation == "UPDATE" { object.clone() } else { Value::Null },
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+        }
+    })
+}
+
+/// Decodes the response's base64 JSON patch and applies it with an RFC 6902
+/// implementation; `None` when the response carries no patch.
+pub fn apply_patch(object: &Value, response: &Value) -> Option<Value> {
+    let patch = response.get("patch")?.as_str()?;
+    assert_eq!(response["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(patch)
+        .expect("patch is base64");
+    let patch: json_patch::Patch =
+        serde_json::from_slice(&bytes).expect("patch is an RFC 6902 document");
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, &patch).expect("patch applies");
+    Some(patched)
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn fixture_json(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture_path(name)).expect("fixture readable");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// Every document of a YAML fixture, as JSON values.
+pub fn fixture_yaml_documents(name: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(fixture_path(name)).expect("fixture readable");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("fixture is YAML"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
