@@ -85,3 +85,83 @@ pub fn build(
     }
     ops
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::{Choice, ContainerList, Rewrite};
+
+    fn rewrite(list: ContainerList, index: usize, name: &str) -> Rewrite {
+        Rewrite {
+            list,
+            index,
+            container: name.into(),
+            original: "/a:1".into(),
+            resolved: "r.example/a:1".into(),
+            registry: "r".into(),
+            choice: Choice::NamespaceDefault,
+        }
+    }
+
+    fn ops_json(ops: &[PatchOperation]) -> Value {
+        serde_json::to_value(ops).expect("serializes")
+    }
+
+    #[test]
+    fn minimal_ops_with_escaped_annotation_key() {
+        let object = json!({"spec": {"template": {
+            "metadata": {"annotations": {"keep": "me"}},
+            "spec": {"imagePullSecrets": [{"name": "mine"}], "initContainers": [{"name": "i", "image": "/a:1"}]}
+        }}});
+        let resolution = Resolution {
+            rewrites: vec![rewrite(ContainerList::InitContainers, 0, "i")],
+            add_pull_secrets: vec!["r".into()],
+        };
+        let ops = build(&object, &["spec", "template"], &resolution, true);
+        assert_eq!(
+            ops_json(&ops),
+            json!([
+                {"op": "replace", "path": "/spec/template/spec/initContainers/0/image", "value": "r.example/a:1"},
+                {"op": "add", "path": "/spec/template/spec/imagePullSecrets/-", "value": {"name": "r"}},
+                {"op": "add", "path": "/spec/template/metadata/annotations/registry-resolver.io~1original-images", "value": "{\"i\":\"/a:1\"}"}
+            ])
+        );
+        let mut patched = object.clone();
+        json_patch::patch(&mut patched, &ops).expect("applies");
+        assert_eq!(patched["spec"]["template"]["metadata"]["annotations"]["keep"], "me");
+    }
+
+    #[test]
+    fn adds_missing_parents() {
+        let object = json!({"spec": {"containers": [{"name": "c", "image": "/a:1"}]}});
+        let resolution = Resolution {
+            rewrites: vec![rewrite(ContainerList::Containers, 0, "c")],
+            add_pull_secrets: vec!["r".into()],
+        };
+        let ops = build(&object, &[], &resolution, true);
+        let mut patched = object.clone();
+        json_patch::patch(&mut patched, &ops).expect("applies");
+        assert_eq!(
+            patched,
+            json!({
+                "spec": {"containers": [{"name": "c", "image": "r.example/a:1"}], "imagePullSecrets": [{"name": "r"}]},
+                "metadata": {"annotations": {ORIGINAL_IMAGES_ANNOTATION: "{\"c\":\"/a:1\"}"}}
+            })
+        );
+        // Metadata without annotations.
+        let object = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "/a:1"}]}});
+        let ops = build(&object, &[], &resolution, true);
+        assert_eq!(ops_json(&ops)[2]["path"], "/metadata/annotations");
+    }
+
+    #[test]
+    fn merges_earlier_original_images() {
+        let object = json!({"metadata": {"annotations": {ORIGINAL_IMAGES_ANNOTATION: "{\"old\":\"/o:1\"}"}},
+            "spec": {"containers": [{"name": "c", "image": "/a:1"}]}});
+        let resolution = Resolution { rewrites: vec![rewrite(ContainerList::Containers, 0, "c")], add_pull_secrets: vec![] };
+        let ops = build(&object, &[], &resolution, true);
+        assert_eq!(ops.len(), 2);
+        assert_eq!(ops_json(&ops)[1]["value"], "{\"old\":\"/o:1\",\"c\":\"/a:1\"}");
+        assert_eq!(build(&object, &[], &resolution, false).len(), 1, "no annotation when not annotating");
+    }
+}

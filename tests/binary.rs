@@ -1,0 +1,330 @@
+//! The real binary: `serve` across restarts and `kill -9`, what it logs,
+//! and `resolve` on multi-document streams and as a Helm post-renderer.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{client_trusting, fixture_path};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_registry-resolver");
+const TOKEN: &str = "binary-test-token";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Served {
+    child: Child,
+    port: u16,
+    admin_port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Served {
+    fn start(dir: &Path) -> Self {
+        let (port, admin_port) = (free_port(), free_port());
+        let log = dir.join(format!("serve-{port}.log"));
+        let child = Command::new(BIN)
+            .arg("serve")
+            .env("REGISTRY_RESOLVER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("REGISTRY_RESOLVER_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env("REGISTRY_RESOLVER_DATA_DIR", dir.join("data"))
+            .env("REGISTRY_RESOLVER_CERTS_DIR", dir.join("certs"))
+            .env("REGISTRY_RESOLVER_ADMIN_TOKEN", TOKEN)
+            // Everything we log, at the most verbose level, to search for secrets.
+            .env("REGISTRY_RESOLVER_LOG_LEVEL", "trace")
+            .env("REGISTRY_RESOLVER_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("binary starts");
+        let served = Self { child, port, admin_port, log };
+        served.wait_ready();
+        served
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let ready = std::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+                .ok()
+                .and_then(|mut s| {
+                    s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
+                    let mut out = String::new();
+                    std::io::Read::read_to_string(&mut s, &mut out).ok()?;
+                    Some(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"))
+                })
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server not ready; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    fn sigterm(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        self.child.wait().expect("exits")
+    }
+}
+
+fn registry(name: &str, password: &str) -> Value {
+    json!({"name": name, "server": "dockerhub.qingcloud.com", "username": "robot", "password": password,
+           "namespaces": ["team-a"], "defaultFor": if name == "demo" { json!(["team-a"]) } else { json!([]) }})
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9_and_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(dir.path());
+    let client = client_trusting(&dir.path().join("certs/ca.crt"));
+    let mut names = vec!["demo".to_owned()];
+    names.extend((0..19).map(|i| format!("r{i}")));
+    for name in &names {
+        let response = client
+            .post(served.url("/api/v1/registries"))
+            .bearer_auth(TOKEN)
+            .json(&registry(name, "pw-never-logged-1"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201);
+    }
+    // SIGKILL right after the last acknowledgement: no chance to flush anything.
+    served.kill9();
+
+    let served = Served::start(dir.path());
+    let list: Value = client
+        .get(served.url("/api/v1/registries"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let mut got: Vec<String> = list["items"].as_array().expect("items").iter().map(|r| r["name"].as_str().unwrap_or("").to_owned()).collect();
+    got.sort();
+    let mut want = names.clone();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(list["items"].as_array().expect("items").iter().all(|r| r["hasPassword"] == true));
+
+    // The restarted webhook resolves with the restored records.
+    let resolved: Value = client
+        .post(served.url("/api/v1/namespaces/team-a/resolve"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"image": "/mysql/mysql:5.6"}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(resolved["image"], "dockerhub.qingcloud.com/mysql/mysql:5.6");
+    let status = served.sigterm();
+    assert!(status.success(), "SIGTERM exits cleanly: {status:?}");
+}
+
+#[tokio::test]
+async fn passwords_and_tokens_never_reach_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(dir.path());
+    let client = client_trusting(&dir.path().join("certs/ca.crt"));
+    let password = "Pw-Secret-4-Log-Check";
+    let create = client
+        .post(served.url("/api/v1/registries"))
+        .bearer_auth(TOKEN)
+        .json(&registry("demo", password))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(create.status(), 201);
+    // Failing writes too: errors must not echo the body.
+    let mut bad = registry("demo", password);
+    bad["server"] = json!("ftp://nope");
+    let failed = client.put(served.url("/api/v1/registries/demo")).bearer_auth(TOKEN).json(&bad).send().await.expect("request");
+    assert_eq!(failed.status(), 422);
+    let text = failed.text().await.expect("text");
+    assert!(!text.contains(password));
+    let wrong_token = client.get(served.url("/api/v1/registries")).bearer_auth("not-the-token").send().await.expect("request");
+    assert_eq!(wrong_token.status(), 401);
+
+    let log_path = served.log.clone();
+    served.sigterm();
+    let log = std::fs::read_to_string(log_path).expect("log");
+    assert!(log.contains("registry created"), "the log has content: {log}");
+    for secret in [password, TOKEN, "not-the-token"] {
+        assert!(!log.contains(secret), "log contains {secret:?}");
+    }
+}
+
+fn seed_store(data_dir: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        use registry_resolver::registry::RegistryInput;
+        use registry_resolver::registry::WriteMode;
+        use registry_resolver::registry::store::RegistryStore;
+        let store = registry_resolver::app::open_embedded_store(
+            &common::store_args(data_dir),
+            registry_resolver::index::IndexHandle::new(),
+        )
+        .expect("store");
+        for body in [
+            json!({"name": "demo", "server": "dockerhub.qingcloud.com", "username": "u", "password": "p",
+                   "namespaces": ["team-a", "default"], "defaultFor": ["team-a", "default"]}),
+            json!({"name": "harbor", "server": "http://harbor.local/library", "namespaces": ["team-a"]}),
+        ] {
+            let input: RegistryInput = serde_json::from_value(body).expect("input");
+            store.create(input.validate(WriteMode::Create, None).expect("valid")).await.expect("created");
+        }
+    });
+}
+
+fn run_resolve(args: &[&str], data_dir: &Path, stdin: &[u8]) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("resolve")
+        .args(args)
+        .env("REGISTRY_RESOLVER_DATA_DIR", data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn yaml_documents(text: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(text)
+        .map(|d| Value::deserialize(d).expect("output is YAML"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+#[test]
+fn resolve_command_on_a_multi_document_stream() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    seed_store(&data);
+
+    let mut input = std::fs::read_to_string(fixture_path("helm-create-template.yaml")).expect("fixture");
+    input.push_str("\n---\n");
+    input.push_str(&std::fs::read_to_string(fixture_path("cronjob-kubectl.json")).expect("fixture"));
+    let (ok, stdout, stderr) = run_resolve(&["--namespace", "team-a"], &data, input.as_bytes());
+    assert!(ok, "{stderr}");
+    let docs = yaml_documents(&stdout);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap_or("")).collect();
+    assert_eq!(kinds, ["ServiceAccount", "Service", "Deployment", "Pod", "CronJob"]);
+    assert_eq!(docs[2]["spec"]["template"]["spec"]["containers"][0]["image"], "dockerhub.qingcloud.com/library/nginx:1.27");
+    assert_eq!(docs[2]["spec"]["template"]["spec"]["imagePullSecrets"], json!([{"name": "demo"}]));
+    assert_eq!(docs[3]["spec"]["containers"][0]["image"], "busybox", "qualified images untouched");
+    let cron = &docs[4]["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(cron["containers"][0]["image"], "dockerhub.qingcloud.com/tools/backup:2.1");
+    // Field order is kept, so diffs against the input stay readable.
+    assert!(stdout.find("apiVersion").unwrap_or(usize::MAX) < stdout.find("kind").unwrap_or(0));
+
+    // Running the output through again changes nothing.
+    let (ok, again, _) = run_resolve(&["--namespace", "team-a"], &data, stdout.as_bytes());
+    assert!(ok);
+    assert_eq!(yaml_documents(&again), docs);
+
+    // JSON output; -f with a file.
+    let (ok, json_out, stderr) = run_resolve(
+        &["-f", fixture_path("job-kubectl.json").to_str().expect("utf-8 path"), "-o", "json", "-n", "team-a"],
+        &data,
+        b"",
+    );
+    assert!(ok, "{stderr}");
+    let job: Value = serde_json::from_str(&json_out).expect("json output");
+    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["image"], "dockerhub.qingcloud.com/mysql/mysql:5.6");
+}
+
+#[test]
+fn resolve_command_denies_with_the_webhook_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    seed_store(&data);
+    let input = std::fs::read_to_string(fixture_path("deployment-kubectl.json")).expect("fixture");
+    // team-b has no registry at all.
+    let (ok, stdout, stderr) = run_resolve(&["-n", "team-b"], &data, input.as_bytes());
+    assert!(!ok);
+    assert!(stdout.is_empty(), "nothing half-written to stdout");
+    assert!(
+        stderr.contains("Deployment/web: container \"mysql\": image \"/mysql/mysql:5.6\" names no registry"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run_resolve(&[], &data, b"kind: [unclosed");
+    assert!(!ok);
+    assert!(stderr.contains("document 1"), "{stderr}");
+    let (ok, _, stderr) = run_resolve(&[], &dir.path().join("missing"), b"");
+    assert!(!ok);
+    assert!(stderr.contains("no registry store"), "{stderr}");
+}
+
+/// Helm 3 runs the binary as `--post-renderer` (the README's test command
+/// installs helm).
+#[test]
+fn resolve_command_as_helm_post_renderer() {
+    let helm = which("helm").expect("helm on PATH: ./scripts/test installs it");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    seed_store(&data);
+    let chart = dir.path().join("demo");
+    let created = Command::new(&helm).args(["create"]).arg(&chart).output().expect("helm create");
+    assert!(created.status.success());
+    let out = Command::new(&helm)
+        .args(["template", "web"])
+        .arg(&chart)
+        .args(["--namespace", "team-a", "--set", "image.repository=/library/nginx", "--set", "image.tag=1.27"])
+        .args(["--post-renderer", BIN, "--post-renderer-args", "resolve", "--post-renderer-args", "--namespace=team-a"])
+        .env("REGISTRY_RESOLVER_DATA_DIR", &data)
+        .env("HELM_CACHE_HOME", dir.path().join("cache"))
+        .env("HELM_CONFIG_HOME", dir.path().join("config"))
+        .env("HELM_DATA_HOME", dir.path().join("helmdata"))
+        .output()
+        .expect("helm template");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deployment = yaml_documents(&stdout)
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "dockerhub.qingcloud.com/library/nginx:1.27");
+    assert_eq!(deployment["spec"]["template"]["spec"]["imagePullSecrets"], json!([{"name": "demo"}]));
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
+}
