@@ -324,9 +324,27 @@ mod tests {
 
     fn index() -> Index {
         Index::build(&[
-            record("demo", "https://dockerhub.qingcloud.com", &["team-a", "team-b"], &["team-a"], true),
-            record("harbor", "http://harbor.local:8080/library", &["team-a"], &[], true),
-            record("public", "https://public.example", &["team-b"], &["team-b"], false),
+            record(
+                "demo",
+                "https://dockerhub.qingcloud.com",
+                &["team-a", "team-b"],
+                &["team-a"],
+                true,
+            ),
+            record(
+                "harbor",
+                "http://harbor.local:8080/library",
+                &["team-a"],
+                &[],
+                true,
+            ),
+            record(
+                "public",
+                "https://public.example",
+                &["team-b"],
+                &["team-b"],
+                false,
+            ),
         ])
     }
 
@@ -361,7 +379,11 @@ mod tests {
                 workload: json!({}),
                 container: "app",
                 image: "/a/b:1",
-                want: Ok(("dockerhub.qingcloud.com/a/b:1", "demo", Choice::NamespaceDefault)),
+                want: Ok((
+                    "dockerhub.qingcloud.com/a/b:1",
+                    "demo",
+                    Choice::NamespaceDefault,
+                )),
             },
             Case {
                 name: "workload annotation beats the default",
@@ -370,7 +392,11 @@ mod tests {
                 workload: json!({REGISTRY_ANNOTATION: "harbor"}),
                 container: "app",
                 image: "/a/b:1",
-                want: Ok(("harbor.local:8080/library/a/b:1", "harbor", Choice::WorkloadAnnotation)),
+                want: Ok((
+                    "harbor.local:8080/library/a/b:1",
+                    "harbor",
+                    Choice::WorkloadAnnotation,
+                )),
             },
             Case {
                 name: "template annotation beats the workload's",
@@ -379,7 +405,11 @@ mod tests {
                 workload: json!({REGISTRY_ANNOTATION: "harbor"}),
                 container: "app",
                 image: "/a/b:1",
-                want: Ok(("dockerhub.qingcloud.com/a/b:1", "demo", Choice::TemplateAnnotation)),
+                want: Ok((
+                    "dockerhub.qingcloud.com/a/b:1",
+                    "demo",
+                    Choice::TemplateAnnotation,
+                )),
             },
             Case {
                 name: "container-registries beats the template annotation",
@@ -388,7 +418,11 @@ mod tests {
                 workload: json!({}),
                 container: "app",
                 image: "/a/b:1",
-                want: Ok(("harbor.local:8080/library/a/b:1", "harbor", Choice::ContainerRegistriesAnnotation)),
+                want: Ok((
+                    "harbor.local:8080/library/a/b:1",
+                    "harbor",
+                    Choice::ContainerRegistriesAnnotation,
+                )),
             },
             Case {
                 name: "per-container annotation beats everything",
@@ -397,7 +431,11 @@ mod tests {
                 workload: json!({REGISTRY_ANNOTATION: "harbor"}),
                 container: "app",
                 image: "/a/b:1",
-                want: Ok(("dockerhub.qingcloud.com/a/b:1", "demo", Choice::ContainerAnnotation("registry-resolver.io/registry.app".into()))),
+                want: Ok((
+                    "dockerhub.qingcloud.com/a/b:1",
+                    "demo",
+                    Choice::ContainerAnnotation("registry-resolver.io/registry.app".into()),
+                )),
             },
             Case {
                 name: "a name too long for its own annotation is not looked up under it",
@@ -406,7 +444,11 @@ mod tests {
                 workload: json!({}),
                 container: long,
                 image: "/a/b:1",
-                want: Ok(("dockerhub.qingcloud.com/a/b:1", "demo", Choice::NamespaceDefault)),
+                want: Ok((
+                    "dockerhub.qingcloud.com/a/b:1",
+                    "demo",
+                    Choice::NamespaceDefault,
+                )),
             },
             Case {
                 name: "empty annotation values are ignored",
@@ -415,7 +457,11 @@ mod tests {
                 workload: json!({}),
                 container: "app",
                 image: "/a/b:1",
-                want: Ok(("dockerhub.qingcloud.com/a/b:1", "demo", Choice::NamespaceDefault)),
+                want: Ok((
+                    "dockerhub.qingcloud.com/a/b:1",
+                    "demo",
+                    Choice::NamespaceDefault,
+                )),
             },
             Case {
                 name: "malformed container-registries",
@@ -442,26 +488,47 @@ mod tests {
                 workload: json!({}),
                 container: "app",
                 image: "/a/b:1",
-                want: Err("registry \"harbor\" (from pod template annotation registry-resolver.io/registry) is not authorized for namespace \"team-b\" (registries authorized in \"team-b\": public, demo)"),
+                want: Err(
+                    "registry \"harbor\" (from pod template annotation registry-resolver.io/registry) is not authorized for namespace \"team-b\" (registries authorized in \"team-b\": public, demo)",
+                ),
             },
         ];
         let index = index();
         for case in cases {
-            let (template, workload) = (case.template.as_object().cloned(), case.workload.as_object().cloned());
+            let (template, workload) = (
+                case.template.as_object().cloned(),
+                case.workload.as_object().cloned(),
+            );
             let pod = PodTemplate {
                 template_annotations: template.as_ref(),
                 workload_annotations: workload.as_ref(),
                 containers: vec![container(case.container, case.image)],
                 image_pull_secrets: vec![],
             };
-            let scope = Scope { namespace: case.namespace, pull_secrets_mutable: true };
+            let scope = Scope {
+                namespace: case.namespace,
+                pull_secrets_mutable: true,
+            };
             match (resolve(&pod, scope, &index), case.want) {
                 (Ok(resolution), Ok((image, registry, choice))) => {
                     let rewrite = &resolution.rewrites[0];
-                    assert_eq!((rewrite.resolved.as_str(), rewrite.registry.as_str(), &rewrite.choice), (image, registry, &choice), "{}", case.name);
+                    assert_eq!(
+                        (
+                            rewrite.resolved.as_str(),
+                            rewrite.registry.as_str(),
+                            &rewrite.choice
+                        ),
+                        (image, registry, &choice),
+                        "{}",
+                        case.name
+                    );
                 }
                 (Err(denial), Err(fragment)) => {
-                    assert!(denial.to_string().contains(fragment), "{}: {denial}", case.name);
+                    assert!(
+                        denial.to_string().contains(fragment),
+                        "{}: {denial}",
+                        case.name
+                    );
                 }
                 (got, want) => panic!("{}: got {got:?}, want {want:?}", case.name),
             }
@@ -477,20 +544,63 @@ mod tests {
             template_annotations: annotations,
             workload_annotations: None,
             containers: vec![
-                ContainerImage { list: ContainerList::InitContainers, index: 0, name: "first", image: "/x:1" },
-                ContainerImage { list: ContainerList::Containers, index: 0, name: "second", image: "/y:1" },
-                ContainerImage { list: ContainerList::Containers, index: 1, name: "third", image: "/z:1" },
-                ContainerImage { list: ContainerList::Containers, index: 2, name: "qualified", image: "nginx:1" },
+                ContainerImage {
+                    list: ContainerList::InitContainers,
+                    index: 0,
+                    name: "first",
+                    image: "/x:1",
+                },
+                ContainerImage {
+                    list: ContainerList::Containers,
+                    index: 0,
+                    name: "second",
+                    image: "/y:1",
+                },
+                ContainerImage {
+                    list: ContainerList::Containers,
+                    index: 1,
+                    name: "third",
+                    image: "/z:1",
+                },
+                ContainerImage {
+                    list: ContainerList::Containers,
+                    index: 2,
+                    name: "qualified",
+                    image: "nginx:1",
+                },
             ],
             image_pull_secrets: vec!["unrelated"],
         };
-        let resolution = resolve(&pod, Scope { namespace: "team-a", pull_secrets_mutable: true }, &index).expect("resolves");
+        let resolution = resolve(
+            &pod,
+            Scope {
+                namespace: "team-a",
+                pull_secrets_mutable: true,
+            },
+            &index,
+        )
+        .expect("resolves");
         assert_eq!(resolution.add_pull_secrets, ["harbor-pull", "demo-pull"]);
-        assert_eq!(resolution.rewrites.len(), 3, "the qualified image is not touched");
+        assert_eq!(
+            resolution.rewrites.len(),
+            3,
+            "the qualified image is not touched"
+        );
 
         // Registries without credentials need no secret.
-        let pod = PodTemplate { containers: vec![container("c", "/x")], ..PodTemplate::default() };
-        let resolution = resolve(&pod, Scope { namespace: "team-b", pull_secrets_mutable: true }, &index).expect("resolves");
+        let pod = PodTemplate {
+            containers: vec![container("c", "/x")],
+            ..PodTemplate::default()
+        };
+        let resolution = resolve(
+            &pod,
+            Scope {
+                namespace: "team-b",
+                pull_secrets_mutable: true,
+            },
+            &index,
+        )
+        .expect("resolves");
         assert!(resolution.add_pull_secrets.is_empty());
         assert_eq!(resolution.rewrites[0].resolved, "public.example/x");
     }
@@ -498,11 +608,38 @@ mod tests {
     #[test]
     fn pod_updates_cannot_add_pull_secrets() {
         let index = index();
-        let pod = PodTemplate { containers: vec![container("c", "/x")], ..PodTemplate::default() };
-        let denial = resolve(&pod, Scope { namespace: "team-a", pull_secrets_mutable: false }, &index).expect_err("denied");
-        assert!(denial.to_string().contains("needs pull secret \"demo-pull\""), "{denial}");
-        let pod = PodTemplate { image_pull_secrets: vec!["demo-pull"], ..pod };
-        let ok = resolve(&pod, Scope { namespace: "team-a", pull_secrets_mutable: false }, &index).expect("allowed");
+        let pod = PodTemplate {
+            containers: vec![container("c", "/x")],
+            ..PodTemplate::default()
+        };
+        let denial = resolve(
+            &pod,
+            Scope {
+                namespace: "team-a",
+                pull_secrets_mutable: false,
+            },
+            &index,
+        )
+        .expect_err("denied");
+        assert!(
+            denial
+                .to_string()
+                .contains("needs pull secret \"demo-pull\""),
+            "{denial}"
+        );
+        let pod = PodTemplate {
+            image_pull_secrets: vec!["demo-pull"],
+            ..pod
+        };
+        let ok = resolve(
+            &pod,
+            Scope {
+                namespace: "team-a",
+                pull_secrets_mutable: false,
+            },
+            &index,
+        )
+        .expect("allowed");
         assert!(ok.add_pull_secrets.is_empty());
         assert_eq!(ok.rewrites.len(), 1);
     }

@@ -35,7 +35,10 @@ impl Served {
         let child = Command::new(BIN)
             .arg("serve")
             .env("REGISTRY_RESOLVER_LISTEN", format!("127.0.0.1:{port}"))
-            .env("REGISTRY_RESOLVER_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env(
+                "REGISTRY_RESOLVER_ADMIN_LISTEN",
+                format!("127.0.0.1:{admin_port}"),
+            )
             .env("REGISTRY_RESOLVER_DATA_DIR", dir.join("data"))
             .env("REGISTRY_RESOLVER_CERTS_DIR", dir.join("certs"))
             .env("REGISTRY_RESOLVER_ADMIN_TOKEN", TOKEN)
@@ -46,7 +49,12 @@ impl Served {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("binary starts");
-        let served = Self { child, port, admin_port, log };
+        let served = Self {
+            child,
+            port,
+            admin_port,
+            log,
+        };
         served.wait_ready();
         served
     }
@@ -68,7 +76,10 @@ impl Served {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("server not ready; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        panic!(
+            "server not ready; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 
     fn url(&self, path: &str) -> String {
@@ -82,7 +93,10 @@ impl Served {
 
     fn sigterm(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
         self.child.wait().expect("exits")
     }
 }
@@ -122,12 +136,23 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
         .json()
         .await
         .expect("json");
-    let mut got: Vec<String> = list["items"].as_array().expect("items").iter().map(|r| r["name"].as_str().unwrap_or("").to_owned()).collect();
+    let mut got: Vec<String> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or("").to_owned())
+        .collect();
     got.sort();
     let mut want = names.clone();
     want.sort();
     assert_eq!(got, want);
-    assert!(list["items"].as_array().expect("items").iter().all(|r| r["hasPassword"] == true));
+    assert!(
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|r| r["hasPassword"] == true)
+    );
 
     // The restarted webhook resolves with the restored records.
     let resolved: Value = client
@@ -162,24 +187,41 @@ async fn passwords_and_tokens_never_reach_the_log() {
     // Failing writes too: errors must not echo the body.
     let mut bad = registry("demo", password);
     bad["server"] = json!("ftp://nope");
-    let failed = client.put(served.url("/api/v1/registries/demo")).bearer_auth(TOKEN).json(&bad).send().await.expect("request");
+    let failed = client
+        .put(served.url("/api/v1/registries/demo"))
+        .bearer_auth(TOKEN)
+        .json(&bad)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(failed.status(), 422);
     let text = failed.text().await.expect("text");
     assert!(!text.contains(password));
-    let wrong_token = client.get(served.url("/api/v1/registries")).bearer_auth("not-the-token").send().await.expect("request");
+    let wrong_token = client
+        .get(served.url("/api/v1/registries"))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .expect("request");
     assert_eq!(wrong_token.status(), 401);
 
     let log_path = served.log.clone();
     served.sigterm();
     let log = std::fs::read_to_string(log_path).expect("log");
-    assert!(log.contains("registry created"), "the log has content: {log}");
+    assert!(
+        log.contains("registry created"),
+        "the log has content: {log}"
+    );
     for secret in [password, TOKEN, "not-the-token"] {
         assert!(!log.contains(secret), "log contains {secret:?}");
     }
 }
 
 fn seed_store(data_dir: &Path) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         use registry_resolver::registry::RegistryInput;
         use registry_resolver::registry::WriteMode;
@@ -210,7 +252,12 @@ fn run_resolve(args: &[&str], data_dir: &Path, stdin: &[u8]) -> (bool, String, S
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
     let out = child.wait_with_output().expect("output");
     (
         out.status.success(),
@@ -233,19 +280,39 @@ fn resolve_command_on_a_multi_document_stream() {
     let data = dir.path().join("data");
     seed_store(&data);
 
-    let mut input = std::fs::read_to_string(fixture_path("helm-create-template.yaml")).expect("fixture");
+    let mut input =
+        std::fs::read_to_string(fixture_path("helm-create-template.yaml")).expect("fixture");
     input.push_str("\n---\n");
-    input.push_str(&std::fs::read_to_string(fixture_path("cronjob-kubectl.json")).expect("fixture"));
+    input
+        .push_str(&std::fs::read_to_string(fixture_path("cronjob-kubectl.json")).expect("fixture"));
     let (ok, stdout, stderr) = run_resolve(&["--namespace", "team-a"], &data, input.as_bytes());
     assert!(ok, "{stderr}");
     let docs = yaml_documents(&stdout);
-    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap_or("")).collect();
-    assert_eq!(kinds, ["ServiceAccount", "Service", "Deployment", "Pod", "CronJob"]);
-    assert_eq!(docs[2]["spec"]["template"]["spec"]["containers"][0]["image"], "dockerhub.qingcloud.com/library/nginx:1.27");
-    assert_eq!(docs[2]["spec"]["template"]["spec"]["imagePullSecrets"], json!([{"name": "demo"}]));
-    assert_eq!(docs[3]["spec"]["containers"][0]["image"], "busybox", "qualified images untouched");
+    let kinds: Vec<&str> = docs
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["ServiceAccount", "Service", "Deployment", "Pod", "CronJob"]
+    );
+    assert_eq!(
+        docs[2]["spec"]["template"]["spec"]["containers"][0]["image"],
+        "dockerhub.qingcloud.com/library/nginx:1.27"
+    );
+    assert_eq!(
+        docs[2]["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "demo"}])
+    );
+    assert_eq!(
+        docs[3]["spec"]["containers"][0]["image"], "busybox",
+        "qualified images untouched"
+    );
     let cron = &docs[4]["spec"]["jobTemplate"]["spec"]["template"]["spec"];
-    assert_eq!(cron["containers"][0]["image"], "dockerhub.qingcloud.com/tools/backup:2.1");
+    assert_eq!(
+        cron["containers"][0]["image"],
+        "dockerhub.qingcloud.com/tools/backup:2.1"
+    );
     // Field order is kept, so diffs against the input stay readable.
     assert!(stdout.find("apiVersion").unwrap_or(usize::MAX) < stdout.find("kind").unwrap_or(0));
 
@@ -256,13 +323,25 @@ fn resolve_command_on_a_multi_document_stream() {
 
     // JSON output; -f with a file.
     let (ok, json_out, stderr) = run_resolve(
-        &["-f", fixture_path("job-kubectl.json").to_str().expect("utf-8 path"), "-o", "json", "-n", "team-a"],
+        &[
+            "-f",
+            fixture_path("job-kubectl.json")
+                .to_str()
+                .expect("utf-8 path"),
+            "-o",
+            "json",
+            "-n",
+            "team-a",
+        ],
         &data,
         b"",
     );
     assert!(ok, "{stderr}");
     let job: Value = serde_json::from_str(&json_out).expect("json output");
-    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["image"], "dockerhub.qingcloud.com/mysql/mysql:5.6");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["image"],
+        "dockerhub.qingcloud.com/mysql/mysql:5.6"
+    );
 }
 
 #[test]
@@ -276,7 +355,9 @@ fn resolve_command_denies_with_the_webhook_message() {
     assert!(!ok);
     assert!(stdout.is_empty(), "nothing half-written to stdout");
     assert!(
-        stderr.contains("Deployment/web: container \"mysql\": image \"/mysql/mysql:5.6\" names no registry"),
+        stderr.contains(
+            "Deployment/web: container \"mysql\": image \"/mysql/mysql:5.6\" names no registry"
+        ),
         "{stderr}"
     );
     let (ok, _, stderr) = run_resolve(&[], &data, b"kind: [unclosed");
@@ -296,13 +377,31 @@ fn resolve_command_as_helm_post_renderer() {
     let data = dir.path().join("data");
     seed_store(&data);
     let chart = dir.path().join("demo");
-    let created = Command::new(&helm).args(["create"]).arg(&chart).output().expect("helm create");
+    let created = Command::new(&helm)
+        .args(["create"])
+        .arg(&chart)
+        .output()
+        .expect("helm create");
     assert!(created.status.success());
     let out = Command::new(&helm)
         .args(["template", "web"])
         .arg(&chart)
-        .args(["--namespace", "team-a", "--set", "image.repository=/library/nginx", "--set", "image.tag=1.27"])
-        .args(["--post-renderer", BIN, "--post-renderer-args", "resolve", "--post-renderer-args", "--namespace=team-a"])
+        .args([
+            "--namespace",
+            "team-a",
+            "--set",
+            "image.repository=/library/nginx",
+            "--set",
+            "image.tag=1.27",
+        ])
+        .args([
+            "--post-renderer",
+            BIN,
+            "--post-renderer-args",
+            "resolve",
+            "--post-renderer-args",
+            "--namespace=team-a",
+        ])
         .env("REGISTRY_RESOLVER_DATA_DIR", &data)
         .env("HELM_CACHE_HOME", dir.path().join("cache"))
         .env("HELM_CONFIG_HOME", dir.path().join("config"))
@@ -310,13 +409,23 @@ fn resolve_command_as_helm_post_renderer() {
         .output()
         .expect("helm template");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let deployment = yaml_documents(&stdout)
         .into_iter()
         .find(|d| d["kind"] == "Deployment")
         .expect("a Deployment");
-    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "dockerhub.qingcloud.com/library/nginx:1.27");
-    assert_eq!(deployment["spec"]["template"]["spec"]["imagePullSecrets"], json!([{"name": "demo"}]));
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "dockerhub.qingcloud.com/library/nginx:1.27"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "demo"}])
+    );
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {

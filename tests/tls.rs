@@ -34,7 +34,12 @@ fn secret_volume(dir: &Path, generation: &str, pair: &CertPaths) {
 async fn eventually_ok(client: &reqwest::Client, url: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if client.get(url).send().await.is_ok_and(|r| r.status() == 401) {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 401)
+        {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -60,13 +65,35 @@ async fn reloads_certificates_swapped_through_the_data_symlink() {
 
     let old_client = client_trusting(&first.ca_cert);
     let new_client = client_trusting(&second.ca_cert);
-    assert_eq!(old_client.get(&url).send().await.expect("old cert served").status(), 401);
-    assert!(new_client.get(&url).send().await.is_err(), "new CA not yet trusted");
+    assert_eq!(
+        old_client
+            .get(&url)
+            .send()
+            .await
+            .expect("old cert served")
+            .status(),
+        401
+    );
+    assert!(
+        new_client.get(&url).send().await.is_err(),
+        "new CA not yet trusted"
+    );
 
     secret_volume(&volume, "2026_11_29_02", &second);
-    assert!(eventually_ok(&new_client, &url).await, "new certificate served after the swap");
+    assert!(
+        eventually_ok(&new_client, &url).await,
+        "new certificate served after the swap"
+    );
     // The connection opened before the swap keeps working.
-    assert_eq!(old_client.get(&url).send().await.expect("kept-alive connection").status(), 401);
+    assert_eq!(
+        old_client
+            .get(&url)
+            .send()
+            .await
+            .expect("kept-alive connection")
+            .status(),
+        401
+    );
 
     // A broken pair (the key of another certificate) is refused; the
     // current certificate keeps serving.
@@ -78,7 +105,15 @@ async fn reloads_certificates_swapped_through_the_data_symlink() {
     secret_volume(&volume, "2026_11_29_03", &mismatched);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let fresh = client_trusting(&second.ca_cert);
-    assert_eq!(fresh.get(&url).send().await.expect("still serving the good pair").status(), 401);
+    assert_eq!(
+        fresh
+            .get(&url)
+            .send()
+            .await
+            .expect("still serving the good pair")
+            .status(),
+        401
+    );
     // Garbage is refused too.
     let versioned = volume.join("..2026_11_29_04");
     std::fs::create_dir_all(&versioned).expect("mkdir");
@@ -89,7 +124,15 @@ async fn reloads_certificates_swapped_through_the_data_symlink() {
     std::fs::rename(&tmp, volume.join("..data")).expect("swap");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let fresh = client_trusting(&second.ca_cert);
-    assert_eq!(fresh.get(&url).send().await.expect("still serving").status(), 401);
+    assert_eq!(
+        fresh
+            .get(&url)
+            .send()
+            .await
+            .expect("still serving")
+            .status(),
+        401
+    );
 
     // And a good pair after the bad ones is picked up.
     secret_volume(&volume, "2026_11_29_05", &third);
@@ -100,11 +143,21 @@ async fn reloads_certificates_swapped_through_the_data_symlink() {
 async fn tls_1_2_and_1_3_only_and_http_1_1_alpn() {
     let server = TestServer::start().await;
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
-        let (mut stream, _) = connect(&server.certs.ca_cert, server.addr().port(), &[version]).await;
-        stream.write_all(b"GET /openapi.json HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await.expect("write");
+        let (mut stream, _) =
+            connect(&server.certs.ca_cert, server.addr().port(), &[version]).await;
+        stream
+            .write_all(
+                b"GET /openapi.json HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+            )
+            .await
+            .expect("write");
         let mut out = Vec::new();
         stream.read_to_end(&mut out).await.expect("read");
-        assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
     }
 }
 
@@ -112,20 +165,26 @@ async fn connect(
     ca: &Path,
     port: u16,
     versions: &[&'static rustls::SupportedProtocolVersion],
-) -> (tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Option<Vec<u8>>) {
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    Option<Vec<u8>>,
+) {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca).expect("CA") {
         roots.add(cert.expect("cert")).expect("root");
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(registry_resolver::server::tls::provider())
-        .with_protocol_versions(versions)
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(registry_resolver::server::tls::provider())
+            .with_protocol_versions(versions)
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("tcp");
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("tcp");
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
     let stream = connector.connect(name, tcp).await.expect("handshake");
     let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
@@ -140,7 +199,12 @@ async fn shutdown_finishes_in_flight_requests_and_reports_not_ready() {
         .create_registry(serde_json::json!({"name": "demo", "server": "r.example", "namespaces": ["team-a"], "defaultFor": ["team-a"]}))
         .await;
     let body = admission_review(&fixture_json("job-kubectl.json"), "team-a", "CREATE").to_string();
-    let (mut stream, _) = connect(&server.certs.ca_cert, server.addr().port(), &[&rustls::version::TLS13]).await;
+    let (mut stream, _) = connect(
+        &server.certs.ca_cert,
+        server.addr().port(),
+        &[&rustls::version::TLS13],
+    )
+    .await;
     let head = format!(
         "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         body.len()
@@ -175,17 +239,26 @@ async fn shutdown_finishes_in_flight_requests_and_reports_not_ready() {
     // The listener closes while the in-flight request is still open.
     let deadline = Instant::now() + Duration::from_secs(5);
     while tokio::net::TcpStream::connect(addr).await.is_ok() {
-        assert!(Instant::now() < deadline, "the listener is closed while draining");
+        assert!(
+            Instant::now() < deadline,
+            "the listener is closed while draining"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!stopped.is_finished(), "shutdown waits for the in-flight request");
+    assert!(
+        !stopped.is_finished(),
+        "shutdown waits for the in-flight request"
+    );
 
     stream.write_all(second_half).await.expect("second half");
     let mut out = Vec::new();
     stream.read_to_end(&mut out).await.expect("response");
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.contains("\"patch\""), "the in-flight admission completed: {text}");
+    assert!(
+        text.contains("\"patch\""),
+        "the in-flight admission completed: {text}"
+    );
     tokio::time::timeout(Duration::from_secs(10), stopped)
         .await
         .expect("stops after the in-flight request")

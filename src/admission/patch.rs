@@ -128,7 +128,10 @@ mod tests {
         );
         let mut patched = object.clone();
         json_patch::patch(&mut patched, &ops).expect("applies");
-        assert_eq!(patched["spec"]["template"]["metadata"]["annotations"]["keep"], "me");
+        assert_eq!(
+            patched["spec"]["template"]["metadata"]["annotations"]["keep"],
+            "me"
+        );
     }
 
     #[test]
@@ -158,10 +161,20 @@ mod tests {
     fn merges_earlier_original_images() {
         let object = json!({"metadata": {"annotations": {ORIGINAL_IMAGES_ANNOTATION: "{\"old\":\"/o:1\"}"}},
             "spec": {"containers": [{"name": "c", "image": "/a:1"}]}});
-        let resolution = Resolution { rewrites: vec![rewrite(ContainerList::Containers, 0, "c")], add_pull_secrets: vec![] };
+        let resolution = Resolution {
+            rewrites: vec![rewrite(ContainerList::Containers, 0, "c")],
+            add_pull_secrets: vec![],
+        };
         let ops = build(&object, &[], &resolution, true);
         assert_eq!(ops.len(), 2);
-        assert_eq!(ops_json(&ops)[1]["value"], "{\"old\":\"/o:1\",\"c\":\"/a:1\"}");
-        assert_eq!(build(&object, &[], &resolution, false).len(), 1, "no annotation when not annotating");
+        assert_eq!(
+            ops_json(&ops)[1]["value"],
+            "{\"old\":\"/o:1\",\"c\":\"/a:1\"}"
+        );
+        assert_eq!(
+            build(&object, &[], &resolution, false).len(),
+            1,
+            "no annotation when not annotating"
+        );
     }
 }
