@@ -29,13 +29,33 @@ fn record(name: &str, server: &str, namespaces: &[&str], default_for: &[&str]) -
 /// An index of 200 registries over 500 namespaces, like a busy cluster.
 fn index() -> Index {
     let mut records = vec![
-        record("demo", "https://dockerhub.qingcloud.com", &["team-a"], &["team-a"]),
-        record("harbor", "http://harbor.local:8080/library", &["team-a"], &[]),
+        record(
+            "demo",
+            "https://dockerhub.qingcloud.com",
+            &["team-a"],
+            &["team-a"],
+        ),
+        record(
+            "harbor",
+            "http://harbor.local:8080/library",
+            &["team-a"],
+            &[],
+        ),
     ];
     let namespaces: Vec<String> = (0..500).map(|i| format!("ns-{i}")).collect();
     for i in 0..198 {
-        let ns: Vec<&str> = namespaces.iter().skip(i).step_by(50).map(String::as_str).collect();
-        records.push(record(&format!("r{i}"), &format!("r{i}.example.com"), &ns, &[]));
+        let ns: Vec<&str> = namespaces
+            .iter()
+            .skip(i)
+            .step_by(50)
+            .map(String::as_str)
+            .collect();
+        records.push(record(
+            &format!("r{i}"),
+            &format!("r{i}.example.com"),
+            &ns,
+            &[],
+        ));
     }
     Index::build(&records)
 }
@@ -83,11 +103,27 @@ pub fn deployment_review(images: [&str; 3]) -> Vec<u8> {
 
 fn benches(c: &mut Criterion) {
     let index = index();
-    let mutate = deployment_review(["/team/app:2.3.1", "/observability/fluent-bit:3.0", "/prometheus/exporter:v1.8"]);
-    let untouched = deployment_review(["docker.io/team/app:2.3.1", "quay.io/fluent-bit:3.0", "ghcr.io/exporter:v1.8"]);
+    let mutate = deployment_review([
+        "/team/app:2.3.1",
+        "/observability/fluent-bit:3.0",
+        "/prometheus/exporter:v1.8",
+    ]);
+    let untouched = deployment_review([
+        "docker.io/team/app:2.3.1",
+        "quay.io/fluent-bit:3.0",
+        "ghcr.io/exporter:v1.8",
+    ]);
     // Sanity: the first mutates, the second does not.
-    assert_eq!(admission::review(&mutate, &index).map(|r| r.outcome).ok(), Some(admission::Outcome::Mutated));
-    assert_eq!(admission::review(&untouched, &index).map(|r| r.outcome).ok(), Some(admission::Outcome::Allowed));
+    assert_eq!(
+        admission::review(&mutate, &index).map(|r| r.outcome).ok(),
+        Some(admission::Outcome::Mutated)
+    );
+    assert_eq!(
+        admission::review(&untouched, &index)
+            .map(|r| r.outcome)
+            .ok(),
+        Some(admission::Outcome::Allowed)
+    );
 
     let mut group = c.benchmark_group("admission_review");
     group.bench_function("deployment_3_containers_mutated", |b| {
@@ -100,7 +136,14 @@ fn benches(c: &mut Criterion) {
 
     c.bench_function("index_build_200_registries", |b| {
         let records: Vec<Registry> = (0..200)
-            .map(|i| record(&format!("r{i}"), &format!("r{i}.example.com"), &["a", "b", "c"], &[]))
+            .map(|i| {
+                record(
+                    &format!("r{i}"),
+                    &format!("r{i}.example.com"),
+                    &["a", "b", "c"],
+                    &[],
+                )
+            })
             .collect();
         b.iter(|| Index::build(black_box(&records)))
     });

@@ -17,6 +17,7 @@ pub mod certs;
 pub mod cli;
 pub mod index;
 pub mod manifests;
+pub mod pod_template;
 pub mod reference;
 pub mod registry;
 pub mod resolve;

@@ -101,11 +101,13 @@ fn resolve_object(object: &mut Value, namespace: &str, index: &Index) -> Result<
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
     let label = format!("{}/{name}", kind.kind);
+    let raw = serde_json::value::to_raw_value(object)
+        .map_err(|e| ManifestError::Encode(e.to_string()))?;
     let mutation =
-        admission::mutate(object, kind, &namespace, WriteKind::Full, index).map_err(|denial| {
+        admission::mutate(&raw, kind, &namespace, WriteKind::Full, index).map_err(|e| {
             ManifestError::Denied {
                 object: label.clone(),
-                message: denial.to_string(),
+                message: e.to_string(),
             }
         })?;
     if let Some(mutation) = mutation {

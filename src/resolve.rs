@@ -6,8 +6,6 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
-
 use crate::index::{Index, IndexedRegistry};
 use crate::reference::{RelativeImage, is_registry_relative};
 
@@ -25,7 +23,7 @@ pub const ORIGINAL_IMAGES_ANNOTATION: &str = "registry-resolver.io/original-imag
 /// Longest container name whose per-container annotation name is valid.
 pub const CONTAINER_ANNOTATION_NAME_MAX: usize = 63 - "registry.".len();
 
-pub type Annotations = Map<String, Value>;
+pub use crate::pod_template::Annotations;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContainerList {
@@ -70,9 +68,9 @@ pub struct ContainerImage<'a> {
 /// What resolution reads of one pod template.
 #[derive(Debug, Clone, Default)]
 pub struct PodTemplate<'a> {
-    pub template_annotations: Option<&'a Annotations>,
+    pub template_annotations: Option<&'a Annotations<'a>>,
     /// The workload's own `metadata.annotations` (for a Pod, the same map).
-    pub workload_annotations: Option<&'a Annotations>,
+    pub workload_annotations: Option<&'a Annotations<'a>>,
     pub containers: Vec<ContainerImage<'a>>,
     pub image_pull_secrets: Vec<&'a str>,
 }
@@ -279,9 +277,8 @@ fn choose_registry<'a>(
     template: &PodTemplate<'a>,
     container: &str,
 ) -> Result<Option<(&'a str, Choice)>, String> {
-    let lookup = |map: Option<&'a Annotations>, key: &str| -> Option<&'a str> {
+    let lookup = |map: Option<&'a Annotations<'a>>, key: &str| -> Option<&'a str> {
         map.and_then(|m| m.get(key))
-            .and_then(Value::as_str)
             .map(str::trim)
             .filter(|s| !s.is_empty())
     };
@@ -320,7 +317,17 @@ fn choose_registry<'a>(
 mod tests {
     use super::*;
     use crate::index::tests::record;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn annotations(value: &Value) -> Annotations<'static> {
+        Annotations::from_pairs(
+            value
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())),
+        )
+    }
 
     fn index() -> Index {
         Index::build(&[
@@ -495,13 +502,10 @@ mod tests {
         ];
         let index = index();
         for case in cases {
-            let (template, workload) = (
-                case.template.as_object().cloned(),
-                case.workload.as_object().cloned(),
-            );
+            let (template, workload) = (annotations(&case.template), annotations(&case.workload));
             let pod = PodTemplate {
-                template_annotations: template.as_ref(),
-                workload_annotations: workload.as_ref(),
+                template_annotations: Some(&template),
+                workload_annotations: Some(&workload),
                 containers: vec![container(case.container, case.image)],
                 image_pull_secrets: vec![],
             };
@@ -538,10 +542,9 @@ mod tests {
     #[test]
     fn pull_secrets_added_once_in_container_order() {
         let index = index();
-        let annotations = json!({"registry-resolver.io/registry.first": "harbor"});
-        let annotations = annotations.as_object();
+        let annotations = annotations(&json!({"registry-resolver.io/registry.first": "harbor"}));
         let pod = PodTemplate {
-            template_annotations: annotations,
+            template_annotations: Some(&annotations),
             workload_annotations: None,
             containers: vec![
                 ContainerImage {

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use json_patch::PatchOperation;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::index::Index;
 use crate::resolve::{self, Choice, Denial, Resolution, Scope};
@@ -54,16 +54,17 @@ pub struct Reviewed {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ReviewIn {
+struct ReviewIn<'a> {
     api_version: String,
     kind: String,
     /// Decoded only once the version is known to be ours.
-    request: Option<Box<serde_json::value::RawValue>>,
+    #[serde(borrow)]
+    request: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RequestIn {
+struct RequestIn<'a> {
     uid: String,
     kind: GroupVersionKind,
     #[serde(default)]
@@ -71,8 +72,9 @@ struct RequestIn {
     #[serde(default)]
     namespace: Option<String>,
     operation: String,
-    #[serde(default)]
-    object: Option<Value>,
+    /// Borrowed from the body: read once, by the pod template walker.
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -134,18 +136,31 @@ pub enum WriteKind {
     EphemeralContainers,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum MutateError {
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    #[error("object is not a valid {kind}: {message}")]
+    Malformed { kind: &'static str, message: String },
+}
+
 /// Resolves one object of a pod-bearing kind: `Ok(None)` when nothing needs
 /// to change. Shared by the webhook and the `resolve` command.
 pub fn mutate(
-    object: &Value,
+    object: &RawValue,
     kind: &PodBearingKind,
     namespace: &str,
     write: WriteKind,
     index: &Index,
-) -> Result<Option<Mutation>, Denial> {
-    let Some(template) = kinds::pod_template(object, kind.template_path) else {
+) -> Result<Option<Mutation>, MutateError> {
+    let located = kinds::locate(object, kind).map_err(|e| MutateError::Malformed {
+        kind: kind.kind,
+        message: e.to_string(),
+    })?;
+    let Some(located) = located else {
         return Ok(None);
     };
+    let template = located.pod_template();
     if !template
         .containers
         .iter()
@@ -162,7 +177,7 @@ pub fn mutate(
         return Ok(None);
     }
     let annotate = write != WriteKind::EphemeralContainers;
-    let patch = patch::build(object, kind.template_path, &resolution, annotate);
+    let patch = patch::build(&located.template, kind.template_path, &resolution, annotate);
     Ok(Some(Mutation { patch, resolution }))
 }
 
@@ -181,7 +196,7 @@ pub fn review(body: &[u8], index: &Index) -> Result<Reviewed, AdmissionError> {
         .ok_or_else(|| AdmissionError::Malformed("request is missing".into()))?;
     let request: RequestIn = serde_json::from_str(raw.get())
         .map_err(|e| AdmissionError::Malformed(format!("request: {e}")))?;
-    let (response, outcome) = respond(request, index);
+    let (response, outcome) = respond(request, index)?;
     let body = serde_json::to_vec(&ReviewOut {
         api_version: API_VERSION,
         kind: "AdmissionReview",
@@ -191,16 +206,19 @@ pub fn review(body: &[u8], index: &Index) -> Result<Reviewed, AdmissionError> {
     Ok(Reviewed { body, outcome })
 }
 
-fn respond(request: RequestIn, index: &Index) -> (ResponseOut, Outcome) {
+fn respond(
+    request: RequestIn<'_>,
+    index: &Index,
+) -> Result<(ResponseOut, Outcome), AdmissionError> {
     let allow = |uid: String| {
-        (
+        Ok((
             ResponseOut {
                 uid,
                 allowed: true,
                 ..ResponseOut::default()
             },
             Outcome::Allowed,
-        )
+        ))
     };
     let Some(kind) = kinds::lookup(&request.kind.group, &request.kind.kind) else {
         return allow(request.uid);
@@ -216,19 +234,17 @@ fn respond(request: RequestIn, index: &Index) -> (ResponseOut, Outcome) {
         ("ephemeralcontainers", "Pod") => WriteKind::EphemeralContainers,
         _ => return allow(request.uid),
     };
-    let Some(object) = request.object.as_ref() else {
+    let Some(object) = request.object else {
         return allow(request.uid);
     };
-    let namespace = request
-        .namespace
-        .as_deref()
-        .filter(|ns| !ns.is_empty())
-        .or_else(|| {
-            object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-        })
-        .unwrap_or("");
+    let object_namespace;
+    let namespace = match request.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+        Some(ns) => ns,
+        None => {
+            object_namespace = object_namespace_of(object);
+            object_namespace.as_ref().map_or("", |ns| ns.as_str())
+        }
+    };
 
     match mutate(object, kind, namespace, write, index) {
         Ok(None) => allow(request.uid),
@@ -237,7 +253,12 @@ fn respond(request: RequestIn, index: &Index) -> (ResponseOut, Outcome) {
                 Ok(patch) => patch,
                 // Serializing plain strings cannot fail; if it ever did,
                 // deny rather than admit an unresolvable image.
-                Err(e) => return deny(request.uid, format!("internal error encoding patch: {e}")),
+                Err(e) => {
+                    return Ok(deny(
+                        request.uid,
+                        format!("internal error encoding patch: {e}"),
+                    ));
+                }
             };
             let resolution = &mutation.resolution;
             let mut warnings: Vec<String> = resolution
@@ -275,10 +296,22 @@ fn respond(request: RequestIn, index: &Index) -> (ResponseOut, Outcome) {
                 audit_annotations: BTreeMap::from([("resolved-images", resolved)]),
                 ..ResponseOut::default()
             };
-            (response, Outcome::Mutated)
+            Ok((response, Outcome::Mutated))
         }
-        Err(denial) => deny(request.uid, format!("registry-resolver: {denial}")),
+        Err(MutateError::Denied(denial)) => {
+            Ok(deny(request.uid, format!("registry-resolver: {denial}")))
+        }
+        Err(malformed @ MutateError::Malformed { .. }) => {
+            Err(AdmissionError::Malformed(malformed.to_string()))
+        }
     }
+}
+
+/// `metadata.namespace` of the object, for requests that carry none.
+fn object_namespace_of(object: &RawValue) -> Option<crate::pod_template::Str<'_>> {
+    let metadata = crate::pod_template::field(object, "metadata").ok()??;
+    let namespace = crate::pod_template::field(metadata, "namespace").ok()??;
+    serde_json::from_str(namespace.get()).ok()
 }
 
 fn deny(uid: String, message: String) -> (ResponseOut, Outcome) {

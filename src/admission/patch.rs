@@ -4,18 +4,18 @@ use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use serde_json::{Map, Value, json};
 
+use crate::pod_template::Template;
 use crate::resolve::{ORIGINAL_IMAGES_ANNOTATION, Resolution};
 
-/// Builds the patch for `resolution` on the pod template found at
-/// `template_path` inside `object`. With `annotate`, the images as written
-/// are recorded (merged into any earlier record) on the template.
+/// Builds the patch for `resolution` on `template`, found at `template_path`
+/// in the object. With `annotate`, the images as written are recorded
+/// (merged into any earlier record) on the template.
 pub fn build(
-    object: &Value,
+    template: &Template<'_>,
     template_path: &[&str],
     resolution: &Resolution,
     annotate: bool,
 ) -> Vec<PatchOperation> {
-    let template = super::kinds::template_value(object, template_path).unwrap_or(&Value::Null);
     let at = |tail: &[&str]| {
         PointerBuf::from_tokens(template_path.iter().copied().chain(tail.iter().copied()))
     };
@@ -34,8 +34,12 @@ pub fn build(
             .add_pull_secrets
             .iter()
             .map(|name| json!({ "name": name }));
-        match template.get("spec").and_then(|s| s.get("imagePullSecrets")) {
-            Some(Value::Array(_)) => {
+        match template
+            .spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.as_ref())
+        {
+            Some(_) => {
                 for entry in entries {
                     ops.push(PatchOperation::Add(AddOperation {
                         path: at(&["spec", "imagePullSecrets", "-"]),
@@ -51,13 +55,10 @@ pub fn build(
     }
 
     if annotate && !resolution.rewrites.is_empty() {
-        let metadata = template.get("metadata").filter(|m| m.is_object());
-        let annotations = metadata
-            .and_then(|m| m.get("annotations"))
-            .and_then(Value::as_object);
+        let metadata = template.metadata.as_ref();
+        let annotations = metadata.and_then(|m| m.annotations.as_ref());
         let mut originals: Map<String, Value> = annotations
             .and_then(|a| a.get(ORIGINAL_IMAGES_ANNOTATION))
-            .and_then(Value::as_str)
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
         for rewrite in &resolution.rewrites {
@@ -107,6 +108,22 @@ mod tests {
         serde_json::to_value(ops).expect("serializes")
     }
 
+    /// Builds against the template at `path` in `object`, as the webhook does.
+    fn build_on(
+        object: &Value,
+        path: &[&str],
+        resolution: &Resolution,
+        annotate: bool,
+    ) -> Vec<PatchOperation> {
+        let text = object.to_string();
+        let raw: &serde_json::value::RawValue = serde_json::from_str(&text).expect("raw");
+        let template_raw = crate::pod_template::descend(raw, path)
+            .expect("json")
+            .expect("template");
+        let template: Template<'_> = serde_json::from_str(template_raw.get()).expect("template");
+        build(&template, path, resolution, annotate)
+    }
+
     #[test]
     fn minimal_ops_with_escaped_annotation_key() {
         let object = json!({"spec": {"template": {
@@ -117,7 +134,7 @@ mod tests {
             rewrites: vec![rewrite(ContainerList::InitContainers, 0, "i")],
             add_pull_secrets: vec!["r".into()],
         };
-        let ops = build(&object, &["spec", "template"], &resolution, true);
+        let ops = build_on(&object, &["spec", "template"], &resolution, true);
         assert_eq!(
             ops_json(&ops),
             json!([
@@ -141,7 +158,7 @@ mod tests {
             rewrites: vec![rewrite(ContainerList::Containers, 0, "c")],
             add_pull_secrets: vec!["r".into()],
         };
-        let ops = build(&object, &[], &resolution, true);
+        let ops = build_on(&object, &[], &resolution, true);
         let mut patched = object.clone();
         json_patch::patch(&mut patched, &ops).expect("applies");
         assert_eq!(
@@ -153,7 +170,7 @@ mod tests {
         );
         // Metadata without annotations.
         let object = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "/a:1"}]}});
-        let ops = build(&object, &[], &resolution, true);
+        let ops = build_on(&object, &[], &resolution, true);
         assert_eq!(ops_json(&ops)[2]["path"], "/metadata/annotations");
     }
 
@@ -165,14 +182,14 @@ mod tests {
             rewrites: vec![rewrite(ContainerList::Containers, 0, "c")],
             add_pull_secrets: vec![],
         };
-        let ops = build(&object, &[], &resolution, true);
+        let ops = build_on(&object, &[], &resolution, true);
         assert_eq!(ops.len(), 2);
         assert_eq!(
             ops_json(&ops)[1]["value"],
             "{\"old\":\"/o:1\",\"c\":\"/a:1\"}"
         );
         assert_eq!(
-            build(&object, &[], &resolution, false).len(),
+            build_on(&object, &[], &resolution, false).len(),
             1,
             "no annotation when not annotating"
         );
