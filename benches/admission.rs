@@ -7,7 +7,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use registry_resolver::admission;
 use registry_resolver::index::Index;
 use registry_resolver::registry::{Registry, RegistryStatus, TlsOptions};
-use serde_json::{Value, json};
 
 fn record(name: &str, server: &str, namespaces: &[&str], default_for: &[&str]) -> Registry {
     Registry {
@@ -60,59 +59,17 @@ fn index() -> Index {
     Index::build(&records)
 }
 
-/// A 3-container Deployment as `kubectl create deployment` writes it, plus
-/// the labels, probes and resources a real workload carries.
-pub fn deployment_review(images: [&str; 3]) -> Vec<u8> {
-    let container = |name: &str, image: &str| {
-        json!({
-            "name": name, "image": image, "imagePullPolicy": "IfNotPresent",
-            "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}],
-            "env": [{"name": "MODE", "value": "production"}, {"name": "DATA_DIR", "value": "/var/lib/data"}],
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
-            "volumeMounts": [{"name": "data", "mountPath": "/var/lib/data"}]
-        })
-    };
-    let object: Value = json!({
-        "kind": "Deployment", "apiVersion": "apps/v1",
-        "metadata": {"name": "web", "namespace": "team-a", "labels": {"app": "web", "tier": "frontend"},
-                     "annotations": {"deployment.kubernetes.io/revision": "1"}},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-            "template": {"metadata": {"labels": {"app": "web", "tier": "frontend"}},
-                "spec": {"containers": [container("app", images[0]), container("sidecar", images[1]), container("metrics", images[2])],
-                         "volumes": [{"name": "data", "emptyDir": {}}],
-                         "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst"}}}
-    });
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
-            "requestKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-            "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
-            "name": "web", "namespace": "team-a", "operation": "CREATE",
-            "userInfo": {"username": "admin", "uid": "014fbff9a07c", "groups": ["system:authenticated"]},
-            "object": object, "oldObject": null, "dryRun": false,
-            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
-        }
-    }))
-    .unwrap_or_default()
-}
+/// A 3-container Deployment with the labels, probes and resources a real
+/// workload carries; the same request the load benchmark sends.
+const REVIEW: &str = include_str!("review-deployment.json");
 
 fn benches(c: &mut Criterion) {
     let index = index();
-    let mutate = deployment_review([
-        "/team/app:2.3.1",
-        "/observability/fluent-bit:3.0",
-        "/prometheus/exporter:v1.8",
-    ]);
-    let untouched = deployment_review([
-        "docker.io/team/app:2.3.1",
-        "quay.io/fluent-bit:3.0",
-        "ghcr.io/exporter:v1.8",
-    ]);
+    let mutate = REVIEW.as_bytes().to_vec();
+    // The same workload with fully qualified images: nothing to do.
+    let untouched = REVIEW
+        .replace("\"image\":\"/", "\"image\":\"docker.io/")
+        .into_bytes();
     // Sanity: the first mutates, the second does not.
     assert_eq!(
         admission::review(&mutate, &index).map(|r| r.outcome).ok(),

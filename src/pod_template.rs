@@ -11,7 +11,6 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
 
 /// A JSON string, borrowed from the input unless it had escapes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,6 +92,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
 #[derive(Debug, Default, Deserialize)]
 pub struct Metadata<'a> {
     #[serde(borrow, default)]
+    pub namespace: Option<Str<'a>>,
+    #[serde(borrow, default)]
     pub annotations: Option<Annotations<'a>>,
 }
 
@@ -132,84 +133,141 @@ pub struct Template<'a> {
     pub spec: Option<PodSpec<'a>>,
 }
 
-/// The value of `key` in the JSON object `raw`, skipping every other field
-/// unparsed. `None` when the key is absent or `raw` is `null`.
-pub fn field<'a>(raw: &'a RawValue, key: &str) -> Result<Option<&'a RawValue>, serde_json::Error> {
-    struct FieldSeed<'k>(&'k str);
-    impl<'de> Visitor<'de> for FieldSeed<'_> {
-        type Value = Option<&'de RawValue>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "an object (looking for {:?})", self.0)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut found = None;
-            while let Some(key) = map.next_key::<Str<'de>>()? {
-                if found.is_none() && key.as_str() == self.0 {
-                    found = Some(map.next_value::<&'de RawValue>()?);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            Ok(found)
-        }
-    }
-    impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
-        type Value = Option<&'de RawValue>;
-        fn deserialize<D: Deserializer<'de>>(
-            self,
-            deserializer: D,
-        ) -> Result<Self::Value, D::Error> {
-            deserializer.deserialize_any(self)
-        }
-    }
-    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
-    FieldSeed(key).deserialize(&mut deserializer)
+/// An object's pod template, with the object's own metadata when the
+/// template is nested (for a Pod the template is the object itself).
+#[derive(Debug)]
+pub struct Located<'a> {
+    pub workload: Option<Metadata<'a>>,
+    pub template: Template<'a>,
 }
 
-/// Follows `path` from `raw`; `None` if any step is missing.
-pub fn descend<'a>(
-    raw: &'a RawValue,
-    path: &[&str],
-) -> Result<Option<&'a RawValue>, serde_json::Error> {
-    let mut current = raw;
-    for key in path {
-        match field(current, key)? {
-            Some(next) => current = next,
-            None => return Ok(None),
-        }
+impl Located<'_> {
+    /// `metadata.namespace` of the object.
+    pub fn namespace(&self) -> Option<&str> {
+        self.workload
+            .as_ref()
+            .or(self.template.metadata.as_ref())
+            .and_then(|m| m.namespace.as_ref())
+            .map(Str::as_str)
     }
-    Ok(Some(current))
+}
+
+/// Reads an object in one pass, deserializing only its `metadata` and the
+/// template at `path` (e.g. `["spec", "template"]`); everything else is
+/// skipped. Yields `None` when the object has no template with a `spec`.
+#[derive(Debug, Clone, Copy)]
+pub struct LocateSeed<'p> {
+    pub path: &'p [&'p str],
+}
+
+impl<'de> DeserializeSeed<'de> for LocateSeed<'_> {
+    type Value = Option<Located<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        let Some((first, rest)) = self.path.split_first() else {
+            let template = Option::<Template<'de>>::deserialize(deserializer)?;
+            return Ok(template
+                .filter(|t| t.spec.is_some())
+                .map(|template| Located { workload: None, template }));
+        };
+        struct ObjectVisitor<'p> {
+            first: &'p str,
+            rest: &'p [&'p str],
+        }
+        impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+            type Value = Option<Located<'de>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Kubernetes object")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut workload, mut template) = (None, None);
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    match key.as_str() {
+                        "metadata" => workload = map.next_value::<Option<Metadata<'de>>>()?,
+                        k if k == self.first => template = map.next_value_seed(TemplateAt(self.rest))?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(template
+                    .filter(|t: &Template<'de>| t.spec.is_some())
+                    .map(|template| Located { workload, template }))
+            }
+        }
+        deserializer.deserialize_any(ObjectVisitor { first, rest })
+    }
+}
+
+/// The template at a path below the current value.
+struct TemplateAt<'p>(&'p [&'p str]);
+
+impl<'de> DeserializeSeed<'de> for TemplateAt<'_> {
+    type Value = Option<Template<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        let Some((first, rest)) = self.0.split_first() else {
+            return Option::<Template<'de>>::deserialize(deserializer);
+        };
+        struct Descend<'p> {
+            first: &'p str,
+            rest: &'p [&'p str],
+        }
+        impl<'de> Visitor<'de> for Descend<'_> {
+            type Value = Option<Template<'de>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "an object with {:?}", self.first)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut found = None;
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    if key.as_str() == self.first {
+                        found = map.next_value_seed(TemplateAt(self.rest))?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(found)
+            }
+        }
+        deserializer.deserialize_any(Descend { first, rest })
+    }
+}
+
+/// Locates the template at `path` in a JSON text.
+pub fn locate<'a>(json: &'a str, path: &[&str]) -> Result<Option<Located<'a>>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let located = LocateSeed { path }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(located)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn raw(json: &str) -> &RawValue {
-        serde_json::from_str(json).expect("valid JSON")
-    }
-
     #[test]
-    fn finds_nested_fields_and_skips_the_rest() {
-        let object = raw(
-            r#"{"a": [1, {"x": 2}], "spec": {"jobTemplate": {"spec": {"template": {"k": "v"}}}}, "z": null}"#,
-        );
-        let found = descend(object, &["spec", "jobTemplate", "spec", "template"]).expect("parses");
-        assert_eq!(found.map(RawValue::get), Some(r#"{"k": "v"}"#));
-        assert!(
-            descend(object, &["spec", "missing"])
-                .expect("parses")
-                .is_none()
-        );
-        assert!(
-            descend(raw(r#"{"spec": null}"#), &["spec", "template"])
-                .expect("parses")
-                .is_none()
-        );
-        assert!(field(raw("[1]"), "spec").is_err(), "not an object");
+    fn locates_nested_templates_in_one_pass() {
+        let object = r#"{"a": [1, {"x": 2}], "metadata": {"namespace": "ns", "annotations": {"k": "v"}},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "/i"}]}}}}}, "z": null}"#;
+        let located = locate(object, &["spec", "jobTemplate", "spec", "template"]).expect("parses").expect("found");
+        assert_eq!(located.namespace(), Some("ns"));
+        assert_eq!(located.workload.as_ref().and_then(|m| m.annotations.as_ref()).and_then(|a| a.get("k")), Some("v"));
+        let containers = located.template.spec.as_ref().and_then(|s| s.containers.as_ref()).expect("containers");
+        assert_eq!(containers[0].image.as_ref().map(Str::as_str), Some("/i"));
+
+        assert!(locate(object, &["spec", "missing"]).expect("parses").is_none());
+        assert!(locate(r#"{"spec": null}"#, &["spec", "template"]).expect("parses").is_none());
+        assert!(locate(r#"{"spec": {"template": {"metadata": {}}}}"#, &["spec", "template"]).expect("parses").is_none(), "no spec");
+        assert!(locate(r#"{"metadata": {}, "spec": {"containers": []}}"#, &[]).expect("parses").is_some(), "a Pod");
+        assert!(locate("[1]", &["spec"]).is_err(), "not an object");
+        assert!(locate(r#"{"spec": {"template": {"spec": {"containers": [{"image": 5}]}}}}"#, &["spec", "template"]).is_err());
     }
 
     #[test]

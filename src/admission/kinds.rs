@@ -4,9 +4,7 @@
 //! so no kind is handled twice. The Helm chart's webhook rules are checked
 //! against [`HANDLED_KINDS`] by the tests.
 
-use serde_json::value::RawValue;
-
-use crate::pod_template::{Container, Metadata, Template, descend, field};
+use crate::pod_template::{Container, Located};
 use crate::resolve::{ContainerImage, ContainerList, PodTemplate};
 
 /// A kind that carries a pod template, with the object path to that template
@@ -95,86 +93,49 @@ pub fn lookup(group: &str, kind: &str) -> Option<&'static PodBearingKind> {
         .find(|k| k.kind == kind && k.group == group)
 }
 
-/// An object's pod template, read from the raw request.
-#[derive(Debug)]
-pub struct Located<'a> {
-    /// The object's own `metadata`, when the template is not the object itself.
-    pub workload: Option<Metadata<'a>>,
-    pub template: Template<'a>,
-}
-
-/// Reads the pod template of `object`; `None` when it has none (nothing to
-/// resolve). Errors only on JSON whose shape is not a Kubernetes object's.
-pub fn locate<'a>(
-    object: &'a RawValue,
-    kind: &PodBearingKind,
-) -> Result<Option<Located<'a>>, serde_json::Error> {
-    let Some(raw_template) = descend(object, kind.template_path)? else {
-        return Ok(None);
+/// What resolution reads of a located template.
+pub fn resolution_input<'l>(located: &'l Located<'_>) -> PodTemplate<'l> {
+    let template_annotations = located
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref());
+    let workload_annotations = match &located.workload {
+        Some(metadata) => metadata.annotations.as_ref(),
+        None => template_annotations,
     };
-    let template: Template<'a> = serde_json::from_str(raw_template.get())?;
-    if template.spec.is_none() {
-        return Ok(None);
+    let spec = located.template.spec.as_ref();
+    let mut containers = Vec::new();
+    for list in ContainerList::ALL {
+        let items: Option<&Vec<Container<'_>>> = spec.and_then(|spec| match list {
+            ContainerList::Containers => spec.containers.as_ref(),
+            ContainerList::InitContainers => spec.init_containers.as_ref(),
+            ContainerList::EphemeralContainers => spec.ephemeral_containers.as_ref(),
+        });
+        for (index, container) in items.into_iter().flatten().enumerate() {
+            if let Some(image) = &container.image {
+                containers.push(ContainerImage {
+                    list,
+                    index,
+                    name: container.name.as_ref().map_or("", |n| n.as_str()),
+                    image: image.as_str(),
+                });
+            }
+        }
     }
-    let workload = if kind.template_path.is_empty() {
-        None
-    } else {
-        match field(object, "metadata")? {
-            Some(raw) => serde_json::from_str(raw.get())?,
-            None => None,
-        }
-    };
-    Ok(Some(Located { workload, template }))
-}
-
-impl<'a> Located<'a> {
-    /// What resolution reads of the template.
-    pub fn pod_template(&self) -> PodTemplate<'_> {
-        let template_annotations = self
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.annotations.as_ref());
-        let workload_annotations = match &self.workload {
-            Some(metadata) => metadata.annotations.as_ref(),
-            None => template_annotations,
-        };
-        let spec = self.template.spec.as_ref();
-        let lists = |list: ContainerList| -> Option<&Vec<Container<'a>>> {
-            let spec = spec?;
-            match list {
-                ContainerList::Containers => spec.containers.as_ref(),
-                ContainerList::InitContainers => spec.init_containers.as_ref(),
-                ContainerList::EphemeralContainers => spec.ephemeral_containers.as_ref(),
-            }
-        };
-        let mut containers = Vec::new();
-        for list in ContainerList::ALL {
-            for (index, container) in lists(list).into_iter().flatten().enumerate() {
-                if let Some(image) = &container.image {
-                    containers.push(ContainerImage {
-                        list,
-                        index,
-                        name: container.name.as_ref().map_or("", |n| n.as_str()),
-                        image: image.as_str(),
-                    });
-                }
-            }
-        }
-        let image_pull_secrets = spec
-            .and_then(|s| s.image_pull_secrets.as_ref())
-            .map(|secrets| {
-                secrets
-                    .iter()
-                    .filter_map(|s| s.name.as_ref().map(|n| n.as_str()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        PodTemplate {
-            template_annotations,
-            workload_annotations,
-            containers,
-            image_pull_secrets,
-        }
+    let image_pull_secrets = spec
+        .and_then(|s| s.image_pull_secrets.as_ref())
+        .map(|secrets| {
+            secrets
+                .iter()
+                .filter_map(|s| s.name.as_ref().map(|n| n.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    PodTemplate {
+        template_annotations,
+        workload_annotations,
+        containers,
+        image_pull_secrets,
     }
 }

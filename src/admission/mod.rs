@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::index::Index;
+use crate::pod_template::{LocateSeed, Located, Str};
 use crate::resolve::{self, Choice, Denial, Resolution, Scope};
 pub use kinds::{HANDLED_KINDS, PodBearingKind};
 
@@ -52,36 +53,97 @@ pub struct Reviewed {
     pub outcome: Outcome,
 }
 
+/// The review, decoded in one pass over the body.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ReviewIn<'a> {
-    api_version: String,
-    kind: String,
-    /// Decoded only once the version is known to be ours.
-    #[serde(borrow)]
-    request: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestIn<'a> {
-    uid: String,
-    kind: GroupVersionKind,
-    #[serde(default)]
-    sub_resource: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
-    operation: String,
-    /// Borrowed from the body: read once, by the pod template walker.
     #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
+    api_version: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    request: Option<RequestIn<'a>>,
 }
 
 #[derive(Deserialize)]
-struct GroupVersionKind {
-    #[serde(default)]
-    group: String,
-    kind: String,
+struct GroupVersionKind<'a> {
+    #[serde(borrow, default)]
+    group: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    kind: Option<Str<'a>>,
+}
+
+/// The parts of `request` we use. The object is read straight into its pod
+/// template when its kind is already known (the API server writes `kind`
+/// before `object`); otherwise it is kept raw and read afterwards.
+#[derive(Default)]
+struct RequestIn<'a> {
+    uid: Option<String>,
+    kind: Option<GroupVersionKind<'a>>,
+    sub_resource: Option<Str<'a>>,
+    namespace: Option<Str<'a>>,
+    operation: Option<Str<'a>>,
+    object: ObjectIn<'a>,
+}
+
+#[derive(Default)]
+enum ObjectIn<'a> {
+    #[default]
+    Absent,
+    /// Read with the kind's template path (`None`: it has no template).
+    Located(Option<Located<'a>>),
+    /// Not a kind we handle: skipped unread.
+    Skipped,
+    /// Seen before `kind`: kept to read once the kind is known.
+    Raw(&'a RawValue),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RequestIn<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RequestVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for RequestVisitor<'a> {
+            type Value = RequestIn<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an AdmissionRequest object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut request = RequestIn::default();
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    match key.as_str() {
+                        "uid" => request.uid = map.next_value()?,
+                        "kind" => request.kind = map.next_value()?,
+                        "subResource" => request.sub_resource = map.next_value()?,
+                        "namespace" => request.namespace = map.next_value()?,
+                        "operation" => request.operation = map.next_value()?,
+                        "object" => {
+                            request.object = match request.kind.as_ref().map(|k| kinds_lookup(k)) {
+                                Some(Some(kind)) => ObjectIn::Located(
+                                    map.next_value_seed(LocateSeed { path: kind.template_path })?,
+                                ),
+                                Some(None) => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                    ObjectIn::Skipped
+                                }
+                                None => ObjectIn::Raw(map.next_value()?),
+                            }
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(request)
+            }
+        }
+        deserializer.deserialize_map(RequestVisitor(std::marker::PhantomData))
+    }
+}
+
+fn kinds_lookup(kind: &GroupVersionKind<'_>) -> Option<&'static PodBearingKind> {
+    kinds::lookup(
+        kind.group.as_ref().map_or("", Str::as_str),
+        kind.kind.as_ref().map_or("", Str::as_str),
+    )
 }
 
 #[derive(Serialize)]
@@ -144,23 +206,34 @@ pub enum MutateError {
     Malformed { kind: &'static str, message: String },
 }
 
-/// Resolves one object of a pod-bearing kind: `Ok(None)` when nothing needs
-/// to change. Shared by the webhook and the `resolve` command.
+/// Resolves one object of a pod-bearing kind, given as JSON text:
+/// `Ok(None)` when nothing needs to change. Used by the `resolve` command.
 pub fn mutate(
-    object: &RawValue,
+    object: &str,
     kind: &PodBearingKind,
     namespace: &str,
     write: WriteKind,
     index: &Index,
 ) -> Result<Option<Mutation>, MutateError> {
-    let located = kinds::locate(object, kind).map_err(|e| MutateError::Malformed {
+    let located = crate::pod_template::locate(object, kind.template_path).map_err(|e| MutateError::Malformed {
         kind: kind.kind,
         message: e.to_string(),
     })?;
-    let Some(located) = located else {
-        return Ok(None);
-    };
-    let template = located.pod_template();
+    match located {
+        Some(located) => mutate_located(&located, kind, namespace, write, index),
+        None => Ok(None),
+    }
+}
+
+/// Resolves an object whose pod template has been located.
+pub fn mutate_located(
+    located: &Located<'_>,
+    kind: &PodBearingKind,
+    namespace: &str,
+    write: WriteKind,
+    index: &Index,
+) -> Result<Option<Mutation>, MutateError> {
+    let template = kinds::resolution_input(located);
     if !template
         .containers
         .iter()
@@ -183,19 +256,16 @@ pub fn mutate(
 
 /// Reviews one encoded AdmissionReview against the index snapshot.
 pub fn review(body: &[u8], index: &Index) -> Result<Reviewed, AdmissionError> {
-    let review: ReviewIn =
+    let review: ReviewIn<'_> =
         serde_json::from_slice(body).map_err(|e| AdmissionError::Malformed(e.to_string()))?;
-    if review.api_version != API_VERSION || review.kind != "AdmissionReview" {
-        return Err(AdmissionError::UnsupportedVersion(format!(
-            "{}/{}",
-            review.api_version, review.kind
-        )));
+    let api_version = review.api_version.as_ref().map_or("", Str::as_str);
+    let kind = review.kind.as_ref().map_or("", Str::as_str);
+    if api_version != API_VERSION || kind != "AdmissionReview" {
+        return Err(AdmissionError::UnsupportedVersion(format!("{api_version}/{kind}")));
     }
-    let raw = review
+    let request = review
         .request
         .ok_or_else(|| AdmissionError::Malformed("request is missing".into()))?;
-    let request: RequestIn = serde_json::from_str(raw.get())
-        .map_err(|e| AdmissionError::Malformed(format!("request: {e}")))?;
     let (response, outcome) = respond(request, index)?;
     let body = serde_json::to_vec(&ReviewOut {
         api_version: API_VERSION,
@@ -210,6 +280,9 @@ fn respond(
     request: RequestIn<'_>,
     index: &Index,
 ) -> Result<(ResponseOut, Outcome), AdmissionError> {
+    let uid = request
+        .uid
+        .ok_or_else(|| AdmissionError::Malformed("uid is missing".into()))?;
     let allow = |uid: String| {
         Ok((
             ResponseOut {
@@ -220,34 +293,40 @@ fn respond(
             Outcome::Allowed,
         ))
     };
-    let Some(kind) = kinds::lookup(&request.kind.group, &request.kind.kind) else {
-        return allow(request.uid);
+    let Some(kind) = request.kind.as_ref().and_then(kinds_lookup) else {
+        return allow(uid);
     };
-    let update = match request.operation.as_str() {
-        "CREATE" => false,
-        "UPDATE" => true,
-        _ => return allow(request.uid),
+    let update = match request.operation.as_ref().map(Str::as_str) {
+        Some("CREATE") => false,
+        Some("UPDATE") => true,
+        _ => return allow(uid),
     };
-    let write = match (request.sub_resource.as_deref().unwrap_or(""), kind.kind) {
+    let sub_resource = request.sub_resource.as_ref().map_or("", Str::as_str);
+    let write = match (sub_resource, kind.kind) {
         ("", "Pod") if update => WriteKind::PodUpdate,
         ("", _) => WriteKind::Full,
         ("ephemeralcontainers", "Pod") => WriteKind::EphemeralContainers,
-        _ => return allow(request.uid),
+        _ => return allow(uid),
     };
-    let Some(object) = request.object else {
-        return allow(request.uid);
+    let malformed = |e: serde_json::Error| AdmissionError::Malformed(format!("request.object: {e}"));
+    let located = match request.object {
+        ObjectIn::Located(located) => located,
+        ObjectIn::Raw(raw) => crate::pod_template::locate(raw.get(), kind.template_path).map_err(malformed)?,
+        ObjectIn::Absent | ObjectIn::Skipped => None,
     };
-    let object_namespace;
-    let namespace = match request.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-        Some(ns) => ns,
-        None => {
-            object_namespace = object_namespace_of(object);
-            object_namespace.as_ref().map_or("", |ns| ns.as_str())
-        }
+    let Some(located) = located else {
+        return allow(uid);
     };
+    let namespace = request
+        .namespace
+        .as_ref()
+        .map(Str::as_str)
+        .filter(|ns| !ns.is_empty())
+        .or_else(|| located.namespace())
+        .unwrap_or("");
 
-    match mutate(object, kind, namespace, write, index) {
-        Ok(None) => allow(request.uid),
+    match mutate_located(&located, kind, namespace, write, index) {
+        Ok(None) => allow(uid),
         Ok(Some(mutation)) => {
             let patch = match serde_json::to_vec(&mutation.patch) {
                 Ok(patch) => patch,
@@ -255,7 +334,7 @@ fn respond(
                 // deny rather than admit an unresolvable image.
                 Err(e) => {
                     return Ok(deny(
-                        request.uid,
+                        uid,
                         format!("internal error encoding patch: {e}"),
                     ));
                 }
@@ -288,7 +367,7 @@ fn respond(
                 .collect::<Vec<_>>()
                 .join(",");
             let response = ResponseOut {
-                uid: request.uid,
+                uid: uid,
                 allowed: true,
                 patch_type: Some("JSONPatch"),
                 patch: Some(STANDARD.encode(patch)),
@@ -299,7 +378,7 @@ fn respond(
             Ok((response, Outcome::Mutated))
         }
         Err(MutateError::Denied(denial)) => {
-            Ok(deny(request.uid, format!("registry-resolver: {denial}")))
+            Ok(deny(uid, format!("registry-resolver: {denial}")))
         }
         Err(malformed @ MutateError::Malformed { .. }) => {
             Err(AdmissionError::Malformed(malformed.to_string()))
@@ -307,12 +386,6 @@ fn respond(
     }
 }
 
-/// `metadata.namespace` of the object, for requests that carry none.
-fn object_namespace_of(object: &RawValue) -> Option<crate::pod_template::Str<'_>> {
-    let metadata = crate::pod_template::field(object, "metadata").ok()??;
-    let namespace = crate::pod_template::field(metadata, "namespace").ok()??;
-    serde_json::from_str(namespace.get()).ok()
-}
 
 fn deny(uid: String, message: String) -> (ResponseOut, Outcome) {
     (

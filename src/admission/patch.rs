@@ -116,12 +116,10 @@ mod tests {
         annotate: bool,
     ) -> Vec<PatchOperation> {
         let text = object.to_string();
-        let raw: &serde_json::value::RawValue = serde_json::from_str(&text).expect("raw");
-        let template_raw = crate::pod_template::descend(raw, path)
+        let located = crate::pod_template::locate(&text, path)
             .expect("json")
             .expect("template");
-        let template: Template<'_> = serde_json::from_str(template_raw.get()).expect("template");
-        build(&template, path, resolution, annotate)
+        build(&located.template, path, resolution, annotate)
     }
 
     #[test]

@@ -210,6 +210,19 @@ impl Running {
 /// is cancelled. The serving certificate is reloaded as it changes on disk.
 pub async fn start(app: AppState, options: &ServeOptions) -> Result<Running, ServeError> {
     let readiness = Arc::new(Readiness::default());
+    let admin = admin_router(app.clone(), readiness.clone());
+    start_routers(router(app), admin, readiness, options).await
+}
+
+/// Serves any router on our HTTPS stack (TLS with reload, HTTP/1.1
+/// keep-alive, graceful drain) and `admin` on the plain-HTTP listener.
+/// The load benchmark's no-op responder uses this to share the stack.
+pub async fn start_routers(
+    https: Router,
+    admin: Router,
+    readiness: Arc<Readiness>,
+    options: &ServeOptions,
+) -> Result<Running, ServeError> {
     let shutdown = CancellationToken::new();
 
     let cert = Arc::new(ReloadingCert::load(&options.cert_file, &options.key_file)?);
@@ -249,7 +262,7 @@ pub async fn start(app: AppState, options: &ServeOptions) -> Result<Running, Ser
     // in-flight admissions finish.
     let drained = CancellationToken::new();
     let https = {
-        let (drained, router, token) = (drained.clone(), router(app.clone()), shutdown.clone());
+        let (drained, router, token) = (drained.clone(), https, shutdown.clone());
         let timeout = options.shutdown_timeout;
         tokio::spawn(async move {
             serve_tls(listener, tls, router, token, timeout).await;
@@ -257,9 +270,8 @@ pub async fn start(app: AppState, options: &ServeOptions) -> Result<Running, Ser
         })
     };
     let admin = {
-        let router = admin_router(app, readiness.clone());
         tokio::spawn(async move {
-            let served = axum::serve(admin_listener, router)
+            let served = axum::serve(admin_listener, admin)
                 .with_graceful_shutdown(async move { drained.cancelled().await })
                 .await;
             if let Err(error) = served {

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Load benchmark: registry-resolver's /mutate against a no-op responder built
+# on the same HTTPS stack that returns a canned response of the same size,
+# side by side in one run, over TLS keep-alive connections.
+#
+#   benches/load.sh                      # defaults below
+#   DURATION=30s CONNECTIONS=64 benches/load.sh
+#
+# Needs wrk (apt-get install wrk). Everything listens on 127.0.0.1 and stops
+# when the script ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-15s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-2}
+PORT=${PORT:-18443}
+NOOP_PORT=${NOOP_PORT:-18444}
+ADMIN_PORT=${ADMIN_PORT:-18080}
+
+command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
+cargo build --quiet --release --locked --bin registry-resolver --example noop-responder
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+bin=target/release/registry-resolver
+$bin certs --out-dir "$work/certs" 2>/dev/null
+$bin serve --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
+  --data-dir "$work/data" --certs-dir "$work/certs" --admin-token bench --log-level warn &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break
+  sleep 0.1
+done
+
+curl -sf --cacert "$work/certs/ca.crt" -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' \
+  "https://localhost:$PORT/api/v1/registries" \
+  -d '{"name":"demo","server":"dockerhub.qingcloud.com","username":"robot","password":"pw","namespaces":["team-a"],"defaultFor":["team-a"]}' >/dev/null
+
+review=benches/review-deployment.json
+# The canned response is the real one, so both sides send the same bytes.
+curl -sf --cacert "$work/certs/ca.crt" -H 'Content-Type: application/json' \
+  "https://localhost:$PORT/mutate" --data-binary "@$review" > "$work/response.json"
+grep -q '"patch"' "$work/response.json" || { echo "the review was not mutated" >&2; exit 1; }
+
+target/release/examples/noop-responder "127.0.0.1:$NOOP_PORT" "$work/certs/tls.crt" "$work/certs/tls.key" "$work/response.json" 2>/dev/null &
+pids+=($!)
+sleep 0.5
+
+cat > "$work/post.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$review", "rb")
+wrk.body = f:read("*a")
+f:close()
+EOF
+
+run() { # name port
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/post.lua" "https://localhost:$2/mutate" > "$work/$1.txt"
+}
+# Warm both, then alternate so drift on the box hits both sides alike.
+wrk -t1 -c4 -d2s -s "$work/post.lua" "https://localhost:$NOOP_PORT/mutate" >/dev/null
+wrk -t1 -c4 -d2s -s "$work/post.lua" "https://localhost:$PORT/mutate" >/dev/null
+for round in $(seq "$ROUNDS"); do
+  run "noop-$round" "$NOOP_PORT"
+  run "resolver-$round" "$PORT"
+done
+
+python3 - "$work" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$THREADS" "$(wc -c < "$review")" "$(wc -c < "$work/response.json")" <<'PY'
+import re, sys
+work, rounds, duration, conns, threads, req_bytes, resp_bytes = sys.argv[1:]
+def parse(name):
+    text = open(f"{work}/{name}.txt").read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return rps, pct(50), pct(99), int(errors.group(1)) if errors else 0
+print(f"wrk -t{threads} -c{conns} -d{duration}, request {req_bytes} B, response {resp_bytes} B, {rounds} alternating rounds")
+print()
+print("| round | responder | requests/s | p50 (ms) | p99 (ms) |")
+print("|---|---|---:|---:|---:|")
+totals = {"noop": [0, 0, 0], "resolver": [0, 0, 0]}
+for r in range(1, int(rounds) + 1):
+    for side in ("noop", "resolver"):
+        rps, p50, p99, errors = parse(f"{side}-{r}")
+        if errors:
+            sys.exit(f"{side} round {r}: {errors} non-2xx responses")
+        label = "no-op (same stack)" if side == "noop" else "registry-resolver /mutate"
+        print(f"| {r} | {label} | {rps:,.0f} | {p50:.3f} | {p99:.3f} |")
+        for i, v in enumerate((rps, p50, p99)):
+            totals[side][i] += v / int(rounds)
+n, s = totals["noop"], totals["resolver"]
+print()
+print(f"mean over rounds: throughput ratio {s[0] / n[0]:.2f} (target >= 0.8), "
+      f"p99 ratio {s[2] / n[2]:.2f} (target <= 1.5), p50 ratio {s[1] / n[1]:.2f}")
+PY
