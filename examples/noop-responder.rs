@@ -37,7 +37,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cert_reload_interval: Duration::from_secs(3600),
         shutdown_timeout: Duration::from_secs(1),
     };
-    let running = server::start_routers(https, Router::new(), Arc::new(Readiness::default()), &options).await?;
+    let running = server::start_routers(
+        https,
+        Router::new(),
+        Arc::new(Readiness::default()),
+        &options,
+    )
+    .await?;
     eprintln!("noop-responder listening on {}", running.addr);
     tokio::signal::ctrl_c().await?;
     running.shutdown().await;

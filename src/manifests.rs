@@ -101,8 +101,7 @@ fn resolve_object(object: &mut Value, namespace: &str, index: &Index) -> Result<
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
     let label = format!("{}/{name}", kind.kind);
-    let raw = serde_json::to_string(object)
-        .map_err(|e| ManifestError::Encode(e.to_string()))?;
+    let raw = serde_json::to_string(object).map_err(|e| ManifestError::Encode(e.to_string()))?;
     let mutation =
         admission::mutate(&raw, kind, &namespace, WriteKind::Full, index).map_err(|e| {
             ManifestError::Denied {

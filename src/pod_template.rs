@@ -50,9 +50,14 @@ pub struct Annotations<'a>(pub Vec<(Str<'a>, Str<'a>)>);
 
 impl<'a> Annotations<'a> {
     pub fn get(&self, key: &str) -> Option<&str> {
+        self.find(|k| k == key)
+    }
+
+    /// The value of the first key matching `pred`.
+    pub fn find(&self, pred: impl Fn(&str) -> bool) -> Option<&str> {
         self.0
             .iter()
-            .find(|(k, _)| k.as_str() == key)
+            .find(|(k, _)| pred(k.as_str()))
             .map(|(_, v)| v.as_str())
     }
 
@@ -168,7 +173,10 @@ impl<'de> DeserializeSeed<'de> for LocateSeed<'_> {
             let template = Option::<Template<'de>>::deserialize(deserializer)?;
             return Ok(template
                 .filter(|t| t.spec.is_some())
-                .map(|template| Located { workload: None, template }));
+                .map(|template| Located {
+                    workload: None,
+                    template,
+                }));
         };
         struct ObjectVisitor<'p> {
             first: &'p str,
@@ -187,7 +195,9 @@ impl<'de> DeserializeSeed<'de> for LocateSeed<'_> {
                 while let Some(key) = map.next_key::<Str<'de>>()? {
                     match key.as_str() {
                         "metadata" => workload = map.next_value::<Option<Metadata<'de>>>()?,
-                        k if k == self.first => template = map.next_value_seed(TemplateAt(self.rest))?,
+                        k if k == self.first => {
+                            template = map.next_value_seed(TemplateAt(self.rest))?
+                        }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -256,18 +266,59 @@ mod tests {
     fn locates_nested_templates_in_one_pass() {
         let object = r#"{"a": [1, {"x": 2}], "metadata": {"namespace": "ns", "annotations": {"k": "v"}},
             "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "/i"}]}}}}}, "z": null}"#;
-        let located = locate(object, &["spec", "jobTemplate", "spec", "template"]).expect("parses").expect("found");
+        let located = locate(object, &["spec", "jobTemplate", "spec", "template"])
+            .expect("parses")
+            .expect("found");
         assert_eq!(located.namespace(), Some("ns"));
-        assert_eq!(located.workload.as_ref().and_then(|m| m.annotations.as_ref()).and_then(|a| a.get("k")), Some("v"));
-        let containers = located.template.spec.as_ref().and_then(|s| s.containers.as_ref()).expect("containers");
+        assert_eq!(
+            located
+                .workload
+                .as_ref()
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get("k")),
+            Some("v")
+        );
+        let containers = located
+            .template
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.as_ref())
+            .expect("containers");
         assert_eq!(containers[0].image.as_ref().map(Str::as_str), Some("/i"));
 
-        assert!(locate(object, &["spec", "missing"]).expect("parses").is_none());
-        assert!(locate(r#"{"spec": null}"#, &["spec", "template"]).expect("parses").is_none());
-        assert!(locate(r#"{"spec": {"template": {"metadata": {}}}}"#, &["spec", "template"]).expect("parses").is_none(), "no spec");
-        assert!(locate(r#"{"metadata": {}, "spec": {"containers": []}}"#, &[]).expect("parses").is_some(), "a Pod");
+        assert!(
+            locate(object, &["spec", "missing"])
+                .expect("parses")
+                .is_none()
+        );
+        assert!(
+            locate(r#"{"spec": null}"#, &["spec", "template"])
+                .expect("parses")
+                .is_none()
+        );
+        assert!(
+            locate(
+                r#"{"spec": {"template": {"metadata": {}}}}"#,
+                &["spec", "template"]
+            )
+            .expect("parses")
+            .is_none(),
+            "no spec"
+        );
+        assert!(
+            locate(r#"{"metadata": {}, "spec": {"containers": []}}"#, &[])
+                .expect("parses")
+                .is_some(),
+            "a Pod"
+        );
         assert!(locate("[1]", &["spec"]).is_err(), "not an object");
-        assert!(locate(r#"{"spec": {"template": {"spec": {"containers": [{"image": 5}]}}}}"#, &["spec", "template"]).is_err());
+        assert!(
+            locate(
+                r#"{"spec": {"template": {"spec": {"containers": [{"image": 5}]}}}}"#,
+                &["spec", "template"]
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -165,11 +165,12 @@ pub fn resolve(
         if !is_registry_relative(container.image) {
             continue;
         }
-        let what = format!("{} {:?}", container.list.noun(), container.name);
+        // Formatted only when there is a problem to report.
+        let what = || format!("{} {:?}", container.list.noun(), container.name);
         let choice = match choose_registry(template, container.name) {
             Ok(choice) => choice,
             Err(problem) => {
-                problems.push(format!("{what}: {problem}"));
+                problems.push(format!("{}: {problem}", what()));
                 continue;
             }
         };
@@ -193,7 +194,8 @@ pub fn resolve(
                         resolution.add_pull_secrets.push(secret.clone());
                     } else {
                         problems.push(format!(
-                            "{what}: registry {:?} needs pull secret {secret:?}, but imagePullSecrets cannot change on a Pod update; add it to the pod's imagePullSecrets when creating the pod",
+                            "{}: registry {:?} needs pull secret {secret:?}, but imagePullSecrets cannot change on a Pod update; add it to the pod's imagePullSecrets when creating the pod",
+                            what(),
                             expanded.registry.name
                         ));
                         continue;
@@ -209,7 +211,7 @@ pub fn resolve(
                     choice,
                 });
             }
-            Err(problem) => problems.push(format!("{what}: {problem}")),
+            Err(problem) => problems.push(format!("{}: {problem}", what())),
         }
     }
     if problems.is_empty() {
@@ -283,8 +285,12 @@ fn choose_registry<'a>(
             .filter(|s| !s.is_empty())
     };
     if container.len() <= CONTAINER_ANNOTATION_NAME_MAX {
-        let key = format!("{CONTAINER_ANNOTATION_PREFIX}{container}");
-        if let Some(name) = lookup(template.template_annotations, &key) {
+        // Matched in place: no key is built for the common case of no such annotation.
+        let per_container = template.template_annotations.and_then(|a| {
+            a.find(|key| key.strip_prefix(CONTAINER_ANNOTATION_PREFIX) == Some(container))
+        });
+        if let Some(name) = per_container.map(str::trim).filter(|s| !s.is_empty()) {
+            let key = format!("{CONTAINER_ANNOTATION_PREFIX}{container}");
             return Ok(Some((name, Choice::ContainerAnnotation(key))));
         }
     }

@@ -106,7 +106,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for RequestIn<'a> {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an AdmissionRequest object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut request = RequestIn::default();
                 while let Some(key) = map.next_key::<Str<'de>>()? {
                     match key.as_str() {
@@ -117,9 +120,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for RequestIn<'a> {
                         "operation" => request.operation = map.next_value()?,
                         "object" => {
                             request.object = match request.kind.as_ref().map(|k| kinds_lookup(k)) {
-                                Some(Some(kind)) => ObjectIn::Located(
-                                    map.next_value_seed(LocateSeed { path: kind.template_path })?,
-                                ),
+                                Some(Some(kind)) => {
+                                    ObjectIn::Located(map.next_value_seed(LocateSeed {
+                                        path: kind.template_path,
+                                    })?)
+                                }
                                 Some(None) => {
                                     map.next_value::<serde::de::IgnoredAny>()?;
                                     ObjectIn::Skipped
@@ -215,9 +220,11 @@ pub fn mutate(
     write: WriteKind,
     index: &Index,
 ) -> Result<Option<Mutation>, MutateError> {
-    let located = crate::pod_template::locate(object, kind.template_path).map_err(|e| MutateError::Malformed {
-        kind: kind.kind,
-        message: e.to_string(),
+    let located = crate::pod_template::locate(object, kind.template_path).map_err(|e| {
+        MutateError::Malformed {
+            kind: kind.kind,
+            message: e.to_string(),
+        }
     })?;
     match located {
         Some(located) => mutate_located(&located, kind, namespace, write, index),
@@ -261,7 +268,9 @@ pub fn review(body: &[u8], index: &Index) -> Result<Reviewed, AdmissionError> {
     let api_version = review.api_version.as_ref().map_or("", Str::as_str);
     let kind = review.kind.as_ref().map_or("", Str::as_str);
     if api_version != API_VERSION || kind != "AdmissionReview" {
-        return Err(AdmissionError::UnsupportedVersion(format!("{api_version}/{kind}")));
+        return Err(AdmissionError::UnsupportedVersion(format!(
+            "{api_version}/{kind}"
+        )));
     }
     let request = review
         .request
@@ -308,10 +317,13 @@ fn respond(
         ("ephemeralcontainers", "Pod") => WriteKind::EphemeralContainers,
         _ => return allow(uid),
     };
-    let malformed = |e: serde_json::Error| AdmissionError::Malformed(format!("request.object: {e}"));
+    let malformed =
+        |e: serde_json::Error| AdmissionError::Malformed(format!("request.object: {e}"));
     let located = match request.object {
         ObjectIn::Located(located) => located,
-        ObjectIn::Raw(raw) => crate::pod_template::locate(raw.get(), kind.template_path).map_err(malformed)?,
+        ObjectIn::Raw(raw) => {
+            crate::pod_template::locate(raw.get(), kind.template_path).map_err(malformed)?
+        }
         ObjectIn::Absent | ObjectIn::Skipped => None,
     };
     let Some(located) = located else {
@@ -333,10 +345,7 @@ fn respond(
                 // Serializing plain strings cannot fail; if it ever did,
                 // deny rather than admit an unresolvable image.
                 Err(e) => {
-                    return Ok(deny(
-                        uid,
-                        format!("internal error encoding patch: {e}"),
-                    ));
+                    return Ok(deny(uid, format!("internal error encoding patch: {e}")));
                 }
             };
             let resolution = &mutation.resolution;
@@ -377,15 +386,12 @@ fn respond(
             };
             Ok((response, Outcome::Mutated))
         }
-        Err(MutateError::Denied(denial)) => {
-            Ok(deny(uid, format!("registry-resolver: {denial}")))
-        }
+        Err(MutateError::Denied(denial)) => Ok(deny(uid, format!("registry-resolver: {denial}"))),
         Err(malformed @ MutateError::Malformed { .. }) => {
             Err(AdmissionError::Malformed(malformed.to_string()))
         }
     }
 }
-
 
 fn deny(uid: String, message: String) -> (ResponseOut, Outcome) {
     (
