@@ -376,7 +376,7 @@ fn respond(
                 .collect::<Vec<_>>()
                 .join(",");
             let response = ResponseOut {
-                uid: uid,
+                uid,
                 allowed: true,
                 patch_type: Some("JSONPatch"),
                 patch: Some(STANDARD.encode(patch)),
