@@ -582,3 +582,53 @@ async fn health_readiness_and_metrics() {
         "admin listener closed after shutdown"
     );
 }
+
+#[tokio::test]
+async fn concurrent_writers_are_safe() {
+    let server = std::sync::Arc::new(TestServer::start().await);
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"name": format!("r{i}"), "server": format!("r{i}.example"), "namespaces": ["a"],
+                              "username": "u", "password": format!("pw{i}")});
+            send(&server, Method::POST, "/registries", Some(body)).await.0
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("join"), 201);
+    }
+    let (_, list) = send(&server, Method::GET, "/registries", None).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(30));
+
+    // Ten writers race for one namespace's default: exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"name": format!("d{i}"), "server": "d.example", "namespaces": ["shared"], "defaultFor": ["shared"]});
+            send(&server, Method::POST, "/registries", Some(body)).await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("join");
+        if status == 409 {
+            assert_eq!(error_code(&body), "default_conflict");
+        }
+        statuses.push(status);
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+    let (_, body) = send(
+        &server,
+        Method::POST,
+        "/namespaces/shared/resolve",
+        Some(json!({"image": "/x:1"})),
+    )
+    .await;
+    assert_eq!(
+        body["image"], "d.example/x:1",
+        "the winner is the default the webhook uses"
+    );
+}
