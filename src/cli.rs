@@ -126,7 +126,12 @@ pub enum OutputFormat {
 #[derive(Debug, Clone, Args)]
 pub struct ResolveArgs {
     /// Manifest files (YAML or JSON, multi-document); `-` or none reads stdin.
-    #[arg(short = 'f', long = "filename", env = "REGISTRY_RESOLVER_FILENAME", value_delimiter = ',')]
+    #[arg(
+        short = 'f',
+        long = "filename",
+        env = "REGISTRY_RESOLVER_FILENAME",
+        value_delimiter = ','
+    )]
     pub files: Vec<PathBuf>,
 
     /// Namespace for objects that do not name one.
