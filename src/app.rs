@@ -8,6 +8,8 @@ use crate::api::{AppState, Auth};
 use crate::certs::{self, CertPaths, CertSubjects};
 use crate::cli::{CertsArgs, ResolveArgs, ServeArgs, StoreArgs};
 use crate::index::IndexHandle;
+use crate::registry::client::ClientOptions;
+use crate::registry::connectivity::{Connectivity, ConnectivityOptions};
 use crate::registry::store::{Cipher, CipherError, RegistryStore, SqliteStore, StoreError};
 use crate::server::{self, ServeError, ServeOptions};
 use crate::telemetry::Metrics;
@@ -157,6 +159,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         index: index.clone(),
         metrics: Arc::new(Metrics::new()),
         auth: Arc::new(Auth::admin_token(token)),
+        connectivity: Arc::new(Connectivity::new(ConnectivityOptions {
+            client: ClientOptions {
+                connect_timeout: args.registry_connect_timeout,
+                request_timeout: args.registry_request_timeout,
+            },
+            check_timeout: args.registry_check_timeout,
+            browse_cache_ttl: args.browse_cache_ttl,
+            browse_cache_entries: args.browse_cache_entries,
+        })),
     };
     let options = ServeOptions {
         listen: args.listen,

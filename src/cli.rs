@@ -42,7 +42,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the webhook and the API (HTTPS) and the admin endpoints (HTTP).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Resolve registry-relative images in manifests (files or stdin) to stdout.
     /// Works as a Helm 3 `--post-renderer`.
     Resolve(ResolveArgs),
@@ -111,6 +111,30 @@ pub struct ServeArgs {
     /// Bearer token for the API. Default: read from (or generated into) `<data-dir>/admin-token`.
     #[arg(long, env = "REGISTRY_RESOLVER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// Connect deadline for requests to registries.
+    #[arg(long, env = "REGISTRY_RESOLVER_REGISTRY_CONNECT_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub registry_connect_timeout: Duration,
+
+    /// Deadline for one request to a registry.
+    #[arg(long, env = "REGISTRY_RESOLVER_REGISTRY_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub registry_request_timeout: Duration,
+
+    /// Deadline for a whole registry check or listing (challenge, token, retries, pages).
+    #[arg(long, env = "REGISTRY_RESOLVER_REGISTRY_CHECK_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub registry_check_timeout: Duration,
+
+    /// How long repository and tag lists are cached for the image picker.
+    #[arg(long, env = "REGISTRY_RESOLVER_BROWSE_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub browse_cache_ttl: Duration,
+
+    /// Most repository and tag lists cached at once.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_BROWSE_CACHE_ENTRIES",
+        default_value = "1000"
+    )]
+    pub browse_cache_entries: u64,
 
     /// How long in-flight requests may take to finish on SIGTERM.
     #[arg(long, env = "REGISTRY_RESOLVER_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(app::serve(args)).map_err(|e| e.to_string())),
+            .and_then(|rt| rt.block_on(app::serve(*args)).map_err(|e| e.to_string())),
         Command::Resolve(args) => app::resolve(args)
             .map(|out| print!("{out}"))
             .map_err(|e| e.to_string()),

@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::admission::AdmissionError;
+use crate::registry::client::ConnectError;
 use crate::registry::store::StoreError;
 use crate::registry::{FieldError, ValidationErrors};
 
@@ -38,6 +39,12 @@ pub enum ApiError {
     UnsupportedMediaType { got: String, expected: &'static str },
     #[error(transparent)]
     Admission(#[from] AdmissionError),
+    /// A registry check failed: the record as given cannot be used (422).
+    #[error("{0}")]
+    CheckFailed(ConnectError),
+    /// A registry failed while we browsed it on the client's behalf (502).
+    #[error("{0}")]
+    Upstream(ConnectError),
 }
 
 /// The error envelope of every non-2xx API response.
@@ -120,6 +127,11 @@ impl ApiError {
                 vec![],
             ),
             Self::Admission(_) => (StatusCode::BAD_REQUEST, "malformed_review", None, vec![]),
+            Self::CheckFailed(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code(), None, vec![]),
+            Self::Upstream(e @ ConnectError::NotFound(_)) => {
+                (StatusCode::NOT_FOUND, e.code(), None, vec![])
+            }
+            Self::Upstream(e) => (StatusCode::BAD_GATEWAY, e.code(), None, vec![]),
         }
     }
 }

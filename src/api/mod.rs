@@ -18,6 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::index::IndexHandle;
+use crate::registry::connectivity::Connectivity;
 use crate::registry::store::RegistryStore;
 use crate::telemetry::Metrics;
 use error::ApiError;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub index: Arc<IndexHandle>,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Auth>,
+    pub connectivity: Arc<Connectivity>,
 }
 
 /// Bearer-token authentication for the API.
@@ -72,6 +74,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/registries", post(r::create).get(r::list))
         .route("/registries:batchDelete", post(r::batch_delete))
+        .route("/registries:verify", post(r::verify_unsaved))
+        .route("/registries/{name}/verify", post(r::verify_saved))
+        .route("/registries/{name}/repositories", get(r::repositories))
+        .route("/registries/{name}/repositories/{*path}", get(r::tags))
         .route(
             "/registries/{name}",
             get(r::get)
@@ -105,6 +111,10 @@ pub fn router(state: AppState) -> Router {
         registries::patch,
         registries::delete,
         registries::batch_delete,
+        registries::verify_unsaved,
+        registries::verify_saved,
+        registries::repositories,
+        registries::tags,
         registries::namespace_registries,
         registries::resolve_preview,
     ),

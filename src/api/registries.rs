@@ -2,21 +2,66 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::body::{API_BODY_LIMIT, ApiJson, parse_json, read_body};
+use super::body::{API_BODY_LIMIT, ApiJson, ApiQuery, parse_json, read_body};
 use super::error::{ApiError, ErrorBody};
-use crate::registry::{Registry, RegistryInput, WriteMode, check_dns1123_label};
+use crate::reference::validate_path_component;
+use crate::registry::connectivity::Connectivity;
+use crate::registry::store::{Credentials, StoreError};
+use crate::registry::{
+    PasswordChange, Registry, RegistryInput, RegistrySpec, RegistryStatus, WriteMode,
+    check_dns1123_label,
+};
 use crate::resolve::{self, Choice};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RegistryList {
     pub items: Vec<Registry>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct WriteQuery {
+    /// `false` saves without checking the registry (air-gapped setups); the
+    /// status then says it is unverified. Default `true`.
+    pub verify: Option<bool>,
+}
+
+impl WriteQuery {
+    fn verify(&self) -> bool {
+        self.verify.unwrap_or(true)
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct BrowseQuery {
+    /// Only names containing this text.
+    #[serde(default)]
+    pub q: String,
+    /// Page size, 1 to 1000 (default 100).
+    pub n: Option<usize>,
+    /// The `next` of the previous page.
+    pub last: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NameList {
+    pub items: Vec<String>,
+    /// Pass as `last` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    pub verified: bool,
+    pub message: String,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -61,17 +106,24 @@ pub struct ResolveResponse {
 }
 
 #[utoipa::path(post, path = "/api/v1/registries", tag = "registries",
+    params(WriteQuery),
     request_body = RegistryInput,
     responses(
-        (status = 201, description = "Created", body = Registry),
+        (status = 201, description = "Created (after a successful login check unless verify=false)", body = Registry),
         (status = 409, description = "Name exists, or a defaultFor namespace has another default", body = ErrorBody),
-        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 422, description = "Invalid fields, or the registry check failed (code: unreachable, timeout, tls, protocol, not_a_registry, unauthorized, forbidden)", body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<WriteQuery>,
     ApiJson(input): ApiJson<RegistryInput>,
 ) -> Result<Response, ApiError> {
-    let spec = input.validate(WriteMode::Create, None)?;
+    let mut spec = input.validate(WriteMode::Create, None)?;
+    if state.store.get(&spec.name).await?.is_some() {
+        // Say so before spending a registry round trip.
+        return Err(StoreError::AlreadyExists(spec.name).into());
+    }
+    check_write(&state, &mut spec, None, query.verify()).await?;
     let record = state.store.create(spec).await?;
     tracing::info!(registry = %record.name, server = %record.server, "registry created");
     let location = HeaderValue::from_str(&format!("/api/v1/registries/{}", record.name)).ok();
@@ -86,7 +138,7 @@ pub async fn create(
     responses((status = 200, description = "All records, by name", body = RegistryList)))]
 pub async fn list(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<RegistryList>, ApiError> {
     let mut items = state.store.list().await?;
     if let Some(ns) = &query.namespace {
@@ -114,7 +166,7 @@ pub async fn get(
 }
 
 #[utoipa::path(put, path = "/api/v1/registries/{name}", tag = "registries",
-    params(("name" = String, Path, description = "Registry name")),
+    params(("name" = String, Path, description = "Registry name"), WriteQuery),
     request_body = RegistryInput,
     responses(
         (status = 200, description = "Replaced", body = Registry),
@@ -125,16 +177,23 @@ pub async fn get(
 pub async fn replace(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    ApiQuery(query): ApiQuery<WriteQuery>,
     ApiJson(input): ApiJson<RegistryInput>,
 ) -> Result<Json<Registry>, ApiError> {
-    let spec = input.validate(WriteMode::Replace, Some(&name))?;
+    let mut spec = input.validate(WriteMode::Replace, Some(&name))?;
+    let current = state
+        .store
+        .get(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(name.clone()))?;
+    check_write(&state, &mut spec, Some(&current), query.verify()).await?;
     let record = state.store.replace(spec).await?;
     tracing::info!(registry = %record.name, server = %record.server, "registry replaced");
     Ok(Json(record))
 }
 
 #[utoipa::path(patch, path = "/api/v1/registries/{name}", tag = "registries",
-    params(("name" = String, Path, description = "Registry name")),
+    params(("name" = String, Path, description = "Registry name"), WriteQuery),
     request_body(content = RegistryInput, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "Patched", body = Registry),
@@ -144,6 +203,7 @@ pub async fn replace(
 pub async fn patch(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    ApiQuery(query): ApiQuery<WriteQuery>,
     request: Request<Body>,
 ) -> Result<Json<Registry>, ApiError> {
     let (parts, body) = request.into_parts();
@@ -170,7 +230,8 @@ pub async fn patch(
         .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     json_patch::merge(&mut document, &merge);
     let input: RegistryInput = parse_json(document.to_string().as_bytes())?;
-    let spec = input.validate(WriteMode::Replace, Some(&name))?;
+    let mut spec = input.validate(WriteMode::Replace, Some(&name))?;
+    check_write(&state, &mut spec, Some(&current), query.verify()).await?;
     let record = state.store.replace(spec).await?;
     tracing::info!(registry = %record.name, "registry patched");
     Ok(Json(record))
@@ -275,4 +336,202 @@ fn check_namespace(namespace: &str) -> Result<(), ApiError> {
         field: Some("namespace".into()),
         message,
     })
+}
+
+/// Runs the login check a write needs: on create, and on an update that
+/// changes server, credentials or TLS. The stored password is used only
+/// when the server stays the same.
+async fn check_write(
+    state: &AppState,
+    spec: &mut RegistrySpec,
+    current: Option<&Registry>,
+    verify: bool,
+) -> Result<(), ApiError> {
+    if current.is_some_and(|old| !spec.changes_connection(old)) {
+        return Ok(());
+    }
+    if !verify {
+        spec.status = Some(RegistryStatus {
+            verified: false,
+            last_verified_at: None,
+            message: Some("not verified: saved with verify=false".into()),
+        });
+        return Ok(());
+    }
+    let credentials = match (&spec.username, &spec.password, current) {
+        (Some(username), PasswordChange::Set(password), _) => Some(Credentials {
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        (Some(username), PasswordChange::Keep, Some(old)) => {
+            let server = spec.server.to_string();
+            if old.server != server {
+                return Err(StoreError::PasswordRequiredForNewServer {
+                    from: old.server.clone(),
+                    to: server,
+                }
+                .into());
+            }
+            let stored = state.store.credentials(&spec.name).await?;
+            let stored = stored.ok_or_else(|| StoreError::PasswordRequired(spec.name.clone()))?;
+            Some(Credentials {
+                username: username.clone(),
+                password: stored.password,
+            })
+        }
+        _ => None,
+    };
+    let result = state
+        .connectivity
+        .check(&spec.server, &spec.tls, credentials)
+        .await;
+    let status = Connectivity::status_after(&result);
+    result.map_err(ApiError::CheckFailed)?;
+    spec.status = Some(status);
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/api/v1/registries:verify", tag = "registries",
+    request_body = RegistryInput,
+    responses(
+        (status = 200, description = "The registry accepts this address, TLS setting and login", body = VerifyResponse),
+        (status = 422, description = "Invalid fields, or why the check failed (code: unreachable, timeout, tls, protocol, not_a_registry, unauthorized, forbidden)", body = ErrorBody),
+    ))]
+pub async fn verify_unsaved(
+    State(state): State<AppState>,
+    ApiJson(mut input): ApiJson<RegistryInput>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    // The create dialog may check before the name is typed.
+    input.name.get_or_insert_with(|| "unsaved".to_owned());
+    let mut spec = input.validate(WriteMode::Create, None)?;
+    check_write(&state, &mut spec, None, true).await?;
+    Ok(Json(VerifyResponse {
+        verified: true,
+        message: "login succeeded".into(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/registries/{name}/verify", tag = "registries",
+    params(("name" = String, Path, description = "Registry name")),
+    responses(
+        (status = 200, description = "Checked with the stored credentials; the record with its new status", body = Registry),
+        (status = 404, description = "No such registry", body = ErrorBody),
+        (status = 422, description = "Why the check failed; the status is saved too", body = ErrorBody),
+    ))]
+pub async fn verify_saved(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Registry>, ApiError> {
+    let record = state
+        .store
+        .get(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(name.clone()))?;
+    let server = record
+        .parsed_server()
+        .map_err(|e| ApiError::Store(StoreError::Backend(format!("stored server: {e}"))))?;
+    let credentials = state.store.credentials(&name).await?;
+    let result = state
+        .connectivity
+        .check(&server, &record.tls, credentials)
+        .await;
+    let updated = state
+        .store
+        .set_status(&name, Connectivity::status_after(&result))
+        .await?;
+    result.map_err(ApiError::CheckFailed)?;
+    Ok(Json(updated))
+}
+
+#[utoipa::path(get, path = "/api/v1/registries/{name}/repositories", tag = "browse",
+    params(("name" = String, Path, description = "Registry name"), BrowseQuery),
+    responses(
+        (status = 200, description = "Repositories (relative to the record's path prefix), by name", body = NameList),
+        (status = 404, description = "No such registry", body = ErrorBody),
+        (status = 502, description = "The registry failed (same codes as verification)", body = ErrorBody),
+    ))]
+pub async fn repositories(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiQuery(query): ApiQuery<BrowseQuery>,
+) -> Result<Json<NameList>, ApiError> {
+    let n = page_size(query.n)?;
+    let (record, credentials) = record_and_credentials(&state, &name).await?;
+    let listing = state
+        .connectivity
+        .repositories(&record, credentials, &query.q, n, query.last.as_deref())
+        .await
+        .map_err(ApiError::Upstream)?;
+    Ok(Json(NameList {
+        items: listing.items,
+        next: listing.next,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/registries/{name}/repositories/{repository}/tags", tag = "browse",
+    params(
+        ("name" = String, Path, description = "Registry name"),
+        ("repository" = String, Path, description = "Repository path relative to the record's prefix; may contain '/'"),
+        BrowseQuery,
+    ),
+    responses(
+        (status = 200, description = "Tags, newest-looking first (semantic versions by version, then by name)", body = NameList),
+        (status = 404, description = "No such registry or repository", body = ErrorBody),
+        (status = 502, description = "The registry failed (same codes as verification)", body = ErrorBody),
+    ))]
+pub async fn tags(
+    State(state): State<AppState>,
+    Path((name, path)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<BrowseQuery>,
+) -> Result<Json<NameList>, ApiError> {
+    let repository = path
+        .strip_suffix("/tags")
+        .ok_or_else(|| ApiError::NotFound(format!("{name}/repositories/{path}")))?;
+    for component in repository.split('/') {
+        validate_path_component(component).map_err(|e| ApiError::InvalidField {
+            field: Some("repository".into()),
+            message: e.to_string(),
+        })?;
+    }
+    let n = page_size(query.n)?;
+    let (record, credentials) = record_and_credentials(&state, &name).await?;
+    let listing = state
+        .connectivity
+        .tags(
+            &record,
+            credentials,
+            repository,
+            &query.q,
+            n,
+            query.last.as_deref(),
+        )
+        .await
+        .map_err(ApiError::Upstream)?;
+    Ok(Json(NameList {
+        items: listing.items,
+        next: listing.next,
+    }))
+}
+
+fn page_size(n: Option<usize>) -> Result<usize, ApiError> {
+    match n.unwrap_or(100) {
+        n @ 1..=1000 => Ok(n),
+        _ => Err(ApiError::InvalidField {
+            field: Some("n".into()),
+            message: "n must be between 1 and 1000".into(),
+        }),
+    }
+}
+
+async fn record_and_credentials(
+    state: &AppState,
+    name: &str,
+) -> Result<(Registry, Option<Credentials>), ApiError> {
+    let record = state
+        .store
+        .get(name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(name.to_owned()))?;
+    let credentials = state.store.credentials(name).await?;
+    Ok((record, credentials))
 }

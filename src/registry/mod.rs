@@ -1,5 +1,7 @@
 //! Image registry records: the model, its validation, and where it is stored.
 
+pub mod client;
+pub mod connectivity;
 mod model;
 pub mod server;
 pub mod store;

@@ -180,6 +180,9 @@ pub struct RegistrySpec {
     pub default_for: Vec<String>,
     pub tls: TlsOptions,
     pub pull_secret_name: String,
+    /// The outcome of a connectivity check made for this write; `None`
+    /// keeps the stored status, or resets it when the connection changes.
+    pub status: Option<RegistryStatus>,
 }
 
 impl RegistrySpec {
@@ -358,6 +361,7 @@ impl RegistryInput {
                 default_for,
                 tls,
                 pull_secret_name,
+                status: None,
             }),
             _ => Err(ValidationErrors(errors)),
         }

@@ -13,6 +13,8 @@ use registry_resolver::api::{AppState, Auth};
 use registry_resolver::certs::{self, CertPaths, CertSubjects};
 use registry_resolver::cli::StoreArgs;
 use registry_resolver::index::IndexHandle;
+use registry_resolver::registry::client::ClientOptions;
+use registry_resolver::registry::connectivity::{Connectivity, ConnectivityOptions};
 use registry_resolver::server::{self, Running, ServeOptions};
 use registry_resolver::telemetry::Metrics;
 use serde_json::{Value, json};
@@ -68,6 +70,15 @@ impl TestServer {
             index: index.clone(),
             metrics: Arc::new(Metrics::new()),
             auth: Arc::new(Auth::admin_token(TOKEN)),
+            connectivity: Arc::new(Connectivity::new(ConnectivityOptions {
+                client: ClientOptions {
+                    connect_timeout: Duration::from_secs(2),
+                    request_timeout: Duration::from_secs(3),
+                },
+                check_timeout: Duration::from_secs(4),
+                browse_cache_ttl: Duration::from_secs(2),
+                browse_cache_entries: 100,
+            })),
         };
         let options = ServeOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -120,7 +131,7 @@ impl TestServer {
     /// POST /api/v1/registries, asserting 201.
     pub async fn create_registry(&self, body: Value) -> Value {
         let response = self
-            .api(reqwest::Method::POST, "/registries")
+            .api(reqwest::Method::POST, "/registries?verify=false")
             .json(&body)
             .send()
             .await

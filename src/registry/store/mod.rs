@@ -13,7 +13,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 
-use super::model::{Password, Registry, RegistrySpec};
+use super::model::{Password, Registry, RegistrySpec, RegistryStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -54,6 +54,8 @@ pub trait RegistryStore: Send + Sync + 'static {
     async fn create(&self, spec: RegistrySpec) -> Result<Registry, StoreError>;
     /// Replaces the record; see [`PasswordChange`](super::model::PasswordChange) for the password.
     async fn replace(&self, spec: RegistrySpec) -> Result<Registry, StoreError>;
+    /// Records the outcome of a connectivity check; nothing else changes.
+    async fn set_status(&self, name: &str, status: RegistryStatus) -> Result<Registry, StoreError>;
     async fn get(&self, name: &str) -> Result<Option<Registry>, StoreError>;
     /// Every record, sorted by name.
     async fn list(&self) -> Result<Vec<Registry>, StoreError>;

@@ -170,9 +170,10 @@ impl Inner {
             created_at: existing.as_ref().map_or(now, |(old, _)| old.created_at),
             updated_at: now,
             // A record whose connection details changed must be checked again.
-            status: match &existing {
-                Some((old, _)) if !spec.changes_connection(old) => old.status.clone(),
-                _ => RegistryStatus::default(),
+            status: match (&spec.status, &existing) {
+                (Some(checked), _) => checked.clone(),
+                (None, Some((old, _))) if !spec.changes_connection(old) => old.status.clone(),
+                (None, _) => RegistryStatus::default(),
             },
         };
         let json =
@@ -199,6 +200,36 @@ impl RegistryStore for SqliteStore {
     async fn replace(&self, spec: RegistrySpec) -> Result<Registry, StoreError> {
         self.run(move |inner, conn| inner.write(conn, spec, false))
             .await
+    }
+
+    async fn set_status(&self, name: &str, status: RegistryStatus) -> Result<Registry, StoreError> {
+        let name = name.to_owned();
+        self.run(move |inner, conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let json: Option<String> = tx
+                .query_row(
+                    "SELECT record FROM registries WHERE name = ?1",
+                    params![name],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            let mut record = decode(&json.ok_or_else(|| StoreError::NotFound(name.clone()))?)?;
+            record.status = status;
+            let json =
+                serde_json::to_string(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
+            tx.execute(
+                "UPDATE registries SET record = ?2 WHERE name = ?1",
+                params![name, json],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            inner.publish(conn)?;
+            Ok(record)
+        })
+        .await
     }
 
     async fn get(&self, name: &str) -> Result<Option<Registry>, StoreError> {

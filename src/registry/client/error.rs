@@ -1,0 +1,152 @@
+//! Why a registry could not be used, in categories a person can act on.
+
+use std::error::Error as _;
+
+/// A failure to talk to a registry. Each variant has its own stable `code`
+/// (the API's `error.code`) and a message that says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// DNS failure or connection refused.
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Timeout(String),
+    /// Certificate problems: unknown authority, wrong names, expired.
+    #[error("{0}")]
+    Tls(String),
+    /// HTTP spoken to an HTTPS port or the reverse.
+    #[error("{0}")]
+    Protocol(String),
+    #[error("{0}")]
+    NotARegistry(String),
+    /// Wrong or missing username/password.
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// The repository, tag or manifest does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The registry answered, but not as the API says it should.
+    #[error("{0}")]
+    Registry(String),
+    /// Our own configuration is unusable (e.g. TLS settings).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ConnectError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unreachable(_) => "unreachable",
+            Self::Timeout(_) => "timeout",
+            Self::Tls(_) => "tls",
+            Self::Protocol(_) => "protocol",
+            Self::NotARegistry(_) => "not_a_registry",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::Registry(_) => "registry_error",
+            Self::Config(_) => "invalid_tls_config",
+        }
+    }
+
+    /// Classifies a transport error from a request to `host`. Messages name
+    /// the host and never a credential (our URLs carry none).
+    pub fn from_transport(error: &reqwest::Error, host: &str, https: bool) -> Self {
+        if error.is_timeout() {
+            return Self::Timeout(format!("{host} did not answer in time"));
+        }
+        if let Some(tls) = find_source::<rustls::Error>(error) {
+            return Self::from_tls(tls, host);
+        }
+        if let Some(io) = find_source::<std::io::Error>(error) {
+            if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                return Self::from_tls(tls, host);
+            }
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return Self::Unreachable(format!(
+                        "{host} refused the connection: nothing listens there"
+                    ));
+                }
+                std::io::ErrorKind::TimedOut => {
+                    return Self::Timeout(format!("{host} did not answer in time"));
+                }
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                    if https =>
+                {
+                    return Self::Protocol(format!(
+                        "{host} closed the connection during the TLS handshake: if it is a plain-HTTP registry, use http://"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let text = chain_text(error);
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return Self::Unreachable(format!("cannot resolve {host}: check the address"));
+        }
+        if error.is_connect() {
+            return Self::Unreachable(format!("cannot connect to {host}: {text}"));
+        }
+        Self::Unreachable(format!("request to {host} failed: {text}"))
+    }
+
+    fn from_tls(error: &rustls::Error, host: &str) -> Self {
+        use rustls::CertificateError as C;
+        match error {
+            rustls::Error::InvalidCertificate(C::UnknownIssuer) => Self::Tls(format!(
+                "the certificate of {host} is signed by an unknown authority: add the registry's CA certificate to tls.caBundle"
+            )),
+            rustls::Error::InvalidCertificate(C::NotValidForNameContext {
+                expected,
+                presented,
+            }) => Self::Tls(format!(
+                "the certificate of {host} is not valid for {}: it names {}",
+                expected.to_str(),
+                presented.join(", ")
+            )),
+            rustls::Error::InvalidCertificate(C::NotValidForName) => Self::Tls(format!(
+                "the certificate of {host} is not valid for that name"
+            )),
+            rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+                Self::Tls(format!("the certificate of {host} has expired"))
+            }
+            rustls::Error::InvalidCertificate(other) => {
+                Self::Tls(format!("the certificate of {host} was rejected: {other:?}"))
+            }
+            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+                Self::Protocol(format!(
+                    "{host} does not speak TLS on this port: if it is a plain-HTTP registry, use http://"
+                ))
+            }
+            other => Self::Tls(format!("TLS with {host} failed: {other}")),
+        }
+    }
+}
+
+fn find_source<T: std::error::Error + 'static>(error: &reqwest::Error) -> Option<&T> {
+    let mut source = error.source();
+    while let Some(current) = source {
+        if let Some(found) = current.downcast_ref::<T>() {
+            return Some(found);
+        }
+        source = current.source();
+    }
+    None
+}
+
+fn chain_text(error: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = error.source();
+    while let Some(current) = source {
+        parts.push(current.to_string());
+        source = current.source();
+    }
+    if parts.is_empty() {
+        error.to_string()
+    } else {
+        parts.join(": ")
+    }
+}

@@ -1,0 +1,396 @@
+//! Talking to registries on behalf of the API: checking a record the way
+//! `docker login` would, and browsing repositories and tags for an image
+//! picker, with short-lived caches so a picker typing letters does not
+//! hammer the registry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use moka::future::Cache;
+
+use super::client::{ClientOptions, ConnectError, Page, RegistryClient};
+use super::store::Credentials;
+use super::{Registry, RegistryStatus, Server, TlsOptions};
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectivityOptions {
+    pub client: ClientOptions,
+    /// Deadline for a whole check (challenge, token, retry), so a dead
+    /// registry answers in seconds and never holds up the API.
+    pub check_timeout: Duration,
+    pub browse_cache_ttl: Duration,
+    pub browse_cache_entries: u64,
+}
+
+impl Default for ConnectivityOptions {
+    fn default() -> Self {
+        Self {
+            client: ClientOptions::default(),
+            check_timeout: Duration::from_secs(10),
+            browse_cache_ttl: Duration::from_secs(10),
+            browse_cache_entries: 1000,
+        }
+    }
+}
+
+/// A listing as the API returns it: one page, and the cursor of the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub items: Vec<String>,
+    pub next: Option<String>,
+}
+
+pub struct Connectivity {
+    options: ConnectivityOptions,
+    /// Clients by record name and version: a changed record gets a new
+    /// client, so stored credentials never follow a record to a new address.
+    clients: Cache<String, Arc<RegistryClient>>,
+    /// Full repository and tag lists by record version and path.
+    lists: Cache<String, Arc<Vec<String>>>,
+}
+
+impl std::fmt::Debug for Connectivity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connectivity")
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// How many entries one registry page asks for while collecting a full list.
+const REGISTRY_PAGE: usize = 1000;
+/// A registry with more repositories (or a repository with more tags) than
+/// this is listed only this far; the picker filters with `q` anyway.
+const LIST_MAX: usize = 50_000;
+
+impl Connectivity {
+    pub fn new(options: ConnectivityOptions) -> Self {
+        Self {
+            options,
+            clients: Cache::builder()
+                .max_capacity(1000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+            lists: Cache::builder()
+                .max_capacity(options.browse_cache_entries)
+                .time_to_live(options.browse_cache_ttl)
+                .build(),
+        }
+    }
+
+    /// Checks an address, TLS settings and credentials like `docker login`.
+    pub async fn check(
+        &self,
+        server: &Server,
+        tls: &TlsOptions,
+        credentials: Option<Credentials>,
+    ) -> Result<(), ConnectError> {
+        let client = RegistryClient::new(server, tls, credentials, self.options.client)?;
+        self.deadline(server, client.verify()).await
+    }
+
+    /// The status a check leaves on a record.
+    pub fn status_after(result: &Result<(), ConnectError>) -> RegistryStatus {
+        match result {
+            Ok(()) => RegistryStatus {
+                verified: true,
+                last_verified_at: Some(Utc::now()),
+                message: Some("login succeeded".into()),
+            },
+            Err(error) => RegistryStatus {
+                verified: false,
+                last_verified_at: Some(Utc::now()),
+                message: Some(format!("{}: {error}", error.code())),
+            },
+        }
+    }
+
+    /// One page of the repositories of `record` whose names contain `q`.
+    pub async fn repositories(
+        &self,
+        record: &Registry,
+        credentials: Option<Credentials>,
+        q: &str,
+        n: usize,
+        last: Option<&str>,
+    ) -> Result<Listing, ConnectError> {
+        let key = format!(
+            "{}@{}/_catalog",
+            record.name,
+            record.updated_at.timestamp_nanos_opt().unwrap_or(0)
+        );
+        let client = self.client(record, credentials).await?;
+        let server = record_server(record)?;
+        // Only repositories under the record's path prefix are usable with it.
+        let prefix = server.prefix.as_deref().map(|p| format!("{p}/"));
+        let all = self
+            .cached_list(key, &server, || async move {
+                let mut items = collect(|last| {
+                    let client = client.clone();
+                    async move { client.catalog(REGISTRY_PAGE, last.as_deref()).await }
+                })
+                .await?;
+                if let Some(prefix) = &prefix {
+                    items = items
+                        .into_iter()
+                        .filter_map(|r| r.strip_prefix(prefix.as_str()).map(str::to_owned))
+                        .collect();
+                }
+                items.sort();
+                Ok(items)
+            })
+            .await?;
+        Ok(page(all.iter().filter(|r| r.contains(q)), n, last))
+    }
+
+    /// One page of the tags of `repository` (relative to the record's
+    /// prefix) containing `q`, newest-looking first.
+    pub async fn tags(
+        &self,
+        record: &Registry,
+        credentials: Option<Credentials>,
+        repository: &str,
+        q: &str,
+        n: usize,
+        last: Option<&str>,
+    ) -> Result<Listing, ConnectError> {
+        let server = record_server(record)?;
+        let full = match &server.prefix {
+            Some(prefix) => format!("{prefix}/{repository}"),
+            None => repository.to_owned(),
+        };
+        let key = format!(
+            "{}@{}/{full}",
+            record.name,
+            record.updated_at.timestamp_nanos_opt().unwrap_or(0)
+        );
+        let client = self.client(record, credentials).await?;
+        let all = self
+            .cached_list(key, &server, || async move {
+                let mut tags = collect(|last| {
+                    let (client, full) = (client.clone(), full.clone());
+                    async move { client.tags(&full, REGISTRY_PAGE, last.as_deref()).await }
+                })
+                .await?;
+                sort_tags(&mut tags);
+                Ok(tags)
+            })
+            .await?;
+        // `last` is a position in our order, not the registry's.
+        Ok(page(all.iter().filter(|t| t.contains(q)), n, last))
+    }
+
+    async fn client(
+        &self,
+        record: &Registry,
+        credentials: Option<Credentials>,
+    ) -> Result<Arc<RegistryClient>, ConnectError> {
+        let key = format!(
+            "{}@{}",
+            record.name,
+            record.updated_at.timestamp_nanos_opt().unwrap_or(0)
+        );
+        if let Some(client) = self.clients.get(&key).await {
+            return Ok(client);
+        }
+        let server = record_server(record)?;
+        let client = Arc::new(RegistryClient::new(
+            &server,
+            &record.tls,
+            credentials,
+            self.options.client,
+        )?);
+        self.clients.insert(key, client.clone()).await;
+        Ok(client)
+    }
+
+    async fn cached_list<F, Fut>(
+        &self,
+        key: String,
+        server: &Server,
+        load: F,
+    ) -> Result<Arc<Vec<String>>, ConnectError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<String>, ConnectError>>,
+    {
+        // Concurrent misses for the same key share one load.
+        let result = self
+            .lists
+            .try_get_with(key, async {
+                self.deadline(server, load()).await.map(Arc::new)
+            })
+            .await;
+        result.map_err(|e| (*e).clone())
+    }
+
+    async fn deadline<T>(
+        &self,
+        server: &Server,
+        work: impl std::future::Future<Output = Result<T, ConnectError>>,
+    ) -> Result<T, ConnectError> {
+        tokio::time::timeout(self.options.check_timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConnectError::Timeout(format!(
+                    "{} did not answer within {:?}",
+                    server.host, self.options.check_timeout
+                )))
+            })
+    }
+}
+
+fn record_server(record: &Registry) -> Result<Server, ConnectError> {
+    record
+        .parsed_server()
+        .map_err(|e| ConnectError::Config(format!("stored server: {e}")))
+}
+
+/// Follows the registry's pagination to the end (or `LIST_MAX`).
+async fn collect<F, Fut>(mut fetch: F) -> Result<Vec<String>, ConnectError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page, ConnectError>>,
+{
+    let mut all = Vec::new();
+    let mut last = None;
+    loop {
+        let page = fetch(last.take()).await?;
+        all.extend(page.items);
+        match page.next {
+            Some(next) if all.len() < LIST_MAX => last = Some(next),
+            _ => return Ok(all),
+        }
+    }
+}
+
+/// Our own paging over a sorted list: up to `n` items after `last`.
+fn page<'a>(items: impl Iterator<Item = &'a String>, n: usize, last: Option<&str>) -> Listing {
+    let mut items = items.skip_while(|item| last.is_some_and(|l| item.as_str() != l));
+    if last.is_some() {
+        items.next(); // `last` itself
+    }
+    let mut chosen: Vec<String> = items.by_ref().take(n).cloned().collect();
+    let next = if items.next().is_some() {
+        chosen.last().cloned()
+    } else {
+        None
+    };
+    chosen.shrink_to_fit();
+    Listing {
+        items: chosen,
+        next,
+    }
+}
+
+/// Newest-looking first: semantic versions (with or without `v`) by
+/// version, descending; then every other tag by name, descending, so
+/// dated tags (`2024-05-01`) come newest first too; `latest` leads.
+pub fn sort_tags(tags: &mut [String]) {
+    fn version(tag: &str) -> Option<semver::Version> {
+        let t = tag.strip_prefix('v').unwrap_or(tag);
+        semver::Version::parse(t).ok().or_else(|| {
+            // `1.27` and `8` are common: pad them.
+            let parts: Vec<&str> = t.split('.').collect();
+            if parts.is_empty()
+                || parts.len() > 2
+                || !parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return None;
+            }
+            let padded = match parts.len() {
+                1 => format!("{}.0.0", parts[0]),
+                _ => format!("{}.{}.0", parts[0], parts[1]),
+            };
+            semver::Version::parse(&padded).ok()
+        })
+    }
+    tags.sort_by(|a, b| {
+        use std::cmp::Ordering;
+        match (a == "latest", b == "latest") {
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            _ => {}
+        }
+        match (version(a), version(b)) {
+            (Some(va), Some(vb)) => vb.cmp(&va).then_with(|| b.cmp(a)),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => b.cmp(a),
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_sort_newest_looking_first() {
+        let mut tags: Vec<String> = [
+            "1.9.0",
+            "v1.10.0",
+            "latest",
+            "1.10.0-rc.1",
+            "alpine",
+            "2024-05-01",
+            "2023-12-31",
+            "8",
+            "1.27",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        sort_tags(&mut tags);
+        assert_eq!(
+            tags,
+            [
+                "latest",
+                "8",
+                "1.27",
+                "v1.10.0",
+                "1.10.0-rc.1",
+                "1.9.0",
+                "alpine",
+                "2024-05-01",
+                "2023-12-31"
+            ]
+        );
+    }
+
+    #[test]
+    fn pages_over_a_sorted_list() {
+        let items: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let first = page(items.iter(), 2, None);
+        assert_eq!(
+            first,
+            Listing {
+                items: vec!["a".into(), "b".into()],
+                next: Some("b".into())
+            }
+        );
+        let second = page(items.iter(), 2, first.next.as_deref());
+        assert_eq!(
+            second,
+            Listing {
+                items: vec!["c".into(), "d".into()],
+                next: Some("d".into())
+            }
+        );
+        let third = page(items.iter(), 2, second.next.as_deref());
+        assert_eq!(
+            third,
+            Listing {
+                items: vec!["e".into()],
+                next: None
+            }
+        );
+        assert_eq!(page(items.iter(), 5, None).next, None);
+    }
+}
