@@ -57,13 +57,10 @@ impl ConnectError {
         if error.is_timeout() {
             return Self::Timeout(format!("{host} did not answer in time"));
         }
-        if let Some(tls) = find_source::<rustls::Error>(error) {
+        if let Some(tls) = find_in_chain::<rustls::Error>(error) {
             return Self::from_tls(tls, host);
         }
-        if let Some(io) = find_source::<std::io::Error>(error) {
-            if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-                return Self::from_tls(tls, host);
-            }
+        if let Some(io) = find_in_chain::<std::io::Error>(error) {
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => {
                     return Self::Unreachable(format!(
@@ -126,15 +123,24 @@ impl ConnectError {
     }
 }
 
-fn find_source<T: std::error::Error + 'static>(error: &reqwest::Error) -> Option<&T> {
-    let mut source = error.source();
+/// The innermost `T` behind `error`: its `source()` chain, and the errors
+/// wrapped inside `io::Error`s, which `source()` skips over.
+fn find_in_chain<T: std::error::Error + 'static>(error: &reqwest::Error) -> Option<&T> {
+    let mut found = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = error.source();
     while let Some(current) = source {
-        if let Some(found) = current.downcast_ref::<T>() {
-            return Some(found);
+        if let Some(hit) = current.downcast_ref::<T>() {
+            found = Some(hit);
         }
-        source = current.source();
+        source = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
     }
-    None
+    found
 }
 
 fn chain_text(error: &reqwest::Error) -> String {
