@@ -19,6 +19,7 @@ fn record(name: &str, server: &str, namespaces: &[&str], default_for: &[&str]) -
         default_for: default_for.iter().map(|s| s.to_string()).collect(),
         tls: TlsOptions::default(),
         pull_secret_name: name.into(),
+        pin_digests: false,
         created_at: chrono::DateTime::UNIX_EPOCH,
         updated_at: chrono::DateTime::UNIX_EPOCH,
         status: RegistryStatus::default(),

@@ -10,6 +10,7 @@ use crate::cli::{CertsArgs, ResolveArgs, ServeArgs, StoreArgs};
 use crate::index::IndexHandle;
 use crate::registry::client::ClientOptions;
 use crate::registry::connectivity::{Connectivity, ConnectivityOptions};
+use crate::registry::pinning::{PinOptions, Pinner};
 use crate::registry::store::{Cipher, CipherError, RegistryStore, SqliteStore, StoreError};
 use crate::server::{self, ServeError, ServeOptions};
 use crate::telemetry::Metrics;
@@ -49,7 +50,7 @@ pub enum AppError {
     Exists(String),
     #[error(transparent)]
     Manifest(#[from] crate::manifests::ManifestError),
-    #[error("signal handler: {0}")]
+    #[error("runtime or signal handler: {0}")]
     Signal(std::io::Error),
 }
 
@@ -154,16 +155,28 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
     let store: Arc<dyn RegistryStore> = Arc::new(open_embedded_store(&args.store, index.clone())?);
     let token = admin_token(&args)?;
     let (cert_file, key_file) = serving_pair(&args)?;
+    let client_options = ClientOptions {
+        connect_timeout: args.registry_connect_timeout,
+        request_timeout: args.registry_request_timeout,
+    };
+    let pinner = Arc::new(Pinner::new(
+        store.clone(),
+        PinOptions {
+            cache_ttl: args.pin_cache_ttl,
+            cache_entries: args.pin_cache_entries,
+            deadline: args.pin_deadline,
+            policy: args.pin_failure_policy,
+            client: client_options,
+        },
+    ));
     let state = AppState {
         store,
         index: index.clone(),
         metrics: Arc::new(Metrics::new()),
         auth: Arc::new(Auth::admin_token(token)),
+        pinner,
         connectivity: Arc::new(Connectivity::new(ConnectivityOptions {
-            client: ClientOptions {
-                connect_timeout: args.registry_connect_timeout,
-                request_timeout: args.registry_request_timeout,
-            },
+            client: client_options,
             check_timeout: args.registry_check_timeout,
             browse_cache_ttl: args.browse_cache_ttl,
             browse_cache_entries: args.browse_cache_entries,
@@ -195,14 +208,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
     Ok(())
 }
 
-/// `resolve`: manifests in, resolved manifests out (stdout).
-pub fn resolve(args: ResolveArgs) -> Result<String, AppError> {
+/// `resolve`: manifests in, resolved manifests out (stdout); warnings are
+/// returned for stderr.
+pub fn resolve(args: ResolveArgs) -> Result<crate::manifests::Resolved, AppError> {
     if !args.store.data_dir.join(DATABASE_FILE).exists() {
         return Err(AppError::NoStore(args.store.data_dir.display().to_string()));
     }
-    let index = IndexHandle::new();
-    // Opening publishes the records into the index; nothing else is read.
-    let _store = open_embedded_store(&args.store, index.clone())?;
     let mut input = String::new();
     let stdin = args.files.is_empty() || args.files.iter().any(|f| f.as_os_str() == "-");
     for file in args.files.iter().filter(|f| f.as_os_str() != "-") {
@@ -221,12 +232,33 @@ pub fn resolve(args: ResolveArgs) -> Result<String, AppError> {
                 source,
             })?;
     }
-    Ok(crate::manifests::resolve_documents(
-        &input,
-        &args.namespace,
-        &index.load(),
-        args.output,
-    )?)
+    crate::server::tls::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Signal)?;
+    runtime.block_on(async {
+        let index = IndexHandle::new();
+        // Opening publishes the records into the index.
+        let store: Arc<dyn RegistryStore> =
+            Arc::new(open_embedded_store(&args.store, index.clone())?);
+        let pinner = Pinner::new(
+            store,
+            PinOptions {
+                policy: args.pin_failure_policy,
+                deadline: args.pin_deadline,
+                ..PinOptions::default()
+            },
+        );
+        Ok(crate::manifests::resolve_documents(
+            &input,
+            &args.namespace,
+            &index.load(),
+            args.output,
+            Some(&pinner),
+        )
+        .await?)
+    })
 }
 
 /// `certs`: writes a CA and serving certificate.

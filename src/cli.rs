@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::registry::pinning::PinFailurePolicy;
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
@@ -136,6 +137,31 @@ pub struct ServeArgs {
     )]
     pub browse_cache_entries: u64,
 
+    /// How long a tag's digest is cached for pinning.
+    #[arg(long, env = "REGISTRY_RESOLVER_PIN_CACHE_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub pin_cache_ttl: Duration,
+
+    /// Most digests cached for pinning.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_PIN_CACHE_ENTRIES",
+        default_value = "10000"
+    )]
+    pub pin_cache_entries: u64,
+
+    /// Deadline for all digest lookups of one admission (keep it well under the webhook timeout).
+    #[arg(long, env = "REGISTRY_RESOLVER_PIN_DEADLINE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub pin_deadline: Duration,
+
+    /// When a digest cannot be had: deny the request, or allow it with the tag and a warning.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_PIN_FAILURE_POLICY",
+        value_enum,
+        default_value = "allow"
+    )]
+    pub pin_failure_policy: PinFailurePolicy,
+
     /// How long in-flight requests may take to finish on SIGTERM.
     #[arg(long, env = "REGISTRY_RESOLVER_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -175,6 +201,19 @@ pub struct ResolveArgs {
         default_value = "yaml"
     )]
     pub output: OutputFormat,
+
+    /// When a tag to pin cannot be looked up: fail, or keep the tag with a warning.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_PIN_FAILURE_POLICY",
+        value_enum,
+        default_value = "allow"
+    )]
+    pub pin_failure_policy: PinFailurePolicy,
+
+    /// Deadline for the digest lookups of one object.
+    #[arg(long, env = "REGISTRY_RESOLVER_PIN_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub pin_deadline: Duration,
 
     #[command(flatten)]
     pub store: StoreArgs,

@@ -16,8 +16,14 @@ use crate::registry::Registry;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedRegistry {
     pub name: String,
+    /// Changes whenever the record does (its `updatedAt`): keys caches of
+    /// clients and digests, so nothing outlives an edit.
+    pub version: i64,
     /// `host[:port][/prefix]`, what relative paths are joined onto.
     pub image_prefix: String,
+    /// The repository path prefix inside the registry, if any.
+    pub path_prefix: Option<String>,
+    pub pin_digests: bool,
     /// The pull secret to inject; `None` for a registry without credentials.
     pub pull_secret: Option<String>,
     pub namespaces: BTreeSet<String>,
@@ -66,7 +72,10 @@ impl Index {
                 record.name.clone(),
                 IndexedRegistry {
                     name: record.name.clone(),
+                    version: record.updated_at.timestamp_nanos_opt().unwrap_or_default(),
                     image_prefix: server.image_prefix(),
+                    path_prefix: server.prefix.clone(),
+                    pin_digests: record.pin_digests,
                     pull_secret: record
                         .has_credentials()
                         .then(|| record.pull_secret_name.clone()),
@@ -129,6 +138,11 @@ impl IndexHandle {
         self.current.load()
     }
 
+    /// The current snapshot, owned: for holding across an `.await`.
+    pub fn load_full(&self) -> Arc<Index> {
+        self.current.load_full()
+    }
+
     /// Has any store published yet? Readiness waits for this.
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
@@ -158,6 +172,7 @@ pub(crate) mod tests {
             default_for: default_for.iter().map(|s| s.to_string()).collect(),
             tls: TlsOptions::default(),
             pull_secret_name: format!("{name}-pull"),
+            pin_digests: false,
             created_at: chrono::DateTime::UNIX_EPOCH,
             updated_at: chrono::DateTime::UNIX_EPOCH,
             status: RegistryStatus::default(),

@@ -15,7 +15,12 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|rt| rt.block_on(app::serve(*args)).map_err(|e| e.to_string())),
         Command::Resolve(args) => app::resolve(args)
-            .map(|out| print!("{out}"))
+            .map(|resolved| {
+                for warning in &resolved.warnings {
+                    eprintln!("Warning: {warning}");
+                }
+                print!("{}", resolved.output)
+            })
             .map_err(|e| e.to_string()),
         Command::Certs(args) => app::certs(args)
             .map(|paths| {

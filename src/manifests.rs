@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::admission::{self, WriteKind};
 use crate::cli::OutputFormat;
 use crate::index::Index;
+use crate::registry::pinning::Pinner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -20,14 +21,23 @@ pub enum ManifestError {
     Encode(String),
 }
 
+/// The resolved manifests, and what the webhook would have warned about.
+#[derive(Debug)]
+pub struct Resolved {
+    pub output: String,
+    pub warnings: Vec<String>,
+}
+
 /// Resolves every object in `input` (YAML or JSON, any number of documents,
 /// `kind: List` included). Objects that name no namespace use `namespace`.
-pub fn resolve_documents(
+/// Tags are pinned to digests where asked, when a `pinner` is given.
+pub async fn resolve_documents(
     input: &str,
     namespace: &str,
     index: &Index,
     output: OutputFormat,
-) -> Result<String, ManifestError> {
+    pinner: Option<&Pinner>,
+) -> Result<Resolved, ManifestError> {
     let mut objects = Vec::new();
     for (doc, document) in serde_yaml::Deserializer::from_str(input).enumerate() {
         let value = Value::deserialize(document).map_err(|e| ManifestError::Parse {
@@ -38,10 +48,11 @@ pub fn resolve_documents(
             objects.push(value);
         }
     }
+    let mut warnings = Vec::new();
     for object in &mut objects {
-        resolve_object(object, namespace, index)?;
+        resolve_object(object, namespace, index, pinner, &mut warnings).await?;
     }
-    match output {
+    let output = match output {
         OutputFormat::Yaml => {
             let mut out = String::new();
             for (i, object) in objects.iter().enumerate() {
@@ -53,24 +64,29 @@ pub fn resolve_documents(
                         .map_err(|e| ManifestError::Encode(e.to_string()))?,
                 );
             }
-            Ok(out)
+            out
         }
         OutputFormat::Json => {
             let value = match objects.len() {
                 1 => objects.pop().unwrap_or(Value::Null),
                 _ => serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects}),
             };
-            serde_json::to_string_pretty(&value)
-                .map(|mut s| {
-                    s.push('\n');
-                    s
-                })
-                .map_err(|e| ManifestError::Encode(e.to_string()))
+            let mut text = serde_json::to_string_pretty(&value)
+                .map_err(|e| ManifestError::Encode(e.to_string()))?;
+            text.push('\n');
+            text
         }
-    }
+    };
+    Ok(Resolved { output, warnings })
 }
 
-fn resolve_object(object: &mut Value, namespace: &str, index: &Index) -> Result<(), ManifestError> {
+async fn resolve_object(
+    object: &mut Value,
+    namespace: &str,
+    index: &Index,
+    pinner: Option<&Pinner>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ManifestError> {
     let kind = object
         .get("kind")
         .and_then(Value::as_str)
@@ -78,7 +94,7 @@ fn resolve_object(object: &mut Value, namespace: &str, index: &Index) -> Result<
     if kind == "List" {
         if let Some(items) = object.get_mut("items").and_then(Value::as_array_mut) {
             for item in items {
-                resolve_object(item, namespace, index)?;
+                Box::pin(resolve_object(item, namespace, index, pinner, warnings)).await?;
             }
         }
         return Ok(());
@@ -101,19 +117,31 @@ fn resolve_object(object: &mut Value, namespace: &str, index: &Index) -> Result<
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
     let label = format!("{}/{name}", kind.kind);
+    let denied = |message: String| ManifestError::Denied {
+        object: label.clone(),
+        message,
+    };
     let raw = serde_json::to_string(object).map_err(|e| ManifestError::Encode(e.to_string()))?;
-    let mutation =
-        admission::mutate(&raw, kind, &namespace, WriteKind::Full, index).map_err(|e| {
-            ManifestError::Denied {
-                object: label.clone(),
-                message: e.to_string(),
+    let plan = admission::plan_object(&raw, kind, &namespace, WriteKind::Full, index)
+        .map_err(|e| denied(e.to_string()))?;
+    let Some(mut plan) = plan else {
+        return Ok(());
+    };
+    if plan.needs_pinning() {
+        match pinner {
+            Some(pinner) => pinner.pin(&mut plan).await.map_err(denied)?,
+            None => {
+                return Err(denied(
+                    "digest pinning was asked for but is not available here".into(),
+                ));
             }
-        })?;
-    if let Some(mutation) = mutation {
-        json_patch::patch(object, &mutation.patch).map_err(|e| ManifestError::Patch {
-            object: label,
-            message: e.to_string(),
-        })?;
+        }
     }
+    let mutation = plan.into_mutation();
+    warnings.extend(mutation.warnings.iter().map(|w| format!("{label}: {w}")));
+    json_patch::patch(object, &mutation.patch).map_err(|e| ManifestError::Patch {
+        object: label,
+        message: e.to_string(),
+    })?;
     Ok(())
 }

@@ -17,6 +17,8 @@ pub const REGISTRY_ANNOTATION: &str = "registry-resolver.io/registry";
 pub const CONTAINER_ANNOTATION_PREFIX: &str = "registry-resolver.io/registry.";
 /// `name=registry,name=registry`: per-container registries for any name length.
 pub const CONTAINER_REGISTRIES_ANNOTATION: &str = "registry-resolver.io/container-registries";
+/// `"true"`: pin this template's resolved tags to digests.
+pub const PIN_DIGEST_ANNOTATION: &str = "registry-resolver.io/pin-digest";
 /// Written by us: JSON object of container name → the image as written.
 pub const ORIGINAL_IMAGES_ANNOTATION: &str = "registry-resolver.io/original-images";
 
@@ -119,6 +121,19 @@ pub struct Rewrite {
     pub resolved: String,
     pub registry: String,
     pub choice: Choice,
+    /// Set when the tag is to be pinned to a digest before admission.
+    pub pin: Option<PinTarget>,
+}
+
+/// A manifest to look up: where, and by which tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PinTarget {
+    pub registry: String,
+    /// The registry's record version, so a cached digest never outlives an edit.
+    pub version: i64,
+    /// Repository inside the registry, path prefix included.
+    pub repository: String,
+    pub tag: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -151,6 +166,8 @@ impl fmt::Display for Denial {
 pub struct Expanded<'i> {
     pub image: String,
     pub registry: &'i IndexedRegistry,
+    /// What a digest lookup needs; `None` when the image names a digest.
+    pub pin: Option<PinTarget>,
 }
 
 /// Resolves every registry-relative image of a pod template.
@@ -161,6 +178,15 @@ pub fn resolve(
 ) -> Result<Resolution, Denial> {
     let mut resolution = Resolution::default();
     let mut problems = Vec::new();
+    let pin_requested = template
+        .template_annotations
+        .and_then(|a| a.get(PIN_DIGEST_ANNOTATION))
+        .or_else(|| {
+            template
+                .workload_annotations
+                .and_then(|a| a.get(PIN_DIGEST_ANNOTATION))
+        })
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     for container in &template.containers {
         if !is_registry_relative(container.image) {
             continue;
@@ -184,6 +210,7 @@ pub fn resolve(
             &choice,
             scope.namespace,
             index,
+            pin_requested,
         ) {
             Ok(expanded) => {
                 if let Some(secret) = &expanded.registry.pull_secret
@@ -209,6 +236,7 @@ pub fn resolve(
                     resolved: expanded.image,
                     registry: expanded.registry.name.clone(),
                     choice,
+                    pin: expanded.pin,
                 });
             }
             Err(problem) => problems.push(format!("{}: {problem}", what())),
@@ -222,7 +250,8 @@ pub fn resolve(
 }
 
 /// Expands one registry-relative image in `namespace`, with the named
-/// registry or the namespace's default. The error names the problem for a
+/// registry or the namespace's default; with `pin` (or a registry that pins
+/// by itself) the tag is marked for pinning to a digest. The error names the problem for a
 /// person; callers prefix it with the container it concerns.
 pub fn expand<'i>(
     image: &str,
@@ -230,6 +259,7 @@ pub fn expand<'i>(
     choice: &Choice,
     namespace: &str,
     index: &'i Index,
+    pin: bool,
 ) -> Result<Expanded<'i>, String> {
     let parsed =
         RelativeImage::parse(image).map_err(|e| format!("image {image:?} is invalid: {e}"))?;
@@ -270,7 +300,20 @@ pub fn expand<'i>(
     let image = parsed
         .join(&registry.image_prefix)
         .map_err(|e| format!("image {image:?} is invalid with registry {name:?}: {e}"))?;
-    Ok(Expanded { image, registry })
+    let pin = ((pin || registry.pin_digests) && parsed.digest.is_none()).then(|| PinTarget {
+        registry: registry.name.clone(),
+        version: registry.version,
+        repository: match &registry.path_prefix {
+            Some(prefix) => format!("{prefix}/{}", parsed.path),
+            None => parsed.path.to_owned(),
+        },
+        tag: parsed.tag.unwrap_or("latest").to_owned(),
+    });
+    Ok(Expanded {
+        image,
+        registry,
+        pin,
+    })
 }
 
 /// The registry a container asks for, most specific first; `None` means

@@ -190,6 +190,7 @@ struct StatusOut {
 pub struct Mutation {
     pub patch: Vec<PatchOperation>,
     pub resolution: Resolution,
+    pub warnings: Vec<String>,
 }
 
 /// How an object is being written, which limits what we may change.
@@ -211,15 +212,50 @@ pub enum MutateError {
     Malformed { kind: &'static str, message: String },
 }
 
-/// Resolves one object of a pod-bearing kind, given as JSON text:
-/// `Ok(None)` when nothing needs to change. Used by the `resolve` command.
-pub fn mutate(
-    object: &str,
-    kind: &PodBearingKind,
+/// A resolution not yet turned into a patch: pinning may still change
+/// its images, and add warnings.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    located: Located<'a>,
+    kind: &'static PodBearingKind,
+    write: WriteKind,
+    pub resolution: Resolution,
+    /// Said to the user beside the rewrites (e.g. a tag that could not be pinned).
+    pub warnings: Vec<String>,
+}
+
+impl Plan<'_> {
+    /// Whether any rewrite waits for a digest.
+    pub fn needs_pinning(&self) -> bool {
+        self.resolution.rewrites.iter().any(|r| r.pin.is_some())
+    }
+
+    /// The patch and what it does.
+    pub fn into_mutation(self) -> Mutation {
+        let annotate = self.write != WriteKind::EphemeralContainers;
+        let patch = patch::build(
+            &self.located.template,
+            self.kind.template_path,
+            &self.resolution,
+            annotate,
+        );
+        Mutation {
+            patch,
+            resolution: self.resolution,
+            warnings: self.warnings,
+        }
+    }
+}
+
+/// Locates and resolves one object of a pod-bearing kind given as JSON
+/// text: `Ok(None)` when nothing needs to change. Used by `resolve`.
+pub fn plan_object<'a>(
+    object: &'a str,
+    kind: &'static PodBearingKind,
     namespace: &str,
     write: WriteKind,
     index: &Index,
-) -> Result<Option<Mutation>, MutateError> {
+) -> Result<Option<Plan<'a>>, MutateError> {
     let located = crate::pod_template::locate(object, kind.template_path).map_err(|e| {
         MutateError::Malformed {
             kind: kind.kind,
@@ -227,20 +263,20 @@ pub fn mutate(
         }
     })?;
     match located {
-        Some(located) => mutate_located(&located, kind, namespace, write, index),
+        Some(located) => Ok(plan(located, kind, namespace, write, index)?),
         None => Ok(None),
     }
 }
 
 /// Resolves an object whose pod template has been located.
-pub fn mutate_located(
-    located: &Located<'_>,
-    kind: &PodBearingKind,
+pub fn plan<'a>(
+    located: Located<'a>,
+    kind: &'static PodBearingKind,
     namespace: &str,
     write: WriteKind,
     index: &Index,
-) -> Result<Option<Mutation>, MutateError> {
-    let template = kinds::resolution_input(located);
+) -> Result<Option<Plan<'a>>, Denial> {
+    let template = kinds::resolution_input(&located);
     if !template
         .containers
         .iter()
@@ -253,17 +289,81 @@ pub fn mutate_located(
         pull_secrets_mutable: write == WriteKind::Full,
     };
     let resolution = resolve::resolve(&template, scope, index)?;
+    drop(template);
     if resolution.is_empty() {
         return Ok(None);
     }
-    let annotate = write != WriteKind::EphemeralContainers;
-    let patch = patch::build(&located.template, kind.template_path, &resolution, annotate);
-    Ok(Some(Mutation { patch, resolution }))
+    Ok(Some(Plan {
+        located,
+        kind,
+        write,
+        resolution,
+        warnings: Vec::new(),
+    }))
 }
 
-/// Reviews one encoded AdmissionReview against the index snapshot.
+/// A review decoded and resolved, not yet answered: the webhook may pin
+/// digests (I/O) between [`prepare`] and [`Prepared::finish`].
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    uid: String,
+    pending: Pending<'a>,
+}
+
+#[derive(Debug)]
+enum Pending<'a> {
+    Allow,
+    Deny(String),
+    Mutate(Plan<'a>),
+}
+
+impl<'a> Prepared<'a> {
+    /// The resolution about to be patched, if any.
+    pub fn plan_mut(&mut self) -> Option<&mut Plan<'a>> {
+        match &mut self.pending {
+            Pending::Mutate(plan) => Some(plan),
+            _ => None,
+        }
+    }
+
+    /// Turns the answer into a denial.
+    pub fn deny(&mut self, message: String) {
+        self.pending = Pending::Deny(format!("registry-resolver: {message}"));
+    }
+
+    /// Encodes the AdmissionReview response.
+    pub fn finish(self) -> Result<Reviewed, AdmissionError> {
+        let (response, outcome) = match self.pending {
+            Pending::Allow => (
+                ResponseOut {
+                    uid: self.uid,
+                    allowed: true,
+                    ..ResponseOut::default()
+                },
+                Outcome::Allowed,
+            ),
+            Pending::Deny(message) => deny(self.uid, message),
+            Pending::Mutate(plan) => mutated(self.uid, plan.into_mutation()),
+        };
+        let body = serde_json::to_vec(&ReviewOut {
+            api_version: API_VERSION,
+            kind: "AdmissionReview",
+            response,
+        })
+        .map_err(|e| AdmissionError::Malformed(e.to_string()))?;
+        Ok(Reviewed { body, outcome })
+    }
+}
+
+/// Reviews one encoded AdmissionReview against the index snapshot, without
+/// pinning digests.
 pub fn review(body: &[u8], index: &Index) -> Result<Reviewed, AdmissionError> {
-    let review: ReviewIn<'_> =
+    prepare(body, index)?.finish()
+}
+
+/// Decodes a review and resolves its object against the index.
+pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, AdmissionError> {
+    let review: ReviewIn<'a> =
         serde_json::from_slice(body).map_err(|e| AdmissionError::Malformed(e.to_string()))?;
     let api_version = review.api_version.as_ref().map_or("", Str::as_str);
     let kind = review.kind.as_ref().map_or("", Str::as_str);
@@ -275,32 +375,14 @@ pub fn review(body: &[u8], index: &Index) -> Result<Reviewed, AdmissionError> {
     let request = review
         .request
         .ok_or_else(|| AdmissionError::Malformed("request is missing".into()))?;
-    let (response, outcome) = respond(request, index)?;
-    let body = serde_json::to_vec(&ReviewOut {
-        api_version: API_VERSION,
-        kind: "AdmissionReview",
-        response,
-    })
-    .map_err(|e| AdmissionError::Malformed(e.to_string()))?;
-    Ok(Reviewed { body, outcome })
-}
-
-fn respond(
-    request: RequestIn<'_>,
-    index: &Index,
-) -> Result<(ResponseOut, Outcome), AdmissionError> {
     let uid = request
         .uid
         .ok_or_else(|| AdmissionError::Malformed("uid is missing".into()))?;
     let allow = |uid: String| {
-        Ok((
-            ResponseOut {
-                uid,
-                allowed: true,
-                ..ResponseOut::default()
-            },
-            Outcome::Allowed,
-        ))
+        Ok(Prepared {
+            uid,
+            pending: Pending::Allow,
+        })
     };
     let Some(kind) = request.kind.as_ref().and_then(kinds_lookup) else {
         return allow(uid);
@@ -335,62 +417,71 @@ fn respond(
         .map(Str::as_str)
         .filter(|ns| !ns.is_empty())
         .or_else(|| located.namespace())
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_owned();
+    let pending = match plan(located, kind, &namespace, write, index) {
+        Ok(None) => Pending::Allow,
+        Ok(Some(plan)) => Pending::Mutate(plan),
+        Err(denial) => Pending::Deny(format!("registry-resolver: {denial}")),
+    };
+    Ok(Prepared { uid, pending })
+}
 
-    match mutate_located(&located, kind, namespace, write, index) {
-        Ok(None) => allow(uid),
-        Ok(Some(mutation)) => {
-            let patch = match serde_json::to_vec(&mutation.patch) {
-                Ok(patch) => patch,
-                // Serializing plain strings cannot fail; if it ever did,
-                // deny rather than admit an unresolvable image.
-                Err(e) => {
-                    return Ok(deny(uid, format!("internal error encoding patch: {e}")));
-                }
-            };
-            let resolution = &mutation.resolution;
-            let mut warnings: Vec<String> = resolution
-                .rewrites
-                .iter()
-                .map(|r| {
-                    let from = match &r.choice {
-                        Choice::NamespaceDefault => "namespace default".to_owned(),
-                        other => other.to_string(),
-                    };
-                    format!(
-                        "registry-resolver: container {:?} image {:?} -> {:?} (registry {:?}, {from})",
-                        r.container, r.original, r.resolved, r.registry
-                    )
-                })
-                .collect();
-            if !resolution.add_pull_secrets.is_empty() {
-                warnings.push(format!(
-                    "registry-resolver: added imagePullSecrets {}",
-                    resolution.add_pull_secrets.join(", ")
-                ));
-            }
-            let resolved = resolution
-                .rewrites
-                .iter()
-                .map(|r| format!("{}={}", r.container, r.resolved))
-                .collect::<Vec<_>>()
-                .join(",");
-            let response = ResponseOut {
+fn mutated(uid: String, mutation: Mutation) -> (ResponseOut, Outcome) {
+    let patch = match serde_json::to_vec(&mutation.patch) {
+        Ok(patch) => patch,
+        // Serializing plain strings cannot fail; if it ever did, deny
+        // rather than admit an unresolvable image.
+        Err(e) => {
+            return deny(
                 uid,
-                allowed: true,
-                patch_type: Some("JSONPatch"),
-                patch: Some(STANDARD.encode(patch)),
-                warnings,
-                audit_annotations: BTreeMap::from([("resolved-images", resolved)]),
-                ..ResponseOut::default()
+                format!("registry-resolver: internal error encoding patch: {e}"),
+            );
+        }
+    };
+    let resolution = &mutation.resolution;
+    let mut warnings: Vec<String> = resolution
+        .rewrites
+        .iter()
+        .map(|r| {
+            let from = match &r.choice {
+                Choice::NamespaceDefault => "namespace default".to_owned(),
+                other => other.to_string(),
             };
-            Ok((response, Outcome::Mutated))
-        }
-        Err(MutateError::Denied(denial)) => Ok(deny(uid, format!("registry-resolver: {denial}"))),
-        Err(malformed @ MutateError::Malformed { .. }) => {
-            Err(AdmissionError::Malformed(malformed.to_string()))
-        }
+            format!(
+                "registry-resolver: container {:?} image {:?} -> {:?} (registry {:?}, {from})",
+                r.container, r.original, r.resolved, r.registry
+            )
+        })
+        .collect();
+    if !resolution.add_pull_secrets.is_empty() {
+        warnings.push(format!(
+            "registry-resolver: added imagePullSecrets {}",
+            resolution.add_pull_secrets.join(", ")
+        ));
     }
+    warnings.extend(
+        mutation
+            .warnings
+            .iter()
+            .map(|w| format!("registry-resolver: {w}")),
+    );
+    let resolved = resolution
+        .rewrites
+        .iter()
+        .map(|r| format!("{}={}", r.container, r.resolved))
+        .collect::<Vec<_>>()
+        .join(",");
+    let response = ResponseOut {
+        uid,
+        allowed: true,
+        patch_type: Some("JSONPatch"),
+        patch: Some(STANDARD.encode(patch)),
+        warnings,
+        audit_annotations: BTreeMap::from([("resolved-images", resolved)]),
+        ..ResponseOut::default()
+    };
+    (response, Outcome::Mutated)
 }
 
 fn deny(uid: String, message: String) -> (ResponseOut, Outcome) {

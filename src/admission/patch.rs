@@ -101,6 +101,7 @@ mod tests {
             resolved: "r.example/a:1".into(),
             registry: "r".into(),
             choice: Choice::NamespaceDefault,
+            pin: None,
         }
     }
 

@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::index::IndexHandle;
 use crate::registry::connectivity::Connectivity;
+use crate::registry::pinning::Pinner;
 use crate::registry::store::RegistryStore;
 use crate::telemetry::Metrics;
 use error::ApiError;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Auth>,
     pub connectivity: Arc<Connectivity>,
+    pub pinner: Arc<Pinner>,
 }
 
 /// Bearer-token authentication for the API.

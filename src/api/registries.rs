@@ -322,6 +322,7 @@ pub async fn resolve_preview(
         &choice,
         &namespace,
         &index,
+        false,
     )
     .map_err(ApiError::Denied)?;
     Ok(Json(ResolveResponse {

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod connectivity;
 mod model;
+pub mod pinning;
 pub mod server;
 pub mod store;
 

@@ -37,6 +37,9 @@ pub struct Registry {
     pub tls: TlsOptions,
     /// The `kubernetes.io/dockerconfigjson` Secret injected into workloads.
     pub pull_secret_name: String,
+    /// Rewrite `host/path:tag` to `host/path:tag@sha256:…` at admission.
+    #[serde(default)]
+    pub pin_digests: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub status: RegistryStatus,
@@ -103,6 +106,9 @@ pub struct RegistryInput {
     pub tls: Option<TlsOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_secret_name: Option<String>,
+    /// Pin tags to digests at admission (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_digests: Option<bool>,
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub has_password: Option<serde_json::Value>,
@@ -131,6 +137,7 @@ impl From<&Registry> for RegistryInput {
             default_for: Some(r.default_for.clone()),
             tls: Some(r.tls.clone()),
             pull_secret_name: Some(r.pull_secret_name.clone()),
+            pin_digests: Some(r.pin_digests),
             ..Self::default()
         }
     }
@@ -180,6 +187,7 @@ pub struct RegistrySpec {
     pub default_for: Vec<String>,
     pub tls: TlsOptions,
     pub pull_secret_name: String,
+    pub pin_digests: bool,
     /// The outcome of a connectivity check made for this write; `None`
     /// keeps the stored status, or resets it when the connection changes.
     pub status: Option<RegistryStatus>,
@@ -361,6 +369,7 @@ impl RegistryInput {
                 default_for,
                 tls,
                 pull_secret_name,
+                pin_digests: self.pin_digests.unwrap_or(false),
                 status: None,
             }),
             _ => Err(ValidationErrors(errors)),

@@ -90,8 +90,19 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
         }
     };
     let started = Instant::now();
-    let index = state.index.load();
-    let result = admission::review(&bytes, &index);
+    let index = state.index.load_full();
+    let result = match admission::prepare(&bytes, &index) {
+        Ok(mut prepared) => {
+            if let Some(plan) = prepared.plan_mut()
+                && plan.needs_pinning()
+                && let Err(message) = state.pinner.pin(plan).await
+            {
+                prepared.deny(message);
+            }
+            prepared.finish()
+        }
+        Err(error) => Err(error),
+    };
     let elapsed = started.elapsed();
     match result {
         Ok(reviewed) => {

@@ -15,6 +15,8 @@ use registry_resolver::cli::StoreArgs;
 use registry_resolver::index::IndexHandle;
 use registry_resolver::registry::client::ClientOptions;
 use registry_resolver::registry::connectivity::{Connectivity, ConnectivityOptions};
+use registry_resolver::registry::pinning::{PinFailurePolicy, PinOptions, Pinner};
+use registry_resolver::registry::store::RegistryStore;
 use registry_resolver::server::{self, Running, ServeOptions};
 use registry_resolver::telemetry::Metrics;
 use serde_json::{Value, json};
@@ -51,13 +53,27 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_pinning(PinFailurePolicy::Allow).await
+    }
+
+    /// With this policy for tags that cannot be pinned.
+    pub async fn start_pinning(policy: PinFailurePolicy) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = generate_certs(&dir.path().join("certs"));
-        Self::start_in(dir, certs, Duration::from_secs(10)).await
+        Self::start_with(dir, certs, Duration::from_secs(10), policy).await
     }
 
     /// Starts on `dir` (data in `dir/data`), serving `certs`.
     pub async fn start_in(dir: tempfile::TempDir, certs: CertPaths, reload: Duration) -> Self {
+        Self::start_with(dir, certs, reload, PinFailurePolicy::Allow).await
+    }
+
+    async fn start_with(
+        dir: tempfile::TempDir,
+        certs: CertPaths,
+        reload: Duration,
+        policy: PinFailurePolicy,
+    ) -> Self {
         registry_resolver::server::tls::install_crypto_provider();
         let index = IndexHandle::new();
         let store = registry_resolver::app::open_embedded_store(
@@ -65,16 +81,29 @@ impl TestServer {
             index.clone(),
         )
         .expect("store opens");
+        let store: Arc<dyn RegistryStore> = Arc::new(store);
+        let client = ClientOptions {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(3),
+        };
+        let pinner = Arc::new(Pinner::new(
+            store.clone(),
+            PinOptions {
+                cache_ttl: Duration::from_secs(300),
+                cache_entries: 1000,
+                deadline: Duration::from_secs(2),
+                policy,
+                client,
+            },
+        ));
         let state = AppState {
-            store: Arc::new(store),
+            store,
+            pinner,
             index: index.clone(),
             metrics: Arc::new(Metrics::new()),
             auth: Arc::new(Auth::admin_token(TOKEN)),
             connectivity: Arc::new(Connectivity::new(ConnectivityOptions {
-                client: ClientOptions {
-                    connect_timeout: Duration::from_secs(2),
-                    request_timeout: Duration::from_secs(3),
-                },
+                client,
                 check_timeout: Duration::from_secs(4),
                 browse_cache_ttl: Duration::from_secs(2),
                 browse_cache_entries: 100,

@@ -167,6 +167,7 @@ impl Inner {
             default_for: spec.default_for.clone(),
             tls: spec.tls.clone(),
             pull_secret_name: spec.pull_secret_name.clone(),
+            pin_digests: spec.pin_digests,
             created_at: existing.as_ref().map_or(now, |(old, _)| old.created_at),
             updated_at: now,
             // A record whose connection details changed must be checked again.

@@ -1,0 +1,182 @@
+//! Tag → digest pinning at admission (opt-in per record, or per pod
+//! template with `registry-resolver.io/pin-digest: "true"`).
+//!
+//! The one place the admission path may wait on the network, so it is
+//! bounded: digests are cached (TTL and size), concurrent misses for the
+//! same reference share one registry request, tokens are reused per
+//! registry and scope, and the whole lookup for one admission has a
+//! deadline well under the webhook timeout. When a registry cannot answer,
+//! the policy decides: deny the request, or keep the tag and warn.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use super::client::{ClientOptions, ConnectError, RegistryClient};
+use super::store::RegistryStore;
+use crate::admission::Plan;
+use crate::resolve::PinTarget;
+
+/// What to do with an admission when a digest cannot be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PinFailurePolicy {
+    /// Deny the request, saying why.
+    Deny,
+    /// Admit it with the tag as resolved, and a warning.
+    Allow,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PinOptions {
+    pub cache_ttl: Duration,
+    pub cache_entries: u64,
+    /// For all lookups of one admission together.
+    pub deadline: Duration,
+    pub policy: PinFailurePolicy,
+    pub client: ClientOptions,
+}
+
+impl Default for PinOptions {
+    fn default() -> Self {
+        Self {
+            cache_ttl: Duration::from_secs(300),
+            cache_entries: 10_000,
+            deadline: Duration::from_secs(2),
+            policy: PinFailurePolicy::Allow,
+            client: ClientOptions::default(),
+        }
+    }
+}
+
+pub struct Pinner {
+    store: Arc<dyn RegistryStore>,
+    options: PinOptions,
+    /// One client (connection pool and token cache) per record version.
+    clients: Cache<(String, i64), Arc<RegistryClient>>,
+    digests: Cache<PinTarget, String>,
+}
+
+impl std::fmt::Debug for Pinner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinner")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pinner {
+    pub fn new(store: Arc<dyn RegistryStore>, options: PinOptions) -> Self {
+        Self {
+            store,
+            options,
+            clients: Cache::builder()
+                .max_capacity(1000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+            digests: Cache::builder()
+                .max_capacity(options.cache_entries)
+                .time_to_live(options.cache_ttl)
+                .build(),
+        }
+    }
+
+    pub fn policy(&self) -> PinFailurePolicy {
+        self.options.policy
+    }
+
+    /// Pins every rewrite of `plan` that asks for it. Under the deny policy
+    /// a failure is returned as the denial message; under allow it becomes
+    /// a warning and the tag stays.
+    pub async fn pin(&self, plan: &mut Plan<'_>) -> Result<(), String> {
+        let targets: Vec<(usize, PinTarget)> = plan
+            .resolution
+            .rewrites
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, r)| r.pin.take().map(|t| (i, t)))
+            .collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let lookups = futures_util::future::join_all(targets.iter().map(|(_, t)| self.digest(t)));
+        let results = match tokio::time::timeout(self.options.deadline, lookups).await {
+            Ok(results) => results,
+            Err(_) => targets
+                .iter()
+                .map(|_| {
+                    Err(ConnectError::Timeout(format!(
+                        "no answer within the pinning deadline of {:?}",
+                        self.options.deadline
+                    )))
+                })
+                .collect(),
+        };
+        let mut problems = Vec::new();
+        for ((i, _), result) in targets.iter().zip(results) {
+            let Some(rewrite) = plan.resolution.rewrites.get_mut(*i) else {
+                continue;
+            };
+            match result {
+                Ok(digest) => rewrite.resolved = format!("{}@{digest}", rewrite.resolved),
+                Err(error) => {
+                    let what = format!(
+                        "container {:?}: cannot pin {:?} to a digest ({}: {error})",
+                        rewrite.container,
+                        rewrite.resolved,
+                        error.code()
+                    );
+                    match self.options.policy {
+                        PinFailurePolicy::Deny => problems.push(what),
+                        PinFailurePolicy::Allow => {
+                            plan.warnings.push(format!("{what}; kept the tag"))
+                        }
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// The digest of a tag, from the cache or (once, however many ask at
+    /// the same time) from the registry.
+    pub async fn digest(&self, target: &PinTarget) -> Result<String, ConnectError> {
+        self.digests
+            .try_get_with_by_ref(target, async {
+                let client = self.client(&target.registry, target.version).await?;
+                client
+                    .manifest_digest(&target.repository, &target.tag)
+                    .await
+            })
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    async fn client(&self, name: &str, version: i64) -> Result<Arc<RegistryClient>, ConnectError> {
+        self.clients
+            .try_get_with((name.to_owned(), version), async {
+                let stored = |e: super::store::StoreError| {
+                    ConnectError::Config(format!("registry {name:?}: {e}"))
+                };
+                let record = self.store.get(name).await.map_err(stored)?.ok_or_else(|| {
+                    ConnectError::Config(format!("registry {name:?} no longer exists"))
+                })?;
+                let credentials = self.store.credentials(name).await.map_err(stored)?;
+                let server = record
+                    .parsed_server()
+                    .map_err(|e| ConnectError::Config(format!("registry {name:?}: {e}")))?;
+                Ok(Arc::new(RegistryClient::new(
+                    &server,
+                    &record.tls,
+                    credentials,
+                    self.options.client,
+                )?))
+            })
+            .await
+            .map_err(|e: Arc<ConnectError>| (*e).clone())
+    }
+}
