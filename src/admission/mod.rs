@@ -310,6 +310,9 @@ pub struct Prepared<'a> {
     pending: Pending<'a>,
 }
 
+// One short-lived value per review, on the stack: not worth a heap
+// allocation to shrink the rare variants.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Pending<'a> {
     Allow,
