@@ -94,7 +94,7 @@ impl Distribution {
             token_server = Some(server);
         }
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
             dir.path().join("storage").display()
         );
         let config_path = dir.path().join("config.yml");
@@ -102,7 +102,8 @@ impl Distribution {
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config_path)
-            .stdout(Stdio::null())
+            // The access log (stdout) lets tests count the requests we make.
+            .stdout(std::fs::File::create(dir.path().join("access.log")).expect("log"))
             .stderr(std::fs::File::create(dir.path().join("registry.log")).expect("log"))
             .spawn()
             .expect("docker-registry is installed");
@@ -128,6 +129,14 @@ impl Distribution {
             );
             std::thread::sleep(Duration::from_millis(30));
         }
+    }
+
+    /// Requests in the access log whose request line starts with `prefix`
+    /// (e.g. `HEAD /v2/team/app/manifests/1.0`).
+    pub fn requests_matching(&self, prefix: &str) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        let needle = format!("\"{prefix} ");
+        log.lines().filter(|line| line.contains(&needle)).count()
     }
 
     pub fn https(&self) -> bool {
