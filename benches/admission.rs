@@ -107,5 +107,84 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(admission_benches, benches);
+/// One review with pinning when the digest is cached: the cost a pinned
+/// admission pays after the first lookup of a tag.
+fn pinned(c: &mut Criterion) {
+    use registry_resolver::registry::pinning::{PinOptions, Pinner};
+    use registry_resolver::registry::store::RegistryStore;
+    use registry_resolver::registry::{RegistryInput, WriteMode};
+    use std::sync::Arc;
+
+    registry_resolver::server::tls::install_crypto_provider();
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let (pinner, handle) = runtime.block_on(async {
+        // A stand-in registry answering manifest HEADs, to warm the cache once.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let app = axum::Router::new().route(
+            "/v2/{*path}",
+            axum::routing::head(|| async {
+                [(
+                    "docker-content-digest",
+                    "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270",
+                )]
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let handle = registry_resolver::index::IndexHandle::new();
+        let args = registry_resolver::cli::StoreArgs {
+            data_dir: dir.path().to_owned(),
+            encryption_key: None,
+            encryption_key_file: None,
+        };
+        let store: Arc<dyn RegistryStore> = Arc::new(
+            registry_resolver::app::open_embedded_store(&args, handle.clone())
+                .unwrap_or_else(|e| panic!("store: {e}")),
+        );
+        let input: RegistryInput = serde_json::from_value(serde_json::json!({
+            "name": "demo", "server": format!("http://127.0.0.1:{port}"), "namespaces": ["team-a"],
+            "defaultFor": ["team-a"], "pinDigests": true
+        }))
+        .unwrap_or_else(|e| panic!("input: {e}"));
+        let spec = input
+            .validate(WriteMode::Create, None)
+            .unwrap_or_else(|e| panic!("spec: {e}"));
+        store
+            .create(spec)
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        (Pinner::new(store, PinOptions::default()), handle)
+    });
+    let body = REVIEW.as_bytes().to_vec();
+    let review = || async {
+        let index = handle.load_full();
+        let mut prepared =
+            admission::prepare(&body, &index).unwrap_or_else(|e| panic!("prepare: {e}"));
+        if let Some(plan) = prepared.plan_mut() {
+            let _ = pinner.pin(plan).await;
+        }
+        prepared.finish().map(|r| r.body.len()).unwrap_or_default()
+    };
+    let warmed = runtime.block_on(async {
+        let index = handle.load_full();
+        let mut prepared =
+            admission::prepare(&body, &index).unwrap_or_else(|e| panic!("prepare: {e}"));
+        let plan = prepared.plan_mut().unwrap_or_else(|| panic!("a plan"));
+        assert!(plan.needs_pinning());
+        pinner.pin(plan).await
+    });
+    assert_eq!(warmed, Ok(()), "the cache is warm");
+    c.bench_function(
+        "admission_review/deployment_3_containers_pinned_cache_hit",
+        |b| {
+            b.to_async(&runtime)
+                .iter(|| async { black_box(review().await) })
+        },
+    );
+}
+
+criterion_group!(admission_benches, benches, pinned);
 criterion_main!(admission_benches);

@@ -3,6 +3,9 @@
 //! canned AdmissionReview response of the same size as the real one, so
 //! the difference in a side-by-side run is what resolution itself costs.
 //!
+//! It also answers manifest `HEAD`s like a registry (a fixed digest), so
+//! the benchmark can point a pinning record at it and warm the cache.
+//!
 //! `cargo run --release --example noop-responder -- LISTEN CERT KEY RESPONSE_FILE`
 
 use std::sync::Arc;
@@ -14,6 +17,8 @@ use axum::http::header;
 use axum::routing::post;
 use registry_resolver::server::{self, Readiness, ServeOptions};
 
+const DIGEST: &str = "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270";
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,13 +27,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     server::tls::install_crypto_provider();
     let canned = Bytes::from(std::fs::read(response)?);
-    let https = Router::new().route(
-        "/mutate",
-        post(move |_body: Bytes| {
-            let canned = canned.clone();
-            async move { ([(header::CONTENT_TYPE, "application/json")], canned) }
-        }),
-    );
+    let https = Router::new()
+        .route(
+            "/mutate",
+            post(move |_body: Bytes| {
+                let canned = canned.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], canned) }
+            }),
+        )
+        .route(
+            "/v2/{*path}",
+            axum::routing::head(|| async {
+                (
+                    [
+                        ("docker-content-digest", DIGEST),
+                        ("docker-distribution-api-version", "registry/2.0"),
+                    ],
+                    "",
+                )
+            }),
+        );
     let options = ServeOptions {
         listen: listen.parse()?,
         admin_listen: "127.0.0.1:0".parse()?,
