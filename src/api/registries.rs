@@ -157,12 +157,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Registry>, ApiError> {
-    state
-        .store
-        .get(&name)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound(name))
+    find(&state, &name).await.map(Json)
 }
 
 #[utoipa::path(put, path = "/api/v1/registries/{name}", tag = "registries",
@@ -181,11 +176,7 @@ pub async fn replace(
     ApiJson(input): ApiJson<RegistryInput>,
 ) -> Result<Json<Registry>, ApiError> {
     let mut spec = input.validate(WriteMode::Replace, Some(&name))?;
-    let current = state
-        .store
-        .get(&name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(name.clone()))?;
+    let current = find(&state, &name).await?;
     check_write(&state, &mut spec, Some(&current), query.verify()).await?;
     let record = state.store.replace(spec).await?;
     tracing::info!(registry = %record.name, server = %record.server, "registry replaced");
@@ -221,11 +212,7 @@ pub async fn patch(
             message: "a merge patch must be a JSON object".into(),
         });
     }
-    let current = state
-        .store
-        .get(&name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(name.clone()))?;
+    let current = find(&state, &name).await?;
     let mut document = serde_json::to_value(RegistryInput::from(&current))
         .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     json_patch::merge(&mut document, &merge);
@@ -423,11 +410,7 @@ pub async fn verify_saved(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Registry>, ApiError> {
-    let record = state
-        .store
-        .get(&name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(name.clone()))?;
+    let record = find(&state, &name).await?;
     let server = record
         .parsed_server()
         .map_err(|e| ApiError::Store(StoreError::Backend(format!("stored server: {e}"))))?;
@@ -528,11 +511,16 @@ async fn record_and_credentials(
     state: &AppState,
     name: &str,
 ) -> Result<(Registry, Option<Credentials>), ApiError> {
-    let record = state
+    let record = find(state, name).await?;
+    let credentials = state.store.credentials(name).await?;
+    Ok((record, credentials))
+}
+
+/// The record, or 404.
+async fn find(state: &AppState, name: &str) -> Result<Registry, ApiError> {
+    state
         .store
         .get(name)
         .await?
-        .ok_or_else(|| ApiError::NotFound(name.to_owned()))?;
-    let credentials = state.store.credentials(name).await?;
-    Ok((record, credentials))
+        .ok_or_else(|| ApiError::NotFound(name.to_owned()))
 }

@@ -107,19 +107,10 @@ impl Inner {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let existing: Option<(String, Option<Vec<u8>>)> = tx
-            .query_row(
-                "SELECT record, password FROM registries WHERE name = ?1",
-                params![spec.name],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .map_err(backend)?;
-        let existing = match (existing, creating) {
+        let existing = match (read_row(&tx, &spec.name)?, creating) {
             (Some(_), true) => return Err(StoreError::AlreadyExists(spec.name)),
             (None, false) => return Err(StoreError::NotFound(spec.name)),
-            (Some((json, password)), false) => Some((decode(&json)?, password)),
-            (None, true) => None,
+            (existing, _) => existing,
         };
 
         for other in list_records(&tx)? {
@@ -209,15 +200,8 @@ impl RegistryStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            let json: Option<String> = tx
-                .query_row(
-                    "SELECT record FROM registries WHERE name = ?1",
-                    params![name],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            let mut record = decode(&json.ok_or_else(|| StoreError::NotFound(name.clone()))?)?;
+            let (mut record, _) =
+                read_row(&tx, &name)?.ok_or_else(|| StoreError::NotFound(name.clone()))?;
             record.status = status;
             let json =
                 serde_json::to_string(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -235,18 +219,8 @@ impl RegistryStore for SqliteStore {
 
     async fn get(&self, name: &str) -> Result<Option<Registry>, StoreError> {
         let name = name.to_owned();
-        self.run(move |_, conn| {
-            conn.query_row(
-                "SELECT record FROM registries WHERE name = ?1",
-                params![name],
-                |row| row.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(backend)?
-            .map(|json| decode(&json))
-            .transpose()
-        })
-        .await
+        self.run(move |_, conn| Ok(read_row(conn, &name)?.map(|(record, _)| record)))
+            .await
     }
 
     async fn list(&self) -> Result<Vec<Registry>, StoreError> {
@@ -282,18 +256,9 @@ impl RegistryStore for SqliteStore {
     async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError> {
         let name = name.to_owned();
         self.run(move |inner, conn| {
-            let row: Option<(String, Option<Vec<u8>>)> = conn
-                .query_row(
-                    "SELECT record, password FROM registries WHERE name = ?1",
-                    params![name],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()
-                .map_err(backend)?;
-            let Some((json, Some(blob))) = row else {
+            let Some((record, Some(blob))) = read_row(conn, &name)? else {
                 return Ok(None);
             };
-            let record = decode(&json)?;
             let Some(username) = record.username else {
                 return Ok(None);
             };
@@ -321,6 +286,26 @@ fn list_records(conn: &Connection) -> Result<Vec<Registry>, StoreError> {
         out.push(decode(&json.map_err(backend)?)?);
     }
     Ok(out)
+}
+
+/// A password as sealed by the cipher.
+type Sealed = Vec<u8>;
+
+/// One record and its sealed password, if it exists.
+fn read_row(
+    conn: &Connection,
+    name: &str,
+) -> Result<Option<(Registry, Option<Sealed>)>, StoreError> {
+    let row: Option<(String, Option<Vec<u8>>)> = conn
+        .query_row(
+            "SELECT record, password FROM registries WHERE name = ?1",
+            params![name],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    row.map(|(json, password)| Ok((decode(&json)?, password)))
+        .transpose()
 }
 
 fn decode(json: &str) -> Result<Registry, StoreError> {
