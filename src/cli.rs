@@ -49,6 +49,8 @@ pub enum Command {
     Resolve(ResolveArgs),
     /// Generate a CA and a serving certificate signed by it.
     Certs(CertsArgs),
+    /// Print the ImageRegistry CustomResourceDefinition (YAML).
+    Crd,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -16,6 +16,7 @@ pub mod app;
 pub mod certs;
 pub mod cli;
 pub mod index;
+pub mod kubernetes;
 pub mod manifests;
 pub mod pod_template;
 pub mod reference;

@@ -22,6 +22,9 @@ fn main() -> ExitCode {
                 print!("{}", resolved.output)
             })
             .map_err(|e| e.to_string()),
+        Command::Crd => registry_resolver::kubernetes::crd::crd_yaml()
+            .map(|yaml| print!("{yaml}"))
+            .map_err(|e| e.to_string()),
         Command::Certs(args) => app::certs(args)
             .map(|paths| {
                 eprintln!(

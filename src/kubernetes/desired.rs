@@ -1,0 +1,340 @@
+//! What the pull Secrets in the cluster should be, as a pure function of
+//! the registries and of what is observed. The controller applies the
+//! actions; the table tests below cover every case it must handle.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+/// Labels on every Secret we manage.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "registry-resolver";
+pub const REGISTRY_LABEL: &str = "registry-resolver.io/registry";
+
+/// A registry as replication needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    pub name: String,
+    pub pull_secret_name: String,
+    pub namespaces: Vec<String>,
+    /// `host[:port]`: the key the kubelet matches in `auths`.
+    pub auths_key: String,
+    /// `None`: a public registry, no pull secret.
+    pub credentials: Option<(String, String)>,
+    /// Being deleted (finalizer running): its secrets go.
+    pub deleting: bool,
+}
+
+/// A Secret seen in the cluster, named like one we want or labelled as ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedSecret {
+    pub namespace: String,
+    pub name: String,
+    /// `Some(registry)` when it carries our labels.
+    pub managed_for: Option<String>,
+    /// Its `.dockerconfigjson`, to skip writes that change nothing.
+    pub dockerconfigjson: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Server-side apply this Secret.
+    Apply {
+        namespace: String,
+        name: String,
+        registry: String,
+        dockerconfigjson: Vec<u8>,
+    },
+    Delete {
+        namespace: String,
+        name: String,
+    },
+    /// A Secret we do not manage is in the way; it is left alone and the
+    /// registry's status says so.
+    Conflict {
+        registry: String,
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+}
+
+/// The `.dockerconfigjson` for one registry login.
+pub fn dockerconfigjson(auths_key: &str, username: &str, password: &str) -> Vec<u8> {
+    let auth = STANDARD.encode(format!("{username}:{password}"));
+    let value = serde_json::json!({
+        "auths": { auths_key: { "username": username, "password": password, "auth": auth } }
+    });
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// Every action that makes the cluster match the registries. `namespaces`
+/// are those that exist: a Secret for a namespace that does not exist yet
+/// is created when it appears (the controller watches namespaces).
+pub fn plan(
+    registries: &[Registry],
+    namespaces: &BTreeSet<String>,
+    observed: &[ObservedSecret],
+) -> Vec<Action> {
+    let by_key: BTreeMap<(&str, &str), &ObservedSecret> = observed
+        .iter()
+        .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
+        .collect();
+    let mut wanted: BTreeMap<(String, String), (&Registry, Vec<u8>)> = BTreeMap::new();
+    let mut actions = Vec::new();
+
+    let mut ordered: Vec<&Registry> = registries.iter().collect();
+    ordered.sort_by(|a, b| a.name.cmp(&b.name));
+    for registry in ordered {
+        let Some((username, password)) =
+            registry.credentials.as_ref().filter(|_| !registry.deleting)
+        else {
+            continue;
+        };
+        let content = dockerconfigjson(&registry.auths_key, username, password);
+        for namespace in registry
+            .namespaces
+            .iter()
+            .filter(|ns| namespaces.contains(*ns))
+        {
+            let key = (namespace.clone(), registry.pull_secret_name.clone());
+            if let Some((other, _)) = wanted.get(&key) {
+                actions.push(Action::Conflict {
+                    registry: registry.name.clone(),
+                    namespace: namespace.clone(),
+                    name: registry.pull_secret_name.clone(),
+                    reason: format!("registry {:?} uses the same pull secret name", other.name),
+                });
+                continue;
+            }
+            match by_key.get(&(namespace.as_str(), registry.pull_secret_name.as_str())) {
+                Some(existing) if existing.managed_for.is_none() => {
+                    actions.push(Action::Conflict {
+                        registry: registry.name.clone(),
+                        namespace: namespace.clone(),
+                        name: registry.pull_secret_name.clone(),
+                        reason:
+                            "a Secret of that name exists and is not managed by registry-resolver"
+                                .into(),
+                    });
+                    continue;
+                }
+                Some(existing)
+                    if existing.managed_for.as_deref() == Some(registry.name.as_str())
+                        && existing.dockerconfigjson.as_deref() == Some(content.as_slice()) => {}
+                _ => actions.push(Action::Apply {
+                    namespace: namespace.clone(),
+                    name: registry.pull_secret_name.clone(),
+                    registry: registry.name.clone(),
+                    dockerconfigjson: content.clone(),
+                }),
+            }
+            wanted.insert(key, (registry, content.clone()));
+        }
+    }
+
+    for secret in observed {
+        if secret.managed_for.is_some()
+            && !wanted.contains_key(&(secret.namespace.clone(), secret.name.clone()))
+        {
+            actions.push(Action::Delete {
+                namespace: secret.namespace.clone(),
+                name: secret.name.clone(),
+            });
+        }
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(name: &str, namespaces: &[&str], password: Option<&str>) -> Registry {
+        Registry {
+            name: name.into(),
+            pull_secret_name: format!("{name}-pull"),
+            namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+            auths_key: "r.example:5000".into(),
+            credentials: password.map(|p| ("robot".into(), p.into())),
+            deleting: false,
+        }
+    }
+
+    fn ours(namespace: &str, name: &str, registry: &str, password: &str) -> ObservedSecret {
+        ObservedSecret {
+            namespace: namespace.into(),
+            name: name.into(),
+            managed_for: Some(registry.into()),
+            dockerconfigjson: Some(dockerconfigjson("r.example:5000", "robot", password)),
+        }
+    }
+
+    fn apply(namespace: &str, name: &str, registry: &str, password: &str) -> Action {
+        Action::Apply {
+            namespace: namespace.into(),
+            name: name.into(),
+            registry: registry.into(),
+            dockerconfigjson: dockerconfigjson("r.example:5000", "robot", password),
+        }
+    }
+
+    fn delete(namespace: &str, name: &str) -> Action {
+        Action::Delete {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    fn namespaces(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn replication_table() {
+        let all = namespaces(&["a", "b", "c"]);
+        let cases: Vec<(
+            &str,
+            Vec<Registry>,
+            BTreeSet<String>,
+            Vec<ObservedSecret>,
+            Vec<Action>,
+        )> = vec![
+            (
+                "creates in every authorized namespace",
+                vec![registry("r", &["a", "b"], Some("pw"))],
+                all.clone(),
+                vec![],
+                vec![
+                    apply("a", "r-pull", "r", "pw"),
+                    apply("b", "r-pull", "r", "pw"),
+                ],
+            ),
+            (
+                "nothing when all is in place",
+                vec![registry("r", &["a"], Some("pw"))],
+                all.clone(),
+                vec![ours("a", "r-pull", "r", "pw")],
+                vec![],
+            ),
+            (
+                "updates when the password changes",
+                vec![registry("r", &["a"], Some("new"))],
+                all.clone(),
+                vec![ours("a", "r-pull", "r", "old")],
+                vec![apply("a", "r-pull", "r", "new")],
+            ),
+            (
+                "restores a deleted copy",
+                vec![registry("r", &["a", "b"], Some("pw"))],
+                all.clone(),
+                vec![ours("a", "r-pull", "r", "pw")],
+                vec![apply("b", "r-pull", "r", "pw")],
+            ),
+            (
+                "deletes from a namespace removed from the list",
+                vec![registry("r", &["a"], Some("pw"))],
+                all.clone(),
+                vec![
+                    ours("a", "r-pull", "r", "pw"),
+                    ours("b", "r-pull", "r", "pw"),
+                ],
+                vec![delete("b", "r-pull")],
+            ),
+            (
+                "deletes everything of a deleted registry",
+                vec![Registry {
+                    deleting: true,
+                    ..registry("r", &["a", "b"], Some("pw"))
+                }],
+                all.clone(),
+                vec![
+                    ours("a", "r-pull", "r", "pw"),
+                    ours("b", "r-pull", "r", "pw"),
+                ],
+                vec![delete("a", "r-pull"), delete("b", "r-pull")],
+            ),
+            (
+                "orphans of a registry that is gone are deleted",
+                vec![],
+                all.clone(),
+                vec![ours("c", "gone-pull", "gone", "pw")],
+                vec![delete("c", "gone-pull")],
+            ),
+            (
+                "a public registry needs no secret, and loses old ones",
+                vec![registry("r", &["a"], None)],
+                all.clone(),
+                vec![ours("a", "r-pull", "r", "pw")],
+                vec![delete("a", "r-pull")],
+            ),
+            (
+                "namespaces that do not exist yet are skipped",
+                vec![registry("r", &["a", "later"], Some("pw"))],
+                all.clone(),
+                vec![],
+                vec![apply("a", "r-pull", "r", "pw")],
+            ),
+            (
+                "a Secret we do not manage is never overwritten",
+                vec![registry("r", &["a"], Some("pw"))],
+                all.clone(),
+                vec![ObservedSecret {
+                    namespace: "a".into(),
+                    name: "r-pull".into(),
+                    managed_for: None,
+                    dockerconfigjson: Some(b"{}".to_vec()),
+                }],
+                vec![Action::Conflict {
+                    registry: "r".into(),
+                    namespace: "a".into(),
+                    name: "r-pull".into(),
+                    reason: "a Secret of that name exists and is not managed by registry-resolver"
+                        .into(),
+                }],
+            ),
+            (
+                "a copy edited by hand is restored",
+                vec![registry("r", &["a"], Some("pw"))],
+                all.clone(),
+                vec![ObservedSecret {
+                    dockerconfigjson: Some(b"tampered".to_vec()),
+                    ..ours("a", "r-pull", "r", "pw")
+                }],
+                vec![apply("a", "r-pull", "r", "pw")],
+            ),
+        ];
+        for (name, registries, existing, observed, want) in cases {
+            assert_eq!(plan(&registries, &existing, &observed), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn two_registries_with_one_secret_name_conflict() {
+        let mut second = registry("s", &["a"], Some("pw2"));
+        second.pull_secret_name = "r-pull".into();
+        let actions = plan(
+            &[registry("r", &["a"], Some("pw")), second],
+            &namespaces(&["a"]),
+            &[],
+        );
+        assert_eq!(actions.len(), 2);
+        assert_eq!(actions[0], apply("a", "r-pull", "r", "pw"));
+        assert!(matches!(&actions[1], Action::Conflict { registry, .. } if registry == "s"));
+    }
+
+    #[test]
+    fn dockerconfigjson_has_what_the_kubelet_reads() {
+        let value: serde_json::Value = serde_json::from_slice(&dockerconfigjson(
+            "harbor.example.com:8443",
+            "robot",
+            "s3cret",
+        ))
+        .expect("json");
+        let entry = &value["auths"]["harbor.example.com:8443"];
+        assert_eq!(entry["username"], "robot");
+        assert_eq!(entry["password"], "s3cret");
+        assert_eq!(entry["auth"], STANDARD.encode("robot:s3cret"));
+    }
+}

@@ -1,0 +1,5 @@
+//! Kubernetes mode: registry records as `ImageRegistry` objects, pull
+//! Secrets replicated into every authorized namespace.
+
+pub mod crd;
+pub mod desired;
