@@ -22,18 +22,10 @@ const SERVER_RULE: &str = r"self.matches('^([hH][tT][tT][pP][sS]?://)?([A-Za-z0-
     shortname = "imreg",
     status = "ImageRegistryStatus",
     doc = "An image registry that namespaces may use for registry-relative images",
-    printcolumn(name = "Server", type_ = "string", json_path = ".spec.server"),
-    printcolumn(
-        name = "Verified",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Verified\")].status"
-    ),
-    printcolumn(name = "Namespaces", type_ = "string", json_path = ".spec.namespaces"),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name": "Server", "type": "string", "jsonPath": ".spec.server"}"#,
+    printcolumn = r#"{"name": "Verified", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Verified\")].status"}"#,
+    printcolumn = r#"{"name": "Namespaces", "type": "string", "jsonPath": ".spec.namespaces"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[x_kube(
     cel,

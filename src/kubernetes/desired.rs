@@ -191,16 +191,19 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
+    /// (what, registries, existing namespaces, observed secrets, expected actions)
+    type Case = (
+        &'static str,
+        Vec<Registry>,
+        BTreeSet<String>,
+        Vec<ObservedSecret>,
+        Vec<Action>,
+    );
+
     #[test]
     fn replication_table() {
         let all = namespaces(&["a", "b", "c"]);
-        let cases: Vec<(
-            &str,
-            Vec<Registry>,
-            BTreeSet<String>,
-            Vec<ObservedSecret>,
-            Vec<Action>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "creates in every authorized namespace",
                 vec![registry("r", &["a", "b"], Some("pw"))],
