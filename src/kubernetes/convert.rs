@@ -1,0 +1,225 @@
+//! Between cluster objects and the registry record the rest of the
+//! program works with (API responses, the webhook's index).
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use super::crd::ImageRegistry;
+use crate::registry::{Registry, RegistryStatus, Server, TlsOptions};
+
+/// Username and password from a `kubernetes.io/basic-auth` Secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a basic-auth Secret; `None` when it lacks either key.
+pub fn basic_auth(secret: &Secret) -> Option<BasicAuth> {
+    let data = secret.data.as_ref()?;
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+    };
+    Some(BasicAuth {
+        username: text("username").filter(|u| !u.is_empty())?,
+        password: text("password").filter(|p| !p.is_empty())?,
+    })
+}
+
+fn chrono_time(time: &Time) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(
+        time.0.as_second(),
+        u32::try_from(time.0.subsec_nanosecond()).unwrap_or(0),
+    )
+}
+
+/// When the object's spec (not its status) was last written.
+fn last_spec_write(meta: &ObjectMeta) -> Option<DateTime<Utc>> {
+    let created = meta.creation_timestamp.as_ref().and_then(chrono_time);
+    let written = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.subresource.as_deref() != Some("status"))
+        .filter_map(|entry| entry.time.as_ref().and_then(chrono_time))
+        .max();
+    created.max(written)
+}
+
+/// The record for an ImageRegistry and its credentials (if any).
+pub fn to_record(
+    object: &ImageRegistry,
+    credentials: Option<(&BasicAuth, &Secret)>,
+) -> Result<Registry, String> {
+    let name = object
+        .metadata
+        .name
+        .clone()
+        .ok_or("ImageRegistry without a name")?;
+    let spec = &object.spec;
+    let server = Server::parse(&spec.server).map_err(|e| format!("ImageRegistry {name:?}: {e}"))?;
+    let created = object
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(chrono_time)
+        .unwrap_or(DateTime::UNIX_EPOCH);
+    // Edits of the Secret count as edits of the record: caches keyed by the
+    // record's version must not outlive a password change.
+    let updated = last_spec_write(&object.metadata)
+        .max(credentials.and_then(|(_, secret)| last_spec_write(&secret.metadata)))
+        .unwrap_or(created);
+    let verified = object
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Verified"));
+    Ok(Registry {
+        name: name.clone(),
+        server: server.to_string(),
+        username: credentials.map(|(auth, _)| auth.username.clone()),
+        has_password: credentials.is_some(),
+        description: spec.description.clone(),
+        namespaces: spec.namespaces.clone(),
+        default_for: spec.default_for.clone(),
+        tls: spec
+            .tls
+            .as_ref()
+            .map(|t| TlsOptions {
+                ca_bundle: t.ca_bundle.clone(),
+                insecure_skip_verify: t.insecure_skip_verify,
+            })
+            .unwrap_or_default(),
+        pull_secret_name: spec.pull_secret_name.clone().unwrap_or(name),
+        pin_digests: spec.pin_digests,
+        created_at: created,
+        updated_at: updated,
+        status: RegistryStatus {
+            verified: verified.is_some_and(|c| c.status == "True"),
+            last_verified_at: object
+                .status
+                .as_ref()
+                .and_then(|s| s.last_verified_at.as_deref())
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            message: verified
+                .map(|c| c.message.clone())
+                .filter(|m| !m.is_empty()),
+        },
+    })
+}
+
+/// `defaultFor` claims: when two registries claim one namespace, the older
+/// keeps it (ties by name) and the newer's claim is dropped from its record
+/// here, with the reason returned for its status.
+pub fn settle_defaults(records: &mut [Registry]) -> Vec<(String, String)> {
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by(|&a, &b| {
+        records[a]
+            .created_at
+            .cmp(&records[b].created_at)
+            .then_with(|| records[a].name.cmp(&records[b].name))
+    });
+    let mut owner: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut dropped = Vec::new();
+    for i in order {
+        let name = records[i].name.clone();
+        records[i].default_for.retain(|ns| match owner.get(ns) {
+            Some(holder) => {
+                dropped.push((
+                    name.clone(),
+                    format!("namespace {ns:?} already has default registry {holder:?}"),
+                ));
+                false
+            }
+            None => {
+                owner.insert(ns.clone(), name.clone());
+                true
+            }
+        });
+    }
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(name: &str, created: &str, default_for: &[&str]) -> ImageRegistry {
+        serde_json::from_value(json!({
+            "apiVersion": "registry-resolver.io/v1alpha1", "kind": "ImageRegistry",
+            "metadata": {"name": name, "uid": "u-1", "generation": 2, "creationTimestamp": created,
+                "managedFields": [
+                    {"manager": "kubectl", "operation": "Apply", "apiVersion": "registry-resolver.io/v1alpha1", "time": "2026-11-02T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {}},
+                    {"manager": "registry-resolver", "operation": "Update", "apiVersion": "registry-resolver.io/v1alpha1", "time": "2026-11-09T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {}, "subresource": "status"}
+                ]},
+            "spec": {"server": "Harbor.Example.com:8443/library", "namespaces": ["a", "b"], "defaultFor": default_for,
+                     "credentialsSecretRef": {"name": format!("{name}-credentials")}},
+            "status": {"conditions": [{"type": "Verified", "status": "True", "reason": "LoginSucceeded", "message": "login succeeded",
+                                       "lastTransitionTime": "2026-11-03T00:00:00Z"}],
+                       "lastVerifiedAt": "2026-11-03T00:00:00Z"}
+        }))
+        .expect("ImageRegistry")
+    }
+
+    fn credentials() -> Secret {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+            "metadata": {"name": "c", "namespace": "rr", "creationTimestamp": "2026-11-01T00:00:00Z",
+                "managedFields": [{"manager": "kubectl", "operation": "Update", "apiVersion": "v1", "time": "2026-11-05T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {}}]},
+            "data": {"username": "cm9ib3Q=", "password": "czNjcmV0"}}))
+        .expect("Secret")
+    }
+
+    #[test]
+    fn converts_objects_and_credentials() {
+        let secret = credentials();
+        let auth = basic_auth(&secret).expect("basic auth");
+        assert_eq!(
+            (auth.username.as_str(), auth.password.as_str()),
+            ("robot", "s3cret")
+        );
+        assert!(!format!("{auth:?}").contains("s3cret"));
+        let record = to_record(
+            &object("harbor", "2026-11-01T00:00:00Z", &["a"]),
+            Some((&auth, &secret)),
+        )
+        .expect("record");
+        assert_eq!(record.server, "https://harbor.example.com:8443/library");
+        assert_eq!(record.username.as_deref(), Some("robot"));
+        assert!(record.has_password && record.has_credentials());
+        assert_eq!(record.pull_secret_name, "harbor");
+        assert!(record.status.verified);
+        // The spec edit (11-02) and the Secret edit (11-05) count; the status write (11-09) does not.
+        assert_eq!(record.updated_at.to_rfc3339(), "2026-11-05T00:00:00+00:00");
+        let public = to_record(&object("pub", "2026-11-01T00:00:00Z", &[]), None).expect("record");
+        assert!(!public.has_credentials());
+    }
+
+    #[test]
+    fn the_older_registry_keeps_a_contested_default() {
+        let mut records = vec![
+            to_record(&object("newer", "2026-11-02T00:00:00Z", &["a"]), None).expect("record"),
+            to_record(&object("older", "2026-11-01T00:00:00Z", &["a", "b"]), None).expect("record"),
+        ];
+        let dropped = settle_defaults(&mut records);
+        assert_eq!(records[0].default_for, Vec::<String>::new());
+        assert_eq!(records[1].default_for, ["a", "b"]);
+        assert_eq!(
+            dropped,
+            [(
+                "newer".to_string(),
+                "namespace \"a\" already has default registry \"older\"".to_string()
+            )]
+        );
+    }
+}
