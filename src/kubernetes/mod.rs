@@ -5,3 +5,4 @@ pub mod convert;
 pub mod crd;
 pub mod desired;
 pub mod replicate;
+pub mod state;
