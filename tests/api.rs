@@ -655,3 +655,106 @@ async fn concurrent_writers_are_safe() {
         "the winner is the default the webhook uses"
     );
 }
+
+/// In a cluster the API takes the caller's own token: a TokenReview says
+/// who it is, a SubjectAccessReview what it may do. The API server here is
+/// a mock answering as the real one does.
+#[tokio::test]
+async fn cluster_identities_and_rbac() {
+    use http_body_util::BodyExt;
+    use kube::client::Body;
+    use registry_resolver::kubernetes::auth::ClusterAuth;
+
+    let (service, mut handle) =
+        tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+    tokio::spawn(async move {
+        while let Some((request, send)) = handle.next_request().await {
+            let path = request.uri().path().to_owned();
+            let bytes = request
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            let review: Value = serde_json::from_slice(&bytes).expect("json");
+            let answer = if path.ends_with("/tokenreviews") {
+                let user = match review["spec"]["token"].as_str() {
+                    Some("admin-token") => {
+                        json!({"authenticated": true, "user": {"username": "admin", "groups": ["system:masters"]}})
+                    }
+                    Some("dev-token") => {
+                        json!({"authenticated": true, "user": {"username": "dev", "groups": ["devs"]}})
+                    }
+                    _ => json!({"user": {}, "error": "invalid bearer token"}),
+                };
+                json!({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "metadata": {}, "spec": review["spec"], "status": user})
+            } else {
+                let spec = &review["spec"];
+                let attributes = &spec["resourceAttributes"];
+                let allowed = spec["user"] == "admin"
+                    || (spec["user"] == "dev"
+                        && attributes["resource"] == "pods"
+                        && attributes["namespace"] == "team-a");
+                json!({"kind": "SubjectAccessReview", "apiVersion": "authorization.k8s.io/v1", "metadata": {}, "spec": spec, "status": {"allowed": allowed}})
+            };
+            send.send_response(
+                http::Response::builder()
+                    .status(201)
+                    .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+                    .expect("response"),
+            );
+        }
+    });
+    let auth = ClusterAuth::new(
+        kube::Client::new(service, "default"),
+        std::time::Duration::from_secs(5),
+    );
+    let server = TestServer::start_with_auth(registry_resolver::api::Auth::cluster(auth)).await;
+    let call = |method: Method, path: &str, token: &str| {
+        server
+            .client
+            .request(method, server.url(&format!("/api/v1{path}")))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+    };
+    let created = call(Method::POST, "/registries?verify=false", "admin-token")
+        .body(demo().to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(created.status(), 201);
+    let denied = call(Method::POST, "/registries?verify=false", "dev-token")
+        .body(json!({"name": "mine", "server": "r.example", "namespaces": ["team-a"]}).to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(denied.status(), 403);
+    let body: Value = denied.json().await.expect("json");
+    assert_eq!(error_code(&body), "forbidden");
+    assert_eq!(
+        body["error"]["message"],
+        "user \"dev\" may not create imageregistries.registry-resolver.io"
+    );
+    let picker = call(Method::GET, "/namespaces/team-a/registries", "dev-token")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(picker.status(), 200);
+    let other = call(Method::GET, "/namespaces/team-b/registries", "dev-token")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(other.status(), 403);
+    let body: Value = other.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("create pods in namespace \"team-b\"")
+    );
+    let unknown = call(Method::GET, "/registries", "forged")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unknown.status(), 401);
+}

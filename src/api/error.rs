@@ -33,6 +33,12 @@ pub enum ApiError {
     Denied(String),
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// Authenticated, but RBAC says no; the message names the permission.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A dependency (the API server's reviews) is not answering.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("unsupported content type {got:?}: send {expected}")]
@@ -114,6 +120,8 @@ impl ApiError {
                 vec![],
             ),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None, vec![]),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None, vec![]),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, vec![]),
             Self::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",

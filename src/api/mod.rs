@@ -8,8 +8,8 @@ pub mod registries;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::header;
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -18,6 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::index::IndexHandle;
+use crate::kubernetes::auth::{AuthError, ClusterAuth, Permission};
 use crate::registry::connectivity::Connectivity;
 use crate::registry::pinning::Pinner;
 use crate::registry::store::RegistryStore;
@@ -35,21 +36,76 @@ pub struct AppState {
     pub pinner: Arc<Pinner>,
 }
 
-/// Bearer-token authentication for the API.
-pub struct Auth {
-    token: String,
+/// Who may call the API.
+pub enum Auth {
+    /// One admin token (the embedded store's mode).
+    AdminToken(String),
+    /// The cluster's identities and RBAC (TokenReview + SubjectAccessReview).
+    Cluster(Box<ClusterAuth>),
 }
 
 impl Auth {
     pub fn admin_token(token: impl Into<String>) -> Self {
-        Self {
-            token: token.into(),
-        }
+        Self::AdminToken(token.into())
     }
 
-    fn allows(&self, presented: &str) -> bool {
-        // Constant time, so the token cannot be guessed byte by byte.
-        bool::from(presented.as_bytes().ct_eq(self.token.as_bytes()))
+    pub fn cluster(auth: ClusterAuth) -> Self {
+        Self::Cluster(Box::new(auth))
+    }
+
+    async fn allows(&self, token: &str, method: &Method, path: &str) -> Result<(), ApiError> {
+        match self {
+            // Constant time, so the token cannot be guessed byte by byte.
+            Self::AdminToken(expected) => {
+                if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) {
+                    Ok(())
+                } else {
+                    Err(ApiError::Unauthorized)
+                }
+            }
+            Self::Cluster(cluster) => {
+                let permission = permission_for(method, path).ok_or(ApiError::Unauthorized)?;
+                cluster
+                    .check(token, &permission)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        AuthError::Unauthenticated => ApiError::Unauthorized,
+                        AuthError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
+                        AuthError::Unavailable(message) => ApiError::Unavailable(message),
+                    })
+            }
+        }
+    }
+}
+
+/// The RBAC permission an API call needs: a verb on ImageRegistries for the
+/// record endpoints; creating pods in the namespace for its picker and
+/// resolve preview.
+pub fn permission_for(method: &Method, path: &str) -> Option<Permission> {
+    let rest = path.strip_prefix("/api/v1/")?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let registries = |verb: &'static str, name: Option<&str>| {
+        Some(Permission::Registries {
+            verb,
+            name: name.map(str::to_owned),
+        })
+    };
+    match (segments.as_slice(), method) {
+        (["registries"], &Method::GET) => registries("list", None),
+        (["registries"], &Method::POST) | (["registries:verify"], &Method::POST) => {
+            registries("create", None)
+        }
+        (["registries:batchDelete"], &Method::POST) => registries("delete", None),
+        (["registries", name], &Method::GET) => registries("get", Some(name)),
+        (["registries", name], &Method::PUT | &Method::PATCH) => registries("update", Some(name)),
+        (["registries", name], &Method::DELETE) => registries("delete", Some(name)),
+        (["registries", name, "verify"], &Method::POST) => registries("update", Some(name)),
+        (["registries", name, "repositories", ..], &Method::GET) => registries("get", Some(name)),
+        (["namespaces", namespace, "registries" | "resolve"], _) => Some(Permission::CreatePods {
+            namespace: (*namespace).to_owned(),
+        }),
+        _ => None,
     }
 }
 
@@ -64,10 +120,16 @@ async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match presented {
-        Some(token) if auth.allows(token) => Ok(next.run(request).await),
-        _ => Err(ApiError::Unauthorized),
-    }
+    let Some(token) = presented.filter(|t| !t.is_empty()) else {
+        return Err(ApiError::Unauthorized);
+    };
+    // Nested routers see the path without `/api/v1`; RBAC mapping wants it whole.
+    let path = request.extensions().get::<OriginalUri>().map_or_else(
+        || request.uri().path().to_owned(),
+        |uri| uri.path().to_owned(),
+    );
+    auth.allows(token, request.method(), &path).await?;
+    Ok(next.run(request).await)
 }
 
 /// `/api/v1/...`, authenticated.
@@ -141,4 +203,90 @@ impl Modify for BearerAuth {
 /// The OpenAPI document, generated from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_maps_to_the_permission_it_needs() {
+        let registries = |verb: &'static str, name: Option<&str>| {
+            Some(Permission::Registries {
+                verb,
+                name: name.map(str::to_owned),
+            })
+        };
+        let cases = [
+            (Method::GET, "/api/v1/registries", registries("list", None)),
+            (
+                Method::POST,
+                "/api/v1/registries",
+                registries("create", None),
+            ),
+            (
+                Method::POST,
+                "/api/v1/registries:verify",
+                registries("create", None),
+            ),
+            (
+                Method::POST,
+                "/api/v1/registries:batchDelete",
+                registries("delete", None),
+            ),
+            (
+                Method::GET,
+                "/api/v1/registries/demo",
+                registries("get", Some("demo")),
+            ),
+            (
+                Method::PUT,
+                "/api/v1/registries/demo",
+                registries("update", Some("demo")),
+            ),
+            (
+                Method::PATCH,
+                "/api/v1/registries/demo",
+                registries("update", Some("demo")),
+            ),
+            (
+                Method::DELETE,
+                "/api/v1/registries/demo",
+                registries("delete", Some("demo")),
+            ),
+            (
+                Method::POST,
+                "/api/v1/registries/demo/verify",
+                registries("update", Some("demo")),
+            ),
+            (
+                Method::GET,
+                "/api/v1/registries/demo/repositories",
+                registries("get", Some("demo")),
+            ),
+            (
+                Method::GET,
+                "/api/v1/registries/demo/repositories/library/nginx/tags",
+                registries("get", Some("demo")),
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/team-a/registries",
+                Some(Permission::CreatePods {
+                    namespace: "team-a".into(),
+                }),
+            ),
+            (
+                Method::POST,
+                "/api/v1/namespaces/team-a/resolve",
+                Some(Permission::CreatePods {
+                    namespace: "team-a".into(),
+                }),
+            ),
+            (Method::GET, "/api/v1/unknown", None),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(permission_for(&method, path), want, "{method} {path}");
+        }
+    }
 }

@@ -68,11 +68,35 @@ impl TestServer {
         Self::start_with(dir, certs, reload, PinFailurePolicy::Allow).await
     }
 
+    /// With the given API authentication.
+    pub async fn start_with_auth(auth: Auth) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = generate_certs(&dir.path().join("certs"));
+        Self::start_full(
+            dir,
+            certs,
+            Duration::from_secs(10),
+            PinFailurePolicy::Allow,
+            auth,
+        )
+        .await
+    }
+
     async fn start_with(
         dir: tempfile::TempDir,
         certs: CertPaths,
         reload: Duration,
         policy: PinFailurePolicy,
+    ) -> Self {
+        Self::start_full(dir, certs, reload, policy, Auth::admin_token(TOKEN)).await
+    }
+
+    async fn start_full(
+        dir: tempfile::TempDir,
+        certs: CertPaths,
+        reload: Duration,
+        policy: PinFailurePolicy,
+        auth: Auth,
     ) -> Self {
         registry_resolver::server::tls::install_crypto_provider();
         let index = IndexHandle::new();
@@ -101,7 +125,7 @@ impl TestServer {
             pinner,
             index: index.clone(),
             metrics: Arc::new(Metrics::new()),
-            auth: Arc::new(Auth::admin_token(TOKEN)),
+            auth: Arc::new(auth),
             connectivity: Arc::new(Connectivity::new(ConnectivityOptions {
                 client,
                 check_timeout: Duration::from_secs(4),
