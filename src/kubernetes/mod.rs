@@ -7,3 +7,4 @@ pub mod crd;
 pub mod desired;
 pub mod replicate;
 pub mod state;
+pub mod store;

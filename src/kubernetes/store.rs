@@ -1,0 +1,523 @@
+//! The registry store on a cluster: every record an `ImageRegistry`, its
+//! password in a `kubernetes.io/basic-auth` Secret owned by it (so deleting
+//! the record deletes the Secret). Reads come from the watch caches; a
+//! write waits (briefly) until the cache shows it, so a client reads what
+//! it just wrote.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::crd::{ImageRegistry, ImageRegistrySpec, SecretRef, TlsSpec};
+use super::replicate::FIELD_MANAGER;
+use super::state::{Caches, records};
+use crate::index::IndexHandle;
+use crate::registry::store::{BatchDeleted, Credentials, RegistryStore, StoreError};
+use crate::registry::{Password, PasswordChange, Registry, RegistrySpec, RegistryStatus};
+
+pub struct KubeStore {
+    client: kube::Client,
+    /// The install namespace, home of the credential Secrets.
+    namespace: String,
+    caches: Caches,
+    index: Arc<IndexHandle>,
+    /// How long a write waits to see itself in the cache.
+    settle: Duration,
+}
+
+/// The credentials Secret of a record.
+pub fn credentials_secret_name(registry: &str) -> String {
+    format!("{registry}-credentials")
+}
+
+fn backend(error: kube::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+impl KubeStore {
+    pub fn new(
+        client: kube::Client,
+        namespace: String,
+        caches: Caches,
+        index: Arc<IndexHandle>,
+    ) -> Self {
+        Self {
+            client,
+            namespace,
+            caches,
+            index,
+            settle: Duration::from_secs(5),
+        }
+    }
+
+    fn registries(&self) -> Api<ImageRegistry> {
+        Api::all(self.client.clone())
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn cached(&self, name: &str) -> Option<Arc<ImageRegistry>> {
+        self.caches.registries.get(&ObjectRef::new(name))
+    }
+
+    fn record(&self, name: &str) -> Option<Registry> {
+        records(
+            &self.caches.registries.state(),
+            &self.caches.secrets.state(),
+        )
+        .records
+        .into_iter()
+        .find(|r| r.name == name)
+    }
+
+    /// Waits until the cache holds `name` at `resource_version` (or, with
+    /// `None`, no longer holds it), then republishes the index.
+    async fn settled(&self, name: &str, resource_version: Option<&str>) {
+        let deadline = Instant::now() + self.settle;
+        loop {
+            let current = self.cached(name);
+            let done = match (resource_version, &current) {
+                (Some(wanted), Some(object)) => {
+                    object.resource_version().as_deref() == Some(wanted)
+                }
+                (None, None) => true,
+                _ => false,
+            };
+            if done || Instant::now() >= deadline {
+                if !done {
+                    tracing::warn!(
+                        registry = name,
+                        "the watch cache did not show a write in time"
+                    );
+                }
+                self.caches.publish(&self.index);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn check_defaults(&self, spec: &RegistrySpec) -> Result<(), StoreError> {
+        let all = records(
+            &self.caches.registries.state(),
+            &self.caches.secrets.state(),
+        );
+        for other in all.records.iter().filter(|r| r.name != spec.name) {
+            if let Some(ns) = spec
+                .default_for
+                .iter()
+                .find(|ns| other.default_for.contains(ns))
+            {
+                return Err(StoreError::DefaultConflict {
+                    namespace: ns.clone(),
+                    registry: other.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes (or removes) the credentials Secret, owned by the record.
+    async fn write_credentials(
+        &self,
+        owner: &ImageRegistry,
+        credentials: Option<(&str, &Password)>,
+    ) -> Result<(), StoreError> {
+        let name = credentials_secret_name(&owner.name_any());
+        let Some((username, password)) = credentials else {
+            return match self.secrets().delete(&name, &DeleteParams::default()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+                Err(error) => Err(backend(error)),
+            };
+        };
+        let owner_reference = owner
+            .controller_owner_ref(&())
+            .map(|r| vec![r])
+            .unwrap_or_default();
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+            "metadata": {"name": name, "namespace": self.namespace, "ownerReferences": owner_reference,
+                         "labels": {super::desired::MANAGED_BY_LABEL: super::desired::MANAGED_BY_VALUE}},
+            "stringData": {"username": username, "password": password.expose()}
+        });
+        self.secrets()
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    async fn write_status(
+        &self,
+        name: &str,
+        status: &RegistryStatus,
+    ) -> Result<ImageRegistry, StoreError> {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let (state, reason) = if status.verified {
+            ("True", "LoginSucceeded")
+        } else if status.last_verified_at.is_some() {
+            ("False", "CheckFailed")
+        } else {
+            ("Unknown", "NotChecked")
+        };
+        let patch = json!({"status": {
+            "conditions": [{"type": "Verified", "status": state, "reason": reason,
+                            "message": status.message.clone().unwrap_or_default(), "lastTransitionTime": now}],
+            "lastVerifiedAt": status.last_verified_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        }});
+        self.registries()
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(backend)
+    }
+}
+
+fn crd_spec(spec: &RegistrySpec, has_credentials: bool) -> ImageRegistrySpec {
+    ImageRegistrySpec {
+        server: spec.server.to_string(),
+        description: spec.description.clone(),
+        namespaces: spec.namespaces.clone(),
+        default_for: spec.default_for.clone(),
+        tls: (spec.tls.ca_bundle.is_some() || spec.tls.insecure_skip_verify).then(|| TlsSpec {
+            ca_bundle: spec.tls.ca_bundle.clone(),
+            insecure_skip_verify: spec.tls.insecure_skip_verify,
+        }),
+        pull_secret_name: Some(spec.pull_secret_name.clone()),
+        pin_digests: spec.pin_digests,
+        credentials_secret_ref: has_credentials.then(|| SecretRef {
+            name: credentials_secret_name(&spec.name),
+        }),
+    }
+}
+
+#[async_trait]
+impl RegistryStore for KubeStore {
+    async fn create(&self, spec: RegistrySpec) -> Result<Registry, StoreError> {
+        if self.cached(&spec.name).is_some() {
+            return Err(StoreError::AlreadyExists(spec.name));
+        }
+        self.check_defaults(&spec)?;
+        let credentials = match (&spec.username, &spec.password) {
+            (Some(username), PasswordChange::Set(password)) => Some((username.as_str(), password)),
+            _ => None,
+        };
+        let object = ImageRegistry::new(&spec.name, crd_spec(&spec, credentials.is_some()));
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let mut created = match self.registries().create(&params, &object).await {
+            Ok(created) => created,
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                return Err(StoreError::AlreadyExists(spec.name));
+            }
+            Err(error) => return Err(backend(error)),
+        };
+        self.write_credentials(&created, credentials).await?;
+        if let Some(status) = &spec.status {
+            created = self.write_status(&spec.name, status).await?;
+        }
+        self.settled(&spec.name, created.resource_version().as_deref())
+            .await;
+        self.record(&spec.name).ok_or_else(|| {
+            StoreError::Backend(format!(
+                "registry {:?} was written but is not readable",
+                spec.name
+            ))
+        })
+    }
+
+    async fn replace(&self, spec: RegistrySpec) -> Result<Registry, StoreError> {
+        let current = self
+            .record(&spec.name)
+            .ok_or_else(|| StoreError::NotFound(spec.name.clone()))?;
+        let server = spec.server.to_string();
+        if matches!(spec.password, PasswordChange::Keep) && current.server != server {
+            return Err(StoreError::PasswordRequiredForNewServer {
+                from: current.server,
+                to: server,
+            });
+        }
+        self.check_defaults(&spec)?;
+        let stored = self.credentials(&spec.name).await?;
+        let credentials: Option<(String, Password)> = match (&spec.username, &spec.password) {
+            (Some(username), PasswordChange::Set(password)) => {
+                Some((username.clone(), password.clone()))
+            }
+            (Some(username), PasswordChange::Keep) => {
+                let stored =
+                    stored.ok_or_else(|| StoreError::PasswordRequired(spec.name.clone()))?;
+                Some((username.clone(), stored.password))
+            }
+            _ => None,
+        };
+        let object = json!({
+            "apiVersion": "registry-resolver.io/v1alpha1", "kind": "ImageRegistry",
+            "metadata": {"name": spec.name},
+            "spec": crd_spec(&spec, credentials.is_some()),
+        });
+        let mut updated = self
+            .registries()
+            .patch(
+                &spec.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .map_err(|e| match e {
+                kube::Error::Api(status) if status.is_not_found() => {
+                    StoreError::NotFound(spec.name.clone())
+                }
+                other => backend(other),
+            })?;
+        self.write_credentials(&updated, credentials.as_ref().map(|(u, p)| (u.as_str(), p)))
+            .await?;
+        let status = spec.status.clone().or_else(|| {
+            spec.changes_connection(&current)
+                .then(RegistryStatus::default)
+        });
+        if let Some(status) = status {
+            updated = self.write_status(&spec.name, &status).await?;
+        }
+        self.settled(&spec.name, updated.resource_version().as_deref())
+            .await;
+        self.record(&spec.name)
+            .ok_or_else(|| StoreError::NotFound(spec.name.clone()))
+    }
+
+    async fn set_status(&self, name: &str, status: RegistryStatus) -> Result<Registry, StoreError> {
+        let updated = self.write_status(name, &status).await?;
+        self.settled(name, updated.resource_version().as_deref())
+            .await;
+        self.record(name)
+            .ok_or_else(|| StoreError::NotFound(name.to_owned()))
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<Registry>, StoreError> {
+        Ok(self.record(name))
+    }
+
+    async fn list(&self) -> Result<Vec<Registry>, StoreError> {
+        Ok(records(
+            &self.caches.registries.state(),
+            &self.caches.secrets.state(),
+        )
+        .records)
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        match self
+            .registries()
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {
+                self.settled(name, None).await;
+                Ok(true)
+            }
+            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn delete_many(&self, names: Vec<String>) -> Result<BatchDeleted, StoreError> {
+        let mut result = BatchDeleted::default();
+        for name in names {
+            if result.deleted.contains(&name) || result.not_found.contains(&name) {
+                continue;
+            }
+            if self.delete(&name).await? {
+                result.deleted.push(name);
+            } else {
+                result.not_found.push(name);
+            }
+        }
+        Ok(result)
+    }
+
+    async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError> {
+        let converted = records(
+            &self.caches.registries.state(),
+            &self.caches.secrets.state(),
+        );
+        Ok(converted.credentials.get(name).map(|auth| Credentials {
+            username: auth.username.clone(),
+            password: Password::new(auth.password.clone()),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{RegistryInput, WriteMode};
+    use http::{Request, Response};
+    use http_body_util::BodyExt;
+    use kube::client::Body;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
+    use serde_json::Value;
+
+    async fn body(request: Request<Body>) -> Value {
+        let bytes = request
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    fn respond(status: u16, value: &Value) -> Response<Body> {
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(value).expect("json")))
+            .expect("response")
+    }
+
+    #[tokio::test]
+    async fn create_writes_the_object_its_owned_secret_and_status_then_reads_it_back() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let mut registries = Writer::<ImageRegistry>::default();
+        let mut secrets = Writer::<Secret>::default();
+        let caches = Caches {
+            registries: registries.as_reader(),
+            secrets: secrets.as_reader(),
+        };
+        registries.apply_watcher_event(&Event::Init);
+        registries.apply_watcher_event(&Event::InitDone);
+        secrets.apply_watcher_event(&Event::Init);
+        secrets.apply_watcher_event(&Event::InitDone);
+        let index = IndexHandle::new();
+        let store = KubeStore::new(
+            kube::Client::new(service, "default"),
+            "registry-resolver".into(),
+            caches,
+            index.clone(),
+        );
+
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("create");
+            assert_eq!(request.method(), http::Method::POST);
+            assert_eq!(
+                request.uri().path(),
+                "/apis/registry-resolver.io/v1alpha1/imageregistries"
+            );
+            assert!(
+                request
+                    .uri()
+                    .query()
+                    .unwrap_or("")
+                    .contains("fieldManager=registry-resolver")
+            );
+            let mut object = body(request).await;
+            assert_eq!(object["spec"]["server"], "https://harbor.example.com");
+            assert_eq!(
+                object["spec"]["credentialsSecretRef"],
+                json!({"name": "harbor-credentials"})
+            );
+            assert!(
+                object.to_string().find("s3cret").is_none(),
+                "no password in the object"
+            );
+            object["metadata"]["uid"] = json!("uid-harbor");
+            object["metadata"]["resourceVersion"] = json!("10");
+            object["metadata"]["creationTimestamp"] = json!("2026-11-29T00:00:00Z");
+            send.send_response(respond(201, &object));
+
+            let (request, send) = handle.next_request().await.expect("secret");
+            assert_eq!(request.method(), http::Method::PATCH);
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/registry-resolver/secrets/harbor-credentials"
+            );
+            let secret = body(request).await;
+            assert_eq!(secret["type"], "kubernetes.io/basic-auth");
+            assert_eq!(
+                secret["stringData"],
+                json!({"username": "robot", "password": "s3cret"})
+            );
+            let owner = &secret["metadata"]["ownerReferences"][0];
+            assert_eq!(
+                (owner["kind"].as_str(), owner["uid"].as_str()),
+                (Some("ImageRegistry"), Some("uid-harbor"))
+            );
+            send.send_response(respond(200, &secret));
+
+            let (request, send) = handle.next_request().await.expect("status");
+            assert_eq!(
+                request.uri().path(),
+                "/apis/registry-resolver.io/v1alpha1/imageregistries/harbor/status"
+            );
+            let patch = body(request).await;
+            assert_eq!(patch["status"]["conditions"][0]["type"], "Verified");
+            assert_eq!(patch["status"]["conditions"][0]["status"], "True");
+            object["metadata"]["resourceVersion"] = json!("11");
+            object["status"] = patch["status"].clone();
+            send.send_response(respond(200, &object));
+
+            // The watches deliver what was written.
+            let stored: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "harbor-credentials", "namespace": "registry-resolver", "resourceVersion": "12"},
+                "type": "kubernetes.io/basic-auth", "data": {"username": "cm9ib3Q=", "password": "czNjcmV0"}}))
+            .expect("secret");
+            secrets.apply_watcher_event(&Event::Apply(stored));
+            let object: ImageRegistry = serde_json::from_value(object).expect("object");
+            registries.apply_watcher_event(&Event::Apply(object));
+            (registries, secrets)
+        });
+
+        let input: RegistryInput = serde_json::from_value(json!({"name": "harbor", "server": "harbor.example.com",
+            "username": "robot", "password": "s3cret", "namespaces": ["team-a"], "defaultFor": ["team-a"]}))
+        .expect("input");
+        let mut spec = input.validate(WriteMode::Create, None).expect("valid");
+        spec.status = Some(RegistryStatus {
+            verified: true,
+            last_verified_at: Some(chrono::Utc::now()),
+            message: Some("login succeeded".into()),
+        });
+        let record = store.create(spec).await.expect("created");
+        let _writers = server.await.expect("mock server");
+        assert_eq!(record.server, "https://harbor.example.com");
+        assert!(record.has_password);
+        assert!(record.status.verified);
+        assert_eq!(
+            index
+                .load()
+                .namespace("team-a")
+                .and_then(|v| v.default.clone())
+                .as_deref(),
+            Some("harbor")
+        );
+        let credentials = store
+            .credentials("harbor")
+            .await
+            .expect("read")
+            .expect("present");
+        assert_eq!(credentials.password.expose(), "s3cret");
+        // A second create of the same name is refused from the cache.
+        let again: RegistryInput = serde_json::from_value(
+            json!({"name": "harbor", "server": "x.example", "namespaces": ["a"]}),
+        )
+        .expect("input");
+        assert!(matches!(
+            store
+                .create(again.validate(WriteMode::Create, None).expect("valid"))
+                .await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+    }
+}
