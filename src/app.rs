@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::api::{AppState, Auth};
 use crate::certs::{self, CertPaths, CertSubjects};
-use crate::cli::{CertsArgs, ResolveArgs, ServeArgs, StoreArgs};
+use crate::cli::{CertsArgs, ResolveArgs, ServeArgs, StoreArgs, StoreKind};
 use crate::index::IndexHandle;
 use crate::registry::client::ClientOptions;
 use crate::registry::connectivity::{Connectivity, ConnectivityOptions};
@@ -50,6 +50,8 @@ pub enum AppError {
     Exists(String),
     #[error(transparent)]
     Manifest(#[from] crate::manifests::ManifestError),
+    #[error("connecting to the cluster: {0}")]
+    Cluster(String),
     #[error("runtime or signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -152,12 +154,46 @@ fn default_subjects() -> CertSubjects {
 pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
     crate::server::tls::install_crypto_provider();
     let index = IndexHandle::new();
-    let store: Arc<dyn RegistryStore> = Arc::new(open_embedded_store(&args.store, index.clone())?);
-    let token = admin_token(&args)?;
     let (cert_file, key_file) = serving_pair(&args)?;
     let client_options = ClientOptions {
         connect_timeout: args.registry_connect_timeout,
         request_timeout: args.registry_request_timeout,
+    };
+    let connectivity = Arc::new(Connectivity::new(ConnectivityOptions {
+        client: client_options,
+        check_timeout: args.registry_check_timeout,
+        browse_cache_ttl: args.browse_cache_ttl,
+        browse_cache_entries: args.browse_cache_entries,
+    }));
+    // Stops the cluster watches when the server stops.
+    let background = tokio_util::sync::CancellationToken::new();
+    let (store, auth): (Arc<dyn RegistryStore>, Auth) = match args.store_kind {
+        StoreKind::Embedded => (
+            Arc::new(open_embedded_store(&args.store, index.clone())?),
+            Auth::admin_token(admin_token(&args)?),
+        ),
+        StoreKind::Kubernetes => {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| AppError::Cluster(e.to_string()))?;
+            tracing::info!(namespace = %args.install_namespace, "waiting for the cluster's registries to be listed");
+            let cluster = crate::kubernetes::controller::start(
+                client,
+                crate::kubernetes::controller::ClusterOptions {
+                    namespace: args.install_namespace.clone(),
+                    reverify_interval: args.reverify_interval,
+                },
+                index.clone(),
+                connectivity.clone(),
+                background.clone(),
+            )
+            .await;
+            let auth = Auth::cluster(crate::kubernetes::auth::ClusterAuth::new(
+                cluster.client,
+                args.auth_cache_ttl,
+            ));
+            (cluster.store, auth)
+        }
     };
     let pinner = Arc::new(Pinner::new(
         store.clone(),
@@ -173,14 +209,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         store,
         index: index.clone(),
         metrics: Arc::new(Metrics::new()),
-        auth: Arc::new(Auth::admin_token(token)),
+        auth: Arc::new(auth),
         pinner,
-        connectivity: Arc::new(Connectivity::new(ConnectivityOptions {
-            client: client_options,
-            check_timeout: args.registry_check_timeout,
-            browse_cache_ttl: args.browse_cache_ttl,
-            browse_cache_entries: args.browse_cache_entries,
-        })),
+        connectivity,
     };
     let options = ServeOptions {
         listen: args.listen,
@@ -204,6 +235,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         _ = token.cancelled() => {}
     }
     running.shutdown().await;
+    background.cancel();
     tracing::info!("stopped");
     Ok(())
 }

@@ -83,8 +83,35 @@ pub struct ServeArgs {
     )]
     pub admin_listen: SocketAddr,
 
+    /// Where records live: `embedded` (SQLite in --data-dir) or `kubernetes`
+    /// (ImageRegistry objects; pull Secrets replicated; cluster RBAC for the API).
+    #[arg(
+        long = "store",
+        env = "REGISTRY_RESOLVER_STORE",
+        value_enum,
+        default_value = "embedded"
+    )]
+    pub store_kind: StoreKind,
+
     #[command(flatten)]
     pub store: StoreArgs,
+
+    /// With --store kubernetes: the namespace holding the credential Secrets
+    /// (where registry-resolver is installed).
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_INSTALL_NAMESPACE",
+        default_value = "registry-resolver"
+    )]
+    pub install_namespace: String,
+
+    /// With --store kubernetes: how often every registry is checked again.
+    #[arg(long, env = "REGISTRY_RESOLVER_REVERIFY_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub reverify_interval: Duration,
+
+    /// With --store kubernetes: how long token and access reviews are cached.
+    #[arg(long, env = "REGISTRY_RESOLVER_AUTH_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub auth_cache_ttl: Duration,
 
     /// Serving certificate (PEM). Reloaded when it changes. Default: `<certs-dir>/tls.crt`,
     /// generated with a CA if missing.
@@ -167,6 +194,12 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish on SIGTERM.
     #[arg(long, env = "REGISTRY_RESOLVER_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    Embedded,
+    Kubernetes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

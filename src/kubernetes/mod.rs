@@ -2,6 +2,7 @@
 //! Secrets replicated into every authorized namespace.
 
 pub mod auth;
+pub mod controller;
 pub mod convert;
 pub mod crd;
 pub mod desired;

@@ -1,0 +1,228 @@
+//! `serve --store kubernetes`: the watches that feed the caches and the
+//! index, and the loop that keeps pull Secrets replicated and records
+//! re-verified.
+//!
+//! Every replica runs the watches and serves the webhook and the API from
+//! its caches. Writes made by the loop are idempotent server-side applies;
+//! electing one writer through a Lease is still to come, so today every
+//! replica reconciles (harmlessly, but redundantly).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::crd::ImageRegistry;
+use super::desired::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Registry as Replicated};
+use super::replicate::{Replicator, observed};
+use super::state::Caches;
+use super::store::KubeStore;
+use crate::index::IndexHandle;
+use crate::registry::RegistryStatus;
+use crate::registry::connectivity::Connectivity;
+use crate::registry::store::RegistryStore;
+
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Where the credential Secrets live (the install namespace).
+    pub namespace: String,
+    pub reverify_interval: Duration,
+}
+
+/// What `serve` needs from the cluster side.
+pub struct Cluster {
+    pub store: Arc<KubeStore>,
+    pub client: kube::Client,
+}
+
+/// Starts the watches and the reconcile loop; returns once every watch has
+/// listed, so the index is complete before the server reports ready.
+pub async fn start(
+    client: kube::Client,
+    options: ClusterOptions,
+    index: Arc<IndexHandle>,
+    connectivity: Arc<Connectivity>,
+    shutdown: CancellationToken,
+) -> Cluster {
+    let changed = Arc::new(Notify::new());
+    let registries = watch(
+        Api::<ImageRegistry>::all(client.clone()),
+        watcher::Config::default(),
+        &changed,
+        &shutdown,
+    );
+    let credentials = watch(
+        Api::<Secret>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default().fields("type=kubernetes.io/basic-auth"),
+        &changed,
+        &shutdown,
+    );
+    let managed = watch(
+        Api::<Secret>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
+        &changed,
+        &shutdown,
+    );
+    let namespaces = watch(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        &changed,
+        &shutdown,
+    );
+    let (listed_registries, listed_credentials) = tokio::join!(
+        registries.wait_until_ready(),
+        credentials.wait_until_ready()
+    );
+    if listed_registries.is_err() || listed_credentials.is_err() {
+        tracing::error!("a watch stopped before it listed");
+    }
+    let caches = Caches {
+        registries: registries.clone(),
+        secrets: credentials.clone(),
+    };
+    caches.publish(&index);
+    let store = Arc::new(KubeStore::new(
+        client.clone(),
+        options.namespace.clone(),
+        Caches {
+            registries,
+            secrets: credentials,
+        },
+        index.clone(),
+    ));
+    let replicator = Replicator::new(client.clone());
+    tokio::spawn(reconcile_loop(
+        caches,
+        managed,
+        namespaces,
+        replicator,
+        store.clone(),
+        connectivity,
+        index,
+        options,
+        changed,
+        shutdown,
+    ));
+    Cluster { store, client }
+}
+
+/// A reflector over `api`, its events waking `changed`. Errors are retried
+/// with backoff by the watcher; the task ends with `shutdown`.
+fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: &Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> Store<K>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    let (changed, shutdown) = (changed.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                event = stream.next() => match event {
+                    Some(Ok(_)) => changed.notify_one(),
+                    Some(Err(error)) => tracing::warn!(%error, "watch error; retrying"),
+                    None => return,
+                },
+            }
+        }
+    });
+    reader
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reconcile_loop(
+    caches: Caches,
+    managed: Store<Secret>,
+    namespaces: Store<Namespace>,
+    replicator: Replicator,
+    store: Arc<KubeStore>,
+    connectivity: Arc<Connectivity>,
+    index: Arc<IndexHandle>,
+    options: ClusterOptions,
+    changed: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut reverify = tokio::time::interval(options.reverify_interval);
+    reverify.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let verify_now = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = changed.notified() => false,
+            _ = reverify.tick() => true,
+        };
+        // Let a burst of events settle into one pass.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let converted = caches.publish(&index);
+        for (registry, problem) in &converted.problems {
+            tracing::warn!(registry = %registry, %problem, "registry not usable as is");
+        }
+        let existing: BTreeSet<String> = namespaces.state().iter().map(|n| n.name_any()).collect();
+        let observed: Vec<_> = managed.state().iter().filter_map(|s| observed(s)).collect();
+        let deleting: BTreeSet<String> = caches
+            .registries
+            .state()
+            .iter()
+            .filter(|r| r.metadata.deletion_timestamp.is_some())
+            .map(|r| r.name_any())
+            .collect();
+        let wanted: Vec<Replicated> = converted
+            .records
+            .iter()
+            .filter_map(|record| {
+                let server = record.parsed_server().ok()?;
+                Some(Replicated {
+                    name: record.name.clone(),
+                    pull_secret_name: record.pull_secret_name.clone(),
+                    namespaces: record.namespaces.clone(),
+                    auths_key: server.host.clone(),
+                    credentials: converted
+                        .credentials
+                        .get(&record.name)
+                        .map(|c| (c.username.clone(), c.password.clone())),
+                    deleting: deleting.contains(&record.name),
+                })
+            })
+            .collect();
+        let outcome = replicator.reconcile(&wanted, &existing, &observed).await;
+        for (namespace, name, error) in &outcome.failed {
+            tracing::error!(%namespace, secret = %name, %error, "pull secret write failed");
+        }
+        for (registry, namespace, name, reason) in &outcome.conflicts {
+            tracing::warn!(%registry, %namespace, secret = %name, %reason, "pull secret conflict");
+        }
+        if verify_now {
+            for record in &converted.records {
+                let Ok(server) = record.parsed_server() else {
+                    continue;
+                };
+                let credentials = store.credentials(&record.name).await.ok().flatten();
+                let result = connectivity.check(&server, &record.tls, credentials).await;
+                let status: RegistryStatus = Connectivity::status_after(&result);
+                if let Err(error) = store.set_status(&record.name, status).await {
+                    tracing::warn!(registry = %record.name, %error, "recording verification failed");
+                }
+            }
+        }
+    }
+}
