@@ -171,7 +171,9 @@ async fn reconcile_loop(
             _ = changed.notified() => false,
             _ = reverify.tick() => true,
         };
-        // Let a burst of events settle into one pass.
+        // The webhook sees a change at once; replication waits for a burst
+        // of events to settle into one pass.
+        caches.publish(&index);
         tokio::time::sleep(Duration::from_millis(200)).await;
         let converted = caches.publish(&index);
         for (registry, problem) in &converted.problems {

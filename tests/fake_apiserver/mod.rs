@@ -1,0 +1,583 @@
+//! An in-memory Kubernetes API server for the kube client, speaking the
+//! same wire format: lists with resourceVersions, watch streams of
+//! ADDED/MODIFIED/DELETED events, create/get/delete, server-side apply and
+//! merge patches, the status subresource, owner-reference garbage
+//! collection, Status bodies for errors, and TokenReview/SubjectAccessReview.
+//! Enough of the real thing to run the controller and the API against it
+//! where no cluster can run.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+type ResponseBody = BoxBody<Bytes, Infallible>;
+
+/// Which collection a path addresses.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Collection {
+    /// `secrets`, `namespaces`, `imageregistries`.
+    plural: String,
+    api_version: String,
+    kind: String,
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    collection: Collection,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+struct Watcher {
+    collection: Collection,
+    namespace: Option<String>,
+    labels: Vec<(String, String)>,
+    fields: Vec<(String, String)>,
+    tx: mpsc::UnboundedSender<Result<http_body::Frame<Bytes>, Infallible>>,
+}
+
+#[derive(Default)]
+struct State {
+    version: u64,
+    /// (plural, namespace, name) → object
+    objects: BTreeMap<(String, String, String), Value>,
+    watchers: Vec<Watcher>,
+    /// Every write, for watches that start from an older resourceVersion.
+    log: Vec<(u64, String, Value)>,
+    /// Tokens the TokenReview accepts → username.
+    tokens: BTreeMap<String, String>,
+    /// Users allowed everything by the SubjectAccessReview.
+    admins: Vec<String>,
+    requests: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeApiServer {
+    state: Arc<Mutex<State>>,
+}
+
+fn status_body(code: u16, reason: &str, message: String) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+}
+
+fn full(status: StatusCode, value: &Value) -> Response<ResponseBody> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(value).unwrap_or_default())).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+fn parse_target(path: &str) -> Option<Target> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (api_version, rest): (String, &[&str]) = match segments.as_slice() {
+        ["api", "v1", rest @ ..] => ("v1".into(), rest),
+        ["apis", group, version, rest @ ..] => (format!("{group}/{version}"), rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some((*ns).to_owned()), rest),
+        other => (None, other),
+    };
+    let (plural, name, status) = match rest {
+        [plural] => (*plural, None, false),
+        [plural, name] => (*plural, Some((*name).to_owned()), false),
+        [plural, name, "status"] => (*plural, Some((*name).to_owned()), true),
+        _ => return None,
+    };
+    let kind = match plural {
+        "secrets" => "Secret",
+        "namespaces" => "Namespace",
+        "imageregistries" => "ImageRegistry",
+        "tokenreviews" => "TokenReview",
+        "subjectaccessreviews" => "SubjectAccessReview",
+        _ => return None,
+    };
+    Some(Target {
+        collection: Collection {
+            plural: plural.into(),
+            api_version,
+            kind: kind.into(),
+        },
+        namespace,
+        name,
+        status,
+    })
+}
+
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn selector(query: &[(String, String)], key: &str) -> Vec<(String, String)> {
+    query
+        .iter()
+        .filter(|(k, _)| k == key)
+        .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|term| {
+            term.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+fn matches(object: &Value, labels: &[(String, String)], fields: &[(String, String)]) -> bool {
+    labels
+        .iter()
+        .all(|(k, v)| object["metadata"]["labels"][k].as_str() == Some(v.as_str()))
+        && fields.iter().all(|(k, v)| {
+            let actual = match k.as_str() {
+                "metadata.name" => object["metadata"]["name"].as_str(),
+                "metadata.namespace" => object["metadata"]["namespace"].as_str(),
+                other => object[other].as_str(),
+            };
+            actual == Some(v.as_str())
+        })
+}
+
+/// JSON merge patch (RFC 7386).
+fn merge(target: &mut Value, patch: &Value) {
+    json_patch::merge(target, patch);
+}
+
+impl State {
+    fn bump(&mut self) -> u64 {
+        self.version += 1;
+        self.version
+    }
+
+    fn emit(&mut self, kind: &str, collection: &Collection, object: &Value) {
+        let version = self.version;
+        self.log.push((version, kind.to_owned(), object.clone()));
+        let line = json!({"type": kind, "object": object});
+        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        bytes.push(b'\n');
+        self.watchers.retain(|w| {
+            if w.collection.plural != collection.plural
+                || w.namespace
+                    .as_ref()
+                    .is_some_and(|ns| object["metadata"]["namespace"].as_str() != Some(ns))
+                || !matches(object, &w.labels, &w.fields)
+            {
+                return !w.tx.is_closed();
+            }
+            w.tx.send(Ok(http_body::Frame::data(Bytes::from(bytes.clone()))))
+                .is_ok()
+        });
+    }
+
+    fn key(target: &Target, name: &str) -> (String, String, String) {
+        (
+            target.collection.plural.clone(),
+            target.namespace.clone().unwrap_or_default(),
+            name.to_owned(),
+        )
+    }
+
+    /// Normalizes what a write leaves behind: `stringData` into `data`,
+    /// server-set metadata.
+    fn store(
+        &mut self,
+        target: &Target,
+        name: &str,
+        mut object: Value,
+        existing: Option<&Value>,
+    ) -> Value {
+        let version = self.bump();
+        if let Some(string_data) = object
+            .get("stringData")
+            .cloned()
+            .and_then(|v| v.as_object().cloned())
+        {
+            let data = object["data"].as_object().cloned().unwrap_or_default();
+            let mut data = data;
+            for (k, v) in string_data {
+                data.insert(k, json!(STANDARD.encode(v.as_str().unwrap_or_default())));
+            }
+            object["data"] = Value::Object(data);
+            if let Some(map) = object.as_object_mut() {
+                map.remove("stringData");
+            }
+        }
+        object["apiVersion"] = json!(target.collection.api_version);
+        object["kind"] = json!(target.collection.kind);
+        object["metadata"]["name"] = json!(name);
+        if let Some(ns) = &target.namespace {
+            object["metadata"]["namespace"] = json!(ns);
+        }
+        object["metadata"]["resourceVersion"] = json!(version.to_string());
+        match existing {
+            Some(old) => {
+                object["metadata"]["uid"] = old["metadata"]["uid"].clone();
+                object["metadata"]["creationTimestamp"] =
+                    old["metadata"]["creationTimestamp"].clone();
+                let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+                let spec_changed = old.get("spec") != object.get("spec");
+                object["metadata"]["generation"] = json!(if spec_changed {
+                    generation + 1
+                } else {
+                    generation
+                });
+            }
+            None => {
+                object["metadata"]["uid"] =
+                    json!(format!("uid-{}-{version}", target.collection.plural));
+                object["metadata"]["creationTimestamp"] =
+                    json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                object["metadata"]["generation"] = json!(1);
+            }
+        }
+        self.objects.insert(Self::key(target, name), object.clone());
+        let kind = if existing.is_some() {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        self.emit(kind, &target.collection, &object);
+        object
+    }
+
+    fn remove(&mut self, key: &(String, String, String), collection: &Collection) -> Option<Value> {
+        let mut object = self.objects.remove(key)?;
+        let version = self.bump();
+        object["metadata"]["resourceVersion"] = json!(version.to_string());
+        self.emit("DELETED", collection, &object);
+        // The garbage collector: dependents owned by this object go too.
+        if let Some(uid) = object["metadata"]["uid"].as_str().map(str::to_owned) {
+            let owned: Vec<(String, String, String)> = self
+                .objects
+                .iter()
+                .filter(|(_, o)| {
+                    o["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in owned {
+                let dependent = Collection {
+                    plural: key.0.clone(),
+                    api_version: "v1".into(),
+                    kind: "Secret".into(),
+                };
+                self.remove(&key, &dependent);
+            }
+        }
+        Some(object)
+    }
+}
+
+impl FakeApiServer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn client(&self) -> kube::Client {
+        kube::Client::new(self.clone(), "default")
+    }
+
+    /// A token the TokenReview accepts, for `username`; with `admin`, every
+    /// SubjectAccessReview for it is allowed.
+    pub fn add_user(&self, token: &str, username: &str, admin: bool) {
+        let mut state = self.state.lock().expect("lock");
+        state.tokens.insert(token.into(), username.into());
+        if admin {
+            state.admins.push(username.into());
+        }
+    }
+
+    /// Creates an object directly (as `kubectl apply` would).
+    pub fn put(
+        &self,
+        plural: &str,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        object: Value,
+    ) -> Value {
+        let target = Target {
+            collection: Collection {
+                plural: plural.into(),
+                api_version: api_version.into(),
+                kind: kind.into(),
+            },
+            namespace: namespace.map(str::to_owned),
+            name: None,
+            status: false,
+        };
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut state = self.state.lock().expect("lock");
+        let existing = state.objects.get(&State::key(&target, &name)).cloned();
+        state.store(&target, &name, object, existing.as_ref())
+    }
+
+    pub fn namespace(&self, name: &str) {
+        self.put(
+            "namespaces",
+            "v1",
+            "Namespace",
+            None,
+            json!({"metadata": {"name": name}}),
+        );
+    }
+
+    pub fn get(&self, plural: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let state = self.state.lock().expect("lock");
+        state
+            .objects
+            .get(&(
+                plural.to_owned(),
+                namespace.unwrap_or_default().to_owned(),
+                name.to_owned(),
+            ))
+            .cloned()
+    }
+
+    pub fn delete(&self, plural: &str, namespace: Option<&str>, name: &str) {
+        let mut state = self.state.lock().expect("lock");
+        let collection = Collection {
+            plural: plural.into(),
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+        };
+        state.remove(
+            &(
+                plural.to_owned(),
+                namespace.unwrap_or_default().to_owned(),
+                name.to_owned(),
+            ),
+            &collection,
+        );
+    }
+
+    /// Every request line seen, `METHOD path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().expect("lock").requests.clone()
+    }
+
+    async fn handle(self, request: Request<kube::client::Body>) -> Response<ResponseBody> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let query = query_pairs(request.uri().query().unwrap_or_default());
+        let content_type = request
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = match request.into_body().collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => Bytes::new(),
+        };
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let Some(target) = parse_target(&path) else {
+            return full(
+                StatusCode::NOT_FOUND,
+                &status_body(404, "NotFound", format!("no route {path}")),
+            );
+        };
+        let mut state = self.state.lock().expect("lock");
+        state.requests.push(format!("{method} {path}"));
+        match (method, &target.name) {
+            (Method::POST, None) if target.collection.plural == "tokenreviews" => {
+                let token = body["spec"]["token"].as_str().unwrap_or_default();
+                let status = match state.tokens.get(token) {
+                    Some(user) => {
+                        json!({"authenticated": true, "user": {"username": user, "groups": ["system:authenticated"]}})
+                    }
+                    None => json!({"user": {}, "error": "invalid bearer token"}),
+                };
+                full(
+                    StatusCode::CREATED,
+                    &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                    "metadata": {}, "spec": body["spec"], "status": status}),
+                )
+            }
+            (Method::POST, None) if target.collection.plural == "subjectaccessreviews" => {
+                let allowed = body["spec"]["user"]
+                    .as_str()
+                    .is_some_and(|u| state.admins.iter().any(|a| a == u));
+                full(
+                    StatusCode::CREATED,
+                    &json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                    "metadata": {}, "spec": body["spec"], "status": {"allowed": allowed}}),
+                )
+            }
+            (Method::GET, None) => {
+                let labels = selector(&query, "labelSelector");
+                let fields = selector(&query, "fieldSelector");
+                if query.iter().any(|(k, v)| k == "watch" && v == "true") {
+                    let since: u64 = query
+                        .iter()
+                        .find(|(k, _)| k == "resourceVersion")
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    for (version, kind, object) in state.log.clone() {
+                        if version > since
+                            && object["kind"] == json!(target.collection.kind)
+                            && target.namespace.as_ref().is_none_or(|ns| {
+                                object["metadata"]["namespace"].as_str() == Some(ns)
+                            })
+                            && matches(&object, &labels, &fields)
+                        {
+                            let mut line =
+                                serde_json::to_vec(&json!({"type": kind, "object": object}))
+                                    .unwrap_or_default();
+                            line.push(b'\n');
+                            let _ = tx.send(Ok(http_body::Frame::data(Bytes::from(line))));
+                        }
+                    }
+                    state.watchers.push(Watcher {
+                        collection: target.collection.clone(),
+                        namespace: target.namespace.clone(),
+                        labels,
+                        fields,
+                        tx,
+                    });
+                    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.map(|item| (item, rx))
+                    });
+                    return Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .body(StreamBody::new(stream).boxed())
+                        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()));
+                }
+                let items: Vec<Value> = state
+                    .objects
+                    .iter()
+                    .filter(|((plural, ns, _), object)| {
+                        plural == &target.collection.plural
+                            && target.namespace.as_ref().is_none_or(|want| want == ns)
+                            && matches(object, &labels, &fields)
+                    })
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                full(
+                    StatusCode::OK,
+                    &json!({"apiVersion": target.collection.api_version,
+                    "kind": format!("{}List", target.collection.kind),
+                    "metadata": {"resourceVersion": state.version.to_string()}, "items": items}),
+                )
+            }
+            (Method::GET, Some(name)) => match state.objects.get(&State::key(&target, name)) {
+                Some(object) => full(StatusCode::OK, object),
+                None => full(
+                    StatusCode::NOT_FOUND,
+                    &status_body(
+                        404,
+                        "NotFound",
+                        format!("{} \"{name}\" not found", target.collection.plural),
+                    ),
+                ),
+            },
+            (Method::POST, None) => {
+                let name = body["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if state.objects.contains_key(&State::key(&target, &name)) {
+                    return full(
+                        StatusCode::CONFLICT,
+                        &status_body(
+                            409,
+                            "AlreadyExists",
+                            format!("{} \"{name}\" already exists", target.collection.plural),
+                        ),
+                    );
+                }
+                let stored = state.store(&target, &name, body, None);
+                full(StatusCode::CREATED, &stored)
+            }
+            (Method::PATCH, Some(name)) => {
+                let key = State::key(&target, name);
+                let existing = state.objects.get(&key).cloned();
+                let next = match (&existing, content_type.as_str(), target.status) {
+                    (None, "application/apply-patch+yaml", false) => body,
+                    (None, _, _) => {
+                        return full(
+                            StatusCode::NOT_FOUND,
+                            &status_body(
+                                404,
+                                "NotFound",
+                                format!("{} \"{name}\" not found", target.collection.plural),
+                            ),
+                        );
+                    }
+                    (Some(old), _, true) => {
+                        let mut next = old.clone();
+                        let mut status = old["status"].clone();
+                        merge(&mut status, &body["status"]);
+                        next["status"] = status;
+                        next
+                    }
+                    (Some(old), _, false) => {
+                        let mut next = old.clone();
+                        let mut patch = body;
+                        // Status is not written through the main resource.
+                        if let Some(map) = patch.as_object_mut() {
+                            map.remove("status");
+                        }
+                        merge(&mut next, &patch);
+                        next
+                    }
+                };
+                let stored = state.store(&target, name, next, existing.as_ref());
+                full(StatusCode::OK, &stored)
+            }
+            (Method::DELETE, Some(name)) => {
+                match state.remove(&State::key(&target, name), &target.collection) {
+                    Some(object) => full(StatusCode::OK, &object),
+                    None => full(
+                        StatusCode::NOT_FOUND,
+                        &status_body(
+                            404,
+                            "NotFound",
+                            format!("{} \"{name}\" not found", target.collection.plural),
+                        ),
+                    ),
+                }
+            }
+            _ => full(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &status_body(405, "MethodNotAllowed", "not supported here".into()),
+            ),
+        }
+    }
+}
+
+impl tower::Service<Request<kube::client::Body>> for FakeApiServer {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<kube::client::Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(request).await) })
+    }
+}

@@ -1,0 +1,382 @@
+//! Kubernetes mode against an in-memory API server speaking the real wire
+//! format: the controller's watches, pull-secret replication, the API on
+//! the cluster store with cluster RBAC, and the webhook's index.
+
+mod common;
+mod fake_apiserver;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use fake_apiserver::FakeApiServer;
+use registry_resolver::api::{AppState, Auth};
+use registry_resolver::index::IndexHandle;
+use registry_resolver::kubernetes::auth::ClusterAuth;
+use registry_resolver::kubernetes::controller::{self, ClusterOptions};
+use registry_resolver::registry::connectivity::{Connectivity, ConnectivityOptions};
+use registry_resolver::registry::pinning::{PinOptions, Pinner};
+use registry_resolver::registry::store::RegistryStore;
+use registry_resolver::server::{self, Running, ServeOptions};
+use registry_resolver::telemetry::Metrics;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+struct Cluster {
+    fake: FakeApiServer,
+    running: Running,
+    client: reqwest::Client,
+    index: Arc<IndexHandle>,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        registry_resolver::server::tls::install_crypto_provider();
+        let fake = FakeApiServer::new();
+        for namespace in ["registry-resolver", "team-a", "team-b", "team-c"] {
+            fake.namespace(namespace);
+        }
+        fake.add_user("admin-token", "admin", true);
+        fake.add_user("dev-token", "dev", false);
+        let index = IndexHandle::new();
+        let connectivity = Arc::new(Connectivity::new(ConnectivityOptions::default()));
+        let shutdown = CancellationToken::new();
+        let cluster = controller::start(
+            fake.client(),
+            ClusterOptions {
+                namespace: "registry-resolver".into(),
+                reverify_interval: Duration::from_secs(3600),
+            },
+            index.clone(),
+            connectivity.clone(),
+            shutdown.clone(),
+        )
+        .await;
+        let store: Arc<dyn RegistryStore> = cluster.store;
+        let state = AppState {
+            pinner: Arc::new(Pinner::new(store.clone(), PinOptions::default())),
+            store,
+            index: index.clone(),
+            metrics: Arc::new(Metrics::new()),
+            auth: Arc::new(Auth::cluster(ClusterAuth::new(
+                fake.client(),
+                Duration::from_secs(5),
+            ))),
+            connectivity,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = common::generate_certs(dir.path());
+        let options = ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            admin_listen: "127.0.0.1:0".parse().expect("addr"),
+            cert_file: certs.cert.clone(),
+            key_file: certs.key.clone(),
+            cert_reload_interval: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(2),
+        };
+        let running = server::start(state, &options).await.expect("server");
+        let client = common::client_trusting(&certs.ca_cert);
+        Self {
+            fake,
+            running,
+            client,
+            index,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    fn api(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(
+                method,
+                format!(
+                    "https://localhost:{}/api/v1{path}",
+                    self.running.addr.port()
+                ),
+            )
+            .bearer_auth(token)
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.shutdown().await;
+    }
+}
+
+/// Waits (up to 5 s) for `check` to hold.
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn pull_secret_password(secret: &Value) -> Option<String> {
+    let config = STANDARD
+        .decode(secret["data"][".dockerconfigjson"].as_str()?)
+        .ok()?;
+    let config: Value = serde_json::from_slice(&config).ok()?;
+    config["auths"]["harbor.example.com"]["password"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn pull_secrets_follow_the_registries() {
+    let cluster = Cluster::start().await;
+    let fake = cluster.fake.clone();
+    // Someone else's Secret with the name we would use, in team-c.
+    fake.put(
+        "secrets",
+        "v1",
+        "Secret",
+        Some("team-c"),
+        json!({"metadata": {"name": "harbor"}, "type": "Opaque", "data": {"note": "bWluZQ=="}}),
+    );
+
+    let created = cluster
+        .api(Method::POST, "/registries?verify=false", "admin-token")
+        .json(&json!({"name": "harbor", "server": "harbor.example.com", "username": "robot", "password": "pw-1",
+                      "namespaces": ["team-a", "team-b", "team-c"], "defaultFor": ["team-a"]}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(
+        created.status(),
+        201,
+        "{}",
+        created.text().await.unwrap_or_default()
+    );
+    let body: Value = created.json().await.expect("json");
+    assert_eq!(body["hasPassword"], true);
+
+    // The object and its credentials Secret, as the cluster stores them.
+    let object = fake
+        .get("imageregistries", None, "harbor")
+        .expect("ImageRegistry");
+    assert_eq!(
+        object["spec"]["credentialsSecretRef"]["name"],
+        "harbor-credentials"
+    );
+    assert!(
+        !object.to_string().contains("pw-1"),
+        "no password in the object"
+    );
+    let credentials = fake
+        .get("secrets", Some("registry-resolver"), "harbor-credentials")
+        .expect("credentials");
+    assert_eq!(credentials["type"], "kubernetes.io/basic-auth");
+
+    // Replicated into the authorized namespaces that are ours to write.
+    for namespace in ["team-a", "team-b"] {
+        eventually(&format!("pull secret in {namespace}"), || {
+            fake.get("secrets", Some(namespace), "harbor").is_some()
+        })
+        .await;
+        let secret = fake
+            .get("secrets", Some(namespace), "harbor")
+            .expect("secret");
+        assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+        assert_eq!(
+            secret["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "registry-resolver"
+        );
+        assert_eq!(
+            secret["metadata"]["labels"]["registry-resolver.io/registry"],
+            "harbor"
+        );
+        assert_eq!(pull_secret_password(&secret).as_deref(), Some("pw-1"));
+    }
+    let foreign = fake
+        .get("secrets", Some("team-c"), "harbor")
+        .expect("foreign secret");
+    assert_eq!(
+        foreign["type"], "Opaque",
+        "a Secret we do not manage is never overwritten"
+    );
+
+    // The webhook's index sees the registry.
+    let index = cluster.index.load();
+    assert_eq!(
+        index
+            .namespace("team-a")
+            .and_then(|v| v.default.clone())
+            .as_deref(),
+        Some("harbor")
+    );
+    drop(index);
+
+    // A new password reaches every copy.
+    let response = cluster
+        .api(
+            Method::PATCH,
+            "/registries/harbor?verify=false",
+            "admin-token",
+        )
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"password": "pw-2", "namespaces": ["team-a", "team-c"]}).to_string())
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    eventually("new password in team-a", || {
+        fake.get("secrets", Some("team-a"), "harbor")
+            .and_then(|s| pull_secret_password(&s))
+            .as_deref()
+            == Some("pw-2")
+    })
+    .await;
+    // team-b was removed from the list: its copy goes.
+    eventually("pull secret gone from team-b", || {
+        fake.get("secrets", Some("team-b"), "harbor").is_none()
+    })
+    .await;
+
+    // A copy deleted by hand comes back.
+    fake.delete("secrets", Some("team-a"), "harbor");
+    eventually("pull secret restored in team-a", || {
+        fake.get("secrets", Some("team-a"), "harbor").is_some()
+    })
+    .await;
+
+    // A namespace created later gets its copy.
+    let response = cluster
+        .api(
+            Method::PATCH,
+            "/registries/harbor?verify=false",
+            "admin-token",
+        )
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"namespaces": ["team-a", "team-c", "team-later"]}).to_string())
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 200);
+    fake.namespace("team-later");
+    eventually("pull secret in a new namespace", || {
+        fake.get("secrets", Some("team-later"), "harbor").is_some()
+    })
+    .await;
+
+    // Deleting the registry removes its Secrets everywhere.
+    let response = cluster
+        .api(Method::DELETE, "/registries/harbor", "admin-token")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), 204);
+    for namespace in ["team-a", "team-later"] {
+        eventually(&format!("pull secret gone from {namespace}"), || {
+            fake.get("secrets", Some(namespace), "harbor").is_none()
+        })
+        .await;
+    }
+    assert!(
+        fake.get("secrets", Some("registry-resolver"), "harbor-credentials")
+            .is_none(),
+        "owned credentials are collected"
+    );
+    assert!(
+        fake.get("secrets", Some("team-c"), "harbor").is_some(),
+        "the foreign Secret stays"
+    );
+    assert!(
+        !fake
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("PATCH /api/v1/namespaces/team-c/secrets/harbor")),
+        "never written to"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
+    let cluster = Cluster::start().await;
+    let denied = cluster
+        .api(Method::POST, "/registries?verify=false", "dev-token")
+        .json(&json!({"name": "mine", "server": "r.example", "namespaces": ["team-a"]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(denied.status(), 403);
+    let unknown = cluster
+        .api(Method::GET, "/registries", "nobody")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unknown.status(), 401);
+
+    // An object applied with kubectl (GitOps), with its Secret, shows up in the API.
+    cluster.fake.put(
+        "secrets",
+        "v1",
+        "Secret",
+        Some("registry-resolver"),
+        json!({"metadata": {"name": "gitops-credentials"}, "type": "kubernetes.io/basic-auth",
+               "data": {"username": STANDARD.encode("robot"), "password": STANDARD.encode("pw")}}),
+    );
+    cluster.fake.put("imageregistries", "registry-resolver.io/v1alpha1", "ImageRegistry", None,
+        json!({"metadata": {"name": "gitops"}, "spec": {"server": "http://10.0.0.5:5000", "namespaces": ["team-b"],
+               "defaultFor": ["team-b"], "credentialsSecretRef": {"name": "gitops-credentials"}}}));
+    let mut found = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let response = cluster
+            .api(Method::GET, "/registries/gitops", "admin-token")
+            .send()
+            .await
+            .expect("get");
+        if response.status() == 200 {
+            found = response.json().await.expect("json");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(found["server"], "http://10.0.0.5:5000");
+    assert_eq!(found["username"], "robot");
+    assert_eq!(found["hasPassword"], true);
+    // The webhook's index follows the watch as well.
+    eventually("the index has the GitOps registry", || {
+        cluster
+            .index
+            .load()
+            .namespace("team-b")
+            .and_then(|v| v.default.clone())
+            .as_deref()
+            == Some("gitops")
+    })
+    .await;
+    let resolved: Value = cluster
+        .api(Method::POST, "/namespaces/team-b/resolve", "admin-token")
+        .json(&json!({"image": "/library/nginx:1.27"}))
+        .send()
+        .await
+        .expect("resolve")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        resolved,
+        json!({"image": "10.0.0.5:5000/library/nginx:1.27", "registry": "gitops", "pullSecret": "gitops"})
+    );
+    eventually("pull secret for the GitOps registry", || {
+        cluster
+            .fake
+            .get("secrets", Some("team-b"), "gitops")
+            .is_some()
+    })
+    .await;
+    cluster.stop().await;
+}
