@@ -98,17 +98,14 @@ pub async fn start(
         index.clone(),
     ));
     let replicator = Replicator::new(client.clone());
-    tokio::spawn(reconcile_loop(
-        caches,
-        managed,
-        namespaces,
-        replicator,
+    tokio::spawn(reverify_loop(
         store.clone(),
         connectivity,
-        index,
-        options,
-        changed,
-        shutdown,
+        options.reverify_interval,
+        shutdown.clone(),
+    ));
+    tokio::spawn(reconcile_loop(
+        caches, managed, namespaces, replicator, index, changed, shutdown,
     ));
     Cluster { store, client }
 }
@@ -150,27 +147,52 @@ where
     reader
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Re-checks every registry on an interval, apart from replication so a
+/// slow or dead registry never holds pull Secrets back.
+async fn reverify_loop(
+    store: Arc<KubeStore>,
+    connectivity: Arc<Connectivity>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Ok(records) = store.list().await else {
+            continue;
+        };
+        for record in records {
+            let Ok(server) = record.parsed_server() else {
+                continue;
+            };
+            let credentials = store.credentials(&record.name).await.ok().flatten();
+            let result = connectivity.check(&server, &record.tls, credentials).await;
+            let status: RegistryStatus = Connectivity::status_after(&result);
+            if let Err(error) = store.set_status(&record.name, status).await {
+                tracing::warn!(registry = %record.name, %error, "recording verification failed");
+            }
+        }
+    }
+}
+
 async fn reconcile_loop(
     caches: Caches,
     managed: Store<Secret>,
     namespaces: Store<Namespace>,
     replicator: Replicator,
-    store: Arc<KubeStore>,
-    connectivity: Arc<Connectivity>,
     index: Arc<IndexHandle>,
-    options: ClusterOptions,
     changed: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let mut reverify = tokio::time::interval(options.reverify_interval);
-    reverify.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let verify_now = tokio::select! {
+        tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = changed.notified() => false,
-            _ = reverify.tick() => true,
-        };
+            _ = changed.notified() => {}
+        }
         // The webhook sees a change at once; replication waits for a burst
         // of events to settle into one pass.
         caches.publish(&index);
@@ -212,19 +234,6 @@ async fn reconcile_loop(
         }
         for (registry, namespace, name, reason) in &outcome.conflicts {
             tracing::warn!(%registry, %namespace, secret = %name, %reason, "pull secret conflict");
-        }
-        if verify_now {
-            for record in &converted.records {
-                let Ok(server) = record.parsed_server() else {
-                    continue;
-                };
-                let credentials = store.credentials(&record.name).await.ok().flatten();
-                let result = connectivity.check(&server, &record.tls, credentials).await;
-                let status: RegistryStatus = Connectivity::status_after(&result);
-                if let Err(error) = store.set_status(&record.name, status).await {
-                    tracing::warn!(registry = %record.name, %error, "recording verification failed");
-                }
-            }
         }
     }
 }
