@@ -201,6 +201,34 @@ async fn pull_secrets_follow_the_registries() {
         "a Secret we do not manage is never overwritten"
     );
 
+    // The status says where the pull secret is, and why not in team-c.
+    eventually("Replicated condition", || {
+        fake.get("imageregistries", None, "harbor")
+            .is_some_and(|o| o["status"]["replicatedNamespaces"] == json!(["team-a", "team-b"]))
+    })
+    .await;
+    let status = fake.get("imageregistries", None, "harbor").expect("object")["status"].clone();
+    let condition = |type_: &str| {
+        status["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
+            .unwrap_or_default()
+    };
+    assert_eq!(condition("Accepted")["status"], "True");
+    assert_eq!(condition("Replicated")["status"], "False");
+    assert_eq!(condition("Replicated")["reason"], "SecretConflict");
+    assert!(
+        condition("Replicated")["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("team-c/harbor")
+    );
+    assert_eq!(
+        condition("Verified")["reason"],
+        "NotChecked",
+        "saved with verify=false"
+    );
+
     // The webhook's index sees the registry.
     let index = cluster.index.load();
     assert_eq!(
@@ -378,5 +406,35 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
             .is_some()
     })
     .await;
+
+    // A newer registry claiming the same default: the older keeps it, the
+    // newer is told why.
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a later creationTimestamp
+    cluster.fake.put("imageregistries", "registry-resolver.io/v1alpha1", "ImageRegistry", None,
+        json!({"metadata": {"name": "latecomer"}, "spec": {"server": "late.example", "namespaces": ["team-b"], "defaultFor": ["team-b"]}}));
+    eventually("the newer registry is told", || {
+        cluster
+            .fake
+            .get("imageregistries", None, "latecomer")
+            .is_some_and(|o| {
+                o["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c["type"] == "Accepted"
+                            && c["status"] == "False"
+                            && c["reason"] == "DefaultConflict"
+                    })
+                })
+            })
+    })
+    .await;
+    assert_eq!(
+        cluster
+            .index
+            .load()
+            .namespace("team-b")
+            .and_then(|v| v.default.clone())
+            .as_deref(),
+        Some("gitops")
+    );
     cluster.stop().await;
 }

@@ -23,6 +23,7 @@ use super::crd::ImageRegistry;
 use super::desired::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Registry as Replicated};
 use super::replicate::{Replicator, observed};
 use super::state::Caches;
+use super::status::Wanted;
 use super::store::KubeStore;
 use crate::index::IndexHandle;
 use crate::registry::RegistryStatus;
@@ -104,8 +105,9 @@ pub async fn start(
         options.reverify_interval,
         shutdown.clone(),
     ));
+    let statuses = Api::<ImageRegistry>::all(client.clone());
     tokio::spawn(reconcile_loop(
-        caches, managed, namespaces, replicator, index, changed, shutdown,
+        caches, managed, namespaces, replicator, statuses, index, changed, shutdown,
     ));
     Cluster { store, client }
 }
@@ -179,11 +181,13 @@ async fn reverify_loop(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn reconcile_loop(
     caches: Caches,
     managed: Store<Secret>,
     namespaces: Store<Namespace>,
     replicator: Replicator,
+    statuses: Api<ImageRegistry>,
     index: Arc<IndexHandle>,
     changed: Arc<Notify>,
     shutdown: CancellationToken,
@@ -235,5 +239,145 @@ async fn reconcile_loop(
         for (registry, namespace, name, reason) in &outcome.conflicts {
             tracing::warn!(%registry, %namespace, secret = %name, %reason, "pull secret conflict");
         }
+        for object in caches.registries.state() {
+            let name = object.name_any();
+            let replicated = wanted.iter().find(|r| r.name == name);
+            let conditions = conditions_for(&name, replicated, &outcome, &converted.problems);
+            let namespaces_done = replicated
+                .map(|r| outcome.replicated(r, &observed, &existing))
+                .unwrap_or_default();
+            write_status(&statuses, &object, &conditions, namespaces_done).await;
+        }
+    }
+}
+
+/// What the status should say after a pass, for one registry.
+fn conditions_for(
+    name: &str,
+    replicated: Option<&Replicated>,
+    outcome: &super::replicate::Outcome,
+    problems: &[(String, String)],
+) -> Vec<Wanted> {
+    let mine: Vec<&String> = problems
+        .iter()
+        .filter(|(r, _)| r == name)
+        .map(|(_, p)| p)
+        .collect();
+    let accepted = if mine.is_empty() {
+        Wanted {
+            type_: "Accepted",
+            status: "True",
+            reason: "Accepted".into(),
+            message: String::new(),
+        }
+    } else {
+        let reason = if mine
+            .iter()
+            .any(|p| p.contains("already has default registry"))
+        {
+            "DefaultConflict"
+        } else if mine.iter().any(|p| p.contains("credentials Secret")) {
+            "CredentialsMissing"
+        } else {
+            "Invalid"
+        };
+        Wanted {
+            type_: "Accepted",
+            status: "False",
+            reason: reason.into(),
+            message: mine
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    };
+    let conflicts: Vec<String> = outcome
+        .conflicts
+        .iter()
+        .filter(|(r, ..)| r == name)
+        .map(|(_, ns, secret, reason)| format!("{ns}/{secret}: {reason}"))
+        .collect();
+    let failures: Vec<String> = replicated
+        .map(|r| {
+            outcome
+                .failed
+                .iter()
+                .filter(|(ns, secret, _)| {
+                    secret == &r.pull_secret_name && r.namespaces.contains(ns)
+                })
+                .map(|(ns, secret, error)| format!("{ns}/{secret}: {error}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let replication = match replicated {
+        None => Wanted {
+            type_: "Replicated",
+            status: "False",
+            reason: "NotAccepted".into(),
+            message: "not replicated until the registry is accepted".into(),
+        },
+        Some(r) if r.credentials.is_none() => Wanted {
+            type_: "Replicated",
+            status: "True",
+            reason: "NoCredentials".into(),
+            message: "a public registry needs no pull secret".into(),
+        },
+        Some(_) if !conflicts.is_empty() => Wanted {
+            type_: "Replicated",
+            status: "False",
+            reason: "SecretConflict".into(),
+            message: conflicts.join("; "),
+        },
+        Some(_) if !failures.is_empty() => Wanted {
+            type_: "Replicated",
+            status: "False",
+            reason: "WriteFailed".into(),
+            message: failures.join("; "),
+        },
+        Some(_) => Wanted {
+            type_: "Replicated",
+            status: "True",
+            reason: "AllNamespaces".into(),
+            message: String::new(),
+        },
+    };
+    vec![accepted, replication]
+}
+
+/// Patches the status when it changed (a write that changes nothing would
+/// wake every watcher for nothing).
+async fn write_status(
+    statuses: &Api<ImageRegistry>,
+    object: &ImageRegistry,
+    wanted: &[Wanted],
+    replicated: Vec<String>,
+) {
+    let current = super::status::current(object);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let generation = object.metadata.generation;
+    let status = object.status.clone().unwrap_or_default();
+    let conditions = super::status::upsert(&current, wanted, generation, &now);
+    if conditions.is_none()
+        && status.replicated_namespaces == replicated
+        && status.observed_generation == generation
+    {
+        return;
+    }
+    let patch = serde_json::json!({"status": {
+        "conditions": conditions.unwrap_or(current),
+        "replicatedNamespaces": replicated,
+        "observedGeneration": generation,
+    }});
+    let name = object.name_any();
+    if let Err(error) = statuses
+        .patch_status(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::warn!(registry = %name, %error, "writing status failed");
     }
 }

@@ -8,4 +8,5 @@ pub mod crd;
 pub mod desired;
 pub mod replicate;
 pub mod state;
+pub mod status;
 pub mod store;

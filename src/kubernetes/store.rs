@@ -173,9 +173,22 @@ impl KubeStore {
         } else {
             ("Unknown", "NotChecked")
         };
+        let cached = self.cached(name);
+        let current = cached
+            .as_deref()
+            .map(super::status::current)
+            .unwrap_or_default();
+        let wanted = [super::status::Wanted {
+            type_: "Verified",
+            status: state,
+            reason: reason.into(),
+            message: status.message.clone().unwrap_or_default(),
+        }];
+        let generation = cached.as_ref().and_then(|o| o.metadata.generation);
+        let conditions =
+            super::status::upsert(&current, &wanted, generation, &now).unwrap_or(current);
         let patch = json!({"status": {
-            "conditions": [{"type": "Verified", "status": state, "reason": reason,
-                            "message": status.message.clone().unwrap_or_default(), "lastTransitionTime": now}],
+            "conditions": conditions,
             "lastVerifiedAt": status.last_verified_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         }});
         self.registries()
