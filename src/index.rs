@@ -4,7 +4,7 @@
 //! swapped in atomically. The admission path only ever loads the current
 //! `Arc<Index>`: no lock, no store query, no network.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -40,6 +40,9 @@ pub struct NamespaceView {
 pub struct Index {
     registries: HashMap<String, IndexedRegistry>,
     namespaces: HashMap<String, NamespaceView>,
+    /// Pull Secrets known to exist, as (namespace, name), where the store
+    /// knows (the Kubernetes store); `None` where it does not.
+    present_pull_secrets: Option<HashSet<(String, String)>>,
 }
 
 impl Index {
@@ -95,7 +98,22 @@ impl Index {
         Self {
             registries,
             namespaces,
+            present_pull_secrets: None,
         }
+    }
+
+    /// With the pull Secrets that exist in the cluster, so admission can
+    /// warn when one it injects is not there yet.
+    pub fn with_present_pull_secrets(mut self, present: HashSet<(String, String)>) -> Self {
+        self.present_pull_secrets = Some(present);
+        self
+    }
+
+    /// Known to be missing (not merely unknown).
+    pub fn pull_secret_missing(&self, namespace: &str, name: &str) -> bool {
+        self.present_pull_secrets
+            .as_ref()
+            .is_some_and(|present| !present.contains(&(namespace.to_owned(), name.to_owned())))
     }
 
     pub fn registry(&self, name: &str) -> Option<&IndexedRegistry> {
@@ -128,9 +146,14 @@ impl IndexHandle {
     }
 
     pub fn publish(&self, records: &[Registry]) {
-        self.current.store(Arc::new(Index::build(records)));
+        self.publish_index(Index::build(records));
+    }
+
+    pub fn publish_index(&self, index: Index) {
+        let registries = index.len();
+        self.current.store(Arc::new(index));
         self.loaded.store(true, Ordering::Release);
-        tracing::debug!(registries = records.len(), "index published");
+        tracing::debug!(registries, "index published");
     }
 
     /// The current snapshot; cheap enough for every admission.

@@ -229,6 +229,33 @@ async fn pull_secrets_follow_the_registries() {
         "saved with verify=false"
     );
 
+    // Admission in team-c (where a foreign Secret blocks ours) warns that the
+    // pull secret is missing; in team-a it does not.
+    for (namespace, warned) in [("team-c", true), ("team-a", false)] {
+        let object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web",
+            "annotations": {"registry-resolver.io/registry": "harbor"}},
+            "spec": {"selector": {}, "template": {"metadata": {}, "spec": {"containers": [{"name": "app", "image": "/team/app:1"}]}}}});
+        let response: Value = cluster
+            .client
+            .post(format!(
+                "https://localhost:{}/mutate",
+                cluster.running.addr.port()
+            ))
+            .json(&common::admission_review(&object, namespace, "CREATE"))
+            .send()
+            .await
+            .expect("review")
+            .json()
+            .await
+            .expect("json");
+        let warnings = response["response"]["warnings"].to_string();
+        assert_eq!(
+            warnings.contains("is not yet present in namespace"),
+            warned,
+            "{namespace}: {warnings}"
+        );
+    }
+
     // The webhook's index sees the registry.
     let index = cluster.index.load();
     assert_eq!(

@@ -293,12 +293,22 @@ pub fn plan<'a>(
     if resolution.is_empty() {
         return Ok(None);
     }
+    // Where the store knows the cluster's pull Secrets, say so when one we
+    // inject is not there yet: the pods would fail to pull until it is.
+    let warnings = resolution
+        .add_pull_secrets
+        .iter()
+        .filter(|secret| index.pull_secret_missing(namespace, secret))
+        .map(|secret| {
+            format!("pull secret {secret:?} is not yet present in namespace {namespace:?}; pods cannot pull until it is replicated")
+        })
+        .collect();
     Ok(Some(Plan {
         located,
         kind,
         write,
         resolution,
-        warnings: Vec::new(),
+        warnings,
     }))
 }
 

@@ -87,6 +87,7 @@ pub async fn start(
     let caches = Caches {
         registries: registries.clone(),
         secrets: credentials.clone(),
+        pull_secrets: Some(managed.clone()),
     };
     caches.publish(&index);
     let store = Arc::new(KubeStore::new(
@@ -95,6 +96,7 @@ pub async fn start(
         Caches {
             registries,
             secrets: credentials,
+            pull_secrets: Some(managed.clone()),
         },
         index.clone(),
     ));

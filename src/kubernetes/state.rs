@@ -83,6 +83,8 @@ pub fn records(registries: &[Arc<ImageRegistry>], secrets: &[Arc<Secret>]) -> Re
 pub struct Caches {
     pub registries: Store<ImageRegistry>,
     pub secrets: Store<Secret>,
+    /// Our pull Secrets, when watched: admission warns about missing ones.
+    pub pull_secrets: Option<Store<Secret>>,
 }
 
 impl Caches {
@@ -90,7 +92,16 @@ impl Caches {
     /// event, off the admission path.
     pub fn publish(&self, index: &IndexHandle) -> Records {
         let converted = records(&self.registries.state(), &self.secrets.state());
-        index.publish(&converted.records);
+        let mut built = crate::index::Index::build(&converted.records);
+        if let Some(pull_secrets) = &self.pull_secrets {
+            let present = pull_secrets
+                .state()
+                .iter()
+                .filter_map(|s| Some((s.metadata.namespace.clone()?, s.metadata.name.clone()?)))
+                .collect();
+            built = built.with_present_pull_secrets(present);
+        }
+        index.publish_index(built);
         converted
     }
 
@@ -152,6 +163,7 @@ mod tests {
         let caches = Caches {
             registries: registries.as_reader(),
             secrets: secrets.as_reader(),
+            pull_secrets: None,
         };
         let index = IndexHandle::new();
 

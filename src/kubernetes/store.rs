@@ -409,6 +409,7 @@ mod tests {
         let caches = Caches {
             registries: registries.as_reader(),
             secrets: secrets.as_reader(),
+            pull_secrets: None,
         };
         registries.apply_watcher_event(&Event::Init);
         registries.apply_watcher_event(&Event::InitDone);
