@@ -150,6 +150,23 @@ fn default_subjects() -> CertSubjects {
     }
 }
 
+/// This replica's name for leader election: the pod name (or host name)
+/// and a random suffix, so a restarted pod is a new candidate.
+fn replica_identity() -> String {
+    let host = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "registry-resolver".into());
+    let mut suffix = [0u8; 4];
+    let _ = getrandom::fill(&mut suffix);
+    format!(
+        "{host}-{}",
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
 /// `serve`: runs until SIGTERM or Ctrl-C, then drains and returns.
 pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
     crate::server::tls::install_crypto_provider();
@@ -182,6 +199,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
                 crate::kubernetes::controller::ClusterOptions {
                     namespace: args.install_namespace.clone(),
                     reverify_interval: args.reverify_interval,
+                    identity: replica_identity(),
+                    lease_duration: args.lease_duration,
                 },
                 index.clone(),
                 connectivity.clone(),

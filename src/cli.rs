@@ -109,6 +109,10 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_RESOLVER_REVERIFY_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub reverify_interval: Duration,
 
+    /// With --store kubernetes: how long the leader's Lease holds without renewal.
+    #[arg(long, env = "REGISTRY_RESOLVER_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+
     /// With --store kubernetes: how long token and access reviews are cached.
     #[arg(long, env = "REGISTRY_RESOLVER_AUTH_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub auth_cache_ttl: Duration,

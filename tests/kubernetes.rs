@@ -50,6 +50,8 @@ impl Cluster {
             ClusterOptions {
                 namespace: "registry-resolver".into(),
                 reverify_interval: Duration::from_secs(3600),
+                identity: "replica-1".into(),
+                lease_duration: Duration::from_secs(3),
             },
             index.clone(),
             connectivity.clone(),
@@ -464,4 +466,68 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
         Some("gitops")
     );
     cluster.stop().await;
+}
+
+#[tokio::test]
+async fn one_replica_leads_and_another_takes_over_when_it_stops() {
+    use registry_resolver::kubernetes::lease::{LeaseOptions, run, try_acquire};
+    let fake = FakeApiServer::new();
+    fake.namespace("registry-resolver");
+    let options = |identity: &str| LeaseOptions {
+        name: "registry-resolver".into(),
+        namespace: "registry-resolver".into(),
+        identity: identity.into(),
+        duration: Duration::from_secs(1),
+        renew_every: Duration::from_millis(200),
+    };
+    let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(fake.client(), "registry-resolver");
+    let now = chrono::Utc::now();
+    assert!(
+        try_acquire(&api, &options("a"), now).await.expect("first"),
+        "a free lease is taken"
+    );
+    assert!(
+        !try_acquire(&api, &options("b"), now).await.expect("second"),
+        "a held lease is not"
+    );
+    assert!(
+        try_acquire(&api, &options("a"), now).await.expect("renew"),
+        "the holder renews"
+    );
+    let later = now + chrono::Duration::seconds(5);
+    assert!(
+        try_acquire(&api, &options("b"), later)
+            .await
+            .expect("takeover"),
+        "an expired lease is taken over"
+    );
+    let lease = fake
+        .get("leases", Some("registry-resolver"), "registry-resolver")
+        .expect("lease");
+    assert_eq!(lease["spec"]["holderIdentity"], "b");
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+
+    // The running loops: the first leads; when it stops, the second leads.
+    fake.delete("leases", Some("registry-resolver"), "registry-resolver");
+    let stop_first = CancellationToken::new();
+    let first = run(fake.client(), options("first"), stop_first.clone());
+    let mut first_watch = first.clone();
+    tokio::time::timeout(
+        Duration::from_secs(3),
+        first_watch.wait_for(|leading| *leading),
+    )
+    .await
+    .expect("first leads in time")
+    .expect("channel");
+    let stop_second = CancellationToken::new();
+    let mut second = run(fake.client(), options("second"), stop_second.clone());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!*second.borrow(), "only one leader while the first renews");
+    stop_first.cancel();
+    tokio::time::timeout(Duration::from_secs(5), second.wait_for(|leading| *leading))
+        .await
+        .expect("second takes over after expiry")
+        .expect("channel");
+    stop_second.cancel();
 }

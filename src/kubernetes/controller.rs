@@ -3,9 +3,7 @@
 //! re-verified.
 //!
 //! Every replica runs the watches and serves the webhook and the API from
-//! its caches. Writes made by the loop are idempotent server-side applies;
-//! electing one writer through a Lease is still to come, so today every
-//! replica reconciles (harmlessly, but redundantly).
+//! its caches; the replica holding the Lease makes the loop's writes.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,7 +14,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::crd::ImageRegistry;
@@ -35,6 +33,9 @@ pub struct ClusterOptions {
     /// Where the credential Secrets live (the install namespace).
     pub namespace: String,
     pub reverify_interval: Duration,
+    /// This replica's name in leader election.
+    pub identity: String,
+    pub lease_duration: Duration,
 }
 
 /// What `serve` needs from the cluster side.
@@ -101,6 +102,17 @@ pub async fn start(
         index.clone(),
     ));
     let replicator = Replicator::new(client.clone());
+    let leading = super::lease::run(
+        client.clone(),
+        super::lease::LeaseOptions {
+            name: "registry-resolver".into(),
+            namespace: options.namespace.clone(),
+            identity: options.identity.clone(),
+            duration: options.lease_duration,
+            renew_every: options.lease_duration / 3,
+        },
+        shutdown.clone(),
+    );
     tokio::spawn(reverify_loop(
         store.clone(),
         connectivity,
@@ -109,7 +121,7 @@ pub async fn start(
     ));
     let statuses = Api::<ImageRegistry>::all(client.clone());
     tokio::spawn(reconcile_loop(
-        caches, managed, namespaces, replicator, statuses, index, changed, shutdown,
+        caches, managed, namespaces, replicator, statuses, index, changed, leading, shutdown,
     ));
     Cluster { store, client }
 }
@@ -192,18 +204,25 @@ async fn reconcile_loop(
     statuses: Api<ImageRegistry>,
     index: Arc<IndexHandle>,
     changed: Arc<Notify>,
+    mut leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = changed.notified() => {}
+            // A new leader makes a full pass at once.
+            Ok(()) = leading.changed() => {}
         }
         // The webhook sees a change at once; replication waits for a burst
         // of events to settle into one pass.
         caches.publish(&index);
         tokio::time::sleep(Duration::from_millis(200)).await;
         let converted = caches.publish(&index);
+        // Every replica serves from its caches; only the leader writes.
+        if !*leading.borrow() {
+            continue;
+        }
         for (registry, problem) in &converted.problems {
             tracing::warn!(registry = %registry, %problem, "registry not usable as is");
         }

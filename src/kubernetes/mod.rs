@@ -6,6 +6,7 @@ pub mod controller;
 pub mod convert;
 pub mod crd;
 pub mod desired;
+pub mod lease;
 pub mod replicate;
 pub mod state;
 pub mod status;

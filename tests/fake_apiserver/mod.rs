@@ -106,6 +106,7 @@ fn parse_target(path: &str) -> Option<Target> {
         "imageregistries" => "ImageRegistry",
         "tokenreviews" => "TokenReview",
         "subjectaccessreviews" => "SubjectAccessReview",
+        "leases" => "Lease",
         _ => return None,
     };
     Some(Target {
@@ -544,6 +545,35 @@ impl FakeApiServer {
                     }
                 };
                 let stored = state.store(&target, name, next, existing.as_ref());
+                full(StatusCode::OK, &stored)
+            }
+            (Method::PUT, Some(name)) => {
+                let key = State::key(&target, name);
+                let Some(existing) = state.objects.get(&key).cloned() else {
+                    return full(
+                        StatusCode::NOT_FOUND,
+                        &status_body(
+                            404,
+                            "NotFound",
+                            format!("{} \"{name}\" not found", target.collection.plural),
+                        ),
+                    );
+                };
+                // Optimistic concurrency, as the API server does it.
+                if body["metadata"]["resourceVersion"] != existing["metadata"]["resourceVersion"] {
+                    return full(
+                        StatusCode::CONFLICT,
+                        &status_body(
+                            409,
+                            "Conflict",
+                            format!(
+                                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified",
+                                target.collection.plural
+                            ),
+                        ),
+                    );
+                }
+                let stored = state.store(&target, name, body, Some(&existing));
                 full(StatusCode::OK, &stored)
             }
             (Method::DELETE, Some(name)) => {
