@@ -531,3 +531,112 @@ async fn one_replica_leads_and_another_takes_over_when_it_stops() {
         .expect("channel");
     stop_second.cancel();
 }
+
+/// The API's behaviour on the cluster store: the same statuses and JSON as
+/// on the embedded store (tests/api.rs).
+#[tokio::test]
+async fn the_rest_api_on_the_cluster_store() {
+    let cluster = Cluster::start().await;
+    let send = |method: Method, path: &str, body: Option<Value>| {
+        let mut request = cluster.api(method, path, "admin-token");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let text = response.text().await.expect("body");
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let demo = json!({"name": "demo", "server": "dockerhub.qingcloud.com", "username": "robot", "password": "s3cret-pw",
+                      "description": "mirror", "namespaces": ["team-a", "team-b"], "defaultFor": ["team-a"]});
+    let (status, created) =
+        send(Method::POST, "/registries?verify=false", Some(demo.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["server"], "https://dockerhub.qingcloud.com");
+    assert_eq!(created["hasPassword"], true);
+    assert!(created.get("password").is_none());
+    let (status, got) = send(Method::GET, "/registries/demo", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["namespaces"], json!(["team-a", "team-b"]));
+
+    let (status, body) = send(Method::POST, "/registries?verify=false", Some(demo.clone())).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("already_exists"))
+    );
+    let (status, body) = send(Method::POST, "/registries?verify=false",
+        Some(json!({"name": "other", "server": "r.example", "namespaces": ["team-a"], "defaultFor": ["team-a"]}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("default_conflict"))
+    );
+
+    // PUT without the password keeps it; with a new server it must be given again.
+    let mut replacement = demo.clone();
+    replacement
+        .as_object_mut()
+        .expect("object")
+        .remove("password");
+    replacement["description"] = json!("changed");
+    let (status, replaced) = send(
+        Method::PUT,
+        "/registries/demo?verify=false",
+        Some(replacement.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["description"], "changed");
+    assert_eq!(replaced["hasPassword"], true);
+    replacement["server"] = json!("https://elsewhere.example");
+    let (status, body) = send(
+        Method::PUT,
+        "/registries/demo?verify=false",
+        Some(replacement),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("password"))
+    );
+
+    let response = cluster
+        .api(
+            Method::PATCH,
+            "/registries/demo?verify=false",
+            "admin-token",
+        )
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"namespaces":["team-a","team-c"],"description":null}"#)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 200);
+    let patched: Value = response.json().await.expect("json");
+    assert_eq!(patched["namespaces"], json!(["team-a", "team-c"]));
+    assert!(patched.get("description").is_none());
+
+    let (status, list) = send(Method::GET, "/registries?namespace=team-c", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    let (status, body) = send(
+        Method::POST,
+        "/registries:batchDelete",
+        Some(json!({"names": ["demo", "ghost"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"deleted": ["demo"], "notFound": ["ghost"]}));
+    let (status, body) = send(Method::GET, "/registries/demo", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, _) = send(Method::DELETE, "/registries/demo", None).await;
+    assert_eq!(status, 404);
+    cluster.stop().await;
+}

@@ -110,6 +110,7 @@ impl ApiError {
                 Some("password".into()),
                 vec![],
             ),
+            Self::Store(S::Modified(_)) => (StatusCode::CONFLICT, "conflict", None, vec![]),
             Self::Store(S::Backend(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, vec![])
             }

@@ -277,22 +277,28 @@ impl RegistryStore for KubeStore {
             }
             _ => None,
         };
-        let object = json!({
-            "apiVersion": "registry-resolver.io/v1alpha1", "kind": "ImageRegistry",
-            "metadata": {"name": spec.name},
-            "spec": crd_spec(&spec, credentials.is_some()),
-        });
+        // A full replace of the spec (not an apply): fields the new spec
+        // leaves out are removed whoever set them, and the resourceVersion
+        // we read guards against a concurrent edit.
+        let mut object = self
+            .cached(&spec.name)
+            .map(|o| (*o).clone())
+            .ok_or_else(|| StoreError::NotFound(spec.name.clone()))?;
+        object.spec = crd_spec(&spec, credentials.is_some());
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
         let mut updated = self
             .registries()
-            .patch(
-                &spec.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&object),
-            )
+            .replace(&spec.name, &params, &object)
             .await
             .map_err(|e| match e {
                 kube::Error::Api(status) if status.is_not_found() => {
                     StoreError::NotFound(spec.name.clone())
+                }
+                kube::Error::Api(status) if status.code == 409 => {
+                    StoreError::Modified(spec.name.clone())
                 }
                 other => backend(other),
             })?;

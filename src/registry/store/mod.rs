@@ -29,6 +29,9 @@ pub enum StoreError {
     PasswordRequiredForNewServer { from: String, to: String },
     #[error("password is required: registry {0:?} has no stored password")]
     PasswordRequired(String),
+    /// The record changed between our read and our write; the client may retry.
+    #[error("registry {0:?} was changed by someone else meanwhile; read it again and retry")]
+    Modified(String),
     /// Storage failure. The message never contains a password.
     #[error("storage error: {0}")]
     Backend(String),
