@@ -166,6 +166,10 @@ async fn pull_secrets_follow_the_registries() {
         object["spec"]["credentialsSecretRef"]["name"],
         "harbor-credentials"
     );
+    assert_eq!(
+        object["metadata"]["finalizers"],
+        json!(["registry-resolver.io/pull-secrets"])
+    );
     assert!(
         !object.to_string().contains("pw-1"),
         "no password in the object"
@@ -339,6 +343,11 @@ async fn pull_secrets_follow_the_registries() {
         })
         .await;
     }
+    // The finalizer held the object until its Secrets were gone.
+    eventually("the ImageRegistry released", || {
+        fake.get("imageregistries", None, "harbor").is_none()
+    })
+    .await;
     assert!(
         fake.get("secrets", Some("registry-resolver"), "harbor-credentials")
             .is_none(),
@@ -441,6 +450,16 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     tokio::time::sleep(Duration::from_millis(1100)).await; // a later creationTimestamp
     cluster.fake.put("imageregistries", "registry-resolver.io/v1alpha1", "ImageRegistry", None,
         json!({"metadata": {"name": "latecomer"}, "spec": {"server": "late.example", "namespaces": ["team-b"], "defaultFor": ["team-b"]}}));
+    // Objects applied without the API get the finalizer too.
+    eventually("the GitOps registry's finalizer", || {
+        cluster
+            .fake
+            .get("imageregistries", None, "gitops")
+            .is_some_and(|o| {
+                o["metadata"]["finalizers"] == json!(["registry-resolver.io/pull-secrets"])
+            })
+    })
+    .await;
     eventually("the newer registry is told", || {
         cluster
             .fake

@@ -262,6 +262,13 @@ async fn reconcile_loop(
         }
         for object in caches.registries.state() {
             let name = object.name_any();
+            if object.metadata.deletion_timestamp.is_some() {
+                release_when_clean(&statuses, &object, &managed).await;
+                continue;
+            }
+            if !object.finalizers().iter().any(|f| f == FINALIZER) {
+                add_finalizer(&statuses, &object).await;
+            }
             let replicated = wanted.iter().find(|r| r.name == name);
             let conditions = conditions_for(&name, replicated, &outcome, &converted.problems);
             let namespaces_done = replicated
@@ -269,6 +276,63 @@ async fn reconcile_loop(
                 .unwrap_or_default();
             write_status(&statuses, &object, &conditions, namespaces_done).await;
         }
+    }
+}
+
+/// Held on every ImageRegistry until its pull Secrets are gone, so a
+/// deletion while no replica leads still cleans up afterwards.
+pub const FINALIZER: &str = "registry-resolver.io/pull-secrets";
+
+async fn add_finalizer(api: &Api<ImageRegistry>, object: &ImageRegistry) {
+    let mut finalizers = object.finalizers().to_vec();
+    finalizers.push(FINALIZER.into());
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": object.resource_version()}});
+    if let Err(error) = api
+        .patch(
+            &object.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::warn!(registry = %object.name_any(), %error, "adding the finalizer failed");
+    }
+}
+
+/// Removes our finalizer once no pull Secret of the registry is left.
+async fn release_when_clean(
+    api: &Api<ImageRegistry>,
+    object: &ImageRegistry,
+    managed: &Store<Secret>,
+) {
+    let name = object.name_any();
+    if !object.finalizers().iter().any(|f| f == FINALIZER) {
+        return;
+    }
+    let remaining = managed
+        .state()
+        .iter()
+        .filter_map(|s| observed(s))
+        .any(|s| s.managed_for.as_deref() == Some(name.as_str()));
+    if remaining {
+        return;
+    }
+    let finalizers: Vec<String> = object
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": object.resource_version()}});
+    if let Err(error) = api
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::warn!(registry = %name, %error, "releasing the finalizer failed");
     }
 }
 

@@ -38,6 +38,10 @@ pub fn records(registries: &[Arc<ImageRegistry>], secrets: &[Arc<Secret>]) -> Re
         let Some(name) = object.metadata.name.clone() else {
             continue;
         };
+        // Being deleted: no longer offered to workloads; its Secrets go.
+        if object.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
         let credentials =
             match &object.spec.credentials_secret_ref {
                 None => None,

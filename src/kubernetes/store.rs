@@ -227,7 +227,8 @@ impl RegistryStore for KubeStore {
             (Some(username), PasswordChange::Set(password)) => Some((username.as_str(), password)),
             _ => None,
         };
-        let object = ImageRegistry::new(&spec.name, crd_spec(&spec, credentials.is_some()));
+        let mut object = ImageRegistry::new(&spec.name, crd_spec(&spec, credentials.is_some()));
+        object.metadata.finalizers = Some(vec![super::controller::FINALIZER.into()]);
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PostParams::default()

@@ -544,7 +544,15 @@ impl FakeApiServer {
                         next
                     }
                 };
+                // An object marked for deletion goes once its last finalizer does.
+                let releasing = !next["metadata"]["deletionTimestamp"].is_null()
+                    && next["metadata"]["finalizers"]
+                        .as_array()
+                        .is_none_or(|f| f.is_empty());
                 let stored = state.store(&target, name, next, existing.as_ref());
+                if releasing {
+                    state.remove(&key, &target.collection);
+                }
                 full(StatusCode::OK, &stored)
             }
             (Method::PUT, Some(name)) => {
@@ -574,6 +582,28 @@ impl FakeApiServer {
                     );
                 }
                 let stored = state.store(&target, name, body, Some(&existing));
+                full(StatusCode::OK, &stored)
+            }
+            (Method::DELETE, Some(name))
+                if state
+                    .objects
+                    .get(&State::key(&target, name))
+                    .is_some_and(|o| {
+                        o["metadata"]["finalizers"]
+                            .as_array()
+                            .is_some_and(|f| !f.is_empty())
+                    }) =>
+            {
+                // Finalizers hold the object: it is only marked for deletion.
+                let key = State::key(&target, name);
+                let existing = state.objects.get(&key).cloned().unwrap_or_default();
+                let mut marked = existing.clone();
+                if marked["metadata"]["deletionTimestamp"].is_null() {
+                    marked["metadata"]["deletionTimestamp"] = json!(
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                }
+                let stored = state.store(&target, name, marked, Some(&existing));
                 full(StatusCode::OK, &stored)
             }
             (Method::DELETE, Some(name)) => {
