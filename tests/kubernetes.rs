@@ -3,14 +3,13 @@
 //! the cluster store with cluster RBAC, and the webhook's index.
 
 mod common;
-mod fake_apiserver;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use fake_apiserver::FakeApiServer;
+use common::fake_apiserver::FakeApiServer;
 use registry_resolver::api::{AppState, Auth};
 use registry_resolver::index::IndexHandle;
 use registry_resolver::kubernetes::auth::ClusterAuth;

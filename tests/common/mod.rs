@@ -3,6 +3,8 @@
 //! helpers. Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod fake_apiserver;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,8 +45,21 @@ pub fn generate_certs(dir: &Path) -> CertPaths {
     .expect("certificates generate")
 }
 
+/// Where the server under test keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in a temporary directory.
+    Embedded,
+    /// ImageRegistry objects in the in-memory API server, with the
+    /// controller running.
+    Kubernetes,
+}
+
 pub struct TestServer {
     pub dir: tempfile::TempDir,
+    /// The in-memory API server, for the Kubernetes backend.
+    pub cluster: Option<fake_apiserver::FakeApiServer>,
+    cluster_stop: Option<tokio_util::sync::CancellationToken>,
     pub certs: CertPaths,
     pub running: Option<Running>,
     pub client: reqwest::Client,
@@ -54,6 +69,86 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_pinning(PinFailurePolicy::Allow).await
+    }
+
+    /// On the given backend, with the admin-token API auth.
+    pub async fn start_on(backend: Backend) -> Self {
+        match backend {
+            Backend::Embedded => Self::start().await,
+            Backend::Kubernetes => Self::start_kubernetes().await,
+        }
+    }
+
+    async fn start_kubernetes() -> Self {
+        use registry_resolver::kubernetes::controller::{self, ClusterOptions};
+        registry_resolver::server::tls::install_crypto_provider();
+        let fake = fake_apiserver::FakeApiServer::new();
+        for namespace in [
+            "registry-resolver",
+            "team-a",
+            "team-b",
+            "team-c",
+            "team-z",
+            "shared",
+            "a",
+        ] {
+            fake.namespace(namespace);
+        }
+        let index = IndexHandle::new();
+        let client = ClientOptions {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(3),
+        };
+        let connectivity = Arc::new(Connectivity::new(ConnectivityOptions {
+            client,
+            check_timeout: Duration::from_secs(4),
+            browse_cache_ttl: Duration::from_secs(2),
+            browse_cache_entries: 100,
+        }));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let cluster = controller::start(
+            fake.client(),
+            ClusterOptions {
+                namespace: "registry-resolver".into(),
+                reverify_interval: Duration::from_secs(3600),
+                identity: "test-replica".into(),
+                lease_duration: Duration::from_secs(3),
+            },
+            index.clone(),
+            connectivity.clone(),
+            stop.clone(),
+        )
+        .await;
+        let store: Arc<dyn RegistryStore> = cluster.store;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = generate_certs(&dir.path().join("certs"));
+        let state = AppState {
+            pinner: Arc::new(Pinner::new(store.clone(), PinOptions::default())),
+            store,
+            index: index.clone(),
+            metrics: Arc::new(Metrics::new()),
+            auth: Arc::new(Auth::admin_token(TOKEN)),
+            connectivity,
+        };
+        let options = ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            admin_listen: "127.0.0.1:0".parse().expect("addr"),
+            cert_file: certs.cert.clone(),
+            key_file: certs.key.clone(),
+            cert_reload_interval: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
+        };
+        let running = server::start(state, &options).await.expect("server starts");
+        let client = client_trusting(&certs.ca_cert);
+        Self {
+            dir,
+            cluster: Some(fake),
+            cluster_stop: Some(stop),
+            certs,
+            running: Some(running),
+            client,
+            index,
+        }
     }
 
     /// With this policy for tags that cannot be pinned.
@@ -145,6 +240,8 @@ impl TestServer {
         let client = client_trusting(&certs.ca_cert);
         Self {
             dir,
+            cluster: None,
+            cluster_stop: None,
             certs,
             running: Some(running),
             client,
@@ -169,6 +266,9 @@ impl TestServer {
     }
 
     pub async fn stop(&mut self) {
+        if let Some(stop) = self.cluster_stop.take() {
+            stop.cancel();
+        }
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
@@ -213,6 +313,15 @@ impl TestServer {
             "uid is echoed"
         );
         body["response"].clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // The controller's watches end with the test.
+        if let Some(stop) = self.cluster_stop.take() {
+            stop.cancel();
+        }
     }
 }
 
