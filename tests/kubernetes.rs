@@ -4,110 +4,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::TestServer;
 use common::fake_apiserver::FakeApiServer;
-use registry_resolver::api::{AppState, Auth};
-use registry_resolver::index::IndexHandle;
-use registry_resolver::kubernetes::auth::ClusterAuth;
-use registry_resolver::kubernetes::controller::{self, ClusterOptions};
-use registry_resolver::registry::connectivity::{Connectivity, ConnectivityOptions};
-use registry_resolver::registry::pinning::{PinOptions, Pinner};
-use registry_resolver::registry::store::RegistryStore;
-use registry_resolver::server::{self, Running, ServeOptions};
-use registry_resolver::telemetry::Metrics;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-struct Cluster {
-    fake: FakeApiServer,
-    running: Running,
-    client: reqwest::Client,
-    index: Arc<IndexHandle>,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    async fn start() -> Self {
-        registry_resolver::server::tls::install_crypto_provider();
-        let fake = FakeApiServer::new();
-        for namespace in ["registry-resolver", "team-a", "team-b", "team-c"] {
-            fake.namespace(namespace);
-        }
-        fake.add_user("admin-token", "admin", true);
-        fake.add_user("dev-token", "dev", false);
-        let index = IndexHandle::new();
-        let connectivity = Arc::new(Connectivity::new(ConnectivityOptions::default()));
-        let shutdown = CancellationToken::new();
-        let cluster = controller::start(
-            fake.client(),
-            ClusterOptions {
-                namespace: "registry-resolver".into(),
-                reverify_interval: Duration::from_secs(3600),
-                identity: "replica-1".into(),
-                lease_duration: Duration::from_secs(3),
-            },
-            index.clone(),
-            connectivity.clone(),
-            shutdown.clone(),
-        )
-        .await;
-        let store: Arc<dyn RegistryStore> = cluster.store;
-        let state = AppState {
-            pinner: Arc::new(Pinner::new(store.clone(), PinOptions::default())),
-            store,
-            index: index.clone(),
-            metrics: Arc::new(Metrics::new()),
-            auth: Arc::new(Auth::cluster(ClusterAuth::new(
-                fake.client(),
-                Duration::from_secs(5),
-            ))),
-            connectivity,
-        };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let certs = common::generate_certs(dir.path());
-        let options = ServeOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            admin_listen: "127.0.0.1:0".parse().expect("addr"),
-            cert_file: certs.cert.clone(),
-            key_file: certs.key.clone(),
-            cert_reload_interval: Duration::from_secs(60),
-            shutdown_timeout: Duration::from_secs(2),
-        };
-        let running = server::start(state, &options).await.expect("server");
-        let client = common::client_trusting(&certs.ca_cert);
-        Self {
-            fake,
-            running,
-            client,
-            index,
-            shutdown,
-            _dir: dir,
-        }
-    }
-
-    fn api(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(
-                method,
-                format!(
-                    "https://localhost:{}/api/v1{path}",
-                    self.running.addr.port()
-                ),
-            )
-            .bearer_auth(token)
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.running.shutdown().await;
-    }
-}
 
 /// Waits (up to 5 s) for `check` to hold.
 async fn eventually(what: &str, check: impl Fn() -> bool) {
@@ -130,8 +35,8 @@ fn pull_secret_password(secret: &Value) -> Option<String> {
 
 #[tokio::test]
 async fn pull_secrets_follow_the_registries() {
-    let cluster = Cluster::start().await;
-    let fake = cluster.fake.clone();
+    let mut cluster = TestServer::start_kubernetes_rbac().await;
+    let fake = cluster.fake().clone();
     // Someone else's Secret with the name we would use, in team-c.
     fake.put(
         "secrets",
@@ -142,7 +47,7 @@ async fn pull_secrets_follow_the_registries() {
     );
 
     let created = cluster
-        .api(Method::POST, "/registries?verify=false", "admin-token")
+        .api_as(Method::POST, "/registries?verify=false", "admin-token")
         .json(&json!({"name": "harbor", "server": "harbor.example.com", "username": "robot", "password": "pw-1",
                       "namespaces": ["team-a", "team-b", "team-c"], "defaultFor": ["team-a"]}))
         .send()
@@ -244,7 +149,7 @@ async fn pull_secrets_follow_the_registries() {
             .client
             .post(format!(
                 "https://localhost:{}/mutate",
-                cluster.running.addr.port()
+                cluster.addr().port()
             ))
             .json(&common::admission_review(&object, namespace, "CREATE"))
             .send()
@@ -274,7 +179,7 @@ async fn pull_secrets_follow_the_registries() {
 
     // A new password reaches every copy.
     let response = cluster
-        .api(
+        .api_as(
             Method::PATCH,
             "/registries/harbor?verify=false",
             "admin-token",
@@ -312,7 +217,7 @@ async fn pull_secrets_follow_the_registries() {
 
     // A namespace created later gets its copy.
     let response = cluster
-        .api(
+        .api_as(
             Method::PATCH,
             "/registries/harbor?verify=false",
             "admin-token",
@@ -331,7 +236,7 @@ async fn pull_secrets_follow_the_registries() {
 
     // Deleting the registry removes its Secrets everywhere.
     let response = cluster
-        .api(Method::DELETE, "/registries/harbor", "admin-token")
+        .api_as(Method::DELETE, "/registries/harbor", "admin-token")
         .send()
         .await
         .expect("delete");
@@ -368,23 +273,23 @@ async fn pull_secrets_follow_the_registries() {
 
 #[tokio::test]
 async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
-    let cluster = Cluster::start().await;
+    let mut cluster = TestServer::start_kubernetes_rbac().await;
     let denied = cluster
-        .api(Method::POST, "/registries?verify=false", "dev-token")
+        .api_as(Method::POST, "/registries?verify=false", "dev-token")
         .json(&json!({"name": "mine", "server": "r.example", "namespaces": ["team-a"]}))
         .send()
         .await
         .expect("request");
     assert_eq!(denied.status(), 403);
     let unknown = cluster
-        .api(Method::GET, "/registries", "nobody")
+        .api_as(Method::GET, "/registries", "nobody")
         .send()
         .await
         .expect("request");
     assert_eq!(unknown.status(), 401);
 
     // An object applied with kubectl (GitOps), with its Secret, shows up in the API.
-    cluster.fake.put(
+    cluster.fake().put(
         "secrets",
         "v1",
         "Secret",
@@ -392,14 +297,14 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
         json!({"metadata": {"name": "gitops-credentials"}, "type": "kubernetes.io/basic-auth",
                "data": {"username": STANDARD.encode("robot"), "password": STANDARD.encode("pw")}}),
     );
-    cluster.fake.put("imageregistries", "registry-resolver.io/v1alpha1", "ImageRegistry", None,
+    cluster.fake().put("imageregistries", "registry-resolver.io/v1alpha1", "ImageRegistry", None,
         json!({"metadata": {"name": "gitops"}, "spec": {"server": "http://10.0.0.5:5000", "namespaces": ["team-b"],
                "defaultFor": ["team-b"], "credentialsSecretRef": {"name": "gitops-credentials"}}}));
     let mut found = Value::Null;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         let response = cluster
-            .api(Method::GET, "/registries/gitops", "admin-token")
+            .api_as(Method::GET, "/registries/gitops", "admin-token")
             .send()
             .await
             .expect("get");
@@ -424,7 +329,7 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     })
     .await;
     let resolved: Value = cluster
-        .api(Method::POST, "/namespaces/team-b/resolve", "admin-token")
+        .api_as(Method::POST, "/namespaces/team-b/resolve", "admin-token")
         .json(&json!({"image": "/library/nginx:1.27"}))
         .send()
         .await
@@ -438,7 +343,7 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     );
     eventually("pull secret for the GitOps registry", || {
         cluster
-            .fake
+            .fake()
             .get("secrets", Some("team-b"), "gitops")
             .is_some()
     })
@@ -447,12 +352,12 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     // A newer registry claiming the same default: the older keeps it, the
     // newer is told why.
     tokio::time::sleep(Duration::from_millis(1100)).await; // a later creationTimestamp
-    cluster.fake.put("imageregistries", "registry-resolver.io/v1alpha1", "ImageRegistry", None,
+    cluster.fake().put("imageregistries", "registry-resolver.io/v1alpha1", "ImageRegistry", None,
         json!({"metadata": {"name": "latecomer"}, "spec": {"server": "late.example", "namespaces": ["team-b"], "defaultFor": ["team-b"]}}));
     // Objects applied without the API get the finalizer too.
     eventually("the GitOps registry's finalizer", || {
         cluster
-            .fake
+            .fake()
             .get("imageregistries", None, "gitops")
             .is_some_and(|o| {
                 o["metadata"]["finalizers"] == json!(["registry-resolver.io/pull-secrets"])
@@ -461,7 +366,7 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     .await;
     eventually("the newer registry is told", || {
         cluster
-            .fake
+            .fake()
             .get("imageregistries", None, "latecomer")
             .is_some_and(|o| {
                 o["status"]["conditions"].as_array().is_some_and(|c| {
@@ -548,113 +453,4 @@ async fn one_replica_leads_and_another_takes_over_when_it_stops() {
         .expect("second takes over after expiry")
         .expect("channel");
     stop_second.cancel();
-}
-
-/// The API's behaviour on the cluster store: the same statuses and JSON as
-/// on the embedded store (tests/api.rs).
-#[tokio::test]
-async fn the_rest_api_on_the_cluster_store() {
-    let cluster = Cluster::start().await;
-    let send = |method: Method, path: &str, body: Option<Value>| {
-        let mut request = cluster.api(method, path, "admin-token");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        async move {
-            let response = request.send().await.expect("request");
-            let status = response.status().as_u16();
-            let text = response.text().await.expect("body");
-            (
-                status,
-                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
-            )
-        }
-    };
-    let demo = json!({"name": "demo", "server": "dockerhub.qingcloud.com", "username": "robot", "password": "s3cret-pw",
-                      "description": "mirror", "namespaces": ["team-a", "team-b"], "defaultFor": ["team-a"]});
-    let (status, created) =
-        send(Method::POST, "/registries?verify=false", Some(demo.clone())).await;
-    assert_eq!(status, 201, "{created}");
-    assert_eq!(created["server"], "https://dockerhub.qingcloud.com");
-    assert_eq!(created["hasPassword"], true);
-    assert!(created.get("password").is_none());
-    let (status, got) = send(Method::GET, "/registries/demo", None).await;
-    assert_eq!(status, 200);
-    assert_eq!(got["namespaces"], json!(["team-a", "team-b"]));
-
-    let (status, body) = send(Method::POST, "/registries?verify=false", Some(demo.clone())).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("already_exists"))
-    );
-    let (status, body) = send(Method::POST, "/registries?verify=false",
-        Some(json!({"name": "other", "server": "r.example", "namespaces": ["team-a"], "defaultFor": ["team-a"]}))).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("default_conflict"))
-    );
-
-    // PUT without the password keeps it; with a new server it must be given again.
-    let mut replacement = demo.clone();
-    replacement
-        .as_object_mut()
-        .expect("object")
-        .remove("password");
-    replacement["description"] = json!("changed");
-    let (status, replaced) = send(
-        Method::PUT,
-        "/registries/demo?verify=false",
-        Some(replacement.clone()),
-    )
-    .await;
-    assert_eq!(status, 200, "{replaced}");
-    assert_eq!(replaced["description"], "changed");
-    assert_eq!(replaced["hasPassword"], true);
-    replacement["server"] = json!("https://elsewhere.example");
-    let (status, body) = send(
-        Method::PUT,
-        "/registries/demo?verify=false",
-        Some(replacement),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (422, Some("password"))
-    );
-
-    let response = cluster
-        .api(
-            Method::PATCH,
-            "/registries/demo?verify=false",
-            "admin-token",
-        )
-        .header("content-type", "application/merge-patch+json")
-        .body(r#"{"namespaces":["team-a","team-c"],"description":null}"#)
-        .send()
-        .await
-        .expect("patch");
-    assert_eq!(response.status(), 200);
-    let patched: Value = response.json().await.expect("json");
-    assert_eq!(patched["namespaces"], json!(["team-a", "team-c"]));
-    assert!(patched.get("description").is_none());
-
-    let (status, list) = send(Method::GET, "/registries?namespace=team-c", None).await;
-    assert_eq!(status, 200);
-    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
-    let (status, body) = send(
-        Method::POST,
-        "/registries:batchDelete",
-        Some(json!({"names": ["demo", "ghost"]})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert_eq!(body, json!({"deleted": ["demo"], "notFound": ["ghost"]}));
-    let (status, body) = send(Method::GET, "/registries/demo", None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("not_found"))
-    );
-    let (status, _) = send(Method::DELETE, "/registries/demo", None).await;
-    assert_eq!(status, 404);
-    cluster.stop().await;
 }

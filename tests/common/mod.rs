@@ -75,11 +75,17 @@ impl TestServer {
     pub async fn start_on(backend: Backend) -> Self {
         match backend {
             Backend::Embedded => Self::start().await,
-            Backend::Kubernetes => Self::start_kubernetes().await,
+            Backend::Kubernetes => Self::start_kubernetes(false).await,
         }
     }
 
-    async fn start_kubernetes() -> Self {
+    /// On the Kubernetes store with the cluster's identities and RBAC for
+    /// the API: `admin-token` may do anything, `dev-token` nothing.
+    pub async fn start_kubernetes_rbac() -> Self {
+        Self::start_kubernetes(true).await
+    }
+
+    async fn start_kubernetes(cluster_rbac: bool) -> Self {
         use registry_resolver::kubernetes::controller::{self, ClusterOptions};
         registry_resolver::server::tls::install_crypto_provider();
         let fake = fake_apiserver::FakeApiServer::new();
@@ -94,6 +100,8 @@ impl TestServer {
         ] {
             fake.namespace(namespace);
         }
+        fake.add_user("admin-token", "admin", true);
+        fake.add_user("dev-token", "dev", false);
         let index = IndexHandle::new();
         let client = ClientOptions {
             connect_timeout: Duration::from_secs(2),
@@ -127,7 +135,14 @@ impl TestServer {
             store,
             index: index.clone(),
             metrics: Arc::new(Metrics::new()),
-            auth: Arc::new(Auth::admin_token(TOKEN)),
+            auth: Arc::new(if cluster_rbac {
+                Auth::cluster(registry_resolver::kubernetes::auth::ClusterAuth::new(
+                    fake.client(),
+                    Duration::from_secs(5),
+                ))
+            } else {
+                Auth::admin_token(TOKEN)
+            }),
             connectivity,
         };
         let options = ServeOptions {
@@ -272,6 +287,25 @@ impl TestServer {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
+    }
+
+    /// The in-memory API server of a Kubernetes-backed server.
+    pub fn fake(&self) -> &fake_apiserver::FakeApiServer {
+        self.cluster
+            .as_ref()
+            .expect("started on the Kubernetes backend")
+    }
+
+    /// An API request with the given bearer token.
+    pub fn api_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/api/v1{path}")))
+            .bearer_auth(token)
     }
 
     /// An authenticated API request.
