@@ -185,27 +185,10 @@ impl ClusterAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kubernetes::mock::{body, respond};
     use http::{Request, Response};
-    use http_body_util::BodyExt;
     use kube::client::Body;
-    use serde_json::{Value, json};
-
-    async fn body(request: Request<Body>) -> Value {
-        let bytes = request
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        serde_json::from_slice(&bytes).expect("json")
-    }
-
-    fn respond(value: Value) -> Response<Body> {
-        Response::builder()
-            .status(201)
-            .body(Body::from(serde_json::to_vec(&value).expect("json")))
-            .expect("response")
-    }
+    use serde_json::json;
 
     #[tokio::test]
     async fn token_review_then_subject_access_review_then_cached() {
@@ -223,7 +206,7 @@ mod tests {
             );
             let review = body(request).await;
             assert_eq!(review["spec"]["token"], "alice-token");
-            send.send_response(respond(json!({
+            send.send_response(respond(201, &json!({
                 "kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "metadata": {},
                 "spec": {"token": "alice-token"},
                 "status": {"authenticated": true, "user": {"username": "alice", "uid": "u-1",
@@ -244,7 +227,7 @@ mod tests {
                 review["spec"]["resourceAttributes"],
                 json!({"group": "", "namespace": "team-a", "resource": "pods", "verb": "create"})
             );
-            send.send_response(respond(json!({
+            send.send_response(respond(201, &json!({
                 "kind": "SubjectAccessReview", "apiVersion": "authorization.k8s.io/v1", "metadata": {},
                 "spec": review["spec"].clone(),
                 "status": {"allowed": true, "reason": "RBAC: allowed by RoleBinding \"devs/team-a\""}
@@ -257,7 +240,7 @@ mod tests {
                 "imageregistries"
             );
             assert_eq!(review["spec"]["resourceAttributes"]["verb"], "create");
-            send.send_response(respond(json!({
+            send.send_response(respond(201, &json!({
                 "kind": "SubjectAccessReview", "apiVersion": "authorization.k8s.io/v1", "metadata": {},
                 "spec": review["spec"].clone(), "status": {"allowed": false}
             })));
@@ -292,7 +275,7 @@ mod tests {
         );
         let server = tokio::spawn(async move {
             let (_, send) = handle.next_request().await.expect("TokenReview");
-            send.send_response(respond(json!({
+            send.send_response(respond(201, &json!({
                 "kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "metadata": {},
                 "spec": {}, "status": {"user": {}, "error": "[invalid bearer token, token lookup failed]"}
             })));

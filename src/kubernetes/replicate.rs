@@ -222,9 +222,10 @@ pub fn observed(secret: &Secret) -> Option<ObservedSecret> {
 mod tests {
     use super::*;
     use crate::kubernetes::desired::dockerconfigjson;
+    use crate::kubernetes::mock::{body, respond};
     use http::{Request, Response};
     use kube::client::Body;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     fn registry(namespaces: &[&str]) -> Registry {
         Registry {
@@ -242,28 +243,7 @@ mod tests {
         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": format!("secrets \"{name}\" not found"), "reason": "NotFound",
             "details": {"name": name, "kind": "secrets"}, "code": 404});
-        Response::builder()
-            .status(404)
-            .body(Body::from(serde_json::to_vec(&status).expect("json")))
-            .expect("response")
-    }
-
-    fn ok(value: &Value) -> Response<Body> {
-        Response::builder()
-            .status(200)
-            .body(Body::from(serde_json::to_vec(value).expect("json")))
-            .expect("response")
-    }
-
-    async fn body_json(request: Request<Body>) -> Value {
-        use http_body_util::BodyExt;
-        let bytes = request
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        serde_json::from_slice(&bytes).expect("json body")
+        respond(404, &status)
     }
 
     #[tokio::test]
@@ -285,9 +265,12 @@ mod tests {
                 request.uri().path(),
                 "/api/v1/namespaces/b/secrets/harbor-pull"
             );
-            send.send_response(ok(&json!({"apiVersion": "v1", "kind": "Secret",
+            send.send_response(respond(
+                200,
+                &json!({"apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": "harbor-pull", "namespace": "b", "labels": {"team": "b"}},
-                "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": "e30="}})));
+                "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": "e30="}}),
+            ));
             let (request, send) = handle.next_request().await.expect("PATCH a");
             assert_eq!(request.method(), http::Method::PATCH);
             assert_eq!(
@@ -306,7 +289,7 @@ mod tests {
                     .and_then(|v| v.to_str().ok()),
                 Some("application/apply-patch+yaml")
             );
-            let body = body_json(request).await;
+            let body = body(request).await;
             assert_eq!(body["type"], "kubernetes.io/dockerconfigjson");
             assert_eq!(
                 body["metadata"]["labels"][MANAGED_BY_LABEL],
@@ -320,7 +303,7 @@ mod tests {
                 config,
                 dockerconfigjson("harbor.example.com", "robot", "pw")
             );
-            send.send_response(ok(&body));
+            send.send_response(respond(200, &body));
             // An orphan in c → DELETE, already gone is fine.
             let (request, send) = handle.next_request().await.expect("DELETE c");
             assert_eq!(request.method(), http::Method::DELETE);
@@ -370,12 +353,7 @@ mod tests {
             let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                 "message": "secrets \"harbor-pull\" is forbidden: User \"system:serviceaccount:rr:rr\" cannot patch resource \"secrets\"",
                 "reason": "Forbidden", "code": 403});
-            send.send_response(
-                Response::builder()
-                    .status(403)
-                    .body(Body::from(serde_json::to_vec(&status).expect("json")))
-                    .expect("response"),
-            );
+            send.send_response(respond(403, &status));
         });
         let namespaces: BTreeSet<String> = ["a"].iter().map(|s| s.to_string()).collect();
         let outcome = Replicator::new(client)

@@ -110,19 +110,7 @@ impl KubeStore {
             &self.caches.registries.state(),
             &self.caches.secrets.state(),
         );
-        for other in all.records.iter().filter(|r| r.name != spec.name) {
-            if let Some(ns) = spec
-                .default_for
-                .iter()
-                .find(|ns| other.default_for.contains(ns))
-            {
-                return Err(StoreError::DefaultConflict {
-                    namespace: ns.clone(),
-                    registry: other.name.clone(),
-                });
-            }
-        }
-        Ok(())
+        crate::registry::store::check_default_conflict(spec, &all.records)
     }
 
     /// Writes (or removes) the credentials Secret, owned by the record.
@@ -383,30 +371,12 @@ impl RegistryStore for KubeStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kubernetes::mock::{body, respond};
     use crate::registry::{RegistryInput, WriteMode};
     use http::{Request, Response};
-    use http_body_util::BodyExt;
     use kube::client::Body;
     use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher::Event;
-    use serde_json::Value;
-
-    async fn body(request: Request<Body>) -> Value {
-        let bytes = request
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        serde_json::from_slice(&bytes).expect("json")
-    }
-
-    fn respond(status: u16, value: &Value) -> Response<Body> {
-        Response::builder()
-            .status(status)
-            .body(Body::from(serde_json::to_vec(value).expect("json")))
-            .expect("response")
-    }
 
     #[tokio::test]
     async fn create_writes_the_object_its_owned_secret_and_status_then_reads_it_back() {

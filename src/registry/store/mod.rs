@@ -52,6 +52,27 @@ pub struct BatchDeleted {
     pub not_found: Vec<String>,
 }
 
+/// Refuses a `defaultFor` namespace another record already holds: one
+/// default per namespace, whichever store keeps the records.
+pub fn check_default_conflict<'a>(
+    spec: &RegistrySpec,
+    others: impl IntoIterator<Item = &'a Registry>,
+) -> Result<(), StoreError> {
+    for other in others.into_iter().filter(|r| r.name != spec.name) {
+        if let Some(ns) = spec
+            .default_for
+            .iter()
+            .find(|ns| other.default_for.contains(ns))
+        {
+            return Err(StoreError::DefaultConflict {
+                namespace: ns.clone(),
+                registry: other.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 pub trait RegistryStore: Send + Sync + 'static {
     async fn create(&self, spec: RegistrySpec) -> Result<Registry, StoreError>;

@@ -113,21 +113,7 @@ impl Inner {
             (existing, _) => existing,
         };
 
-        for other in list_records(&tx)? {
-            if other.name == spec.name {
-                continue;
-            }
-            if let Some(ns) = spec
-                .default_for
-                .iter()
-                .find(|ns| other.default_for.contains(ns))
-            {
-                return Err(StoreError::DefaultConflict {
-                    namespace: ns.clone(),
-                    registry: other.name,
-                });
-            }
-        }
+        super::check_default_conflict(&spec, &list_records(&tx)?)?;
 
         let new_server = spec.server.to_string();
         let sealed = match (&spec.password, &existing) {
