@@ -206,10 +206,13 @@ pub fn observed(secret: &Secret) -> Option<ObservedSecret> {
     if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE) {
         return None;
     }
+    // Our credentials Secrets carry the managed-by label too, but no
+    // registry label: they are not pull Secrets.
+    let registry = labels.get(REGISTRY_LABEL)?;
     Some(ObservedSecret {
         namespace: secret.metadata.namespace.clone()?,
         name: secret.metadata.name.clone()?,
-        managed_for: labels.get(REGISTRY_LABEL).cloned(),
+        managed_for: Some(registry.clone()),
         dockerconfigjson: secret
             .data
             .as_ref()
