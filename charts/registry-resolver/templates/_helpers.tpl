@@ -1,0 +1,31 @@
+{{- define "rr.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rr.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "rr.labels" -}}
+{{ include "rr.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "rr.tlsSecretName" -}}
+{{- if eq .Values.certificates.mode "existing" -}}
+{{- required "certificates.existing.secretName is required with mode existing" .Values.certificates.existing.secretName -}}
+{{- else -}}
+{{- printf "%s-tls" (include "rr.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rr.serviceName" -}}
+{{- include "rr.fullname" . -}}
+{{- end -}}

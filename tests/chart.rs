@@ -1,0 +1,403 @@
+//! The Helm chart: lint and render in every certificate mode, validate the
+//! rendered objects against Kubernetes' schemas, check the webhook rules
+//! against the kinds the server handles, and evaluate the CEL
+//! matchConditions on samples against the server's own decision.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use registry_resolver::admission::HANDLED_KINDS;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+fn chart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/registry-resolver")
+}
+
+fn helm(args: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("helm")
+        .args(args)
+        .env("HELM_CACHE_HOME", dir.path().join("cache"))
+        .env("HELM_CONFIG_HOME", dir.path().join("config"))
+        .env("HELM_DATA_HOME", dir.path().join("data"))
+        .output()
+        .expect("helm on PATH: ./scripts/test installs it");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Renders the chart with `--set` values; returns every document.
+fn render(sets: &[&str]) -> Vec<Value> {
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        "rr",
+        chart.to_str().expect("utf-8"),
+        "--namespace",
+        "registry-resolver",
+        "--include-crds",
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let (ok, text) = helm(&args);
+    assert!(ok, "helm template {sets:?}: {text}");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("rendered YAML"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} rendered"))
+}
+
+/// Every mode and the non-default values, as `--set` lists.
+fn variants() -> Vec<(&'static str, Vec<String>)> {
+    let dir = std::env::temp_dir().join(format!("rr-chart-ca-{}", std::process::id()));
+    let certs = common::generate_certs(&dir);
+    let ca_pem = std::fs::read_to_string(&certs.ca_cert).expect("ca");
+    vec![
+        ("self-signed", vec![]),
+        (
+            "cert-manager",
+            vec!["certificates.mode=cert-manager".into()],
+        ),
+        (
+            "cert-manager with an issuer",
+            vec![
+                "certificates.mode=cert-manager".into(),
+                "certificates.certManager.issuerRef.name=corp-ca".into(),
+                "certificates.certManager.issuerRef.kind=ClusterIssuer".into(),
+            ],
+        ),
+        (
+            "existing",
+            vec![
+                "certificates.mode=existing".into(),
+                "certificates.existing.secretName=my-tls".into(),
+                format!(
+                    "certificates.existing.caBundle={}",
+                    ca_pem.replace(',', "\\,")
+                ),
+            ],
+        ),
+        (
+            "non-default values",
+            vec![
+                "replicaCount=3".into(),
+                "networkPolicy.enabled=true".into(),
+                "serviceMonitor.enabled=true".into(),
+                "podDisruptionBudget.minAvailable=2".into(),
+                "webhook.failurePolicy=Ignore".into(),
+                "webhook.excludeNamespaces={monitoring,ci}".into(),
+                "server.logFormat=text".into(),
+                "server.pinFailurePolicy=deny".into(),
+                "priorityClassName=system-cluster-critical".into(),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn lints_and_renders_in_every_mode() {
+    for (name, sets) in variants() {
+        let chart = chart();
+        let mut args = vec!["lint".to_owned(), chart.to_str().expect("utf-8").to_owned()];
+        for set in &sets {
+            args.extend(["--set".to_owned(), set.clone()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, text) = helm(&refs);
+        assert!(ok, "helm lint ({name}): {text}");
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let docs = render(&sets);
+        let webhook = find(&docs, "MutatingWebhookConfiguration");
+        let hook = &webhook["webhooks"][0];
+        match name {
+            "self-signed" => {
+                let secret = find(&docs, "Secret");
+                assert_eq!(secret["type"], "kubernetes.io/tls");
+                assert_eq!(
+                    hook["clientConfig"]["caBundle"], secret["data"]["ca.crt"],
+                    "the caBundle is the generated CA"
+                );
+            }
+            "cert-manager" | "cert-manager with an issuer" => {
+                assert_eq!(
+                    webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+                    "registry-resolver/rr-registry-resolver"
+                );
+                assert!(
+                    hook["clientConfig"].get("caBundle").is_none(),
+                    "cainjector fills it"
+                );
+                let certificate = docs.iter().find(|d| {
+                    d["kind"] == "Certificate"
+                        && d["spec"]["secretName"] == "rr-registry-resolver-tls"
+                });
+                assert!(certificate.is_some(), "{name}: serving Certificate");
+            }
+            "existing" => {
+                assert!(
+                    hook["clientConfig"]["caBundle"]
+                        .as_str()
+                        .is_some_and(|b| !b.is_empty())
+                );
+                let deployment = find(&docs, "Deployment");
+                assert_eq!(
+                    deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+                    "my-tls"
+                );
+            }
+            _ => {
+                assert_eq!(hook["failurePolicy"], "Ignore");
+                assert_eq!(find(&docs, "Deployment")["spec"]["replicas"], 3);
+                find(&docs, "NetworkPolicy");
+                find(&docs, "ServiceMonitor");
+                let excluded = &hook["namespaceSelector"]["matchExpressions"][0]["values"];
+                assert_eq!(
+                    excluded,
+                    &json!(["registry-resolver", "kube-system", "monitoring", "ci"])
+                );
+            }
+        }
+    }
+    // Values outside the schema are refused with a message.
+    let chart = chart();
+    let (ok, text) = helm(&[
+        "template",
+        "rr",
+        chart.to_str().expect("utf-8"),
+        "--set",
+        "webhook.failurePolicy=Maybe",
+    ]);
+    assert!(!ok && text.contains("webhook.failurePolicy"), "{text}");
+    let (ok, text) = helm(&[
+        "template",
+        "rr",
+        chart.to_str().expect("utf-8"),
+        "--set",
+        "certificates.mode=existing",
+    ]);
+    assert!(
+        !ok && text.contains("certificates.existing.secretName"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_deployment_is_safe_by_default() {
+    let docs = render(&[]);
+    let deployment = find(&docs, "Deployment");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert!(pod["affinity"]["podAntiAffinity"].is_object());
+    let container = &pod["containers"][0];
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(
+        container["securityContext"]["capabilities"]["drop"],
+        json!(["ALL"])
+    );
+    assert!(
+        container["lifecycle"]["preStop"]["sleep"]["seconds"]
+            .as_i64()
+            .is_some_and(|s| s > 0)
+    );
+    assert!(
+        container["resources"]["requests"].is_object()
+            && container["resources"]["limits"].is_object()
+    );
+    assert_eq!(
+        find(&docs, "PodDisruptionBudget")["spec"]["minAvailable"],
+        1
+    );
+    let hook = &find(&docs, "MutatingWebhookConfiguration")["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["timeoutSeconds"], 5);
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(hook["matchPolicy"], "Equivalent");
+    assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
+    assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+    // The CRD in crds/ is the generated one.
+    let crd = find(&docs, "CustomResourceDefinition");
+    let generated: Value =
+        serde_yaml::from_str(&registry_resolver::kubernetes::crd::crd_yaml().expect("crd"))
+            .expect("yaml");
+    assert_eq!(crd, &generated);
+}
+
+#[test]
+fn webhook_rules_cover_exactly_the_kinds_the_server_handles() {
+    let docs = render(&[]);
+    let hook = &find(&docs, "MutatingWebhookConfiguration")["webhooks"][0];
+    let mut rendered: Vec<(String, String)> = Vec::new();
+    for rule in hook["rules"].as_array().expect("rules") {
+        assert_eq!(rule["operations"], json!(["CREATE", "UPDATE"]));
+        for group in rule["apiGroups"].as_array().expect("groups") {
+            for resource in rule["resources"].as_array().expect("resources") {
+                rendered.push((
+                    group.as_str().unwrap_or("").to_owned(),
+                    resource.as_str().unwrap_or("").to_owned(),
+                ));
+            }
+        }
+    }
+    let mut handled: Vec<(String, String)> = HANDLED_KINDS
+        .iter()
+        .map(|k| (k.group.to_owned(), k.resource.to_owned()))
+        .collect();
+    // kubectl debug: the Pod's ephemeral containers subresource.
+    handled.push((String::new(), "pods/ephemeralcontainers".into()));
+    rendered.sort();
+    handled.sort();
+    assert_eq!(rendered, handled);
+}
+
+/// Whether the server would rewrite anything in `object`: a pod template
+/// with at least one registry-relative image.
+fn server_would_look(object: &Value) -> bool {
+    let api_version = object["apiVersion"].as_str().unwrap_or("");
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    let Some(kind) =
+        registry_resolver::admission::kinds::lookup(group, object["kind"].as_str().unwrap_or(""))
+    else {
+        return false;
+    };
+    let text = object.to_string();
+    let Ok(Some(located)) = registry_resolver::pod_template::locate(&text, kind.template_path)
+    else {
+        return false;
+    };
+    registry_resolver::admission::kinds::resolution_input(&located)
+        .containers
+        .iter()
+        .any(|c| registry_resolver::reference::is_registry_relative(c.image))
+}
+
+#[test]
+fn match_conditions_select_exactly_what_the_server_rewrites() {
+    let docs = render(&[]);
+    let hook = &find(&docs, "MutatingWebhookConfiguration")["webhooks"][0];
+    let expression = hook["matchConditions"][0]["expression"]
+        .as_str()
+        .expect("expression");
+    let program =
+        cel::Program::compile(expression).unwrap_or_else(|e| panic!("CEL does not compile: {e:?}"));
+    let pod = |spec: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec});
+    let mut samples: Vec<Value> = vec![
+        common::fixture_json("deployment-kubectl.json"),
+        common::fixture_json("job-kubectl.json"),
+        common::fixture_json("cronjob-kubectl.json"),
+        common::fixture_json("pod-init-sidecar-ephemeral.json"),
+        common::fixture_json("statefulset.json"),
+        common::fixture_json("daemonset-long-container-name.json"),
+        pod(json!({"containers": [{"name": "a", "image": "nginx:1"}]})),
+        pod(
+            json!({"containers": [{"name": "a", "image": "docker.io/library/nginx"}], "initContainers": [{"name": "i", "image": "/tools/init:1"}]}),
+        ),
+        pod(
+            json!({"containers": [{"name": "a", "image": "nginx"}], "ephemeralContainers": [{"name": "d", "image": "/tools/debug:1"}]}),
+        ),
+        pod(json!({"containers": [{"name": "a"}]})),
+        pod(json!({})),
+        json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": {"spec": {"containers": [{"name": "a", "image": "/x:1"}]}}}),
+        json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": {"metadata": {}}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 1}}),
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {"schedule": "* * * * *"}}),
+    ];
+    samples.extend(
+        common::fixture_yaml_documents("helm-create-template.yaml")
+            .into_iter()
+            .filter(|d| d["kind"] != "Service" && d["kind"] != "ServiceAccount"),
+    );
+    let mut selected = 0;
+    for object in &samples {
+        let mut context = cel::Context::default();
+        context
+            .add_variable("object", object.clone())
+            .expect("object as a CEL value");
+        let result = program
+            .execute(&context)
+            .unwrap_or_else(|e| panic!("CEL on {}: {e:?}", object["kind"]));
+        let want = server_would_look(object);
+        assert_eq!(
+            result,
+            cel::Value::Bool(want),
+            "{} {}",
+            object["kind"],
+            object["metadata"]["name"]
+        );
+        selected += usize::from(want);
+    }
+    assert!(
+        selected >= 8 && selected < samples.len(),
+        "the samples exercise both answers"
+    );
+}
+
+/// Every rendered object is valid for Kubernetes 1.30 and the newest
+/// version the validator knows (kubernetes-validate, installed by
+/// ./scripts/test); custom resources of other projects are skipped.
+#[test]
+fn rendered_objects_validate_against_kubernetes_schemas() {
+    // Through the interpreter, so a fresh install needs no PATH or shim refresh.
+    let validator = Command::new("python3")
+        .args(["-m", "kubernetes_validate", "--version"])
+        .output();
+    assert!(
+        validator.is_ok_and(|o| o.status.success()),
+        "kubernetes-validate for python3: ./scripts/test installs it"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, sets) in variants() {
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let docs = render(&sets);
+        let mut files = Vec::new();
+        for (i, doc) in docs.iter().enumerate() {
+            let api_version = doc["apiVersion"].as_str().unwrap_or("");
+            if api_version.starts_with("cert-manager.io/")
+                || api_version.starts_with("monitoring.coreos.com/")
+            {
+                continue;
+            }
+            let path = dir.path().join(format!("{i}.yaml"));
+            std::fs::write(&path, serde_yaml::to_string(doc).expect("yaml")).expect("write");
+            files.push(path);
+        }
+        for version in ["1.30.0", "latest"] {
+            let mut command = Command::new("python3");
+            command.args(["-m", "kubernetes_validate", "--strict"]);
+            if version != "latest" {
+                command.args(["-k", version]);
+            }
+            let out = command.args(&files).output().expect("kubernetes-validate");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "{name}, Kubernetes {version}: {text}");
+        }
+    }
+}
