@@ -401,3 +401,161 @@ fn rendered_objects_validate_against_kubernetes_schemas() {
         }
     }
 }
+
+/// The rendered Deployment runs: the real binary with the rendered args
+/// (listen addresses moved to loopback ports, the mount path to a folder
+/// holding the rendered Secret), against an API server, becomes ready on
+/// the probe paths and serves the mounted certificate.
+#[tokio::test]
+async fn the_rendered_deployment_starts_with_its_args_and_mounted_certificate() {
+    use common::fake_apiserver::FakeApiServer;
+    registry_resolver::server::tls::install_crypto_provider();
+    let docs = render(&[]);
+    let deployment = find(&docs, "Deployment");
+    let secret = find(&docs, "Secret");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let mount = container["volumeMounts"][0]["mountPath"]
+        .as_str()
+        .expect("mount path");
+    assert_eq!(
+        container["volumeMounts"][0]["name"],
+        pod["volumes"][0]["name"]
+    );
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"],
+        secret["metadata"]["name"]
+    );
+
+    // The Secret as the kubelet would mount it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mounted = dir.path().join("tls");
+    std::fs::create_dir_all(&mounted).expect("mkdir");
+    use base64::Engine;
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"][key].as_str().expect("data"))
+            .expect("base64");
+        std::fs::write(mounted.join(key), data).expect("write");
+    }
+
+    // Ports by name, from the container spec.
+    let port = |name: &str| {
+        container["ports"]
+            .as_array()
+            .and_then(|ports| ports.iter().find(|p| p["name"] == name))
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap_or_else(|| panic!("container port {name}"))
+    };
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port")
+    };
+    let (https, admin) = (free(), free());
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap_or_default()
+                .replace(mount, mounted.to_str().expect("utf-8"))
+                .replace(
+                    &format!("0.0.0.0:{}", port("https")),
+                    &format!("127.0.0.1:{https}"),
+                )
+                .replace(
+                    &format!("0.0.0.0:{}", port("admin")),
+                    &format!("127.0.0.1:{admin}"),
+                )
+        })
+        .collect();
+    assert!(
+        args.iter()
+            .any(|a| a.contains(&format!("127.0.0.1:{https}"))),
+        "the listen flag uses the https port: {args:?}"
+    );
+    assert!(
+        args.iter()
+            .any(|a| a.contains(&format!("127.0.0.1:{admin}"))),
+        "the admin flag uses the admin port: {args:?}"
+    );
+
+    let fake = FakeApiServer::new();
+    fake.namespace("registry-resolver");
+    let url = fake.serve_http().await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, FakeApiServer::kubeconfig(&url)).expect("kubeconfig");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_registry-resolver"))
+        .args(&args)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAME", "rr-0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+
+    // The probes, as the kubelet calls them.
+    let probe = |name: &str| {
+        container[name]["httpGet"]["path"]
+            .as_str()
+            .expect("probe path")
+            .to_owned()
+    };
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "admin");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], "admin");
+    let http = reqwest::Client::new();
+    let ready = format!("http://127.0.0.1:{admin}{}", probe("readinessProbe"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if http
+            .get(&ready)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                use tokio::io::AsyncReadExt;
+                let _ = err.read_to_string(&mut stderr).await;
+            }
+            panic!("the server exited ({status}): {stderr}");
+        }
+        assert!(std::time::Instant::now() < deadline, "not ready in time");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let live = format!("http://127.0.0.1:{admin}{}", probe("livenessProbe"));
+    assert_eq!(
+        http.get(&live).send().await.expect("liveness").status(),
+        200
+    );
+
+    // HTTPS serves the mounted certificate: a client trusting only the
+    // rendered CA, for the Service's name, gets through.
+    let https_client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(
+            &std::fs::read(mounted.join("ca.crt")).expect("ca"),
+        )
+        .expect("pem")])
+        .resolve(
+            "rr-registry-resolver.registry-resolver.svc",
+            std::net::SocketAddr::from(([127, 0, 0, 1], https)),
+        )
+        .build()
+        .expect("client");
+    let response = https_client
+        .get(format!(
+            "https://rr-registry-resolver.registry-resolver.svc:{https}/openapi.json"
+        ))
+        .send()
+        .await
+        .expect("TLS with the mounted certificate");
+    assert_eq!(response.status(), 200);
+    let _ = child.kill().await;
+}

@@ -641,3 +641,49 @@ impl tower::Service<Request<kube::client::Body>> for FakeApiServer {
         Box::pin(async move { Ok(this.handle(request).await) })
     }
 }
+
+impl FakeApiServer {
+    /// Serves this API server over plain HTTP on a loopback port, for a
+    /// process of its own (the real binary) to talk to; returns the URL.
+    pub async fn serve_http(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let fake = self.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let fake = fake.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: Request<hyper::body::Incoming>| {
+                            let fake = fake.clone();
+                            async move {
+                                let (parts, body) = request.into_parts();
+                                let bytes = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let request =
+                                    Request::from_parts(parts, kube::client::Body::from(bytes));
+                                Ok::<_, Infallible>(fake.handle(request).await)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        url
+    }
+
+    /// A kubeconfig pointing at `url`.
+    pub fn kubeconfig(url: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\nusers:\n- name: fake\n  user:\n    token: fake-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\n"
+        )
+    }
+}
