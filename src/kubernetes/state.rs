@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::Store;
-use kube::runtime::reflector::store::Writer;
-use kube::runtime::watcher::Event;
 
 use super::convert::{BasicAuth, basic_auth, settle_defaults, to_record};
 use super::crd::ImageRegistry;
@@ -118,18 +116,11 @@ impl Caches {
     }
 }
 
-/// Applies one watch event to a cache writer (what the reflector does).
-pub fn apply<K>(writer: &mut Writer<K>, event: &Event<K>)
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    writer.apply_watcher_event(event);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
     use serde_json::json;
 
     fn registry(
@@ -172,27 +163,21 @@ mod tests {
         let index = IndexHandle::new();
 
         // The initial list, as the watcher delivers it.
-        apply(&mut registries, &Event::Init);
-        apply(
-            &mut registries,
-            &Event::InitApply(registry(
-                "harbor",
-                &["team-a"],
-                &["team-a"],
-                Some("harbor-credentials"),
-            )),
-        );
-        apply(&mut registries, &Event::InitDone);
+        registries.apply_watcher_event(&Event::Init);
+        registries.apply_watcher_event(&Event::InitApply(registry(
+            "harbor",
+            &["team-a"],
+            &["team-a"],
+            Some("harbor-credentials"),
+        )));
+        registries.apply_watcher_event(&Event::InitDone);
         assert!(
             !caches.is_synced(),
             "not ready until every watch has listed"
         );
-        apply(&mut secrets, &Event::Init);
-        apply(
-            &mut secrets,
-            &Event::InitApply(basic_auth_secret("harbor-credentials")),
-        );
-        apply(&mut secrets, &Event::InitDone);
+        secrets.apply_watcher_event(&Event::Init);
+        secrets.apply_watcher_event(&Event::InitApply(basic_auth_secret("harbor-credentials")));
+        secrets.apply_watcher_event(&Event::InitDone);
         assert!(caches.is_synced());
 
         let converted = caches.publish(&index);
@@ -210,10 +195,12 @@ mod tests {
         assert_eq!(converted.credentials["harbor"].username, "robot");
 
         // A later object claiming the same default; then the credentials go away.
-        apply(
-            &mut registries,
-            &Event::Apply(registry("zeta", &["team-a"], &["team-a"], None)),
-        );
+        registries.apply_watcher_event(&Event::Apply(registry(
+            "zeta",
+            &["team-a"],
+            &["team-a"],
+            None,
+        )));
         let converted = caches.publish(&index);
         assert_eq!(
             index
@@ -230,10 +217,7 @@ mod tests {
                 .any(|(r, p)| r == "zeta" && p.contains("already has default registry \"harbor\""))
         );
 
-        apply(
-            &mut secrets,
-            &Event::Delete(basic_auth_secret("harbor-credentials")),
-        );
+        secrets.apply_watcher_event(&Event::Delete(basic_auth_secret("harbor-credentials")));
         let converted = caches.publish(&index);
         assert!(
             index.load().registry("harbor").is_none(),
@@ -254,10 +238,12 @@ mod tests {
             Some("zeta")
         );
 
-        apply(
-            &mut registries,
-            &Event::Delete(registry("zeta", &["team-a"], &["team-a"], None)),
-        );
+        registries.apply_watcher_event(&Event::Delete(registry(
+            "zeta",
+            &["team-a"],
+            &["team-a"],
+            None,
+        )));
         caches.publish(&index);
         assert!(index.load().namespace("team-a").is_none());
     }
