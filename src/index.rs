@@ -124,6 +124,11 @@ impl Index {
         self.namespaces.get(ns)
     }
 
+    /// The registry that fills in registry-relative images in `ns`, if any.
+    pub fn default_registry(&self, ns: &str) -> Option<&str> {
+        self.namespace(ns).and_then(|v| v.default.as_deref())
+    }
+
     pub fn len(&self) -> usize {
         self.registries.len()
     }

@@ -275,7 +275,7 @@ pub fn expand<'i>(
     };
     let name = match registry {
         Some(name) => name,
-        None => match view.and_then(|v| v.default.as_deref()) {
+        None => match index.default_registry(namespace) {
             Some(default) => default,
             None => {
                 return Err(format!(

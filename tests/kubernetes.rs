@@ -168,13 +168,7 @@ async fn pull_secrets_follow_the_registries() {
 
     // The webhook's index sees the registry.
     let index = cluster.index.load();
-    assert_eq!(
-        index
-            .namespace("team-a")
-            .and_then(|v| v.default.clone())
-            .as_deref(),
-        Some("harbor")
-    );
+    assert_eq!(index.default_registry("team-a"), Some("harbor"));
     drop(index);
 
     // A new password reaches every copy.
@@ -319,13 +313,7 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     assert_eq!(found["hasPassword"], true);
     // The webhook's index follows the watch as well.
     eventually("the index has the GitOps registry", || {
-        cluster
-            .index
-            .load()
-            .namespace("team-b")
-            .and_then(|v| v.default.clone())
-            .as_deref()
-            == Some("gitops")
+        cluster.index.load().default_registry("team-b") == Some("gitops")
     })
     .await;
     let resolved: Value = cluster
@@ -380,12 +368,7 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     })
     .await;
     assert_eq!(
-        cluster
-            .index
-            .load()
-            .namespace("team-b")
-            .and_then(|v| v.default.clone())
-            .as_deref(),
+        cluster.index.load().default_registry("team-b"),
         Some("gitops")
     );
     cluster.stop().await;

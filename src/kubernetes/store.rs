@@ -485,14 +485,7 @@ mod tests {
         assert_eq!(record.server, "https://harbor.example.com");
         assert!(record.has_password);
         assert!(record.status.verified);
-        assert_eq!(
-            index
-                .load()
-                .namespace("team-a")
-                .and_then(|v| v.default.clone())
-                .as_deref(),
-            Some("harbor")
-        );
+        assert_eq!(index.load().default_registry("team-a"), Some("harbor"));
         let credentials = store
             .credentials("harbor")
             .await

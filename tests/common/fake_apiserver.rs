@@ -75,6 +75,18 @@ fn status_body(code: u16, reason: &str, message: String) -> Value {
            "message": message, "reason": reason, "code": code})
 }
 
+/// The API server's 404 for a named object.
+fn not_found(target: &Target, name: &str) -> Response<ResponseBody> {
+    full(
+        StatusCode::NOT_FOUND,
+        &status_body(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", target.collection.plural),
+        ),
+    )
+}
+
 fn full(status: StatusCode, value: &Value) -> Response<ResponseBody> {
     Response::builder()
         .status(status)
@@ -484,14 +496,7 @@ impl FakeApiServer {
             }
             (Method::GET, Some(name)) => match state.objects.get(&State::key(&target, name)) {
                 Some(object) => full(StatusCode::OK, object),
-                None => full(
-                    StatusCode::NOT_FOUND,
-                    &status_body(
-                        404,
-                        "NotFound",
-                        format!("{} \"{name}\" not found", target.collection.plural),
-                    ),
-                ),
+                None => not_found(&target, name),
             },
             (Method::POST, None) => {
                 let name = body["metadata"]["name"]
@@ -517,14 +522,7 @@ impl FakeApiServer {
                 let next = match (&existing, content_type.as_str(), target.status) {
                     (None, "application/apply-patch+yaml", false) => body,
                     (None, _, _) => {
-                        return full(
-                            StatusCode::NOT_FOUND,
-                            &status_body(
-                                404,
-                                "NotFound",
-                                format!("{} \"{name}\" not found", target.collection.plural),
-                            ),
-                        );
+                        return not_found(&target, name);
                     }
                     (Some(old), _, true) => {
                         let mut next = old.clone();
@@ -558,14 +556,7 @@ impl FakeApiServer {
             (Method::PUT, Some(name)) => {
                 let key = State::key(&target, name);
                 let Some(existing) = state.objects.get(&key).cloned() else {
-                    return full(
-                        StatusCode::NOT_FOUND,
-                        &status_body(
-                            404,
-                            "NotFound",
-                            format!("{} \"{name}\" not found", target.collection.plural),
-                        ),
-                    );
+                    return not_found(&target, name);
                 };
                 // Optimistic concurrency, as the API server does it.
                 if body["metadata"]["resourceVersion"] != existing["metadata"]["resourceVersion"] {
@@ -609,14 +600,7 @@ impl FakeApiServer {
             (Method::DELETE, Some(name)) => {
                 match state.remove(&State::key(&target, name), &target.collection) {
                     Some(object) => full(StatusCode::OK, &object),
-                    None => full(
-                        StatusCode::NOT_FOUND,
-                        &status_body(
-                            404,
-                            "NotFound",
-                            format!("{} \"{name}\" not found", target.collection.plural),
-                        ),
-                    ),
+                    None => not_found(&target, name),
                 }
             }
             _ => full(
