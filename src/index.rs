@@ -40,9 +40,9 @@ pub struct NamespaceView {
 pub struct Index {
     registries: HashMap<String, IndexedRegistry>,
     namespaces: HashMap<String, NamespaceView>,
-    /// Pull Secrets known to exist, as (namespace, name), where the store
-    /// knows (the Kubernetes store); `None` where it does not.
-    present_pull_secrets: Option<HashSet<(String, String)>>,
+    /// Pull Secrets known to exist, by namespace, where the store knows
+    /// (the Kubernetes store); `None` where it does not.
+    present_pull_secrets: Option<HashMap<String, HashSet<String>>>,
 }
 
 impl Index {
@@ -104,16 +104,25 @@ impl Index {
 
     /// With the pull Secrets that exist in the cluster, so admission can
     /// warn when one it injects is not there yet.
-    pub fn with_present_pull_secrets(mut self, present: HashSet<(String, String)>) -> Self {
-        self.present_pull_secrets = Some(present);
+    pub fn with_present_pull_secrets(
+        mut self,
+        present: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        let mut by_namespace: HashMap<String, HashSet<String>> = HashMap::new();
+        for (namespace, name) in present {
+            by_namespace.entry(namespace).or_default().insert(name);
+        }
+        self.present_pull_secrets = Some(by_namespace);
         self
     }
 
     /// Known to be missing (not merely unknown).
     pub fn pull_secret_missing(&self, namespace: &str, name: &str) -> bool {
-        self.present_pull_secrets
-            .as_ref()
-            .is_some_and(|present| !present.contains(&(namespace.to_owned(), name.to_owned())))
+        self.present_pull_secrets.as_ref().is_some_and(|present| {
+            !present
+                .get(namespace)
+                .is_some_and(|names| names.contains(name))
+        })
     }
 
     pub fn registry(&self, name: &str) -> Option<&IndexedRegistry> {

@@ -96,12 +96,10 @@ impl Caches {
         let converted = records(&self.registries.state(), &self.secrets.state());
         let mut built = crate::index::Index::build(&converted.records);
         if let Some(pull_secrets) = &self.pull_secrets {
-            let present = pull_secrets
-                .state()
-                .iter()
-                .filter_map(|s| Some((s.metadata.namespace.clone()?, s.metadata.name.clone()?)))
-                .collect();
-            built = built.with_present_pull_secrets(present);
+            built =
+                built.with_present_pull_secrets(pull_secrets.state().iter().filter_map(|s| {
+                    Some((s.metadata.namespace.clone()?, s.metadata.name.clone()?))
+                }));
         }
         index.publish_index(built);
         converted
