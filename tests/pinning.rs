@@ -186,6 +186,17 @@ async fn registry_down_under_both_policies() {
             .contains("not_found"),
         "{response}"
     );
+    // Remembered briefly: the next admission of it does not ask the registry again.
+    let asked = registry.requests_matching("HEAD /v2/team/app/manifests/0.0.0-missing");
+    assert!(asked >= 1);
+    let again = deny
+        .review(&admission_review(&missing, "team-a", "CREATE"))
+        .await;
+    assert_eq!(again["status"]["message"], response["status"]["message"]);
+    assert_eq!(
+        registry.requests_matching("HEAD /v2/team/app/manifests/0.0.0-missing"),
+        asked
+    );
 
     registry.stop();
     let started = std::time::Instant::now();

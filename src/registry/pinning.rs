@@ -55,7 +55,14 @@ pub struct Pinner {
     /// One client (connection pool and token cache) per record version.
     clients: Cache<(String, i64), Arc<RegistryClient>>,
     digests: Cache<PinTarget, String>,
+    /// Recent failures, remembered briefly: while a registry is down or a
+    /// tag is missing, admissions answer at once instead of each waiting
+    /// out the deadline, and the registry is not hammered.
+    failures: Cache<PinTarget, ConnectError>,
 }
+
+/// How long a failed lookup is remembered.
+const FAILURE_TTL: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Pinner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,6 +84,10 @@ impl Pinner {
             digests: Cache::builder()
                 .max_capacity(options.cache_entries)
                 .time_to_live(options.cache_ttl)
+                .build(),
+            failures: Cache::builder()
+                .max_capacity(options.cache_entries)
+                .time_to_live(FAILURE_TTL.min(options.cache_ttl))
                 .build(),
         }
     }
@@ -145,7 +156,11 @@ impl Pinner {
     /// The digest of a tag, from the cache or (once, however many ask at
     /// the same time) from the registry.
     pub async fn digest(&self, target: &PinTarget) -> Result<String, ConnectError> {
-        self.digests
+        if let Some(failure) = self.failures.get(target).await {
+            return Err(failure);
+        }
+        let result = self
+            .digests
             .try_get_with_by_ref(target, async {
                 let client = self.client(&target.registry, target.version).await?;
                 client
@@ -153,7 +168,11 @@ impl Pinner {
                     .await
             })
             .await
-            .map_err(|e| (*e).clone())
+            .map_err(|e| (*e).clone());
+        if let Err(failure) = &result {
+            self.failures.insert(target.clone(), failure.clone()).await;
+        }
+        result
     }
 
     async fn client(&self, name: &str, version: i64) -> Result<Arc<RegistryClient>, ConnectError> {
