@@ -411,17 +411,9 @@ pub async fn verify_saved(
     Path(name): Path<String>,
 ) -> Result<Json<Registry>, ApiError> {
     let record = find(&state, &name).await?;
-    let server = record
-        .parsed_server()
-        .map_err(|e| ApiError::Store(StoreError::Backend(format!("stored server: {e}"))))?;
-    let credentials = state.store.credentials(&name).await?;
-    let result = state
+    let (updated, result) = state
         .connectivity
-        .check(&server, &record.tls, credentials)
-        .await;
-    let updated = state
-        .store
-        .set_status(&name, Connectivity::status_after(&result))
+        .recheck(state.store.as_ref(), &record)
         .await?;
     result.map_err(ApiError::CheckFailed)?;
     Ok(Json(updated))

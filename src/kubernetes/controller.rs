@@ -24,7 +24,6 @@ use super::state::Caches;
 use super::status::Wanted;
 use super::store::KubeStore;
 use crate::index::IndexHandle;
-use crate::registry::RegistryStatus;
 use crate::registry::connectivity::Connectivity;
 use crate::registry::store::RegistryStore;
 
@@ -182,13 +181,7 @@ async fn reverify_loop(
             continue;
         };
         for record in records {
-            let Ok(server) = record.parsed_server() else {
-                continue;
-            };
-            let credentials = store.credentials(&record.name).await.ok().flatten();
-            let result = connectivity.check(&server, &record.tls, credentials).await;
-            let status: RegistryStatus = Connectivity::status_after(&result);
-            if let Err(error) = store.set_status(&record.name, status).await {
+            if let Err(error) = connectivity.recheck(store.as_ref(), &record).await {
                 tracing::warn!(registry = %record.name, %error, "recording verification failed");
             }
         }
