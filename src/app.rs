@@ -1,6 +1,6 @@
 //! The commands, wired from their parts. `main` parses flags and calls these.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -112,11 +112,17 @@ fn admin_token(args: &ServeArgs) -> Result<String, AppError> {
             use base64::Engine;
             let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
             crate::registry::store::write_private_file(&path, token.as_bytes()).map_err(err)?;
-            // Printed once, on creation, to the terminal — not to the log.
-            eprintln!(
-                "registry-resolver: generated an API admin token (saved in {}):\n\n    {token}\n",
-                path.display()
-            );
+            // Shown once, on creation, to a person at a terminal. Output
+            // that goes to a file or a log collector would keep it, so
+            // there only the file's location is said.
+            if std::io::stderr().is_terminal() {
+                eprintln!(
+                    "registry-resolver: generated an API admin token (saved in {}):\n\n    {token}\n",
+                    path.display()
+                );
+            } else {
+                tracing::info!(file = %path.display(), "generated an API admin token; read it from the file");
+            }
             Ok(token)
         }
         Err(e) => Err(err(e)),

@@ -12,6 +12,7 @@
 //! the webhook must tell a person *which* part is wrong, and a general parser
 //! both normalises (`docker.io/library/…`) and answers only "invalid format".
 
+use crate::excerpt::excerpt;
 use std::fmt;
 
 /// The longest repository name (host and path) the distribution grammar accepts.
@@ -100,10 +101,10 @@ impl<'a> RelativeImage<'a> {
     pub fn join(&self, registry_address: &str) -> Result<String, ReferenceError> {
         let name_len = registry_address.len() + 1 + self.path.len();
         if name_len > NAME_TOTAL_LENGTH_MAX {
-            return Err(ReferenceError::NameTooLong(format!(
-                "{registry_address}/{}",
-                self.path
-            )));
+            let name = format!("{registry_address}/{}", self.path);
+            return Err(ReferenceError::NameTooLong(
+                excerpt(&name).to_owned_string(),
+            ));
         }
         let mut out = String::with_capacity(
             name_len + self.tag.map_or(0, |t| t.len() + 1) + self.digest.map_or(0, |d| d.len() + 1),
@@ -142,12 +143,16 @@ pub fn validate_path_component(component: &str) -> Result<(), ReferenceError> {
         return Err(ReferenceError::EmptyComponent);
     }
     if component.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(ReferenceError::Uppercase(component.to_owned()));
+        return Err(ReferenceError::Uppercase(
+            excerpt(component).to_owned_string(),
+        ));
     }
     if is_path_component(component) {
         Ok(())
     } else {
-        Err(ReferenceError::InvalidComponent(component.to_owned()))
+        Err(ReferenceError::InvalidComponent(
+            excerpt(component).to_owned_string(),
+        ))
     }
 }
 
@@ -205,13 +210,13 @@ fn validate_tag(tag: &str) -> Result<(), ReferenceError> {
     if ok {
         Ok(())
     } else {
-        Err(ReferenceError::InvalidTag(tag.to_owned()))
+        Err(ReferenceError::InvalidTag(excerpt(tag).to_owned_string()))
     }
 }
 
 /// `algorithm:hex`, with the lengths go-digest enforces for sha256 and sha512.
 fn validate_digest(digest: &str) -> Result<(), ReferenceError> {
-    let invalid = || ReferenceError::InvalidDigest(digest.to_owned());
+    let invalid = || ReferenceError::InvalidDigest(excerpt(digest).to_owned_string());
     let (algorithm, hex) = digest.split_once(':').ok_or_else(invalid)?;
     let algorithm_ok = algorithm.split(['+', '.', '_', '-']).all(|part| {
         let mut chars = part.chars();

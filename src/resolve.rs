@@ -4,6 +4,7 @@
 //! No I/O happens here. The webhook, the `resolve` command and the API's
 //! resolve preview all call these functions, so they can never disagree.
 
+use crate::excerpt::excerpt;
 use std::fmt;
 
 use crate::index::{Index, IndexedRegistry};
@@ -192,7 +193,7 @@ pub fn resolve(
             continue;
         }
         // Formatted only when there is a problem to report.
-        let what = || format!("{} {:?}", container.list.noun(), container.name);
+        let what = || format!("{} {:?}", container.list.noun(), excerpt(container.name));
         let choice = match choose_registry(template, container.name) {
             Ok(choice) => choice,
             Err(problem) => {
@@ -261,8 +262,10 @@ pub fn expand<'i>(
     index: &'i Index,
     pin: bool,
 ) -> Result<Expanded<'i>, String> {
+    // Quoted in denials: as short as a person needs to recognise it.
+    let quoted = excerpt(image);
     let parsed =
-        RelativeImage::parse(image).map_err(|e| format!("image {image:?} is invalid: {e}"))?;
+        RelativeImage::parse(image).map_err(|e| format!("image {quoted:?} is invalid: {e}"))?;
     let view = index.namespace(namespace);
     let authorized = || match view {
         Some(v) if !v.authorized.is_empty() => {
@@ -279,7 +282,7 @@ pub fn expand<'i>(
             Some(default) => default,
             None => {
                 return Err(format!(
-                    "image {image:?} names no registry and namespace {namespace:?} has no default registry; set annotation {REGISTRY_ANNOTATION} ({})",
+                    "image {quoted:?} names no registry and namespace {namespace:?} has no default registry; set annotation {REGISTRY_ANNOTATION} ({})",
                     authorized()
                 ));
             }
@@ -287,7 +290,8 @@ pub fn expand<'i>(
     };
     let registry = index.registry(name).ok_or_else(|| {
         format!(
-            "registry {name:?} (from {choice}) does not exist ({})",
+            "registry {:?} (from {choice}) does not exist ({})",
+            excerpt(name),
             authorized()
         )
     })?;
@@ -299,7 +303,7 @@ pub fn expand<'i>(
     }
     let image = parsed
         .join(&registry.image_prefix)
-        .map_err(|e| format!("image {image:?} is invalid with registry {name:?}: {e}"))?;
+        .map_err(|e| format!("image {quoted:?} is invalid with registry {name:?}: {e}"))?;
     let pin = ((pin || registry.pin_digests) && parsed.digest.is_none()).then(|| PinTarget {
         registry: registry.name.clone(),
         version: registry.version,
@@ -343,7 +347,7 @@ fn choose_registry<'a>(
     ) {
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (name, registry) = entry.split_once('=').ok_or_else(|| {
-                format!("annotation {CONTAINER_REGISTRIES_ANNOTATION}: entry {entry:?} is not container=registry")
+                format!("annotation {CONTAINER_REGISTRIES_ANNOTATION}: entry {:?} is not container=registry", excerpt(entry))
             })?;
             if name.trim() == container {
                 return Ok(Some((

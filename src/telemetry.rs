@@ -40,11 +40,32 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+/// Every value comes from a fixed set, so no client can grow the series
+/// count: the route as the router matched it (or `unmatched`), a known
+/// method (or `other`), the status we answered.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
+}
+
+/// A method as a label: the standard ones by name, anything invented
+/// (HTTP allows any token, of any length) as `other`.
+fn method_label(method: &http::Method) -> &'static str {
+    use http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::HEAD => "HEAD",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::DELETE => "DELETE",
+        M::OPTIONS => "OPTIONS",
+        M::CONNECT => "CONNECT",
+        M::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// The process's metrics, exposed on the admin listener.
@@ -109,11 +130,12 @@ impl Metrics {
         self.admission_requests.get_or_create(&labels).inc();
     }
 
-    pub fn observe_http(&self, route: &str, method: &str, status: u16) {
+    /// `route` is the router's matched pattern or `None`; never the raw path.
+    pub fn observe_http(&self, route: Option<&str>, method: &http::Method, status: u16) {
         self.http_requests
             .get_or_create(&ApiLabels {
-                route: route.to_owned(),
-                method: method.to_owned(),
+                route: route.unwrap_or("unmatched").to_owned(),
+                method: method_label(method),
                 status,
             })
             .inc();
@@ -127,5 +149,35 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_and_paths_share_one_series() {
+        let metrics = Metrics::new();
+        let series = |m: &Metrics| {
+            m.encode()
+                .lines()
+                .filter(|l| l.starts_with("registry_resolver_http_requests_total{"))
+                .count()
+        };
+        metrics.observe_http(None, &http::Method::GET, 404);
+        let invented =
+            |i: usize| http::Method::from_bytes(format!("X{i}{}", "Y".repeat(i)).as_bytes());
+        metrics.observe_http(None, &invented(0).expect("a valid token"), 404);
+        let before = series(&metrics);
+        for i in 1..200 {
+            metrics.observe_http(None, &invented(i).expect("a valid token"), 404);
+        }
+        assert_eq!(series(&metrics), before);
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"route="unmatched",method="other",status="404"} 200"#)
+        );
     }
 }

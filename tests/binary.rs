@@ -30,9 +30,18 @@ struct Served {
 
 impl Served {
     fn start(dir: &Path) -> Self {
+        Self::start_with_token(dir, Some(TOKEN))
+    }
+
+    /// `token: None` lets the server generate its own.
+    fn start_with_token(dir: &Path, token: Option<&str>) -> Self {
         let (port, admin_port) = (free_port(), free_port());
         let log = dir.join(format!("serve-{port}.log"));
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if let Some(token) = token {
+            command.env("REGISTRY_RESOLVER_ADMIN_TOKEN", token);
+        }
+        let child = command
             .arg("serve")
             .env("REGISTRY_RESOLVER_LISTEN", format!("127.0.0.1:{port}"))
             .env(
@@ -41,7 +50,6 @@ impl Served {
             )
             .env("REGISTRY_RESOLVER_DATA_DIR", dir.join("data"))
             .env("REGISTRY_RESOLVER_CERTS_DIR", dir.join("certs"))
-            .env("REGISTRY_RESOLVER_ADMIN_TOKEN", TOKEN)
             // Everything we log, at the most verbose level, to search for secrets.
             .env("REGISTRY_RESOLVER_LOG_LEVEL", "trace")
             .env("REGISTRY_RESOLVER_LOG_FORMAT", "json")
@@ -215,6 +223,74 @@ async fn passwords_and_tokens_never_reach_the_log() {
     for secret in [password, TOKEN, "not-the-token"] {
         assert!(!log.contains(secret), "log contains {secret:?}");
     }
+}
+
+#[tokio::test]
+async fn a_generated_token_stays_out_of_redirected_output_and_data_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Served::start_with_token(dir.path(), None);
+    let token_file = dir.path().join("data/admin-token");
+    let token = std::fs::read_to_string(&token_file).expect("token file written");
+    let token = token.trim().to_owned();
+    assert!(token.len() >= 32, "a real token: {token:?}");
+    // The token from the file works, so it is the one in use.
+    let client = client_trusting(&dir.path().join("certs/ca.crt"));
+    let create = client
+        .post(served.url("/api/v1/registries?verify=false"))
+        .bearer_auth(&token)
+        .json(&registry("demo", "pw-for-mode-check"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(create.status(), 201);
+    // While the server runs, the WAL and shared-memory files exist too.
+    for name in [
+        "registries.db",
+        "registries.db-wal",
+        "registries.db-shm",
+        "admin-token",
+        "encryption.key",
+    ] {
+        let mode = std::fs::metadata(dir.path().join("data").join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} has mode {:o}", mode & 0o777);
+    }
+    let log_path = served.log.clone();
+    served.sigterm();
+    let log = std::fs::read_to_string(log_path).expect("log");
+    assert!(
+        !log.contains(&token),
+        "stderr is a file here: the token must not be in it"
+    );
+    assert!(
+        log.contains("generated an API admin token")
+            && log.contains(&token_file.display().to_string()),
+        "the log says where the token is: {log}"
+    );
+}
+
+#[test]
+fn an_older_store_with_open_modes_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    seed_store(&data);
+    for name in ["registries.db", "registries.db-wal", "registries.db-shm"] {
+        let path = data.join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+    }
+    let (ok, _, stderr) = run_resolve(&["-n", "team-a"], &data, b"");
+    assert!(ok, "{stderr}");
+    let mode = std::fs::metadata(data.join("registries.db"))
+        .expect("db")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 fn seed_store(data_dir: &Path) {

@@ -14,12 +14,16 @@ use json_patch::PatchOperation;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::excerpt::{MESSAGE_CHARS, excerpt, shorten};
 use crate::index::Index;
 use crate::pod_template::{LocateSeed, Located, Str};
 use crate::resolve::{self, Choice, Denial, Resolution, Scope};
 pub use kinds::{HANDLED_KINDS, PodBearingKind};
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
+
+/// Longest `request.uid` accepted (a Kubernetes UID is a 36-byte UUID).
+const UID_MAX: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
@@ -382,7 +386,9 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
     let kind = review.kind.as_ref().map_or("", Str::as_str);
     if api_version != API_VERSION || kind != "AdmissionReview" {
         return Err(AdmissionError::UnsupportedVersion(format!(
-            "{api_version}/{kind}"
+            "{}/{}",
+            excerpt(api_version),
+            excerpt(kind)
         )));
     }
     let request = review
@@ -391,6 +397,12 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
     let uid = request
         .uid
         .ok_or_else(|| AdmissionError::Malformed("uid is missing".into()))?;
+    // The API server sends a UUID; the uid is echoed, so it is bounded.
+    if uid.len() > UID_MAX {
+        return Err(AdmissionError::Malformed(format!(
+            "uid is longer than {UID_MAX} bytes"
+        )));
+    }
     let allow = |uid: String| {
         Ok(Prepared {
             uid,
@@ -498,6 +510,11 @@ fn mutated(uid: String, mutation: Mutation) -> (ResponseOut, Outcome) {
 }
 
 fn deny(uid: String, message: String) -> (ResponseOut, Outcome) {
+    // Denials quote images and names from the object; keep the answer small.
+    let message = match shorten(&message, MESSAGE_CHARS) {
+        std::borrow::Cow::Owned(short) => short,
+        std::borrow::Cow::Borrowed(_) => message,
+    };
     (
         ResponseOut {
             uid,

@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::admission::AdmissionError;
+use crate::excerpt::{MESSAGE_CHARS, VALUE_CHARS, shorten};
 use crate::registry::client::ConnectError;
 use crate::registry::store::StoreError;
 use crate::registry::{FieldError, ValidationErrors};
@@ -145,22 +146,37 @@ impl ApiError {
     }
 }
 
+/// Most field errors one answer lists; a form shows the first ones, and
+/// the message says how many there were.
+const DETAILS_MAX: usize = 100;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, field, details) = self.parts();
+        let (status, code, field, mut details) = self.parts();
         let message = match &self {
             // Storage details stay in the log; the client learns only that it failed.
             Self::Store(StoreError::Backend(detail)) => {
                 tracing::error!(error = %detail, "storage failure");
                 "internal storage error; see the server log".to_owned()
             }
+            Self::Validation(errors) if errors.0.len() > DETAILS_MAX => format!(
+                "{} fields are invalid; the first {DETAILS_MAX} are listed in details",
+                errors.0.len()
+            ),
             other => other.to_string(),
         };
+        // Whatever a client sent that ends up in a message is bounded here,
+        // the one place every API error passes through.
+        details.truncate(DETAILS_MAX);
+        for detail in &mut details {
+            bound(&mut detail.field, VALUE_CHARS);
+            bound(&mut detail.message, VALUE_CHARS * 3);
+        }
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
-                message,
-                field,
+                message: shorten(&message, MESSAGE_CHARS).into_owned(),
+                field: field.map(|f| shorten(&f, VALUE_CHARS).into_owned()),
                 details,
             },
         };
@@ -172,5 +188,11 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+fn bound(text: &mut String, max_chars: usize) {
+    if let std::borrow::Cow::Owned(short) = shorten(text, max_chars) {
+        *text = short;
     }
 }

@@ -15,8 +15,8 @@ use crate::reference::validate_path_component;
 use crate::registry::connectivity::Connectivity;
 use crate::registry::store::{Credentials, StoreError};
 use crate::registry::{
-    PasswordChange, Registry, RegistryInput, RegistrySpec, RegistryStatus, WriteMode,
-    check_dns1123_label,
+    FieldError, PasswordChange, Registry, RegistryInput, RegistrySpec, RegistryStatus,
+    ValidationErrors, WriteMode, check_dns1123_label, dedup,
 };
 use crate::resolve::{self, Choice};
 
@@ -70,10 +70,45 @@ pub struct ListQuery {
     pub namespace: Option<String>,
 }
 
+/// Most names one `registries:batchDelete` takes: a console page of
+/// selections many times over; larger clean-ups take several calls.
+pub const BATCH_DELETE_MAX: usize = 1000;
+
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchDeleteRequest {
+    /// Record names, at most 1000; repeated names count once.
     pub names: Vec<String>,
+}
+
+impl BatchDeleteRequest {
+    /// The distinct names, in the order given, each a valid record name.
+    fn validate(self) -> Result<Vec<String>, ApiError> {
+        if self.names.len() > BATCH_DELETE_MAX {
+            return Err(ApiError::InvalidField {
+                field: Some("names".into()),
+                message: format!(
+                    "at most {BATCH_DELETE_MAX} names per call (got {})",
+                    self.names.len()
+                ),
+            });
+        }
+        let details: Vec<FieldError> = self
+            .names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                check_dns1123_label(name).err().map(|message| FieldError {
+                    field: format!("names[{i}]"),
+                    message,
+                })
+            })
+            .collect();
+        if !details.is_empty() {
+            return Err(ValidationErrors(details).into());
+        }
+        Ok(dedup(self.names))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -244,12 +279,15 @@ pub async fn delete(
 
 #[utoipa::path(post, path = "/api/v1/registries:batchDelete", tag = "registries",
     request_body = BatchDeleteRequest,
-    responses((status = 200, description = "What was deleted and what did not exist", body = BatchDeleteResponse)))]
+    responses(
+        (status = 200, description = "What was deleted and what did not exist", body = BatchDeleteResponse),
+        (status = 422, description = "More than 1000 names, or a name that is not a valid record name", body = ErrorBody),
+    ))]
 pub async fn batch_delete(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<BatchDeleteRequest>,
 ) -> Result<Json<BatchDeleteResponse>, ApiError> {
-    let result = state.store.delete_many(request.names).await?;
+    let result = state.store.delete_many(request.validate()?).await?;
     if !result.deleted.is_empty() {
         tracing::info!(registries = ?result.deleted, "registries deleted");
     }

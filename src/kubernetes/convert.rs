@@ -6,7 +6,11 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::crd::ImageRegistry;
-use crate::registry::{Registry, RegistryStatus, Server, TlsOptions};
+use crate::excerpt::excerpt;
+use crate::registry::{
+    NAMESPACES_MAX, Registry, RegistryStatus, Server, TlsOptions, check_dns1123_label,
+    check_dns1123_subdomain,
+};
 
 /// Username and password from a `kubernetes.io/basic-auth` Secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,7 +71,28 @@ pub fn to_record(
         .clone()
         .ok_or("ImageRegistry without a name")?;
     let spec = &object.spec;
-    let server = Server::parse(&spec.server).map_err(|e| format!("ImageRegistry {name:?}: {e}"))?;
+    // The API refuses these on write; objects applied to the cluster
+    // directly are checked here, so no record with an unusable name or
+    // pull Secret name reaches the webhook.
+    check_dns1123_label(&name).map_err(|e| format!("ImageRegistry name: {e}"))?;
+    let label = excerpt(&name);
+    if let Some(secret) = &spec.pull_secret_name {
+        check_dns1123_subdomain(secret)
+            .map_err(|e| format!("ImageRegistry {label:?}: pullSecretName: {e}"))?;
+    }
+    for (field, list) in [
+        ("namespaces", &spec.namespaces),
+        ("defaultFor", &spec.default_for),
+    ] {
+        if list.len() > NAMESPACES_MAX {
+            return Err(format!(
+                "ImageRegistry {label:?}: {field}: at most {NAMESPACES_MAX} namespaces (got {})",
+                list.len()
+            ));
+        }
+    }
+    let server =
+        Server::parse(&spec.server).map_err(|e| format!("ImageRegistry {label:?}: {e}"))?;
     let created = object
         .metadata
         .creation_timestamp
@@ -203,6 +228,23 @@ mod tests {
         assert_eq!(record.updated_at.to_rfc3339(), "2026-11-05T00:00:00+00:00");
         let public = to_record(&object("pub", "2026-11-01T00:00:00Z", &[]), None).expect("record");
         assert!(!public.has_credentials());
+    }
+
+    #[test]
+    fn objects_with_unusable_names_never_become_records() {
+        let dotted = object("a.b", "2026-11-01T00:00:00Z", &[]);
+        let error = to_record(&dotted, None).expect_err("a record name is a DNS-1123 label");
+        assert!(error.contains("ImageRegistry name"), "{error}");
+        for secret in ["", "Pull_Secret"] {
+            let mut bad = object("harbor", "2026-11-01T00:00:00Z", &[]);
+            bad.spec.pull_secret_name = Some(secret.into());
+            let error = to_record(&bad, None).expect_err("pullSecretName is checked");
+            assert!(error.contains("pullSecretName"), "{error}");
+        }
+        let mut many = object("harbor", "2026-11-01T00:00:00Z", &[]);
+        many.spec.namespaces = (0..=NAMESPACES_MAX).map(|i| format!("ns-{i}")).collect();
+        let error = to_record(&many, None).expect_err("too many namespaces");
+        assert!(error.contains("at most"), "{error}");
     }
 
     #[test]

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 /// the server parses it fully before anything is used.
 const SERVER_RULE: &str = r"self.matches('^([hH][tT][tT][pP][sS]?://)?([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?(/[a-z0-9]+([._/-]+[a-z0-9]+)*)?/?$')";
 
+/// A Secret name, as Kubernetes checks it (DNS-1123 subdomain).
+const SECRET_NAME_RULE: &str =
+    r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')";
+
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "registry-resolver.io",
@@ -49,6 +53,8 @@ pub struct ImageRegistrySpec {
     /// The `kubernetes.io/dockerconfigjson` Secret replicated into every
     /// authorized namespace and injected into workloads; defaults to the name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(SECRET_NAME_RULE).message("pullSecretName must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'"))]
     pub pull_secret_name: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pin_digests: bool,
@@ -145,6 +151,14 @@ mod tests {
             spec(json!({"server": "r.example", "namespaces": []})).is_err(),
             "no namespaces"
         );
+        assert!(spec(json!({"server": "r.example", "namespaces": ["a"], "pullSecretName": "pull.secret-1"})).is_ok());
+        for bad in ["", "Upper", "a..b", "-a", "a_b"] {
+            assert!(
+                spec(json!({"server": "r.example", "namespaces": ["a"], "pullSecretName": bad}))
+                    .is_err(),
+                "pullSecretName {bad:?} should be rejected"
+            );
+        }
         for bad in [
             "ftp://r.example",
             "r.example/Library",

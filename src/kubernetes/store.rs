@@ -344,9 +344,6 @@ impl RegistryStore for KubeStore {
     async fn delete_many(&self, names: Vec<String>) -> Result<BatchDeleted, StoreError> {
         let mut result = BatchDeleted::default();
         for name in names {
-            if result.deleted.contains(&name) || result.not_found.contains(&name) {
-                continue;
-            }
             if self.delete(&name).await? {
                 result.deleted.push(name);
             } else {

@@ -1,6 +1,7 @@
 //! The registry record: what the API returns, what it accepts, and the rules
 //! that turn the second into the first.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -8,11 +9,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::server::Server;
+use crate::excerpt::excerpt;
 
 /// Most characters accepted for free text fields.
 const DESCRIPTION_MAX: usize = 1024;
 const USERNAME_MAX: usize = 255;
 const PASSWORD_MAX: usize = 4096;
+/// Most namespaces one record may list (in `namespaces`, and in
+/// `defaultFor`): far above any real project list, and low enough that a
+/// record stays a small object in the store and in the cluster.
+pub const NAMESPACES_MAX: usize = 5000;
 
 /// A registry record as the API returns it. The password is never here:
 /// `hasPassword` says whether one is stored.
@@ -246,22 +252,27 @@ impl RegistryInput {
             (Some(body), Some(path)) if body != path => {
                 fail(
                     "name",
-                    format!("name is immutable: the URL names {path:?}, the body {body:?}"),
+                    format!(
+                        "name is immutable: the URL names {:?}, the body {:?}",
+                        excerpt(path),
+                        excerpt(&body)
+                    ),
                 );
-                path.to_owned()
+                Some(path.to_owned())
             }
-            (_, Some(path)) => path.to_owned(),
-            (Some(body), None) => body,
+            (_, Some(path)) => Some(path.to_owned()),
+            (Some(body), None) => Some(body),
             (None, None) => {
                 fail("name", "required".into());
-                String::new()
+                None
             }
         };
-        if !name.is_empty()
-            && let Err(message) = check_dns1123_label(&name)
-        {
+        // An empty name is refused like any invalid one: a record that
+        // cannot be named in a URL could never be read, changed or deleted.
+        if let Some(Err(message)) = name.as_deref().map(check_dns1123_label) {
             fail("name", message);
         }
+        let name = name.unwrap_or_default();
 
         let server = match self.server.as_deref().map(Server::parse) {
             Some(Ok(server)) => Some(server),
@@ -320,7 +331,25 @@ impl RegistryInput {
             );
         }
 
-        let namespaces = dedup(self.namespaces.unwrap_or_default());
+        // Counted before anything else is done with them, so an oversized
+        // list costs one comparison and is not looked at further.
+        let mut namespace_list = |field: &str, list: Option<Vec<String>>| {
+            let list = list.unwrap_or_default();
+            if list.len() > NAMESPACES_MAX {
+                fail(
+                    field,
+                    format!("at most {NAMESPACES_MAX} namespaces (got {})", list.len()),
+                );
+                return None;
+            }
+            Some(dedup(list))
+        };
+        let namespaces = namespace_list("namespaces", self.namespaces);
+        let default_for = namespace_list("defaultFor", self.default_for);
+        let (namespaces, default_for) = match (namespaces, default_for) {
+            (Some(namespaces), Some(default_for)) => (namespaces, default_for),
+            _ => return Err(ValidationErrors(errors)),
+        };
         if namespaces.is_empty() {
             fail("namespaces", "at least one namespace is required".into());
         }
@@ -329,15 +358,16 @@ impl RegistryInput {
                 fail(&format!("namespaces[{i}]"), message);
             }
         }
-        let default_for = dedup(self.default_for.unwrap_or_default());
+        let authorized: HashSet<&str> = namespaces.iter().map(String::as_str).collect();
         for (i, ns) in default_for.iter().enumerate() {
-            if !namespaces.contains(ns) {
+            if !authorized.contains(ns.as_str()) {
                 fail(
                     &format!("defaultFor[{i}]"),
-                    format!("namespace {ns:?} is not in namespaces"),
+                    format!("namespace {:?} is not in namespaces", excerpt(ns)),
                 );
             }
         }
+        drop(authorized);
 
         let tls = self.tls.unwrap_or_default();
         if let Some(pem) = &tls.ca_bundle
@@ -348,10 +378,13 @@ impl RegistryInput {
 
         // Defaulted from the name, it is only as valid as the name, which
         // was checked above: report one problem once.
-        let pull_secret_name = match self.pull_secret_name.filter(|s| !s.is_empty()) {
+        let pull_secret_name = match self.pull_secret_name {
             Some(given) => {
                 if let Err(message) = check_dns1123_subdomain(&given) {
-                    fail("pullSecretName", message);
+                    fail(
+                        "pullSecretName",
+                        format!("{message}; leave it out to use the record's name"),
+                    );
                 }
                 given
             }
@@ -377,24 +410,27 @@ impl RegistryInput {
     }
 }
 
-fn dedup(items: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(items.len());
-    for item in items {
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out
+/// The items in their first-seen order, each once; linear time.
+pub fn dedup(items: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(items.len());
+    items
+        .into_iter()
+        .filter(|item| seen.insert(item.clone()))
+        .collect()
 }
 
 /// RFC 1123 label, as Kubernetes checks namespace and object names.
 pub fn check_dns1123_label(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let quoted = excerpt(value);
     if value.len() > 63 {
-        return Err(format!("{value:?} is longer than 63 characters"));
+        return Err(format!("{quoted:?} is longer than 63 characters"));
     }
     if !is_label(value) {
         return Err(format!(
-            "{value:?} is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+            "{quoted:?} is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
         ));
     }
     Ok(())
@@ -402,12 +438,16 @@ pub fn check_dns1123_label(value: &str) -> Result<(), String> {
 
 /// RFC 1123 subdomain, as Kubernetes checks Secret names.
 pub fn check_dns1123_subdomain(value: &str) -> Result<(), String> {
-    if value.len() > 253 {
-        return Err(format!("{value:?} is longer than 253 characters"));
+    if value.is_empty() {
+        return Err("must not be empty".into());
     }
-    if value.is_empty() || !value.split('.').all(is_label) {
+    let quoted = excerpt(value);
+    if value.len() > 253 {
+        return Err(format!("{quoted:?} is longer than 253 characters"));
+    }
+    if !value.split('.').all(is_label) {
         return Err(format!(
-            "{value:?} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'"
+            "{quoted:?} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'"
         ));
     }
     Ok(())

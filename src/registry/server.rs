@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::excerpt::excerpt;
 use crate::reference::validate_path_component;
 
 /// How we (and the nodes) talk to a registry.
@@ -38,7 +39,13 @@ pub enum ServerError {
     Forbidden(&'static str),
     #[error("server path prefix: {0}")]
     Prefix(String),
+    #[error("server is longer than {ADDRESS_MAX} characters (after the scheme)")]
+    TooLong,
 }
+
+/// An image name (`host[:port]/prefix/repository`) is at most 255
+/// characters, so an address longer than that could never name an image.
+const ADDRESS_MAX: usize = 255;
 
 impl Server {
     pub fn parse(input: &str) -> Result<Self, ServerError> {
@@ -50,10 +57,13 @@ impl Server {
             Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
                 "http" => (Scheme::Http, rest),
                 "https" => (Scheme::Https, rest),
-                _ => return Err(ServerError::Scheme(scheme.to_owned())),
+                _ => return Err(ServerError::Scheme(excerpt(scheme).to_owned_string())),
             },
             None => (Scheme::Https, input),
         };
+        if rest.len() > ADDRESS_MAX {
+            return Err(ServerError::TooLong);
+        }
         let scheme_str = match scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
@@ -201,5 +211,8 @@ mod tests {
                 "{input:?} should be rejected"
             );
         }
+        let long = format!("https://{}.example", "a".repeat(250));
+        assert_eq!(Server::parse(&long), Err(ServerError::TooLong));
+        assert!(Server::parse(&format!("{}.example", "a".repeat(200))).is_ok());
     }
 }

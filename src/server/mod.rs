@@ -26,6 +26,7 @@ use crate::admission;
 use crate::api::body::read_body;
 use crate::api::error::ApiError;
 use crate::api::{self, AppState};
+use crate::excerpt::{MESSAGE_CHARS, shorten};
 pub use tls::{ReloadingCert, TlsError};
 
 /// Largest AdmissionReview we read; the API server's own limit is 3 MiB objects.
@@ -116,7 +117,8 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
         }
         Err(error) => {
             state.metrics.observe_admission(None, elapsed);
-            tracing::warn!(%error, "rejected AdmissionReview");
+            let error_text = error.to_string();
+            tracing::warn!(error = %shorten(&error_text, MESSAGE_CHARS), "rejected AdmissionReview");
             ApiError::from(error).into_response()
         }
     }
@@ -131,14 +133,14 @@ async fn count_requests(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let response = next.run(request).await;
-    metrics.observe_http(&route, &method, response.status().as_u16());
+    metrics.observe_http(
+        route.as_ref().map(MatchedPath::as_str),
+        &method,
+        response.status().as_u16(),
+    );
     response
 }
 

@@ -85,6 +85,7 @@ pub trait RegistryStore: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<Registry>, StoreError>;
     /// `true` if it existed.
     async fn delete(&self, name: &str) -> Result<bool, StoreError>;
+    /// Deletes each of `names`, which are distinct (the API de-duplicates).
     async fn delete_many(&self, names: Vec<String>) -> Result<BatchDeleted, StoreError>;
     async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError>;
 }

@@ -41,6 +41,7 @@ struct Inner {
 impl SqliteStore {
     /// Opens (creating and migrating) the database and publishes its records.
     pub fn open(path: &Path, cipher: Cipher, index: Arc<IndexHandle>) -> Result<Self, StoreError> {
+        make_private(path)?;
         let mut conn = Connection::open(path).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
@@ -228,7 +229,7 @@ impl RegistryStore for SqliteStore {
                     .map_err(backend)?;
                 if removed > 0 {
                     result.deleted.push(name);
-                } else if !result.not_found.contains(&name) && !result.deleted.contains(&name) {
+                } else {
                     result.not_found.push(name);
                 }
             }
@@ -258,6 +259,37 @@ impl RegistryStore for SqliteStore {
         })
         .await
     }
+}
+
+/// The database and its `-wal` and `-shm` files readable by us alone: they
+/// hold the records (sealed passwords, but names, users and CAs in clear).
+/// SQLite creates the other two with the database file's mode, so creating
+/// that one 0600 is enough for a new store; an older store's files are
+/// tightened here too.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let private = std::fs::Permissions::from_mode(0o600);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::set_permissions(&file, private.clone()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "making {} private: {e}",
+                    Path::new(&file).display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn list_records(conn: &Connection) -> Result<Vec<Registry>, StoreError> {
