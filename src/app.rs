@@ -8,7 +8,7 @@ use crate::api::{AppState, Auth};
 use crate::certs::{self, CertPaths, CertSubjects};
 use crate::cli::{CertsArgs, ResolveArgs, ServeArgs, StoreArgs, StoreKind};
 use crate::index::IndexHandle;
-use crate::registry::client::ClientOptions;
+use crate::registry::client::{AddressPolicy, ClientOptions};
 use crate::registry::connectivity::{Connectivity, ConnectivityOptions};
 use crate::registry::pinning::{PinOptions, Pinner};
 use crate::registry::store::{Cipher, CipherError, RegistryStore, SqliteStore, StoreError};
@@ -181,9 +181,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
     let client_options = ClientOptions {
         connect_timeout: args.registry_connect_timeout,
         request_timeout: args.registry_request_timeout,
+        addresses: Arc::new(AddressPolicy {
+            allow_loopback: args
+                .registry_allow_loopback
+                .unwrap_or(args.store_kind == StoreKind::Embedded),
+            allow_link_local: args.registry_allow_link_local,
+            deny: args.registry_deny_cidrs.clone(),
+        }),
     };
     let connectivity = Arc::new(Connectivity::new(ConnectivityOptions {
-        client: client_options,
+        client: client_options.clone(),
         check_timeout: args.registry_check_timeout,
         browse_cache_ttl: args.browse_cache_ttl,
         browse_cache_entries: args.browse_cache_entries,

@@ -154,6 +154,26 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_RESOLVER_REGISTRY_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub registry_request_timeout: Duration,
 
+    /// Send registry requests (checks, browsing, pinning, token services) to
+    /// loopback addresses. Default: true with the embedded store (a laptop
+    /// lab), false with --store kubernetes (it would reach the pod itself).
+    #[arg(long, env = "REGISTRY_RESOLVER_REGISTRY_ALLOW_LOOPBACK")]
+    pub registry_allow_loopback: Option<bool>,
+
+    /// Send registry requests to link-local addresses (169.254.0.0/16,
+    /// fe80::/10), where cloud metadata services answer. Default: false.
+    #[arg(long, env = "REGISTRY_RESOLVER_REGISTRY_ALLOW_LINK_LOCAL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub registry_allow_link_local: bool,
+
+    /// More address ranges (CIDR, comma-separated) registry requests may not
+    /// go to, e.g. `10.96.0.0/12` for a cluster's Service range.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_REGISTRY_DENY_CIDRS",
+        value_delimiter = ','
+    )]
+    pub registry_deny_cidrs: Vec<ipnet::IpNet>,
+
     /// Deadline for a whole registry check or listing (challenge, token, retries, pages).
     #[arg(long, env = "REGISTRY_RESOLVER_REGISTRY_CHECK_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub registry_check_timeout: Duration,

@@ -102,6 +102,7 @@ fn variants() -> Vec<(&'static str, Vec<String>)> {
                 "webhook.excludeNamespaces={monitoring,ci}".into(),
                 "server.logFormat=text".into(),
                 "server.pinFailurePolicy=deny".into(),
+                "server.registryDenyCidrs={10.96.0.0/12,fd00::/8}".into(),
                 "priorityClassName=system-cluster-critical".into(),
             ],
         ),
@@ -164,6 +165,14 @@ fn lints_and_renders_in_every_mode() {
                 assert_eq!(find(&docs, "Deployment")["spec"]["replicas"], 3);
                 find(&docs, "NetworkPolicy");
                 find(&docs, "ServiceMonitor");
+                let args =
+                    &find(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"];
+                assert!(
+                    args.as_array().is_some_and(
+                        |a| a.contains(&json!("--registry-deny-cidrs=10.96.0.0/12,fd00::/8"))
+                    ),
+                    "{args}"
+                );
                 let excluded = &hook["namespaceSelector"]["matchExpressions"][0]["values"];
                 assert_eq!(
                     excluded,

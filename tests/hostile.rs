@@ -309,3 +309,406 @@ async fn echoed_values_are_truncated() {
         assert!(text.len() < 4096, "answer is {} bytes", text.len());
     }
 }
+
+// --- What a registry (or anything posing as one) sends back ---
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use registry_resolver::registry::client::AddressPolicy;
+
+/// Serves `app` on a loopback port, as a registry would.
+async fn fake_registry(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// A listener that only counts the connections made to it.
+async fn counting_listener(ip: &str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (addr, count)
+}
+
+fn v2_ok() -> impl IntoResponse {
+    (
+        [("docker-distribution-api-version", "registry/2.0")],
+        axum::Json(json!({})),
+    )
+}
+
+async fn browse(server: &TestServer, registry: SocketAddr, path: &str) -> (u16, Value) {
+    let (status, answer) = send(
+        server,
+        Method::PUT,
+        "/registries/fake?verify=false",
+        json!({"name": "fake", "server": format!("http://{registry}"), "namespaces": ["a"]}),
+    )
+    .await;
+    if status == 404 {
+        let (status, answer) = send(
+            server,
+            Method::POST,
+            "/registries?verify=false",
+            json!({"name": "fake", "server": format!("http://{registry}"), "namespaces": ["a"]}),
+        )
+        .await;
+        assert_eq!(status, 201, "{answer}");
+    } else {
+        assert_eq!(status, 200, "{answer}");
+    }
+    send(
+        server,
+        Method::GET,
+        &format!("/registries/fake{path}"),
+        Value::Null,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn registry_answers_are_read_only_up_to_a_cap() {
+    let produced = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let produced = produced.clone();
+        axum::Router::new()
+            .route("/v2/", axum::routing::get(|| async { v2_ok() }))
+            // 200 MiB of catalog, made as it is read, with no length announced.
+            .route(
+                "/v2/_catalog",
+                axum::routing::get(move || {
+                    let produced = produced.clone();
+                    async move {
+                        let chunk = bytes::Bytes::from(vec![b' '; 64 * 1024]);
+                        let first = bytes::Bytes::from_static(b"{\"repositories\": [");
+                        let stream = futures_util::stream::unfold(0usize, move |sent| {
+                            let (produced, chunk, first) =
+                                (produced.clone(), chunk.clone(), first.clone());
+                            async move {
+                                if sent >= 200 * 1024 * 1024 {
+                                    return None;
+                                }
+                                let next = if sent == 0 { first } else { chunk };
+                                produced.fetch_add(next.len(), Ordering::SeqCst);
+                                Some((Ok::<_, std::io::Error>(next.clone()), sent + next.len()))
+                            }
+                        });
+                        axum::body::Body::from_stream(stream)
+                    }
+                }),
+            )
+    };
+    let registry = fake_registry(app).await;
+    let server = TestServer::start().await;
+
+    let (status, answer) = browse(&server, registry, "/repositories").await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["code"], "response_too_large", "{answer}");
+    let sent = produced.load(Ordering::SeqCst);
+    assert!(
+        sent < 32 * 1024 * 1024,
+        "the registry got to send {} MiB before we stopped reading",
+        sent / 1024 / 1024
+    );
+
+    // An answer that announces 100 MB is refused on its headers.
+    let announcer = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let announcing = announcer.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = announcer.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n{\"tags\": [";
+                let _ = stream.write_all(head.as_bytes()).await;
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let (status, answer) = browse(&server, announcing, "/repositories/big/tags").await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["code"], "response_too_large", "{answer}");
+}
+
+#[tokio::test]
+async fn catalog_paging_that_loops_is_cut_short() {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let requests = requests.clone();
+        axum::Router::new()
+            .route("/v2/", axum::routing::get(|| async { v2_ok() }))
+            .route(
+                "/v2/_catalog",
+                axum::routing::get(move || {
+                    let requests = requests.clone();
+                    async move {
+                        requests.fetch_add(1, Ordering::SeqCst);
+                        (
+                            [(header::LINK, r#"</v2/_catalog?last=a&n=1000>; rel="next""#)],
+                            axum::Json(json!({"repositories": ["a"]})),
+                        )
+                    }
+                }),
+            )
+    };
+    let registry = fake_registry(app).await;
+    let server = TestServer::start().await;
+    let (status, answer) = browse(&server, registry, "/repositories").await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["code"], "paging_loop", "{answer}");
+    assert!(
+        requests.load(Ordering::SeqCst) <= 3,
+        "{} requests",
+        requests.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn remote_text_is_never_quoted_in_errors() {
+    let app = axum::Router::new()
+        .route("/v2/", axum::routing::get(|| async { v2_ok() }))
+        .route(
+            "/v2/_catalog",
+            axum::routing::get(|| async {
+                axum::Json(json!({"repositories": "REMOTE-TEXT-IN-BODY"}))
+            }),
+        )
+        .route(
+            "/v2/team/app/tags/list",
+            axum::routing::get(|| async { "REMOTE-TEXT-NOT-JSON" }),
+        );
+    let registry = fake_registry(app).await;
+    let server = TestServer::start().await;
+    for path in ["/repositories", "/repositories/team/app/tags"] {
+        let (status, answer) = browse(&server, registry, path).await;
+        assert_eq!(status, 502, "{answer}");
+        assert_eq!(answer["error"]["code"], "registry_error", "{answer}");
+        assert!(!answer.to_string().contains("REMOTE-TEXT"), "{answer}");
+    }
+
+    // A realm that is no URL: named as such, not quoted.
+    let app = axum::Router::new().route(
+        "/v2/",
+        axum::routing::get(|| async {
+            (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    r#"Bearer realm="REMOTE-TEXT-REALM",service="x""#,
+                )],
+            )
+        }),
+    );
+    let registry = fake_registry(app).await;
+    let (status, answer) = send(
+        &server,
+        Method::POST,
+        "/registries:verify",
+        json!({"server": format!("http://{registry}"), "namespaces": ["a"], "username": "u", "password": "p"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "not_a_registry", "{answer}");
+    assert!(!answer.to_string().contains("REMOTE-TEXT"), "{answer}");
+}
+
+#[tokio::test]
+async fn credentials_go_to_a_plain_http_token_service_only_at_the_registry_origin() {
+    // The token service on another port of the same host, over plain HTTP.
+    let (elsewhere, contacted) = counting_listener("127.0.0.1").await;
+    let realm = format!("http://{elsewhere}/token");
+    let app = axum::Router::new().route(
+        "/v2/",
+        axum::routing::get(move || {
+            let challenge = format!(r#"Bearer realm="{realm}",service="registry""#);
+            async move {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, challenge)],
+                )
+            }
+        }),
+    );
+    let registry = fake_registry(app).await;
+    let server = TestServer::start().await;
+    let body = json!({"server": format!("http://{registry}"), "namespaces": ["a"],
+                      "username": "robot", "password": "Realm-Pw-1"});
+    let (status, answer) = send(&server, Method::POST, "/registries:verify", body).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "insecure_token_realm", "{answer}");
+    assert_eq!(
+        contacted.load(Ordering::SeqCst),
+        0,
+        "nothing was sent to the other port"
+    );
+
+    // The registry's own origin over plain HTTP is where its logins go.
+    let seen_basic = Arc::new(AtomicUsize::new(0));
+    let app_origin = {
+        let seen_basic = seen_basic.clone();
+        move |addr: SocketAddr| {
+            let seen_basic = seen_basic.clone();
+            let realm = format!("http://{addr}/token");
+            axum::Router::new()
+                .route(
+                    "/v2/",
+                    axum::routing::get(move |headers: HeaderMap| {
+                        let realm = realm.clone();
+                        async move {
+                            if headers
+                                .get(header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok())
+                                == Some("Bearer the-token")
+                            {
+                                return v2_ok().into_response();
+                            }
+                            (
+                                StatusCode::UNAUTHORIZED,
+                                [(
+                                    header::WWW_AUTHENTICATE,
+                                    format!(r#"Bearer realm="{realm}""#),
+                                )],
+                            )
+                                .into_response()
+                        }
+                    }),
+                )
+                .route(
+                    "/token",
+                    axum::routing::get(move |headers: HeaderMap| {
+                        let seen_basic = seen_basic.clone();
+                        async move {
+                            if headers
+                                .get(header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok())
+                                .is_some_and(|v| v.starts_with("Basic "))
+                            {
+                                seen_basic.fetch_add(1, Ordering::SeqCst);
+                            }
+                            axum::Json(json!({"token": "the-token"}))
+                        }
+                    }),
+                )
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = app_origin(addr);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let body = json!({"server": format!("http://{addr}"), "namespaces": ["a"],
+                      "username": "robot", "password": "Realm-Pw-1"});
+    let (status, answer) = send(&server, Method::POST, "/registries:verify", body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        seen_basic.load(Ordering::SeqCst),
+        1,
+        "the login went to the registry's own token path"
+    );
+}
+
+#[tokio::test]
+async fn link_local_and_refused_addresses_are_never_contacted() {
+    // Refused before any connection: link-local literals, whatever the port.
+    let server = TestServer::start().await;
+    for address in [
+        "http://169.254.169.254",
+        "http://[fe80::1]:5000",
+        "https://[::ffff:169.254.169.254]",
+    ] {
+        let (status, answer) = send(
+            &server,
+            Method::POST,
+            "/registries:verify",
+            json!({"server": address, "namespaces": ["a"]}),
+        )
+        .await;
+        assert_eq!(status, 422, "{address}: {answer}");
+        assert_eq!(
+            answer["error"]["code"], "address_refused",
+            "{address}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("link-local")),
+            "{answer}"
+        );
+    }
+
+    // Loopback refused (as in a cluster), by IP and by a name that resolves
+    // to it; a listener there sees no connection at all.
+    let (target, contacted) = counting_listener("127.0.0.1").await;
+    let server = TestServer::start_with_addresses(AddressPolicy {
+        allow_loopback: false,
+        allow_link_local: false,
+        deny: vec!["127.0.0.2/32".parse().expect("net")],
+    })
+    .await;
+    for address in [
+        format!("http://127.0.0.1:{}", target.port()),
+        format!("http://localhost:{}", target.port()),
+        format!("https://localhost:{}", target.port()),
+    ] {
+        let (status, answer) = send(
+            &server,
+            Method::POST,
+            "/registries:verify",
+            json!({"server": address, "namespaces": ["a"]}),
+        )
+        .await;
+        assert_eq!(status, 422, "{address}: {answer}");
+        assert_eq!(
+            answer["error"]["code"], "address_refused",
+            "{address}: {answer}"
+        );
+    }
+    assert_eq!(contacted.load(Ordering::SeqCst), 0);
+
+    // An operator's own range, with loopback otherwise allowed.
+    let (listed, contacted) = counting_listener("127.0.0.2").await;
+    let server = TestServer::start_with_addresses(AddressPolicy {
+        deny: vec!["127.0.0.2/32".parse().expect("net")],
+        ..AddressPolicy::default()
+    })
+    .await;
+    let (status, answer) = send(
+        &server,
+        Method::POST,
+        "/registries:verify",
+        json!({"server": format!("http://{listed}"), "namespaces": ["a"]}),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "address_refused", "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("127.0.0.2/32")),
+        "{answer}"
+    );
+    assert_eq!(contacted.load(Ordering::SeqCst), 0);
+}

@@ -18,8 +18,11 @@ fn deployment(image: &str, annotations: Value) -> Value {
 }
 
 async fn add_registry(server: &TestServer, registry: &Distribution, pin: bool) {
-    let body = json!({"name": "reg", "server": registry.server(), "username": USER, "password": PASSWORD,
+    let mut body = json!({"name": "reg", "server": registry.server(), "username": USER, "password": PASSWORD,
                       "namespaces": ["team-a"], "defaultFor": ["team-a"], "pinDigests": pin});
+    if let Some(ca) = &registry.ca_pem {
+        body["tls"] = json!({"caBundle": ca});
+    }
     let response = server
         .api(Method::POST, "/registries")
         .json(&body)

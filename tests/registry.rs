@@ -224,13 +224,14 @@ async fn certificate_for_another_name_is_reported_with_its_names() {
 async fn token_auth_like_harbor() {
     let registry = Distribution::start(Mode::Token).await;
     let server = TestServer::start().await;
-    assert_eq!(
-        check(&server, &record("tok", &registry.server(), true))
-            .await
-            .0,
-        "ok"
-    );
-    let mut wrong = record("tok", &registry.server(), true);
+    // The token service's CA, as a Harbor record carries its private CA.
+    let tok = || {
+        let mut body = record("tok", &registry.server(), true);
+        body["tls"] = json!({"caBundle": registry.ca_pem.clone().expect("token CA")});
+        body
+    };
+    assert_eq!(check(&server, &tok()).await.0, "ok");
+    let mut wrong = tok();
     wrong["password"] = json!("wrong");
     let (code, message) = check(&server, &wrong).await;
     assert_eq!(code, "unauthorized", "{message}");
@@ -240,12 +241,7 @@ async fn token_auth_like_harbor() {
     for repository in ["library/nginx", "library/redis", "team/app"] {
         registry.push_image(repository, "1.0.0").await;
     }
-    let (status, _) = post(
-        &server,
-        "/registries",
-        &record("tok", &registry.server(), true),
-    )
-    .await;
+    let (status, _) = post(&server, "/registries", &tok()).await;
     assert_eq!(status, 201);
     let (status, body) = get(&server, "/registries/tok/repositories").await;
     assert_eq!(status, 200, "{body}");

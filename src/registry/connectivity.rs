@@ -3,6 +3,7 @@
 //! picker, with short-lived caches so a picker typing letters does not
 //! hammer the registry.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use super::client::{ClientOptions, ConnectError, Page, RegistryClient};
 use super::store::{Credentials, RegistryStore, StoreError};
 use super::{Registry, RegistryStatus, Server, TlsOptions};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectivityOptions {
     pub client: ClientOptions,
     /// Deadline for a whole check (challenge, token, retry), so a dead
@@ -63,11 +64,13 @@ const REGISTRY_PAGE: usize = 1000;
 /// A registry with more repositories (or a repository with more tags) than
 /// this is listed only this far; the picker filters with `q` anyway.
 const LIST_MAX: usize = 50_000;
+/// Most pages followed for one list: `LIST_MAX` names even from a registry
+/// that sends 100 a page (Harbor's largest page).
+const PAGES_MAX: usize = LIST_MAX / 100;
 
 impl Connectivity {
     pub fn new(options: ConnectivityOptions) -> Self {
         Self {
-            options,
             clients: Cache::builder()
                 .max_capacity(1000)
                 .time_to_idle(Duration::from_secs(600))
@@ -76,6 +79,7 @@ impl Connectivity {
                 .max_capacity(options.browse_cache_entries)
                 .time_to_live(options.browse_cache_ttl)
                 .build(),
+            options,
         }
     }
 
@@ -86,7 +90,7 @@ impl Connectivity {
         tls: &TlsOptions,
         credentials: Option<Credentials>,
     ) -> Result<(), ConnectError> {
-        let client = RegistryClient::new(server, tls, credentials, self.options.client)?;
+        let client = RegistryClient::new(server, tls, credentials, &self.options.client)?;
         self.deadline(server, client.verify()).await
     }
 
@@ -143,9 +147,10 @@ impl Connectivity {
         let server = record_server(record)?;
         // Only repositories under the record's path prefix are usable with it.
         let prefix = server.prefix.as_deref().map(|p| format!("{p}/"));
+        let host = server.host.clone();
         let all = self
             .cached_list(key, &server, || async move {
-                let mut items = collect(|last| {
+                let mut items = collect(&host, |last| {
                     let client = client.clone();
                     async move { client.catalog(REGISTRY_PAGE, last.as_deref()).await }
                 })
@@ -185,9 +190,10 @@ impl Connectivity {
             record.updated_at.timestamp_nanos_opt().unwrap_or(0)
         );
         let client = self.client(record, credentials).await?;
+        let host = server.host.clone();
         let all = self
             .cached_list(key, &server, || async move {
-                let mut tags = collect(|last| {
+                let mut tags = collect(&host, |last| {
                     let (client, full) = (client.clone(), full.clone());
                     async move { client.tags(&full, REGISTRY_PAGE, last.as_deref()).await }
                 })
@@ -218,7 +224,7 @@ impl Connectivity {
             &server,
             &record.tls,
             credentials,
-            self.options.client,
+            &self.options.client,
         )?);
         self.clients.insert(key, client.clone()).await;
         Ok(client)
@@ -266,22 +272,36 @@ fn record_server(record: &Registry) -> Result<Server, ConnectError> {
         .map_err(|e| ConnectError::Config(format!("stored server: {e}")))
 }
 
-/// Follows the registry's pagination to the end (or `LIST_MAX`).
-async fn collect<F, Fut>(mut fetch: F) -> Result<Vec<String>, ConnectError>
+/// Follows the registry's pagination to the end (or `LIST_MAX` names).
+/// The registry chooses the cursors, so a cursor seen before (a loop) or
+/// more than `PAGES_MAX` pages end the listing with an error instead of
+/// requests without end.
+async fn collect<F, Fut>(host: &str, mut fetch: F) -> Result<Vec<String>, ConnectError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<Page, ConnectError>>,
 {
     let mut all = Vec::new();
+    let mut cursors = HashSet::new();
     let mut last = None;
-    loop {
+    for _ in 0..PAGES_MAX {
         let page = fetch(last.take()).await?;
         all.extend(page.items);
         match page.next {
-            Some(next) if all.len() < LIST_MAX => last = Some(next),
+            Some(next) if all.len() < LIST_MAX => {
+                if !cursors.insert(next.clone()) {
+                    return Err(ConnectError::Paging(format!(
+                        "{host} sent a page cursor it had sent before: its paging loops"
+                    )));
+                }
+                last = Some(next);
+            }
             _ => return Ok(all),
         }
     }
+    Err(ConnectError::Paging(format!(
+        "{host} sent more than {PAGES_MAX} pages; stopped listing"
+    )))
 }
 
 /// Our own paging over a sorted list: up to `n` items after `last`.
@@ -378,6 +398,52 @@ mod tests {
                 "2023-12-31"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn registry_paging_ends_on_a_loop_or_after_the_page_cap() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = AtomicUsize::new(0);
+        let looping = collect("r.example", |last| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let next = if last.is_none() { "b" } else { "a" };
+            async move {
+                Ok(Page {
+                    items: vec!["x".into()],
+                    next: Some(next.into()),
+                })
+            }
+        })
+        .await;
+        assert_eq!(looping.map_err(|e| e.code()), Err("paging_loop"));
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "b, a, then a again");
+
+        let calls = AtomicUsize::new(0);
+        let endless = collect("r.example", |_| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Ok(Page {
+                    items: vec![],
+                    next: Some(format!("cursor-{n}")),
+                })
+            }
+        })
+        .await;
+        assert_eq!(endless.map_err(|e| e.code()), Err("paging_loop"));
+        assert_eq!(calls.load(Ordering::SeqCst), PAGES_MAX);
+
+        let pages = AtomicUsize::new(0);
+        let fine = collect("r.example", |_| {
+            let n = pages.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Ok(Page {
+                    items: vec![format!("r{n}")],
+                    next: (n < 4).then(|| format!("r{n}")),
+                })
+            }
+        })
+        .await;
+        assert_eq!(fine.map(|items| items.len()), Ok(5));
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub enum PinFailurePolicy {
     Allow,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PinOptions {
     pub cache_ttl: Duration,
     pub cache_entries: u64,
@@ -76,7 +76,6 @@ impl Pinner {
     pub fn new(store: Arc<dyn RegistryStore>, options: PinOptions) -> Self {
         Self {
             store,
-            options,
             clients: Cache::builder()
                 .max_capacity(1000)
                 .time_to_idle(Duration::from_secs(600))
@@ -89,6 +88,7 @@ impl Pinner {
                 .max_capacity(options.cache_entries)
                 .time_to_live(FAILURE_TTL.min(options.cache_ttl))
                 .build(),
+            options,
         }
     }
 
@@ -192,7 +192,7 @@ impl Pinner {
                     &server,
                     &record.tls,
                     credentials,
-                    self.options.client,
+                    &self.options.client,
                 )?))
             })
             .await

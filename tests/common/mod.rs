@@ -15,7 +15,7 @@ use registry_resolver::api::{AppState, Auth};
 use registry_resolver::certs::{self, CertPaths, CertSubjects};
 use registry_resolver::cli::StoreArgs;
 use registry_resolver::index::IndexHandle;
-use registry_resolver::registry::client::ClientOptions;
+use registry_resolver::registry::client::{AddressPolicy, ClientOptions};
 use registry_resolver::registry::connectivity::{Connectivity, ConnectivityOptions};
 use registry_resolver::registry::pinning::{PinFailurePolicy, PinOptions, Pinner};
 use registry_resolver::registry::store::RegistryStore;
@@ -106,6 +106,7 @@ impl TestServer {
         let client = ClientOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(3),
+            ..ClientOptions::default()
         };
         let connectivity = Arc::new(Connectivity::new(ConnectivityOptions {
             client,
@@ -188,6 +189,7 @@ impl TestServer {
             Duration::from_secs(10),
             PinFailurePolicy::Allow,
             auth,
+            AddressPolicy::default(),
         )
         .await
     }
@@ -198,7 +200,30 @@ impl TestServer {
         reload: Duration,
         policy: PinFailurePolicy,
     ) -> Self {
-        Self::start_full(dir, certs, reload, policy, Auth::admin_token(TOKEN)).await
+        Self::start_full(
+            dir,
+            certs,
+            reload,
+            policy,
+            Auth::admin_token(TOKEN),
+            AddressPolicy::default(),
+        )
+        .await
+    }
+
+    /// With this policy for where registry requests may go.
+    pub async fn start_with_addresses(addresses: AddressPolicy) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = generate_certs(&dir.path().join("certs"));
+        Self::start_full(
+            dir,
+            certs,
+            Duration::from_secs(10),
+            PinFailurePolicy::Allow,
+            Auth::admin_token(TOKEN),
+            addresses,
+        )
+        .await
     }
 
     async fn start_full(
@@ -207,6 +232,7 @@ impl TestServer {
         reload: Duration,
         policy: PinFailurePolicy,
         auth: Auth,
+        addresses: AddressPolicy,
     ) -> Self {
         registry_resolver::server::tls::install_crypto_provider();
         let index = IndexHandle::new();
@@ -219,6 +245,7 @@ impl TestServer {
         let client = ClientOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(3),
+            addresses: Arc::new(addresses),
         };
         let pinner = Arc::new(Pinner::new(
             store.clone(),
@@ -227,7 +254,7 @@ impl TestServer {
                 cache_entries: 1000,
                 deadline: Duration::from_secs(2),
                 policy,
-                client,
+                client: client.clone(),
             },
         ));
         let state = AppState {

@@ -25,7 +25,9 @@ pub enum Mode {
     Basic,
     /// HTTPS with a private CA, and htpasswd.
     TlsBasic,
-    /// Plain HTTP with `auth: token` and our token server.
+    /// Plain HTTP with `auth: token` and our token server, which serves
+    /// HTTPS with a private CA (`ca_pem`): credentials go in clear text
+    /// only to a registry's own origin.
     Token,
 }
 
@@ -34,7 +36,8 @@ pub struct Distribution {
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub mode: Mode,
-    /// The CA that signed the registry's certificate (TlsBasic).
+    /// The CA that signed the registry's certificate (TlsBasic), or the
+    /// token service's (Token): what a record's `tls.caBundle` holds.
     pub ca_pem: Option<String>,
     pub token_server: Option<TokenServer>,
 }
@@ -87,10 +90,11 @@ impl Distribution {
         if mode == Mode::Token {
             let server = TokenServer::start(dir.path()).await;
             auth = format!(
-                "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+                "auth:\n  token:\n    realm: https://localhost:{}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
                 server.addr.port(),
                 server.cert_path.display()
             );
+            ca_pem = Some(server.ca_pem.clone());
             token_server = Some(server);
         }
         let config = format!(
@@ -378,12 +382,14 @@ pub struct TokenServer {
     cert_der: Arc<Vec<u8>>,
     /// Token requests served, to see that tokens are reused.
     pub requests: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    /// The CA of the token service's HTTPS certificate.
+    pub ca_pem: String,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Drop for TokenServer {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop.cancel();
     }
 }
 
@@ -418,10 +424,6 @@ impl TokenServer {
         let cert_der = rustls_pki_types::CertificateDer::from_pem_file(&cert_path)
             .expect("cert")
             .to_vec();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let requests = Arc::new(AtomicUsize::new(0));
         let (key, cert_der) = (Arc::new(key), Arc::new(cert_der));
         let app = {
@@ -444,16 +446,39 @@ impl TokenServer {
                 }),
             )
         };
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        // HTTPS on the project's own serving stack, with a CA of its own.
+        let certs = registry_resolver::certs::generate(
+            &dir.join("token-certs"),
+            &registry_resolver::certs::CertSubjects {
+                service: "token".into(),
+                namespace: "test".into(),
+                extra: vec![],
+            },
+        )
+        .expect("token service certificates");
+        let running = registry_resolver::server::start_routers(
+            app,
+            axum::Router::new(),
+            Arc::new(registry_resolver::server::Readiness::default()),
+            &registry_resolver::server::ServeOptions {
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                admin_listen: "127.0.0.1:0".parse().expect("addr"),
+                cert_file: certs.cert.clone(),
+                key_file: certs.key.clone(),
+                cert_reload_interval: Duration::from_secs(60),
+                shutdown_timeout: Duration::from_secs(1),
+            },
+        )
+        .await
+        .expect("token service starts");
         Self {
-            addr,
+            addr: running.addr,
             cert_path,
             key,
             cert_der,
             requests,
-            task,
+            ca_pem: std::fs::read_to_string(&certs.ca_cert).expect("token CA"),
+            stop: running.shutdown_token(),
         }
     }
 

@@ -33,6 +33,19 @@ pub enum ConnectError {
     /// Our own configuration is unusable (e.g. TLS settings).
     #[error("{0}")]
     Config(String),
+    /// The address is one this service does not send requests to
+    /// (link-local, loopback in a cluster, or a range the operator refused).
+    #[error("{0}")]
+    AddressRefused(String),
+    /// The registry sent more than we read of such an answer.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The registry's paging does not end: a repeated cursor, or too many pages.
+    #[error("{0}")]
+    Paging(String),
+    /// The registry asks for credentials to be sent in clear text elsewhere.
+    #[error("{0}")]
+    InsecureRealm(String),
 }
 
 impl ConnectError {
@@ -48,6 +61,10 @@ impl ConnectError {
             Self::NotFound(_) => "not_found",
             Self::Registry(_) => "registry_error",
             Self::Config(_) => "invalid_tls_config",
+            Self::AddressRefused(_) => "address_refused",
+            Self::TooLarge(_) => "response_too_large",
+            Self::Paging(_) => "paging_loop",
+            Self::InsecureRealm(_) => "insecure_token_realm",
         }
     }
 
@@ -56,6 +73,9 @@ impl ConnectError {
     pub fn from_transport(error: &reqwest::Error, host: &str, https: bool) -> Self {
         if error.is_timeout() {
             return Self::Timeout(format!("{host} did not answer in time"));
+        }
+        if let Some(refused) = find_in_chain::<super::AddressRefused>(error) {
+            return Self::AddressRefused(refused.to_string());
         }
         if let Some(tls) = find_in_chain::<rustls::Error>(error) {
             return Self::from_tls(tls, host);

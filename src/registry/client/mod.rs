@@ -6,17 +6,19 @@
 //! images, but answers these cases with errors we could not categorise, and
 //! has no catalog call.
 
+mod address;
 mod error;
 mod tls;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, LINK, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
+pub use address::{AddressPolicy, AddressRefused};
 pub use error::ConnectError;
 
 use super::store::Credentials;
@@ -29,12 +31,14 @@ application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// TCP (and TLS) connect deadline.
     pub connect_timeout: Duration,
     /// Deadline for one request, connect included.
     pub request_timeout: Duration,
+    /// Addresses never to send a request to.
+    pub addresses: Arc<AddressPolicy>,
 }
 
 impl Default for ClientOptions {
@@ -42,9 +46,18 @@ impl Default for ClientOptions {
         Self {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
+            addresses: Arc::new(AddressPolicy::default()),
         }
     }
 }
+
+/// Most bytes read of a page of names (`_catalog`, `tags/list`): a page of
+/// 1000 names of the longest legal length is about 260 KB.
+const LIST_BODY_MAX: usize = 4 * 1024 * 1024;
+/// Most bytes read of a token service's answer (JWTs are a few KB).
+const TOKEN_BODY_MAX: usize = 256 * 1024;
+/// Most bytes read of an error page we look into.
+const ERROR_BODY_MAX: usize = 64 * 1024;
 
 /// One page of names, and where the next one starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +82,11 @@ pub struct RegistryClient {
     /// `https://host[:port]`: the API root (a record's path prefix is part
     /// of repository names, not of the API path).
     base: String,
+    /// Scheme, host and port of `base`: where credentials may go in clear text.
+    origin: url::Origin,
     host: String,
     https: bool,
+    addresses: Arc<AddressPolicy>,
     credentials: Option<Credentials>,
     challenge: Mutex<Option<Challenge>>,
     /// Bearer tokens by scope, reused until shortly before they expire.
@@ -114,7 +130,7 @@ impl RegistryClient {
         server: &Server,
         tls: &TlsOptions,
         credentials: Option<Credentials>,
-        options: ClientOptions,
+        options: &ClientOptions,
     ) -> Result<Self, ConnectError> {
         let https = server.scheme == Scheme::Https;
         let mut builder = reqwest::Client::builder()
@@ -122,22 +138,29 @@ impl RegistryClient {
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(address::PolicyResolver(options.addresses.clone()))
             .http1_only();
-        if https {
-            if tls.insecure_skip_verify && tls.ca_bundle.is_none() {
-                tracing::warn!(server = %server, "TLS verification is disabled for this registry (insecureSkipVerify)");
-            }
-            builder = builder.tls_backend_preconfigured(tls::client_config(tls)?);
+        if https && tls.insecure_skip_verify && tls.ca_bundle.is_none() {
+            tracing::warn!(server = %server, "TLS verification is disabled for this registry (insecureSkipVerify)");
         }
+        // Also for a plain-HTTP registry: its token service may be HTTPS
+        // (with the record's CA), and credentials only go there over TLS.
+        builder = builder.tls_backend_preconfigured(tls::client_config(tls)?);
         let http = builder
             .build()
             .map_err(|e| ConnectError::Config(format!("building the HTTP client: {e}")))?;
         let scheme = if https { "https" } else { "http" };
+        let base = format!("{scheme}://{}", server.host);
+        let origin = url::Url::parse(&base)
+            .map_err(|e| ConnectError::Config(format!("registry address: {e}")))?
+            .origin();
         Ok(Self {
             http,
-            base: format!("{scheme}://{}", server.host),
+            base,
+            origin,
             host: server.host.clone(),
             https,
+            addresses: options.addresses.clone(),
             credentials,
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
@@ -194,8 +217,13 @@ impl RegistryClient {
                 self.host
             ))),
             StatusCode::BAD_REQUEST if !self.https => {
-                let body = response.text().await.unwrap_or_default();
-                if body.contains("HTTP request to an HTTPS server") {
+                let body = read_capped(response, ERROR_BODY_MAX, &self.host)
+                    .await
+                    .unwrap_or_default();
+                if body
+                    .windows(HTTPS_PORT_HINT.len())
+                    .any(|w| w == HTTPS_PORT_HINT)
+                {
                     Err(ConnectError::Protocol(format!(
                         "{} speaks HTTPS on this port: use https:// (without a scheme, https is assumed)",
                         self.host
@@ -217,7 +245,7 @@ impl RegistryClient {
             .get_authorized(url.as_str(), None, "the catalog")
             .await?;
         let next = next_last(response.headers());
-        let body: CatalogResponse = json(response, &self.host).await?;
+        let body: CatalogResponse = json(response, LIST_BODY_MAX, &self.host).await?;
         Ok(Page {
             items: body.repositories.unwrap_or_default(),
             next,
@@ -237,7 +265,7 @@ impl RegistryClient {
         let what = format!("repository {repository}");
         let response = self.get_authorized(url.as_str(), None, &what).await?;
         let next = next_last(response.headers());
-        let body: TagsResponse = json(response, &self.host).await?;
+        let body: TagsResponse = json(response, LIST_BODY_MAX, &self.host).await?;
         Ok(Page {
             items: body.tags.unwrap_or_default(),
             next,
@@ -339,7 +367,11 @@ impl RegistryClient {
         authorization: Option<&str>,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, ConnectError> {
-        let mut request = self.http.request(method, url);
+        let parsed = url::Url::parse(url).map_err(|e| ConnectError::Config(e.to_string()))?;
+        self.addresses
+            .check_literal(&parsed)
+            .map_err(|refused| ConnectError::AddressRefused(refused.to_string()))?;
+        let mut request = self.http.request(method, parsed);
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value);
         }
@@ -416,23 +448,28 @@ impl RegistryClient {
         service: Option<&str>,
         scope: &str,
     ) -> Result<String, ConnectError> {
-        let mut url = url::Url::parse(realm).map_err(|e| {
-            ConnectError::NotARegistry(format!(
-                "{} names an invalid token realm {realm:?}: {e}",
-                self.host
-            ))
-        })?;
+        // The realm is the registry's text: never quoted back.
+        let mut url = url::Url::parse(realm)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                ConnectError::NotARegistry(format!(
+                    "{} names a token service that is not an http(s) URL",
+                    self.host
+                ))
+            })?;
         let realm_host = match (url.host_str(), url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
             (None, _) => String::new(),
         };
-        let same_host = realm_host.split(':').next() == self.host.split(':').next();
         // Credentials travel to the token service the registry names, as
-        // with `docker login`, but never in clear text to another host.
-        if url.scheme() != "https" && !same_host && self.credentials.is_some() {
-            return Err(ConnectError::Forbidden(format!(
-                "{} sends logins to {realm_host} over plain HTTP; credentials are not sent there",
+        // with `docker login`, but in clear text only to the registry's own
+        // origin: not to another host, nor to another port of this one.
+        let own_origin = url.origin() == self.origin;
+        if url.scheme() != "https" && !own_origin && self.credentials.is_some() {
+            return Err(ConnectError::InsecureRealm(format!(
+                "{} sends logins to {realm_host} over plain HTTP; credentials are sent in clear text only to the registry itself",
                 self.host
             )));
         }
@@ -471,7 +508,8 @@ impl RegistryClient {
             }
             StatusCode::FORBIDDEN => {
                 return Err(ConnectError::Forbidden(format!(
-                    "{realm_host} denies a token for {scope:?}"
+                    "{realm_host} (the token service of {}) denies a token for this access",
+                    self.host
                 )));
             }
             other => {
@@ -481,7 +519,7 @@ impl RegistryClient {
                 )));
             }
         }
-        let body: TokenResponse = json(response, &realm_host).await?;
+        let body: TokenResponse = json(response, TOKEN_BODY_MAX, &realm_host).await?;
         let token = body
             .token
             .or(body.access_token)
@@ -581,16 +619,64 @@ fn next_last(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// What Distribution answers plain HTTP sent to its HTTPS port.
+const HTTPS_PORT_HINT: &[u8] = b"HTTP request to an HTTPS server";
+
+/// The body, unless it is longer than `limit`: a registry (or anything
+/// posing as one) decides how much it sends, we decide how much we read.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+    host: &str,
+) -> Result<Vec<u8>, ConnectError> {
+    let too_large = || {
+        ConnectError::TooLarge(format!(
+            "{host} sent a response larger than {} KiB; stopped reading",
+            limit / 1024
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ConnectError::from_transport(&e, host, false))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Decodes a JSON answer of at most `limit` bytes. The error says where the
+/// answer went wrong, never what it contained.
 async fn json<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
+    limit: usize,
     host: &str,
 ) -> Result<T, ConnectError> {
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| ConnectError::from_transport(&e, host, false))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ConnectError::Registry(format!("{host} sent an unexpected answer: {e}")))
+    let bytes = read_capped(response, limit, host).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Io | serde_json::error::Category::Eof => {
+                "a truncated answer"
+            }
+            serde_json::error::Category::Syntax => "an answer that is not JSON",
+            serde_json::error::Category::Data => "JSON of an unexpected shape",
+        };
+        ConnectError::Registry(format!(
+            "{host} sent {what} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,204 @@
+//! Which addresses this service may send requests to on a user's behalf.
+//!
+//! A registry record is an address typed by a user, and the registry's own
+//! answers (token realms) name more addresses. Without a policy, "verify"
+//! and browsing would let any API user make this service call whatever it
+//! can reach: the cloud's metadata service on a link-local address, or our
+//! own admin port. Link-local addresses are refused by default; loopback is
+//! refused where the service runs in a cluster (a laptop lab runs its
+//! registry on localhost); operators add ranges of their own. Private
+//! ranges stay allowed: in-house Harbors live there.
+//!
+//! Checked before any connection: IP literals before the request is sent,
+//! host names in the resolver, which connects only to addresses it allowed
+//! (so a name cannot pass the check and then resolve elsewhere).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Where requests to registries may not go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressPolicy {
+    /// 127.0.0.0/8, ::1, and the unspecified addresses (which reach this host).
+    pub allow_loopback: bool,
+    /// 169.254.0.0/16 and fe80::/10, where metadata services answer.
+    pub allow_link_local: bool,
+    /// More ranges to refuse.
+    pub deny: Vec<IpNet>,
+}
+
+impl Default for AddressPolicy {
+    /// The embedded default: a laptop lab may run its registry on loopback.
+    fn default() -> Self {
+        Self {
+            allow_loopback: true,
+            allow_link_local: false,
+            deny: Vec::new(),
+        }
+    }
+}
+
+/// A request this policy refused, before any connection was made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{host} is {ip}, {reason}: requests to it are refused")]
+pub struct AddressRefused {
+    pub host: String,
+    pub ip: IpAddr,
+    pub reason: String,
+}
+
+impl AddressPolicy {
+    /// Why `ip` is refused, or `None` when requests may go there.
+    pub fn refusal(&self, ip: IpAddr) -> Option<String> {
+        // `::ffff:169.254.169.254` is the IPv4 address in disguise.
+        let ip = ip.to_canonical();
+        let (loopback, link_local) = match ip {
+            IpAddr::V4(v4) => (v4.is_loopback() || v4.is_unspecified(), v4.is_link_local()),
+            IpAddr::V6(v6) => (
+                v6.is_loopback() || v6.is_unspecified(),
+                v6.is_unicast_link_local(),
+            ),
+        };
+        if link_local && !self.allow_link_local {
+            return Some("a link-local address (where cloud metadata services answer)".into());
+        }
+        if loopback && !self.allow_loopback {
+            return Some("a loopback address (this host itself)".into());
+        }
+        self.deny
+            .iter()
+            .find(|net| net.contains(&ip))
+            .map(|net| format!("in the refused range {net}"))
+    }
+
+    /// Refuses an IP-literal host (which skips the resolver) up front.
+    pub fn check_literal(&self, url: &url::Url) -> Result<(), AddressRefused> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+            _ => return Ok(()),
+        };
+        match self.refusal(ip) {
+            None => Ok(()),
+            Some(reason) => Err(AddressRefused {
+                host: url.host_str().unwrap_or_default().to_owned(),
+                ip,
+                reason,
+            }),
+        }
+    }
+}
+
+/// The system resolver, keeping only the addresses the policy allows.
+#[derive(Debug, Clone)]
+pub struct PolicyResolver(pub Arc<AddressPolicy>);
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|addr| match policy.refusal(addr.ip()) {
+                    None => true,
+                    Some(reason) => {
+                        refused.get_or_insert((addr.ip(), reason));
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), refused) {
+                (true, Some((ip, reason))) => {
+                    Err(Box::new(AddressRefused { host, ip, reason }) as _)
+                }
+                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[test]
+    fn link_local_is_refused_by_default_private_ranges_are_not() {
+        let policy = AddressPolicy::default();
+        for refused in ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"] {
+            assert!(policy.refusal(ip(refused)).is_some(), "{refused}");
+        }
+        for allowed in [
+            "10.0.0.5",
+            "192.168.1.10",
+            "172.16.0.1",
+            "127.0.0.1",
+            "::1",
+            "139.198.16.232",
+        ] {
+            assert_eq!(policy.refusal(ip(allowed)), None, "{allowed}");
+        }
+    }
+
+    #[test]
+    fn loopback_and_listed_ranges_when_configured() {
+        let policy = AddressPolicy {
+            allow_loopback: false,
+            allow_link_local: false,
+            deny: vec!["10.0.0.0/8".parse().expect("net")],
+        };
+        for refused in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "0.0.0.0",
+            "::",
+            "::ffff:127.0.0.1",
+            "10.1.2.3",
+        ] {
+            assert!(policy.refusal(ip(refused)).is_some(), "{refused}");
+        }
+        assert_eq!(policy.refusal(ip("192.168.1.10")), None);
+        let open = AddressPolicy {
+            allow_link_local: true,
+            ..AddressPolicy::default()
+        };
+        assert_eq!(open.refusal(ip("169.254.169.254")), None);
+    }
+
+    #[test]
+    fn literal_hosts_are_checked_names_are_left_to_the_resolver() {
+        let policy = AddressPolicy::default();
+        let url = |u: &str| url::Url::parse(u).expect("url");
+        assert!(
+            policy
+                .check_literal(&url("http://169.254.169.254/v2/"))
+                .is_err()
+        );
+        assert!(
+            policy
+                .check_literal(&url("http://[fe80::1]:5000/v2/"))
+                .is_err()
+        );
+        assert!(
+            policy
+                .check_literal(&url("https://harbor.example.com/v2/"))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check_literal(&url("http://10.0.0.5:5000/v2/"))
+                .is_ok()
+        );
+    }
+}
