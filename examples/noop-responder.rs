@@ -54,6 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         key_file: key.into(),
         cert_reload_interval: Duration::from_secs(3600),
         shutdown_timeout: Duration::from_secs(1),
+        limits: Default::default(),
     };
     let running = server::start_routers(
         https,

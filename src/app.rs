@@ -12,7 +12,7 @@ use crate::registry::client::{AddressPolicy, ClientOptions};
 use crate::registry::connectivity::{Connectivity, ConnectivityOptions};
 use crate::registry::pinning::{PinOptions, Pinner};
 use crate::registry::store::{Cipher, CipherError, RegistryStore, SqliteStore, StoreError};
-use crate::server::{self, ServeError, ServeOptions};
+use crate::server::{self, ConnectionLimits, ServeError, ServeOptions};
 use crate::telemetry::Metrics;
 
 pub const DATABASE_FILE: &str = "registries.db";
@@ -252,6 +252,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         key_file,
         cert_reload_interval: args.cert_reload_interval,
         shutdown_timeout: args.shutdown_timeout,
+        limits: ConnectionLimits {
+            header_read_timeout: args.header_read_timeout,
+            body_read_timeout: args.body_read_timeout,
+            max_connections: args.max_connections as usize,
+        },
     };
     let running = server::start(state, &options).await?;
     tracing::info!(

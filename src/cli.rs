@@ -215,6 +215,24 @@ pub struct ServeArgs {
     )]
     pub pin_failure_policy: PinFailurePolicy,
 
+    /// Deadline for a request's line and headers, from when the server
+    /// starts waiting for them; also how long a keep-alive connection may idle.
+    #[arg(long, env = "REGISTRY_RESOLVER_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Deadline for a whole request body, from its headers on (408 after it).
+    #[arg(long, env = "REGISTRY_RESOLVER_BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Connections served at once on each listener; more wait to be accepted.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_MAX_CONNECTIONS",
+        default_value = "1024",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
+
     /// How long in-flight requests may take to finish on SIGTERM.
     #[arg(long, env = "REGISTRY_RESOLVER_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,

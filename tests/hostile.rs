@@ -712,3 +712,201 @@ async fn link_local_and_refused_addresses_are_never_contacted() {
     );
     assert_eq!(contacted.load(Ordering::SeqCst), 0);
 }
+
+// --- Connections: slow, unfinished and oversized requests ---
+
+/// A raw TLS connection to the server, trusting the test CA.
+async fn tls_connect(
+    server: &TestServer,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls_pki_types::CertificateDer::from_pem_file(&server.certs.ca_cert).expect("CA");
+    roots.add(ca).expect("root");
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+/// Reads until the connection ends (or `limit` passes), returning what came.
+async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: std::time::Duration,
+) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(limit, async {
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (got, closed)
+}
+
+/// Sends a request whose body is over the limit, the whole body first and
+/// only then reading, as simple clients do; returns what came back.
+async fn send_oversized(server: &TestServer, path: &str, auth: &str, body_len: usize) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tls_connect(server).await;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n"
+    );
+    let mut result = stream.write_all(head.as_bytes()).await;
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    while result.is_ok() && sent < body_len {
+        let n = chunk.len().min(body_len - sent);
+        result = stream.write_all(&chunk[..n]).await;
+        sent += n;
+    }
+    if let Err(e) = result.and(stream.flush().await) {
+        // A client that stops at a failed write never reads the answer.
+        return format!("write failed after {sent} bytes: {e}");
+    }
+    let (answer, _) = read_until_closed(&mut stream, std::time::Duration::from_secs(20)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn the_413_answer_reaches_a_client_that_is_still_sending() {
+    let server = TestServer::start().await;
+    let auth = "Authorization: Bearer test-admin-token\r\n";
+    for (path, auth, body_len) in [
+        ("/mutate", "", 8 * 1024 * 1024),
+        ("/api/v1/registries", auth, 4 * 1024 * 1024),
+        ("/api/v1/registries:verify", auth, 2 * 1024 * 1024),
+    ] {
+        for attempt in 0..5 {
+            let text = send_oversized(&server, path, auth, body_len).await;
+            assert!(
+                text.starts_with("HTTP/1.1 413") && text.contains("payload_too_large"),
+                "{path} (attempt {attempt}): the client got {:?}",
+                text.chars().take(200).collect::<String>()
+            );
+        }
+    }
+}
+
+fn short_limits() -> registry_resolver::server::ConnectionLimits {
+    registry_resolver::server::ConnectionLimits {
+        header_read_timeout: std::time::Duration::from_secs(1),
+        body_read_timeout: std::time::Duration::from_secs(1),
+        max_connections: 64,
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_never_finishes_gets_408_and_the_connection_closes() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with_limits(short_limits()).await;
+    let auth = "Authorization: Bearer test-admin-token\r\n";
+    for (path, auth) in [("/mutate", ""), ("/api/v1/registries", auth)] {
+        let mut stream = tls_connect(&server).await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"a\":"
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.flush().await.expect("flush");
+        // The rest never comes. A bound far above the 1 s deadline.
+        let (answer, closed) =
+            read_until_closed(&mut stream, std::time::Duration::from_secs(15)).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+        assert!(text.contains("request_timeout"), "{path}: {text}");
+        assert!(closed, "{path}: the connection is closed after the answer");
+    }
+}
+
+#[tokio::test]
+async fn the_admin_listener_bounds_headers_and_idle_connections() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with_limits(short_limits()).await;
+    let bound = std::time::Duration::from_secs(15);
+
+    // Headers that never finish.
+    let mut partial = tokio::net::TcpStream::connect(server.admin_addr())
+        .await
+        .expect("connect");
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let (_, closed) = read_until_closed(&mut partial, bound).await;
+    assert!(closed, "a connection with unfinished headers is closed");
+
+    // A connection that sends nothing at all.
+    let mut silent = tokio::net::TcpStream::connect(server.admin_addr())
+        .await
+        .expect("connect");
+    let (answer, closed) = read_until_closed(&mut silent, bound).await;
+    assert!(closed && answer.is_empty(), "an idle connection is closed");
+
+    // A keep-alive connection after one request.
+    let mut kept = tokio::net::TcpStream::connect(server.admin_addr())
+        .await
+        .expect("connect");
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let (answer, closed) = read_until_closed(&mut kept, bound).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    assert!(closed, "an idle keep-alive connection is closed");
+
+    // The HTTPS listener too: a client that connects and never speaks.
+    let mut quiet = tls_connect(&server).await;
+    let (_, closed) = read_until_closed(&mut quiet, bound).await;
+    assert!(closed, "an idle HTTPS connection is closed");
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_for_a_free_slot() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with_limits(registry_resolver::server::ConnectionLimits {
+        max_connections: 2,
+        ..registry_resolver::server::ConnectionLimits::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(server.admin_addr())
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 256];
+        let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf)
+            .await
+            .expect("read");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(stream);
+    }
+    // Both slots are taken by idle keep-alive connections: a third client
+    // waits in the backlog (it is not served, nor refused).
+    let admin = server.admin_url("/healthz");
+    let third = tokio::spawn(async move { reqwest::get(admin).await.map(|r| r.status().as_u16()) });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "served beyond the cap");
+    drop(held.pop());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(15), third)
+        .await
+        .expect("served once a slot is free")
+        .expect("task")
+        .expect("request");
+    assert_eq!(status, 200);
+}

@@ -45,8 +45,23 @@ pub async fn read_body(
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge(limit)),
+        Err(e) if caused_by::<tower_http::timeout::TimeoutError>(e.as_ref()) => {
+            Err(ApiError::RequestTimeout)
+        }
         Err(e) => Err(ApiError::MalformedJson(format!("reading body: {e}"))),
     }
+}
+
+/// Whether `error` or anything in its `source()` chain is a `T`.
+fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<T>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Deserializes JSON, naming the field at fault (`namespaces[1]`).

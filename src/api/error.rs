@@ -42,6 +42,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The client did not send its whole body within the body deadline.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("unsupported content type {got:?}: send {expected}")]
     UnsupportedMediaType { got: String, expected: &'static str },
     #[error(transparent)]
@@ -130,6 +133,7 @@ impl ApiError {
                 None,
                 vec![],
             ),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", None, vec![]),
             Self::UnsupportedMediaType { .. } => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

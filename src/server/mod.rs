@@ -1,6 +1,7 @@
 //! Listeners: the HTTPS listener (webhook + API) and the plain-HTTP admin
 //! listener (health, readiness, metrics), with graceful shutdown.
 
+pub mod connection;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -15,9 +16,6 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +25,7 @@ use crate::api::body::read_body;
 use crate::api::error::ApiError;
 use crate::api::{self, AppState};
 use crate::excerpt::{MESSAGE_CHARS, shorten};
+pub use connection::ConnectionLimits;
 pub use tls::{ReloadingCert, TlsError};
 
 /// Largest AdmissionReview we read; the API server's own limit is 3 MiB objects.
@@ -54,6 +53,8 @@ pub struct ServeOptions {
     pub cert_reload_interval: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// Per listener: header and body deadlines, connections at once.
+    pub limits: ConnectionLimits,
 }
 
 /// Whether we should receive traffic.
@@ -274,22 +275,47 @@ pub async fn start_routers(
     // The admin listener outlives the drain, so probes see "not ready" while
     // in-flight admissions finish.
     let drained = CancellationToken::new();
+    let limits = options.limits;
+    // A body that never finishes must not hold a handler (and its memory)
+    // forever: every request body has a deadline from its headers on.
+    let deadline = tower_http::timeout::RequestBodyDeadlineLayer::new(limits.body_read_timeout);
     let https = {
-        let (drained, router, token) = (drained.clone(), https, shutdown.clone());
+        let (drained, token) = (drained.clone(), shutdown.clone());
+        let router = https.layer(deadline.clone());
         let timeout = options.shutdown_timeout;
+        let handshake = move |tcp| {
+            let tls = tls.clone();
+            async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                    Ok(Ok(stream)) => Some(stream),
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "TLS handshake failed");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        None
+                    }
+                }
+            }
+        };
         tokio::spawn(async move {
-            serve_tls(listener, tls, router, token, timeout).await;
+            connection::serve(listener, handshake, router, limits, token, timeout).await;
             drained.cancel();
         })
     };
     let admin = {
+        let router = admin.layer(deadline);
         tokio::spawn(async move {
-            let served = axum::serve(admin_listener, admin)
-                .with_graceful_shutdown(async move { drained.cancelled().await })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "admin listener failed");
-            }
+            connection::serve(
+                admin_listener,
+                connection::plain,
+                router,
+                limits,
+                drained,
+                Duration::from_secs(1),
+            )
+            .await;
         })
     };
     tracing::info!(%addr, %admin_addr, "serving");
@@ -300,58 +326,4 @@ pub async fn start_routers(
         shutdown,
         tasks: vec![https, admin],
     })
-}
-
-async fn serve_tls(
-    listener: TcpListener,
-    tls: TlsAcceptor,
-    router: Router,
-    shutdown: CancellationToken,
-    drain_timeout: Duration,
-) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        let tls = tls.clone();
-        let service = TowerToHyperService::new(router.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(drain_timeout) => tracing::warn!(timeout = ?drain_timeout, "connections still open after the shutdown timeout; closing"),
-    }
 }

@@ -19,7 +19,7 @@ use registry_resolver::registry::client::{AddressPolicy, ClientOptions};
 use registry_resolver::registry::connectivity::{Connectivity, ConnectivityOptions};
 use registry_resolver::registry::pinning::{PinFailurePolicy, PinOptions, Pinner};
 use registry_resolver::registry::store::RegistryStore;
-use registry_resolver::server::{self, Running, ServeOptions};
+use registry_resolver::server::{self, ConnectionLimits, Running, ServeOptions};
 use registry_resolver::telemetry::Metrics;
 use serde_json::{Value, json};
 
@@ -153,6 +153,7 @@ impl TestServer {
             key_file: certs.key.clone(),
             cert_reload_interval: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
+            limits: Default::default(),
         };
         let running = server::start(state, &options).await.expect("server starts");
         let client = client_trusting(&certs.ca_cert);
@@ -190,6 +191,7 @@ impl TestServer {
             PinFailurePolicy::Allow,
             auth,
             AddressPolicy::default(),
+            ConnectionLimits::default(),
         )
         .await
     }
@@ -207,6 +209,23 @@ impl TestServer {
             policy,
             Auth::admin_token(TOKEN),
             AddressPolicy::default(),
+            ConnectionLimits::default(),
+        )
+        .await
+    }
+
+    /// With these bounds on connections, headers and bodies.
+    pub async fn start_with_limits(limits: ConnectionLimits) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = generate_certs(&dir.path().join("certs"));
+        Self::start_full(
+            dir,
+            certs,
+            Duration::from_secs(10),
+            PinFailurePolicy::Allow,
+            Auth::admin_token(TOKEN),
+            AddressPolicy::default(),
+            limits,
         )
         .await
     }
@@ -222,6 +241,7 @@ impl TestServer {
             PinFailurePolicy::Allow,
             Auth::admin_token(TOKEN),
             addresses,
+            ConnectionLimits::default(),
         )
         .await
     }
@@ -233,6 +253,7 @@ impl TestServer {
         policy: PinFailurePolicy,
         auth: Auth,
         addresses: AddressPolicy,
+        limits: ConnectionLimits,
     ) -> Self {
         registry_resolver::server::tls::install_crypto_provider();
         let index = IndexHandle::new();
@@ -277,6 +298,7 @@ impl TestServer {
             key_file: certs.key.clone(),
             cert_reload_interval: reload,
             shutdown_timeout: Duration::from_secs(5),
+            limits,
         };
         let running = server::start(state, &options).await.expect("server starts");
         let client = client_trusting(&certs.ca_cert);

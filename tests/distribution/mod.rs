@@ -467,6 +467,7 @@ impl TokenServer {
                 key_file: certs.key.clone(),
                 cert_reload_interval: Duration::from_secs(60),
                 shutdown_timeout: Duration::from_secs(1),
+                limits: Default::default(),
             },
         )
         .await
