@@ -244,6 +244,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         auth: Arc::new(auth),
         pinner,
         connectivity,
+        body_read_timeout: args.body_read_timeout,
     };
     let options = ServeOptions {
         listen: args.listen,
@@ -254,7 +255,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         shutdown_timeout: args.shutdown_timeout,
         limits: ConnectionLimits {
             header_read_timeout: args.header_read_timeout,
-            body_read_timeout: args.body_read_timeout,
             max_connections: args.max_connections as usize,
         },
     };

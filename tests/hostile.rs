@@ -804,7 +804,6 @@ async fn the_413_answer_reaches_a_client_that_is_still_sending() {
 fn short_limits() -> registry_resolver::server::ConnectionLimits {
     registry_resolver::server::ConnectionLimits {
         header_read_timeout: std::time::Duration::from_secs(1),
-        body_read_timeout: std::time::Duration::from_secs(1),
         max_connections: 64,
     }
 }
@@ -812,7 +811,8 @@ fn short_limits() -> registry_resolver::server::ConnectionLimits {
 #[tokio::test]
 async fn a_body_that_never_finishes_gets_408_and_the_connection_closes() {
     use tokio::io::AsyncWriteExt;
-    let server = TestServer::start_with_limits(short_limits()).await;
+    let server =
+        TestServer::start_with_limits(short_limits(), std::time::Duration::from_secs(1)).await;
     let auth = "Authorization: Bearer test-admin-token\r\n";
     for (path, auth) in [("/mutate", ""), ("/api/v1/registries", auth)] {
         let mut stream = tls_connect(&server).await;
@@ -834,7 +834,8 @@ async fn a_body_that_never_finishes_gets_408_and_the_connection_closes() {
 #[tokio::test]
 async fn the_admin_listener_bounds_headers_and_idle_connections() {
     use tokio::io::AsyncWriteExt;
-    let server = TestServer::start_with_limits(short_limits()).await;
+    let server =
+        TestServer::start_with_limits(short_limits(), std::time::Duration::from_secs(1)).await;
     let bound = std::time::Duration::from_secs(15);
 
     // Headers that never finish.
@@ -875,10 +876,13 @@ async fn the_admin_listener_bounds_headers_and_idle_connections() {
 #[tokio::test]
 async fn connections_over_the_cap_wait_for_a_free_slot() {
     use tokio::io::AsyncWriteExt;
-    let server = TestServer::start_with_limits(registry_resolver::server::ConnectionLimits {
-        max_connections: 2,
-        ..registry_resolver::server::ConnectionLimits::default()
-    })
+    let server = TestServer::start_with_limits(
+        registry_resolver::server::ConnectionLimits {
+            max_connections: 2,
+            ..registry_resolver::server::ConnectionLimits::default()
+        },
+        std::time::Duration::from_secs(10),
+    )
     .await;
     let mut held = Vec::new();
     for _ in 0..2 {

@@ -7,17 +7,24 @@ use axum::http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
+use super::AppState;
 use super::error::ApiError;
+use std::time::Duration;
 
 /// Largest API request body; a registry record with a CA bundle fits easily.
 pub const API_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Reads a body of one of the `accepted` media types, at most `limit` bytes.
+/// Reads a body of one of the `accepted` media types, at most `limit` bytes,
+/// all of it within `deadline` (a client that stops sending must not hold a
+/// handler and its buffer forever). The timer starts only if the body is
+/// not already there, so the common case of a small body that arrived with
+/// its headers costs no timer.
 pub async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
     accepted: &'static [&'static str],
+    deadline: Duration,
 ) -> Result<Bytes, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -42,26 +49,12 @@ pub async fn read_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge(limit)),
-        Err(e) if caused_by::<tower_http::timeout::TimeoutError>(e.as_ref()) => {
-            Err(ApiError::RequestTimeout)
-        }
-        Err(e) => Err(ApiError::MalformedJson(format!("reading body: {e}"))),
+    match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(ApiError::RequestTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge(limit)),
+        Ok(Err(e)) => Err(ApiError::MalformedJson(format!("reading body: {e}"))),
     }
-}
-
-/// Whether `error` or anything in its `source()` chain is a `T`.
-fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<T>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }
 
 /// Deserializes JSON, naming the field at fault (`namespaces[1]`).
@@ -94,12 +87,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// `Json` for the API: JSON media type, size limit, our error shape.
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let bytes = read_body(body, &parts.headers, API_BODY_LIMIT, &["application/json"]).await?;
+        let bytes = read_body(
+            body,
+            &parts.headers,
+            API_BODY_LIMIT,
+            &["application/json"],
+            state.body_read_timeout,
+        )
+        .await?;
         parse_json(&bytes).map(ApiJson)
     }
 }

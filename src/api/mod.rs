@@ -34,6 +34,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub connectivity: Arc<Connectivity>,
     pub pinner: Arc<Pinner>,
+    /// How long a request body may take to arrive in full (408 after it).
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// Who may call the API.

@@ -238,6 +238,7 @@ pub async fn patch(
         &parts.headers,
         API_BODY_LIMIT,
         &["application/merge-patch+json", "application/json"],
+        state.body_read_timeout,
     )
     .await?;
     let merge: serde_json::Value = parse_json(&bytes)?;

@@ -19,15 +19,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// Bounds on what one client can hold.
+/// Bounds on what one client can hold. (The body deadline is the
+/// handlers': only they know when they read a body; see `read_body`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// For the request line and headers, counted from when the server
     /// starts waiting for them: also how long a keep-alive connection may
     /// stay idle between requests.
     pub header_read_timeout: Duration,
-    /// For a whole request body, from its headers on.
-    pub body_read_timeout: Duration,
     /// Connections served at once per listener; more wait in the backlog.
     pub max_connections: usize,
 }
@@ -36,7 +35,6 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(30),
-            body_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
         }
     }

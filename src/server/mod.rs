@@ -82,6 +82,7 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
         &parts.headers,
         MAX_REVIEW_BYTES,
         &["application/json"],
+        state.body_read_timeout,
     )
     .await
     {
@@ -276,12 +277,9 @@ pub async fn start_routers(
     // in-flight admissions finish.
     let drained = CancellationToken::new();
     let limits = options.limits;
-    // A body that never finishes must not hold a handler (and its memory)
-    // forever: every request body has a deadline from its headers on.
-    let deadline = tower_http::timeout::RequestBodyDeadlineLayer::new(limits.body_read_timeout);
     let https = {
         let (drained, token) = (drained.clone(), shutdown.clone());
-        let router = https.layer(deadline.clone());
+        let router = https;
         let timeout = options.shutdown_timeout;
         let handshake = move |tcp| {
             let tls = tls.clone();
@@ -305,7 +303,7 @@ pub async fn start_routers(
         })
     };
     let admin = {
-        let router = admin.layer(deadline);
+        let router = admin;
         tokio::spawn(async move {
             connection::serve(
                 admin_listener,

@@ -145,6 +145,7 @@ impl TestServer {
                 Auth::admin_token(TOKEN)
             }),
             connectivity,
+            body_read_timeout: Duration::from_secs(10),
         };
         let options = ServeOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -192,6 +193,7 @@ impl TestServer {
             auth,
             AddressPolicy::default(),
             ConnectionLimits::default(),
+            Duration::from_secs(10),
         )
         .await
     }
@@ -210,12 +212,13 @@ impl TestServer {
             Auth::admin_token(TOKEN),
             AddressPolicy::default(),
             ConnectionLimits::default(),
+            Duration::from_secs(10),
         )
         .await
     }
 
-    /// With these bounds on connections, headers and bodies.
-    pub async fn start_with_limits(limits: ConnectionLimits) -> Self {
+    /// With these bounds on connections and headers, and this body deadline.
+    pub async fn start_with_limits(limits: ConnectionLimits, body_read_timeout: Duration) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = generate_certs(&dir.path().join("certs"));
         Self::start_full(
@@ -226,6 +229,7 @@ impl TestServer {
             Auth::admin_token(TOKEN),
             AddressPolicy::default(),
             limits,
+            body_read_timeout,
         )
         .await
     }
@@ -242,6 +246,7 @@ impl TestServer {
             Auth::admin_token(TOKEN),
             addresses,
             ConnectionLimits::default(),
+            Duration::from_secs(10),
         )
         .await
     }
@@ -254,6 +259,7 @@ impl TestServer {
         auth: Auth,
         addresses: AddressPolicy,
         limits: ConnectionLimits,
+        body_read_timeout: Duration,
     ) -> Self {
         registry_resolver::server::tls::install_crypto_provider();
         let index = IndexHandle::new();
@@ -290,6 +296,7 @@ impl TestServer {
                 browse_cache_ttl: Duration::from_secs(2),
                 browse_cache_entries: 100,
             })),
+            body_read_timeout,
         };
         let options = ServeOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
