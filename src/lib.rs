@@ -15,6 +15,7 @@ pub mod api;
 pub mod app;
 pub mod certs;
 pub mod cli;
+pub mod console;
 pub mod excerpt;
 pub mod index;
 pub mod kubernetes;

@@ -167,7 +167,32 @@ pub fn router(state: AppState) -> Router {
             state.auth.clone(),
             require_token,
         ))
+        // Public: the console's sign-in page reads it before there is a token.
+        .route("/info", get(info))
         .with_state(state)
+}
+
+/// What a client needs to know before signing in.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Info {
+    /// The server's version.
+    pub version: String,
+    /// `embedded` (sign in with the admin token) or `kubernetes` (with a
+    /// Kubernetes bearer token, checked against RBAC).
+    pub store: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/info", tag = "server", security(()),
+    responses((status = 200, description = "Version and how to sign in (no token needed)", body = Info)))]
+pub async fn info(State(state): State<AppState>) -> axum::Json<Info> {
+    axum::Json(Info {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        store: match state.auth.as_ref() {
+            Auth::AdminToken(_) => "embedded",
+            Auth::Cluster(_) => "kubernetes",
+        }
+        .to_owned(),
+    })
 }
 
 #[derive(OpenApi)]
@@ -190,6 +215,7 @@ pub fn router(state: AppState) -> Router {
         registries::tags,
         registries::namespace_registries,
         registries::resolve_preview,
+        info,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, crate::registry::FieldError)),
     modifiers(&BearerAuth),

@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .with_state(state.clone())
         .nest("/api/v1", api::router(state))
+        .merge(crate::console::router())
         .layer(middleware::from_fn_with_state(metrics, count_requests))
 }
 

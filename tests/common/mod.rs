@@ -55,6 +55,30 @@ pub enum Backend {
     Kubernetes,
 }
 
+/// How an embedded-store test server is set up; `Setup::default()` is what
+/// most tests use.
+pub struct Setup {
+    pub reload: Duration,
+    pub pin_policy: PinFailurePolicy,
+    pub auth: Auth,
+    pub addresses: AddressPolicy,
+    pub limits: ConnectionLimits,
+    pub body_read_timeout: Duration,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            reload: Duration::from_secs(10),
+            pin_policy: PinFailurePolicy::Allow,
+            auth: Auth::admin_token(TOKEN),
+            addresses: AddressPolicy::default(),
+            limits: ConnectionLimits::default(),
+            body_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 pub struct TestServer {
     pub dir: tempfile::TempDir,
     /// The in-memory API server, for the Kubernetes backend.
@@ -183,18 +207,10 @@ impl TestServer {
 
     /// With the given API authentication.
     pub async fn start_with_auth(auth: Auth) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let certs = generate_certs(&dir.path().join("certs"));
-        Self::start_full(
-            dir,
-            certs,
-            Duration::from_secs(10),
-            PinFailurePolicy::Allow,
+        Self::start_setup(Setup {
             auth,
-            AddressPolicy::default(),
-            ConnectionLimits::default(),
-            Duration::from_secs(10),
-        )
+            ..Setup::default()
+        })
         .await
     }
 
@@ -202,65 +218,51 @@ impl TestServer {
         dir: tempfile::TempDir,
         certs: CertPaths,
         reload: Duration,
-        policy: PinFailurePolicy,
+        pin_policy: PinFailurePolicy,
     ) -> Self {
-        Self::start_full(
-            dir,
-            certs,
+        let setup = Setup {
             reload,
-            policy,
-            Auth::admin_token(TOKEN),
-            AddressPolicy::default(),
-            ConnectionLimits::default(),
-            Duration::from_secs(10),
-        )
-        .await
+            pin_policy,
+            ..Setup::default()
+        };
+        Self::start_full(dir, certs, setup).await
     }
 
     /// With these bounds on connections and headers, and this body deadline.
     pub async fn start_with_limits(limits: ConnectionLimits, body_read_timeout: Duration) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let certs = generate_certs(&dir.path().join("certs"));
-        Self::start_full(
-            dir,
-            certs,
-            Duration::from_secs(10),
-            PinFailurePolicy::Allow,
-            Auth::admin_token(TOKEN),
-            AddressPolicy::default(),
+        Self::start_setup(Setup {
             limits,
             body_read_timeout,
-        )
+            ..Setup::default()
+        })
         .await
     }
 
     /// With this policy for where registry requests may go.
     pub async fn start_with_addresses(addresses: AddressPolicy) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let certs = generate_certs(&dir.path().join("certs"));
-        Self::start_full(
-            dir,
-            certs,
-            Duration::from_secs(10),
-            PinFailurePolicy::Allow,
-            Auth::admin_token(TOKEN),
+        Self::start_setup(Setup {
             addresses,
-            ConnectionLimits::default(),
-            Duration::from_secs(10),
-        )
+            ..Setup::default()
+        })
         .await
     }
 
-    async fn start_full(
-        dir: tempfile::TempDir,
-        certs: CertPaths,
-        reload: Duration,
-        policy: PinFailurePolicy,
-        auth: Auth,
-        addresses: AddressPolicy,
-        limits: ConnectionLimits,
-        body_read_timeout: Duration,
-    ) -> Self {
+    /// In a new temporary directory with new certificates.
+    async fn start_setup(setup: Setup) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = generate_certs(&dir.path().join("certs"));
+        Self::start_full(dir, certs, setup).await
+    }
+
+    async fn start_full(dir: tempfile::TempDir, certs: CertPaths, setup: Setup) -> Self {
+        let Setup {
+            reload,
+            pin_policy: policy,
+            auth,
+            addresses,
+            limits,
+            body_read_timeout,
+        } = setup;
         registry_resolver::server::tls::install_crypto_provider();
         let index = IndexHandle::new();
         let store = registry_resolver::app::open_embedded_store(

@@ -1,0 +1,981 @@
+// The console: sign-in, the registries list, a registry's page with its
+// repositories, the create and edit dialog, and the workload form with the
+// image picker. Hash routes, so a reload or a shared link lands on the page.
+
+import { api, ApiError, enc, onUnauthorized, session } from './api.js';
+import { debounce, h, id, mount } from './dom.js';
+import { applyStatic, currentLang, has, setLang, t } from './i18n.js';
+
+const main = document.getElementById('main');
+let info = { store: 'embedded' };
+
+// ---------- routing ----------
+
+function route() {
+  const hash = location.hash.replace(/^#/, '') || '/registries';
+  const [path, query = ''] = hash.split('?');
+  const params = new URLSearchParams(query);
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const signedIn = Boolean(session.token());
+  document.getElementById('nav').hidden = !signedIn;
+  document.getElementById('signout').hidden = !signedIn;
+  for (const link of document.querySelectorAll('#nav a')) {
+    const current = link.getAttribute('href') === `#/${parts[0] || ''}`;
+    if (current) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  if (!signedIn && parts[0] !== 'signin') {
+    location.replace(`#/signin?next=${enc(hash)}`);
+    return;
+  }
+  if (parts[0] === 'signin') return signInPage(params.get('next') || '/registries');
+  if (parts[0] === 'registries' && parts[1]) return registryPage(parts[1]);
+  if (parts[0] === 'workload') return workloadPage(params);
+  return listPage();
+}
+
+onUnauthorized(() => {
+  session.signOut();
+  const here = location.hash.replace(/^#/, '');
+  if (!here.startsWith('/signin')) location.replace(`#/signin?next=${enc(here)}&expired=1`);
+});
+
+function page(title, ...content) {
+  document.title = `${title} · registry-resolver`;
+  mount(main, ...content);
+  main.focus({ preventScroll: true });
+}
+
+// ---------- shared pieces ----------
+
+function alertBox(kind, ...content) {
+  return h('div', { class: `alert alert-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, ...content);
+}
+
+/** What an API error means, in the user's language, with the fix. */
+function explain(error) {
+  if (!(error instanceof ApiError)) return String(error);
+  const known = has(`code.${error.code}`) ? t(`code.${error.code}`) : null;
+  if (error.status === 403) return `${t('code.forbidden_rbac')} ${error.message}`;
+  if (error.code === 'network' || error.code === 'aborted') return known;
+  return known ? `${known} (${error.message})` : error.message;
+}
+
+function errorState(error, retry) {
+  return alertBox('error', h('p', {}, explain(error)),
+    retry ? h('button', { type: 'button', class: 'btn', onclick: retry }, t('action.retry')) : null);
+}
+
+function loading(label) {
+  return h('p', { class: 'loading', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), label || t('state.loading'));
+}
+
+function schemeOf(server) {
+  return server.startsWith('http://') ? 'http' : 'https';
+}
+
+function serverBadges(record) {
+  const scheme = schemeOf(record.server);
+  const badges = [h('span', { class: `badge badge-${scheme}` }, scheme)];
+  if (scheme === 'http') badges.push(h('span', { class: 'badge badge-warn', title: t('warn.plainHttp') }, '⚠ ', t('warn.plainHttpShort')));
+  if (record.tls && record.tls.insecureSkipVerify && !record.tls.caBundle) {
+    badges.push(h('span', { class: 'badge badge-warn', title: t('warn.skipVerify') }, '⚠ ', t('warn.skipVerifyShort')));
+  }
+  return badges;
+}
+
+function statusOf(record) {
+  const status = record.status || {};
+  if (status.verified) return { kind: 'ok', label: t('status.verified') };
+  if (status.lastVerifiedAt) return { kind: 'bad', label: t('status.failed') };
+  return { kind: 'none', label: t('status.unchecked') };
+}
+
+function statusChip(record, withMessage) {
+  const status = statusOf(record);
+  const when = record.status && record.status.lastVerifiedAt;
+  return h('span', { class: 'status' },
+    h('span', { class: `chip chip-${status.kind}` }, status.kind === 'ok' ? '✓ ' : status.kind === 'bad' ? '✕ ' : '○ ', status.label),
+    when ? h('span', { class: 'muted small' }, ' ', formatTime(when)) : null,
+    withMessage && record.status && record.status.message && status.kind === 'bad'
+      ? h('span', { class: 'status-message small' }, record.status.message) : null);
+}
+
+function formatTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleString(currentLang() === 'zh' ? 'zh-CN' : 'en', { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+/** A modal dialog: the rest of the page is inert and focus stays inside. */
+function openDialog(title, build, { wide = false } = {}) {
+  const titleId = id('dialog-title');
+  const dialog = h('dialog', { class: wide ? 'dialog dialog-wide' : 'dialog', 'aria-labelledby': titleId });
+  const close = () => dialog.close();
+  dialog.addEventListener('close', () => dialog.remove());
+  mount(dialog, h('div', { class: 'dialog-head' },
+    h('h2', { id: titleId }, title),
+    h('button', { type: 'button', class: 'btn btn-ghost btn-icon', 'aria-label': t('action.close'), onclick: close }, '×')),
+  build(close));
+  document.body.append(dialog);
+  dialog.showModal();
+  return dialog;
+}
+
+function confirmDialog(title, body, confirmLabel, onConfirm) {
+  openDialog(title, (close) => {
+    const result = h('div', { role: 'status', 'aria-live': 'polite' });
+    const confirm = h('button', { type: 'button', class: 'btn btn-danger' }, confirmLabel);
+    confirm.addEventListener('click', async () => {
+      confirm.disabled = true;
+      try {
+        await onConfirm(close);
+      } catch (error) {
+        mount(result, errorState(error));
+        confirm.disabled = false;
+      }
+    });
+    return h('div', {}, body, result,
+      h('div', { class: 'dialog-actions' },
+        h('button', { type: 'button', class: 'btn', onclick: close, autofocus: true }, t('action.cancel')), confirm));
+  });
+}
+
+// ---------- sign-in ----------
+
+function signInPage(next) {
+  const expired = new URLSearchParams(location.hash.split('?')[1] || '').get('expired');
+  const inputId = id('token');
+  const input = h('input', { id: inputId, type: 'password', class: 'input', autocomplete: 'off', required: true, spellcheck: 'false' });
+  const result = h('div', { 'aria-live': 'polite' });
+  const hint = info.store === 'kubernetes' ? t('signin.hintKubernetes') : t('signin.hintEmbedded');
+  const form = h('form', { class: 'card signin', novalidate: true },
+    h('h1', {}, t('signin.title')),
+    h('p', { class: 'muted' }, hint),
+    expired ? alertBox('info', t('signin.expired')) : null,
+    h('label', { for: inputId, class: 'label' }, t('signin.token')),
+    input, result,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn btn-primary' }, t('signin.submit'))));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const token = input.value.trim();
+    if (!token) {
+      mount(result, alertBox('error', t('signin.empty')));
+      input.focus();
+      return;
+    }
+    session.signIn(token);
+    try {
+      await api('GET', '/registries?limit=1');
+    } catch (error) {
+      if (error.status === 401) {
+        session.signOut();
+        mount(result, alertBox('error', t('signin.rejected')));
+        input.focus();
+        return;
+      }
+      // 403: signed in, but RBAC says what this user may not do; the page says so.
+    }
+    location.replace(`#${next}`);
+  });
+  page(t('signin.title'), h('div', { class: 'center' }, form));
+  input.focus();
+}
+
+// ---------- registries list ----------
+
+const listState = { q: '', sort: 'name', dir: 1, page: 0, size: 20, selected: new Set(), notice: null };
+
+async function listPage() {
+  const content = h('div', {});
+  page(t('list.title'), h('div', { class: 'page-head' },
+    h('h1', {}, t('list.title')),
+    h('button', { type: 'button', class: 'btn btn-primary', onclick: () => registryDialog(null) }, t('action.add'))),
+  content);
+  mount(content, loading());
+  let records;
+  try {
+    records = (await api('GET', '/registries')).items;
+  } catch (error) {
+    mount(content, errorState(error, listPage));
+    return;
+  }
+  renderList(content, records);
+  // A notice (what a delete did) is said once, not on every later visit.
+  listState.notice = null;
+}
+
+function sortValue(record, key) {
+  switch (key) {
+    case 'server': return record.server;
+    case 'username': return record.username || '';
+    case 'namespaces': return record.namespaces.length;
+    case 'status': return statusOf(record).label;
+    case 'created': return record.createdAt;
+    default: return record.name;
+  }
+}
+
+function renderList(content, records) {
+  const known = new Set(records.map((r) => r.name));
+  for (const name of listState.selected) if (!known.has(name)) listState.selected.delete(name);
+  if (records.length === 0) {
+    mount(content, listState.notice, h('div', { class: 'empty card' },
+      h('h2', {}, t('list.emptyTitle')),
+      h('p', { class: 'muted' }, t('list.emptyBody')),
+      h('button', { type: 'button', class: 'btn btn-primary', onclick: () => registryDialog(null) }, t('action.add'))));
+    return;
+  }
+  const q = listState.q.toLowerCase();
+  const shown = records
+    .filter((r) => !q || r.name.toLowerCase().includes(q) || r.server.toLowerCase().includes(q))
+    .sort((a, b) => {
+      const x = sortValue(a, listState.sort);
+      const y = sortValue(b, listState.sort);
+      return (x < y ? -1 : x > y ? 1 : 0) * listState.dir;
+    });
+  const pages = Math.max(1, Math.ceil(shown.length / listState.size));
+  listState.page = Math.min(listState.page, pages - 1);
+  const first = listState.page * listState.size;
+  const rows = shown.slice(first, first + listState.size);
+
+  const searchId = id('search');
+  const search = h('input', { id: searchId, type: 'search', class: 'input', value: listState.q, placeholder: t('list.searchPlaceholder') });
+  search.addEventListener('input', debounce(() => {
+    listState.q = search.value;
+    listState.page = 0;
+    renderList(content, records);
+    const again = content.querySelector('input[type=search]');
+    again.focus();
+    again.setSelectionRange(again.value.length, again.value.length);
+  }, 150));
+  const selectedCount = listState.selected.size;
+  const deleteButton = h('button', { type: 'button', class: 'btn btn-danger', disabled: selectedCount === 0, onclick: () => deleteSelected(records) },
+    t('list.deleteSelected', { n: selectedCount }));
+
+  const header = (key, label) => {
+    const active = listState.sort === key;
+    return h('th', { scope: 'col', 'aria-sort': active ? (listState.dir > 0 ? 'ascending' : 'descending') : 'none' },
+      h('button', { type: 'button', class: 'sort', onclick: () => {
+        listState.dir = active ? -listState.dir : 1;
+        listState.sort = key;
+        renderList(content, records);
+        content.querySelector(`th[aria-sort]:not([aria-sort=none]) button`).focus();
+      } }, label, h('span', { class: 'sort-mark', 'aria-hidden': 'true' }, active ? (listState.dir > 0 ? ' ▲' : ' ▼') : '')));
+  };
+  const allOnPage = rows.length > 0 && rows.every((r) => listState.selected.has(r.name));
+  const selectAll = h('input', { type: 'checkbox', 'aria-label': t('list.selectPage'), checked: allOnPage, onchange: (e) => {
+    for (const r of rows) {
+      if (e.target.checked) listState.selected.add(r.name);
+      else listState.selected.delete(r.name);
+    }
+    renderList(content, records);
+    content.querySelector('thead input[type=checkbox]').focus();
+  } });
+  const table = h('table', { class: 'table' },
+    h('caption', { class: 'sr-only' }, t('list.title')),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col', class: 'check' }, selectAll),
+      header('name', t('field.name')),
+      header('server', t('field.server')),
+      header('username', t('field.username')),
+      header('namespaces', t('field.namespaces')),
+      h('th', { scope: 'col' }, t('field.defaultFor')),
+      header('status', t('field.status')),
+      header('created', t('field.created')))),
+    h('tbody', {}, rows.map((r) => h('tr', {},
+      h('td', { class: 'check' }, h('input', { type: 'checkbox', 'aria-label': t('list.select', { name: r.name }), checked: listState.selected.has(r.name), onchange: (e) => {
+        if (e.target.checked) listState.selected.add(r.name);
+        else listState.selected.delete(r.name);
+        renderList(content, records);
+        content.querySelector(`input[data-row="${CSS.escape(r.name)}"]`).focus();
+      }, dataset: { row: r.name } })),
+      cell(t('field.name'), h('a', { href: `#/registries/${enc(r.name)}`, class: 'strong' }, r.name)),
+      cell(t('field.server'), h('span', { class: 'mono' }, r.server.replace(/^https?:\/\//, '')), ' ', serverBadges(r)),
+      cell(t('field.username'), r.username || h('span', { class: 'muted' }, '—')),
+      cell(t('field.namespaces'), h('span', { class: 'count' }, r.namespaces.length), ' ',
+        h('span', { class: 'muted' }, r.namespaces.slice(0, 3).join(', ') + (r.namespaces.length > 3 ? ', …' : ''))),
+      cell(t('field.defaultFor'), r.defaultFor.length ? r.defaultFor.slice(0, 3).join(', ') + (r.defaultFor.length > 3 ? ', …' : '') : h('span', { class: 'muted' }, '—')),
+      cell(t('field.status'), statusChip(r, true)),
+      cell(t('field.created'), formatTime(r.createdAt))))));
+  const pager = h('nav', { class: 'pager', 'aria-label': t('list.paging') },
+    h('span', { class: 'muted' }, shown.length
+      ? t('list.range', { from: first + 1, to: first + rows.length, total: shown.length })
+      : t('list.noMatch')),
+    h('button', { type: 'button', class: 'btn', disabled: listState.page === 0, onclick: () => { listState.page -= 1; renderList(content, records); } }, t('action.previous')),
+    h('button', { type: 'button', class: 'btn', disabled: listState.page >= pages - 1, onclick: () => { listState.page += 1; renderList(content, records); } }, t('action.next')));
+  mount(content, listState.notice,
+    h('div', { class: 'toolbar' },
+      h('label', { for: searchId, class: 'sr-only' }, t('list.search')), search, deleteButton),
+    h('div', { class: 'table-wrap' }, table), pager);
+}
+
+/** A table cell; its label is shown beside the value on narrow screens. */
+function cell(label, ...content) {
+  return h('td', { 'data-label': label }, h('div', { class: 'cell' }, ...content));
+}
+
+function deleteSelected(records) {
+  const names = [...listState.selected].sort();
+  confirmDialog(t('list.deleteTitle', { n: names.length }),
+    h('div', {}, h('p', {}, t('list.deleteBody')), h('ul', { class: 'names' }, names.map((n) => h('li', { class: 'mono' }, n)))),
+    t('action.delete'),
+    async (close) => {
+      const result = await api('POST', '/registries:batchDelete', { body: { names } });
+      listState.selected.clear();
+      listState.notice = alertBox('info',
+        result.deleted.length ? t('list.deleted', { names: result.deleted.join(', ') }) : null,
+        result.notFound.length ? h('span', {}, ' ', t('list.notFound', { names: result.notFound.join(', ') })) : null);
+      close();
+      listPage();
+    });
+  void records;
+}
+
+// ---------- create and edit ----------
+
+const FIELD_OF = (path) => path.replace(/\[\d+\]$/, '').replace(/^tls\./, 'tls.');
+
+function registryDialog(existing) {
+  const editing = Boolean(existing);
+  openDialog(editing ? t('dialog.editTitle', { name: existing.name }) : t('dialog.createTitle'), (close) => {
+    const fields = {};
+    const errors = {};
+    const field = (key, label, control, help) => {
+      const errorId = id('err');
+      errors[key] = h('p', { class: 'field-error', id: errorId, hidden: true });
+      const controlId = control.id || id('f');
+      control.id = controlId;
+      control.setAttribute('aria-describedby', errorId);
+      fields[key] = control;
+      return h('div', { class: 'field', dataset: { field: key } },
+        h('label', { for: controlId, class: 'label' }, label),
+        control, help ? h('p', { class: 'help' }, help) : null, errors[key]);
+    };
+    const current = existing || { namespaces: [], defaultFor: [], tls: {} };
+    const scheme = h('select', { class: 'input scheme', 'aria-label': t('field.scheme') },
+      h('option', { value: 'https', selected: schemeOf(current.server || 'https://') === 'https' }, 'https://'),
+      h('option', { value: 'http', selected: schemeOf(current.server || 'https://') === 'http' }, 'http://'));
+    const host = h('input', { class: 'input', value: (current.server || '').replace(/^https?:\/\//, ''),
+      placeholder: 'dockerhub.qingcloud.com · harbor.example.com:8443/library', required: true, spellcheck: 'false', autocomplete: 'off' });
+    const schemeHelp = h('p', { class: 'help warn', hidden: true }, t('warn.plainHttp'));
+    const syncScheme = () => { schemeHelp.hidden = scheme.value !== 'http'; };
+    scheme.addEventListener('change', syncScheme);
+    const name = h('input', { class: 'input', value: current.name || '', required: true, disabled: editing, spellcheck: 'false', autocomplete: 'off', placeholder: 'harbor' });
+    const username = h('input', { class: 'input', value: current.username || '', autocomplete: 'off', spellcheck: 'false' });
+    const password = h('input', { class: 'input', type: 'password', autocomplete: 'new-password',
+      placeholder: editing && current.hasPassword ? t('dialog.passwordKeep') : '' });
+    const description = h('input', { class: 'input', value: current.description || '' });
+    const namespaces = chips(current.namespaces, t('dialog.namespacePlaceholder'));
+    const defaults = h('div', { class: 'checks' });
+    const chosenDefaults = new Set(current.defaultFor);
+    const renderDefaults = () => {
+      const list = namespaces.values();
+      for (const ns of [...chosenDefaults]) if (!list.includes(ns)) chosenDefaults.delete(ns);
+      mount(defaults, list.length ? list.map((ns) => h('label', { class: 'check-label' },
+        h('input', { type: 'checkbox', checked: chosenDefaults.has(ns), onchange: (e) => {
+          if (e.target.checked) chosenDefaults.add(ns); else chosenDefaults.delete(ns);
+        } }), ' ', ns)) : h('p', { class: 'muted small' }, t('dialog.defaultsEmpty')));
+    };
+    namespaces.onchange = renderDefaults;
+    renderDefaults();
+    const caBundle = h('textarea', { class: 'input mono', rows: 4, spellcheck: 'false', placeholder: '-----BEGIN CERTIFICATE-----' }, (current.tls && current.tls.caBundle) || '');
+    const caFile = h('input', { type: 'file', accept: '.crt,.pem,.cer', class: 'file', 'aria-label': t('dialog.caUpload') });
+    caFile.addEventListener('change', async () => {
+      const file = caFile.files && caFile.files[0];
+      if (file) caBundle.value = await file.text();
+    });
+    const skipVerify = h('input', { type: 'checkbox', checked: Boolean(current.tls && current.tls.insecureSkipVerify) });
+    const skipWarn = h('p', { class: 'help warn', hidden: !skipVerify.checked }, t('warn.skipVerify'));
+    skipVerify.addEventListener('change', () => { skipWarn.hidden = !skipVerify.checked; });
+    const pullSecret = h('input', { class: 'input', value: editing ? current.pullSecretName : '', placeholder: t('dialog.pullSecretPlaceholder'), spellcheck: 'false', autocomplete: 'off' });
+    const pin = h('input', { type: 'checkbox', checked: Boolean(current.pinDigests) });
+    const noCheck = h('input', { type: 'checkbox' });
+    const outcome = h('div', { class: 'outcome', role: 'status', 'aria-live': 'polite' });
+
+    const body = () => {
+      const value = {
+        name: editing ? existing.name : name.value.trim(),
+        server: `${scheme.value}://${host.value.trim().replace(/^https?:\/\//, '')}`,
+        namespaces: namespaces.values(),
+        defaultFor: namespaces.values().filter((ns) => chosenDefaults.has(ns)),
+        tls: { insecureSkipVerify: skipVerify.checked },
+        pinDigests: pin.checked,
+      };
+      if (username.value.trim()) value.username = username.value.trim();
+      if (password.value) value.password = password.value;
+      if (description.value.trim()) value.description = description.value.trim();
+      if (caBundle.value.trim()) value.tls.caBundle = caBundle.value.trim();
+      if (pullSecret.value.trim()) value.pullSecretName = pullSecret.value.trim();
+      return value;
+    };
+    const clearErrors = () => {
+      for (const [key, el] of Object.entries(errors)) {
+        el.hidden = true;
+        el.textContent = '';
+        fields[key].removeAttribute('aria-invalid');
+      }
+    };
+    const showErrors = (error) => {
+      const details = error.details.length ? error.details : error.field ? [{ field: error.field, message: error.message }] : [];
+      let first = null;
+      for (const detail of details) {
+        const key = FIELD_OF(detail.field);
+        const target = errors[key] ? key : key.startsWith('tls') ? 'tls.caBundle' : null;
+        if (!target) continue;
+        errors[target].hidden = false;
+        errors[target].textContent = errors[target].textContent ? `${errors[target].textContent}; ${detail.message}` : detail.message;
+        fields[target].setAttribute('aria-invalid', 'true');
+        first = first || fields[target];
+      }
+      return first;
+    };
+    // A changed address must come with the password: the stored one is
+    // never sent to a new address, so say so before the server refuses.
+    const needsPassword = () => editing && existing.hasPassword && username.value.trim() && !password.value
+      && body().server !== existing.server;
+
+    const check = h('button', { type: 'button', class: 'btn' }, t('action.check'));
+    const save = h('button', { type: 'submit', class: 'btn btn-primary' }, t('action.save'));
+    let running = null;
+    const cancelRun = h('button', { type: 'button', class: 'btn btn-ghost', hidden: true, onclick: () => running && running.abort() }, t('action.cancel'));
+    const busy = (on, label) => {
+      check.disabled = on;
+      save.disabled = on;
+      cancelRun.hidden = !on;
+      if (on) mount(outcome, loading(label));
+    };
+    const run = async (fn, label) => {
+      clearErrors();
+      if (needsPassword()) {
+        errors.password.hidden = false;
+        errors.password.textContent = t('dialog.passwordForNewServer');
+        fields.password.setAttribute('aria-invalid', 'true');
+        fields.password.focus();
+        mount(outcome);
+        return;
+      }
+      running = new AbortController();
+      busy(true, label);
+      try {
+        await fn(running.signal);
+      } catch (error) {
+        if (error.status === 422 && error.code === 'invalid') {
+          mount(outcome, alertBox('error', t('dialog.fixFields')));
+          const first = showErrors(error);
+          if (first) first.focus();
+        } else {
+          mount(outcome, alertBox('error', explain(error)));
+        }
+      } finally {
+        running = null;
+        busy(false);
+      }
+    };
+    check.addEventListener('click', () => run(async (signal) => {
+      const value = body();
+      if (!value.name) value.name = 'unsaved';
+      if (editing && !value.password && existing.hasPassword) {
+        // The stored password stays on the server: check the saved record.
+        const saved = await api('POST', `/registries/${enc(existing.name)}/verify`, { signal, timeoutMs: 20000 });
+        mount(outcome, alertBox(saved.status.verified ? 'ok' : 'error', saved.status.message || ''));
+        return;
+      }
+      await api('POST', '/registries:verify', { body: value, signal, timeoutMs: 20000 });
+      mount(outcome, alertBox('ok', '✓ ', t('dialog.checkOk')));
+    }, t('dialog.checking')));
+    const form = h('form', { class: 'form', novalidate: true });
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      run(async (signal) => {
+        const verify = noCheck.checked ? '?verify=false' : '';
+        const saved = editing
+          ? await api('PUT', `/registries/${enc(existing.name)}${verify}`, { body: body(), signal, timeoutMs: 20000 })
+          : await api('POST', `/registries${verify}`, { body: body(), signal, timeoutMs: 20000 });
+        close();
+        location.hash = `#/registries/${enc(saved.name)}`;
+        if (editing) route();
+      }, noCheck.checked ? t('dialog.saving') : t('dialog.checkingAndSaving'));
+    });
+    mount(form,
+      h('div', { class: 'grid-2' },
+        field('name', t('field.name'), name, editing ? t('dialog.nameImmutable') : t('dialog.nameHelp')),
+        field('description', t('field.description'), description)),
+      h('div', { class: 'field', dataset: { field: 'server' } },
+        h('label', { for: 'server-host', class: 'label' }, t('field.server')),
+        h('div', { class: 'input-group' }, scheme, (() => { host.id = 'server-host'; return host; })()),
+        h('p', { class: 'help' }, t('dialog.serverHelp')), schemeHelp,
+        (() => { const e = h('p', { class: 'field-error', hidden: true, id: id('err') }); errors.server = e; fields.server = host; host.setAttribute('aria-describedby', e.id); return e; })()),
+      h('div', { class: 'grid-2' },
+        field('username', t('field.username'), username),
+        field('password', t('field.password'), password, editing ? t('dialog.passwordHelpEdit') : t('dialog.passwordHelp'))),
+      field('namespaces', t('field.namespaces'), namespaces.input, t('dialog.namespacesHelp')),
+      namespaces.list,
+      h('fieldset', { class: 'field' }, h('legend', { class: 'label' }, t('field.defaultFor')),
+        h('p', { class: 'help' }, t('dialog.defaultForHelp')), defaults),
+      h('details', { class: 'advanced', open: Boolean(current.tls && (current.tls.caBundle || current.tls.insecureSkipVerify)) || undefined },
+        h('summary', {}, t('dialog.advanced')),
+        field('tls.caBundle', t('field.caBundle'), caBundle, t('dialog.caHelp')),
+        h('div', { class: 'field' }, caFile),
+        h('label', { class: 'check-label' }, skipVerify, ' ', t('field.skipVerify')), skipWarn,
+        field('pullSecretName', t('field.pullSecretName'), pullSecret, t('dialog.pullSecretHelp')),
+        h('label', { class: 'check-label' }, pin, ' ', t('field.pinDigests'))),
+      h('label', { class: 'check-label' }, noCheck, ' ', t('dialog.saveWithoutCheck')),
+      outcome,
+      h('div', { class: 'dialog-actions' }, cancelRun,
+        h('button', { type: 'button', class: 'btn btn-ghost', onclick: close }, t('action.cancel')), check, save));
+    syncScheme();
+    setTimeout(() => (editing ? host : name).focus(), 0);
+    return form;
+  }, { wide: true });
+}
+
+/** A chips input: Enter or comma adds, each chip has a remove button. */
+function chips(initial, placeholder) {
+  const values = [...initial];
+  const list = h('ul', { class: 'chips', 'aria-live': 'polite' });
+  const input = h('input', { class: 'input', placeholder, spellcheck: 'false', autocomplete: 'off' });
+  const api = { input, list, onchange: () => {}, values: () => [...values] };
+  const render = () => {
+    mount(list, values.map((value, index) => h('li', { class: 'chip chip-ns' }, value,
+      h('button', { type: 'button', class: 'chip-remove', 'aria-label': t('dialog.removeNamespace', { name: value }), onclick: () => {
+        values.splice(index, 1);
+        render();
+        api.onchange();
+        input.focus();
+      } }, '×'))));
+  };
+  const add = () => {
+    for (const part of input.value.split(/[\s,]+/)) {
+      const value = part.trim();
+      if (value && !values.includes(value)) values.push(value);
+    }
+    input.value = '';
+    render();
+    api.onchange();
+  };
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' || event.key === ',') {
+      event.preventDefault();
+      add();
+    } else if (event.key === 'Backspace' && !input.value && values.length) {
+      values.pop();
+      render();
+      api.onchange();
+    }
+  });
+  input.addEventListener('blur', () => { if (input.value.trim()) add(); });
+  render();
+  return api;
+}
+
+// ---------- a registry's page ----------
+
+async function registryPage(name) {
+  page(name, loading());
+  let record;
+  try {
+    record = await api('GET', `/registries/${enc(name)}`);
+  } catch (error) {
+    page(name, h('p', {}, h('a', { href: '#/registries' }, '← ', t('list.title'))), errorState(error, () => registryPage(name)));
+    return;
+  }
+  const statusBox = h('div', {}, statusChip(record, true));
+  const checkResult = h('div', { role: 'status', 'aria-live': 'polite' });
+  const checkAgain = h('button', { type: 'button', class: 'btn' }, t('action.checkAgain'));
+  checkAgain.addEventListener('click', async () => {
+    checkAgain.disabled = true;
+    mount(checkResult, loading(t('dialog.checking')));
+    try {
+      record = await api('POST', `/registries/${enc(name)}/verify`, { timeoutMs: 20000 });
+      mount(checkResult, alertBox('ok', '✓ ', t('dialog.checkOk')));
+    } catch (error) {
+      mount(checkResult, alertBox('error', explain(error)));
+      try { record = await api('GET', `/registries/${enc(name)}`); } catch (e) { /* keep what we have */ }
+    }
+    mount(statusBox, statusChip(record, true));
+    checkAgain.disabled = false;
+  });
+  const scheme = schemeOf(record.server);
+  const needsNodeTrust = scheme === 'http' || (record.tls && (record.tls.caBundle || record.tls.insecureSkipVerify));
+  const host = record.server.replace(/^https?:\/\//, '');
+  const dl = (...pairs) => h('dl', { class: 'facts' }, pairs.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+  const example = `kubectl create deployment mysql --image=/mysql/mysql:5.6 -n ${record.defaultFor[0] || record.namespaces[0]}`;
+  page(name,
+    h('p', { class: 'crumbs' }, h('a', { href: '#/registries' }, '← ', t('list.title'))),
+    h('div', { class: 'page-head' },
+      h('div', {}, h('h1', {}, record.name), h('p', { class: 'muted' }, h('span', { class: 'mono' }, host), ' ', serverBadges(record))),
+      h('div', { class: 'actions' }, checkAgain,
+        h('button', { type: 'button', class: 'btn', onclick: () => registryDialog(record) }, t('action.edit')),
+        h('button', { type: 'button', class: 'btn btn-danger', onclick: () => confirmDialog(t('detail.deleteTitle', { name }),
+          h('p', {}, t('detail.deleteBody', { name })), t('action.delete'), async (close) => {
+            await api('DELETE', `/registries/${enc(name)}`);
+            close();
+            listState.notice = alertBox('info', t('list.deleted', { names: name }));
+            location.hash = '#/registries';
+          }) }, t('action.delete')))),
+    checkResult,
+    h('div', { class: 'cards' },
+      h('section', { class: 'card', 'aria-labelledby': 'sec-status' },
+        h('h2', { id: 'sec-status' }, t('detail.status')), statusBox,
+        needsNodeTrust ? alertBox('warn', scheme === 'http' ? t('detail.nodeTrustHttp') : t('detail.nodeTrustCa')) : null),
+      h('section', { class: 'card', 'aria-labelledby': 'sec-conn' },
+        h('h2', { id: 'sec-conn' }, t('detail.connection')),
+        dl([t('field.server'), h('span', { class: 'mono' }, record.server)],
+          [t('field.username'), record.username || '—'],
+          [t('field.password'), record.hasPassword ? t('detail.passwordStored') : '—'],
+          [t('field.caBundle'), record.tls && record.tls.caBundle ? t('detail.caProvided') : '—'],
+          [t('field.skipVerify'), record.tls && record.tls.insecureSkipVerify ? t('state.yes') : t('state.no')],
+          [t('field.pullSecretName'), h('span', { class: 'mono' }, record.pullSecretName)],
+          [t('field.pinDigests'), record.pinDigests ? t('state.yes') : t('state.no')],
+          [t('field.description'), record.description || '—'],
+          [t('field.created'), formatTime(record.createdAt)],
+          [t('field.updated'), formatTime(record.updatedAt)]))),
+    h('section', { class: 'card', 'aria-labelledby': 'sec-ns' },
+      h('h2', { id: 'sec-ns' }, t('field.namespaces')),
+      h('ul', { class: 'ns-list' }, record.namespaces.map((ns) => h('li', {},
+        h('span', { class: 'mono' }, ns),
+        record.defaultFor.includes(ns) ? h('span', { class: 'badge badge-default' }, t('detail.default')) : null,
+        ' ', h('a', { href: `#/workload?namespace=${enc(ns)}&registry=${enc(record.name)}`, class: 'small' }, t('detail.useHere')))))),
+    h('section', { class: 'card', 'aria-labelledby': 'sec-use' },
+      h('h2', { id: 'sec-use' }, t('detail.howToUse')),
+      h('p', {}, t('detail.howToUseBody')),
+      h('pre', { class: 'code', tabindex: 0 }, example),
+      h('p', {}, t('detail.annotationBody')),
+      h('pre', { class: 'code', tabindex: 0 }, `metadata:\n  annotations:\n    registry-resolver.io/registry: ${record.name}`)),
+    repositoryBrowser(record));
+}
+
+/** Repositories (filter as you type, paged), then a repository's tags. */
+function repositoryBrowser(record, onPick) {
+  const section = h('section', { class: 'card', 'aria-labelledby': 'sec-repos' });
+  const filterId = id('repo-filter');
+  const filter = h('input', { id: filterId, type: 'search', class: 'input', placeholder: t('browse.filter') });
+  const results = h('div', { 'aria-live': 'polite' });
+  const tagsBox = h('div', {});
+  let controller = null;
+  const load = async (append, last) => {
+    if (controller) controller.abort();
+    controller = new AbortController();
+    const mine = controller;
+    const cancel = h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => mine.abort() }, t('action.cancel'));
+    if (!append) mount(results, h('div', { class: 'inline' }, loading(t('browse.loading')), cancel));
+    const query = new URLSearchParams({ n: '50' });
+    if (filter.value.trim()) query.set('q', filter.value.trim());
+    if (last) query.set('last', last);
+    try {
+      const listing = await api('GET', `/registries/${enc(record.name)}/repositories?${query}`, { signal: mine.signal, timeoutMs: 20000 });
+      const list = append ? results.querySelector('ul') : h('ul', { class: 'repo-list' });
+      for (const repo of listing.items) {
+        list.append(h('li', {}, h('button', { type: 'button', class: 'link mono', onclick: () => loadTags(repo) }, repo)));
+      }
+      if (!append) mount(results, listing.items.length ? list : h('p', { class: 'muted' }, t('browse.noRepos')));
+      const more = results.querySelector('.more');
+      if (more) more.remove();
+      if (listing.next) {
+        results.append(h('button', { type: 'button', class: 'btn more', onclick: () => load(true, listing.next) }, t('browse.more')));
+      }
+    } catch (error) {
+      mount(results, alertBox(error.code === 'aborted' ? 'info' : 'error', error.code === 'aborted' ? t('browse.cancelled') : explain(error)),
+        h('button', { type: 'button', class: 'btn', onclick: () => load(false) }, t('action.retry')));
+    } finally {
+      if (controller === mine) controller = null;
+    }
+  };
+  const loadTags = async (repo, last) => {
+    const query = new URLSearchParams({ n: '20' });
+    if (last) query.set('last', last);
+    if (!last) mount(tagsBox, loading(t('browse.loadingTags')));
+    try {
+      const listing = await api('GET', `/registries/${enc(record.name)}/repositories/${repo.split('/').map(enc).join('/')}/tags?${query}`, { timeoutMs: 20000 });
+      const list = last ? tagsBox.querySelector('ul') : h('ul', { class: 'tag-list' });
+      for (const tag of listing.items) {
+        const path = `/${repo}:${tag}`;
+        list.append(h('li', {}, onPick
+          ? h('button', { type: 'button', class: 'link mono', onclick: () => onPick(path) }, tag)
+          : h('span', { class: 'mono' }, tag), ' ', h('code', { class: 'muted small' }, path)));
+      }
+      if (!last) {
+        mount(tagsBox, h('h3', {}, t('browse.tagsOf', { repo })), listing.items.length ? list : h('p', { class: 'muted' }, t('browse.noTags')));
+      }
+      const more = tagsBox.querySelector('.more');
+      if (more) more.remove();
+      if (listing.next) tagsBox.append(h('button', { type: 'button', class: 'btn more', onclick: () => loadTags(repo, listing.next) }, t('browse.more')));
+    } catch (error) {
+      mount(tagsBox, alertBox('error', explain(error)));
+    }
+  };
+  filter.addEventListener('input', debounce(() => load(false), 250));
+  mount(section, h('h2', { id: 'sec-repos' }, t('browse.title')),
+    h('label', { for: filterId, class: 'sr-only' }, t('browse.filter')), filter,
+    h('div', { class: 'browse' }, results, tagsBox));
+  load(false);
+  return section;
+}
+
+// ---------- the workload form and image picker ----------
+
+function workloadPage(params) {
+  const state = {
+    namespace: params.get('namespace') || 'default',
+    registries: [],
+    registry: params.get('registry') || '',
+    name: 'mysql',
+    replicas: 1,
+    containers: [{ name: 'mysql', image: '/mysql/mysql:5.6', ports: '3306', env: [{ name: 'MYSQL_ROOT_PASSWORD', mode: 'secret', value: '', secret: 'mysql-secret', key: 'password' }], requests: { cpu: '', memory: '' }, limits: { cpu: '', memory: '' } }],
+  };
+  const nsId = id('ns');
+  const ns = h('input', { id: nsId, class: 'input', value: state.namespace, spellcheck: 'false', autocomplete: 'off' });
+  const regId = id('reg');
+  const registrySelect = h('select', { id: regId, class: 'input' });
+  const regStatus = h('div', { 'aria-live': 'polite' });
+  const containersBox = h('div', {});
+  const output = h('div', {});
+  const browserBox = h('div', {});
+
+  const loadRegistries = async () => {
+    state.namespace = ns.value.trim();
+    mount(regStatus, loading());
+    try {
+      state.registries = (await api('GET', `/namespaces/${enc(state.namespace)}/registries`)).items;
+      mount(regStatus, state.registries.length ? null : alertBox('warn', t('workload.noRegistries', { ns: state.namespace })));
+    } catch (error) {
+      state.registries = [];
+      mount(regStatus, alertBox('error', explain(error)));
+    }
+    const defaultOne = state.registries.find((r) => r.defaultFor.includes(state.namespace));
+    if (!state.registries.some((r) => r.name === state.registry)) state.registry = '';
+    mount(registrySelect,
+      h('option', { value: '', selected: state.registry === '' },
+        defaultOne ? t('workload.useDefault', { name: defaultOne.name }) : t('workload.noDefault')),
+      state.registries.map((r) => h('option', { value: r.name, selected: r.name === state.registry },
+        `${r.name} — ${r.server.replace(/^https?:\/\//, '')}${r.defaultFor.includes(state.namespace) ? ` (${t('detail.default')})` : ''}`)));
+    renderContainers();
+  };
+  registrySelect.addEventListener('change', () => {
+    state.registry = registrySelect.value;
+    renderContainers();
+  });
+  ns.addEventListener('input', debounce(loadRegistries, 300));
+
+  const preview = async (container, box) => {
+    if (!container.image.startsWith('/')) {
+      mount(box, h('p', { class: 'muted small' }, t('workload.notRelative')));
+      return;
+    }
+    const body = { image: container.image };
+    if (state.registry) body.registry = state.registry;
+    try {
+      const resolved = await api('POST', `/namespaces/${enc(state.namespace)}/resolve`, { body });
+      mount(box, h('p', { class: 'preview ok' }, h('span', { 'aria-hidden': 'true' }, '→ '), h('code', {}, resolved.image),
+        resolved.pullSecret ? h('span', { class: 'muted small preview-note' }, t('workload.withSecret', { secret: resolved.pullSecret })) : null));
+    } catch (error) {
+      mount(box, h('p', { class: 'preview bad', role: 'alert' }, '✕ ', error.code === 'resolution_denied' ? t('workload.denied', { message: error.message }) : explain(error)));
+    }
+  };
+
+  const renderContainers = () => {
+    mount(containersBox, state.containers.map((c, index) => {
+      const previewBox = h('div', { 'aria-live': 'polite' });
+      const imgId = id('img');
+      const image = h('input', { id: imgId, class: 'input mono', value: c.image, spellcheck: 'false', autocomplete: 'off', placeholder: '/mysql/mysql:5.6' });
+      const update = debounce(() => { c.image = image.value.trim(); preview(c, previewBox); renderOutput(); }, 250);
+      image.addEventListener('input', update);
+      const nameInput = h('input', { class: 'input', value: c.name, spellcheck: 'false', autocomplete: 'off' });
+      nameInput.addEventListener('input', () => { c.name = nameInput.value.trim(); renderOutput(); });
+      const ports = h('input', { class: 'input', value: c.ports, placeholder: '3306', inputmode: 'numeric' });
+      ports.addEventListener('input', () => { c.ports = ports.value; renderOutput(); });
+      const browse = h('button', { type: 'button', class: 'btn', onclick: () => {
+        const target = state.registry || (state.registries.find((r) => r.defaultFor.includes(state.namespace)) || {}).name;
+        const record = state.registries.find((r) => r.name === target);
+        if (!record) {
+          mount(browserBox, alertBox('warn', t('workload.chooseRegistry')));
+          return;
+        }
+        mount(browserBox, repositoryBrowser(record, (path) => {
+          image.value = path;
+          c.image = path;
+          preview(c, previewBox);
+          renderOutput();
+          mount(browserBox);
+          image.focus();
+        }));
+      } }, t('workload.browse'));
+      const envBox = h('div', { class: 'env' });
+      const renderEnv = () => mount(envBox, c.env.map((e, i) => {
+        const mode = h('select', { class: 'input', 'aria-label': t('workload.envKind', { name: e.name || i + 1 }) },
+          h('option', { value: 'value', selected: e.mode === 'value' }, t('workload.envValue')),
+          h('option', { value: 'secret', selected: e.mode === 'secret' }, t('workload.envSecret')));
+        const envName = h('input', { class: 'input mono', value: e.name, 'aria-label': t('workload.envName'), placeholder: 'NAME' });
+        envName.addEventListener('input', () => {
+          const looksSecret = /PASSWORD|SECRET|TOKEN|KEY/i.test(envName.value);
+          e.name = envName.value.trim();
+          if (looksSecret && e.mode === 'value' && !e.value) { e.mode = 'secret'; renderEnv(); envBox.querySelectorAll('input')[i * 3].focus(); }
+          renderOutput();
+        });
+        mode.addEventListener('change', () => { e.mode = mode.value; renderEnv(); renderOutput(); });
+        const fields = e.mode === 'secret'
+          ? [h('input', { class: 'input mono', value: e.secret, 'aria-label': t('workload.secretName'), placeholder: 'mysql-secret', oninput: (ev) => { e.secret = ev.target.value.trim(); renderOutput(); } }),
+            h('input', { class: 'input mono', value: e.key, 'aria-label': t('workload.secretKey'), placeholder: 'password', oninput: (ev) => { e.key = ev.target.value.trim(); renderOutput(); } })]
+          : [h('input', { class: 'input', value: e.value, 'aria-label': t('workload.envValue'), oninput: (ev) => { e.value = ev.target.value; renderOutput(); } })];
+        return h('div', { class: 'env-row' }, envName, mode, ...fields,
+          h('button', { type: 'button', class: 'btn btn-ghost btn-icon', 'aria-label': t('workload.removeEnv', { name: e.name || i + 1 }), onclick: () => { c.env.splice(i, 1); renderEnv(); renderOutput(); } }, '×'));
+      }), h('button', { type: 'button', class: 'btn btn-small', onclick: () => { c.env.push({ name: '', mode: 'value', value: '', secret: '', key: '' }); renderEnv(); renderOutput(); } }, t('workload.addEnv')));
+      renderEnv();
+      const resource = (group, key, label, placeholder) => {
+        const input = h('input', { class: 'input', value: c[group][key], placeholder, 'aria-label': label });
+        input.addEventListener('input', () => { c[group][key] = input.value.trim(); renderOutput(); });
+        return h('label', { class: 'mini' }, h('span', { class: 'label' }, label), input);
+      };
+      preview(c, previewBox);
+      return h('fieldset', { class: 'card container' },
+        h('legend', {}, t('workload.container', { n: index + 1 })),
+        h('div', { class: 'field' }, h('label', { class: 'label', for: imgId }, t('workload.image')),
+          h('div', { class: 'input-group' }, image, browse), previewBox),
+        h('div', { class: 'grid-2' },
+          h('label', { class: 'field' }, h('span', { class: 'label' }, t('field.name')), nameInput),
+          h('label', { class: 'field' }, h('span', { class: 'label' }, t('workload.ports')), ports)),
+        h('div', { class: 'field' }, h('span', { class: 'label' }, t('workload.env')), envBox),
+        h('details', { class: 'advanced' }, h('summary', {}, t('workload.resources')),
+          h('div', { class: 'grid-4' },
+            resource('requests', 'cpu', t('workload.requestsCpu'), '250m'),
+            resource('requests', 'memory', t('workload.requestsMemory'), '256Mi'),
+            resource('limits', 'cpu', t('workload.limitsCpu'), '1'),
+            resource('limits', 'memory', t('workload.limitsMemory'), '512Mi'))),
+        state.containers.length > 1 ? h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => { state.containers.splice(index, 1); renderContainers(); } }, t('workload.removeContainer')) : null);
+    }), h('button', { type: 'button', class: 'btn', onclick: () => {
+      state.containers.push({ name: `app-${state.containers.length + 1}`, image: '', ports: '', env: [], requests: { cpu: '', memory: '' }, limits: { cpu: '', memory: '' } });
+      renderContainers();
+    } }, t('workload.addContainer')));
+    renderOutput();
+  };
+
+  const deploymentName = h('input', { class: 'input', value: state.name, spellcheck: 'false', autocomplete: 'off' });
+  deploymentName.addEventListener('input', () => { state.name = deploymentName.value.trim(); renderOutput(); });
+  const replicas = h('input', { class: 'input', type: 'number', min: 0, value: state.replicas });
+  replicas.addEventListener('input', () => { state.replicas = Number(replicas.value) || 0; renderOutput(); });
+
+  const renderOutput = () => {
+    const yaml = deploymentYaml(state);
+    const first = state.containers[0] || { image: '' };
+    const secrets = state.containers.flatMap((c) => c.env.filter((e) => e.mode === 'secret' && e.secret));
+    const commands = [
+      ...[...new Set(secrets.map((e) => e.secret))].map((secret) => `kubectl create secret generic ${secret} -n ${state.namespace} ${secrets.filter((e) => e.secret === secret).map((e) => `--from-literal=${e.key || 'value'}=<${t('workload.secretValue')}>`).join(' ')}`),
+      `kubectl apply -n ${state.namespace} -f ${state.name || 'deployment'}.yaml`,
+      `# ${t('workload.orSimply')}`,
+      `kubectl create deployment ${state.name || 'app'} -n ${state.namespace} --image=${first.image}${state.registry ? '' : ''}`,
+    ];
+    const copy = h('button', { type: 'button', class: 'btn', onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(yaml);
+        copy.textContent = t('workload.copied');
+      } catch (e) {
+        copy.textContent = t('workload.copyFailed');
+      }
+      setTimeout(() => { copy.textContent = t('workload.copy'); }, 2000);
+    } }, t('workload.copy'));
+    const download = h('a', { class: 'btn', download: `${state.name || 'deployment'}.yaml`, href: URL.createObjectURL(new Blob([yaml], { type: 'application/yaml' })) }, t('workload.download'));
+    mount(output,
+      h('div', { class: 'page-head' }, h('h2', {}, t('workload.manifest')), h('div', { class: 'actions' }, copy, download)),
+      h('pre', { class: 'code manifest', tabindex: 0, 'aria-label': t('workload.manifest') }, yaml),
+      h('h3', {}, t('workload.commands')),
+      h('pre', { class: 'code', tabindex: 0 }, commands.join('\n')),
+      state.registry ? h('p', { class: 'muted small' }, t('workload.annotationNote', { name: state.registry })) : null);
+  };
+
+  page(t('workload.title'),
+    h('div', { class: 'page-head' }, h('h1', {}, t('workload.title'))),
+    h('p', { class: 'muted' }, t('workload.intro')),
+    h('div', { class: 'workload' },
+      h('div', { class: 'workload-form' },
+        h('section', { class: 'card' },
+          h('div', { class: 'grid-2' },
+            h('div', { class: 'field' }, h('label', { class: 'label', for: nsId }, t('workload.namespace')), ns),
+            h('div', { class: 'field' }, h('label', { class: 'label', for: regId }, t('workload.registry')), registrySelect)),
+          regStatus,
+          h('div', { class: 'grid-2' },
+            h('label', { class: 'field' }, h('span', { class: 'label' }, t('workload.deploymentName')), deploymentName),
+            h('label', { class: 'field' }, h('span', { class: 'label' }, t('workload.replicas')), replicas))),
+        containersBox, browserBox),
+      h('section', { class: 'card workload-output' }, output)));
+  loadRegistries();
+}
+
+/** The Deployment as YAML: only known, escaped values; no YAML library needed. */
+function deploymentYaml(state) {
+  const q = (value) => JSON.stringify(String(value));
+  const lines = [
+    'apiVersion: apps/v1',
+    'kind: Deployment',
+    'metadata:',
+    `  name: ${q(state.name || 'app')}`,
+    `  namespace: ${q(state.namespace)}`,
+    'spec:',
+    `  replicas: ${Number(state.replicas) || 0}`,
+    '  selector:',
+    '    matchLabels:',
+    `      app: ${q(state.name || 'app')}`,
+    '  template:',
+    '    metadata:',
+    '      labels:',
+    `        app: ${q(state.name || 'app')}`,
+  ];
+  if (state.registry) {
+    lines.push('      annotations:', `        registry-resolver.io/registry: ${q(state.registry)}`);
+  }
+  lines.push('    spec:', '      containers:');
+  for (const c of state.containers) {
+    lines.push(`      - name: ${q(c.name || 'app')}`, `        image: ${q(c.image)}`);
+    const ports = c.ports.split(/[\s,]+/).map(Number).filter((p) => Number.isInteger(p) && p > 0 && p < 65536);
+    if (ports.length) {
+      lines.push('        ports:');
+      for (const port of ports) lines.push(`        - containerPort: ${port}`);
+    }
+    const env = c.env.filter((e) => e.name);
+    if (env.length) {
+      lines.push('        env:');
+      for (const e of env) {
+        lines.push(`        - name: ${q(e.name)}`);
+        if (e.mode === 'secret') {
+          lines.push('          valueFrom:', '            secretKeyRef:', `              name: ${q(e.secret || 'secret')}`, `              key: ${q(e.key || 'value')}`);
+        } else {
+          lines.push(`          value: ${q(e.value)}`);
+        }
+      }
+    }
+    const group = (name, values) => {
+      const set = Object.entries(values).filter(([, v]) => v);
+      if (!set.length) return [];
+      return [`          ${name}:`, ...set.map(([k, v]) => `            ${k}: ${q(v)}`)];
+    };
+    const resources = [...group('requests', c.requests), ...group('limits', c.limits)];
+    if (resources.length) lines.push('        resources:', ...resources);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// ---------- start ----------
+
+async function start() {
+  const lang = document.getElementById('lang');
+  lang.value = currentLang();
+  lang.addEventListener('change', () => {
+    setLang(lang.value);
+    applyStatic();
+    route();
+  });
+  document.getElementById('signout').addEventListener('click', () => {
+    session.signOut();
+    location.hash = '#/signin';
+  });
+  applyStatic();
+  try {
+    info = await api('GET', '/info', { auth: false });
+  } catch (e) {
+    info = { store: 'embedded' };
+  }
+  window.addEventListener('hashchange', route);
+  route();
+}
+
+start();

@@ -1,0 +1,111 @@
+//! The console in a real browser: the release-built server binary, the real
+//! Distribution registry with images pushed to it, and Debian's Chromium
+//! driven by Playwright (`tests/console/console_test.py`), which clicks
+//! through every flow, runs an accessibility scan on each page, and takes
+//! the screenshots the README shows.
+
+mod common;
+mod distribution;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use distribution::{Distribution, Mode, PASSWORD, USER};
+
+const BIN: &str = env!("CARGO_BIN_EXE_registry-resolver");
+const TOKEN: &str = "console-test-token";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_ready(admin_port: u16, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let ready = std::net::TcpStream::connect(("127.0.0.1", admin_port))
+            .ok()
+            .and_then(|mut s| {
+                s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
+                let mut out = String::new();
+                std::io::Read::read_to_string(&mut s, &mut out).ok()?;
+                Some(out.contains(" 200 "))
+            })
+            .unwrap_or(false);
+        if ready {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "server not ready: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+#[tokio::test]
+async fn every_console_flow_in_a_real_browser() {
+    let registry = Distribution::start(Mode::Basic).await;
+    for (repository, tag) in [
+        ("library/nginx", "1.25.5"),
+        ("library/nginx", "1.27.0"),
+        ("library/nginx", "latest"),
+        ("library/redis", "7.2"),
+        ("mysql/mysql", "5.6"),
+        ("team/app", "1.0.0"),
+    ] {
+        registry.push_image(repository, tag).await;
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, admin_port) = (free_port(), free_port());
+    let log = dir.path().join("serve.log");
+    let mut server = Command::new(BIN)
+        .arg("serve")
+        .env("REGISTRY_RESOLVER_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "REGISTRY_RESOLVER_ADMIN_LISTEN",
+            format!("127.0.0.1:{admin_port}"),
+        )
+        .env("REGISTRY_RESOLVER_DATA_DIR", dir.path().join("data"))
+        .env("REGISTRY_RESOLVER_CERTS_DIR", dir.path().join("certs"))
+        .env("REGISTRY_RESOLVER_ADMIN_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("server starts");
+    wait_ready(admin_port, &log);
+
+    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_test.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .env("CONSOLE_URL", format!("https://localhost:{port}"))
+        .env("CONSOLE_CA", dir.path().join("certs/ca.crt"))
+        .env("CONSOLE_TOKEN", TOKEN)
+        .env("REGISTRY_HOST", registry.host())
+        .env("REGISTRY_USER", USER)
+        .env("REGISTRY_PASSWORD", PASSWORD)
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env(
+            "AXE_JS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/axe/axe.min.js"),
+        )
+        .output()
+        .expect("python3 runs");
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser test failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(stdout.contains("all console flows passed"), "{stdout}");
+}

@@ -1,0 +1,302 @@
+"""Every console flow in Debian's Chromium, driven by Playwright.
+
+Run by tests/console.rs against the real server binary and a real
+Distribution registry; the environment says where they are. Fails on any
+assertion, any console error or uncaught exception, and any serious or
+critical accessibility violation (axe-core). Saves the screenshots the
+README shows.
+"""
+
+import json
+import os
+import re
+import ssl
+import sys
+import urllib.request
+
+from playwright.sync_api import expect, sync_playwright
+
+URL = os.environ["CONSOLE_URL"]
+TOKEN = os.environ["CONSOLE_TOKEN"]
+REGISTRY = os.environ["REGISTRY_HOST"]
+USER = os.environ["REGISTRY_USER"]
+PASSWORD = os.environ["REGISTRY_PASSWORD"]
+SHOTS = os.environ["SCREENSHOT_DIR"]
+AXE = os.environ["AXE_JS"]
+CONTEXT = ssl.create_default_context(cafile=os.environ["CONSOLE_CA"])
+
+problems = []
+
+
+def api(method, path, body=None):
+    """The API directly, for setup and for checking what the console did."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{URL}/api/v1{path}", data=data, method=method)
+    request.add_header("Authorization", f"Bearer {TOKEN}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, context=CONTEXT) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def shot(page, name):
+    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
+
+
+def axe_scan(page, where):
+    page.add_script_tag(path=AXE)
+    result = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => v.id + ': ' + v.help + ' [' + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', ') + ']')"
+    )
+    for violation in result:
+        problems.append(f"accessibility ({where}): {violation}")
+
+
+# Chromium logs every non-2xx fetch as a console error, though the page
+# expects them (a wrong token is a 401, a failed check a 422) and shows
+# them in words. Those are network log lines, not script errors; anything
+# else logged as an error fails the run.
+EXPECTED_NETWORK = re.compile(r"^Failed to load resource: the server responded with a status of (401|403|404|422|502)")
+
+
+def watch(page):
+    def on_console(message):
+        if message.type == "error" and not EXPECTED_NETWORK.match(message.text):
+            problems.append(f"console error: {message.text}")
+    page.on("console", on_console)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+
+
+def sign_in(page, token=TOKEN):
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def open_create_dialog(page):
+    page.get_by_role("button", name="Add registry").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
+def fill_registry(dialog, name, host, scheme="http", password=PASSWORD, namespaces=("team-a", "team-b"), default=("team-a",)):
+    dialog.get_by_label("Name", exact=True).fill(name)
+    dialog.get_by_label("Scheme").select_option(scheme)
+    dialog.locator("#server-host").fill(host)
+    dialog.get_by_label("Username").fill(USER)
+    dialog.get_by_label("Password").fill(password)
+    ns = dialog.get_by_label("Authorized namespaces")
+    for value in namespaces:
+        ns.fill(value)
+        ns.press("Enter")
+    for value in default:
+        dialog.get_by_role("checkbox", name=value, exact=True).check()
+
+
+def main():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        context = browser.new_context(ignore_https_errors=True, bypass_csp=True, locale="en-US",
+                                      viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        watch(page)
+        try:
+            flows(page)
+        except Exception:
+            page.screenshot(path=os.path.join(os.environ.get("FAILURE_DIR", "/tmp"), "console-failure.png"), full_page=True)
+            print("at", page.url, "\n", page.locator("body").inner_text()[:2000])
+            raise
+        browser.close()
+
+    if problems:
+        print("\n".join(problems))
+        sys.exit(1)
+    print("all console flows passed")
+
+
+def flows(page):
+    if True:
+
+        # --- Sign in: redirect, a wrong token, the right one.
+        page.goto(URL + "/")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(page.get_by_text("admin-token")).to_be_visible()
+        shot(page, "signin")
+        axe_scan(page, "sign-in")
+        sign_in(page, "not-the-token")
+        expect(page.get_by_text("This token was not accepted.")).to_be_visible()
+        sign_in(page)
+        expect(page.get_by_role("heading", name="No registries yet")).to_be_visible()
+        shot(page, "registries-empty")
+
+        # --- Create: a passing check, failures in words, then save.
+        dialog = open_create_dialog(page)
+        fill_registry(dialog, "harbor", REGISTRY)
+        dialog.get_by_role("button", name="Check").click()
+        expect(dialog.get_by_text("The registry accepted this address and login.")).to_be_visible()
+        shot(page, "create-dialog")
+        axe_scan(page, "create dialog")
+        # Keyboard: Tab stays inside the open dialog.
+        for _ in range(40):
+            page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.closest('dialog') !== null"), "focus left the dialog"
+
+        failures = [
+            ("https", REGISTRY, PASSWORD, "Wrong scheme for this port"),
+            ("http", REGISTRY, "wrong-password", "rejected the username or password"),
+            ("http", "127.0.0.1:1", PASSWORD, "cannot be reached"),
+            ("http", "169.254.169.254", PASSWORD, "does not send requests to that address"),
+        ]
+        for scheme, host, password, words in failures:
+            dialog.get_by_label("Scheme").select_option(scheme)
+            dialog.locator("#server-host").fill(host)
+            dialog.get_by_label("Password").fill(password)
+            dialog.get_by_role("button", name="Check").click()
+            expect(dialog.get_by_role("status").filter(has_text=words)).to_be_visible()
+        # A 422 puts its message by the field; what was typed stays.
+        dialog.get_by_label("Scheme").select_option("http")
+        dialog.locator("#server-host").fill(REGISTRY)
+        dialog.get_by_label("Password").fill(PASSWORD)
+        dialog.get_by_label("Name", exact=True).fill("Bad_Name")
+        dialog.get_by_role("button", name="Save").click()
+        expect(dialog.locator(".field-error").first).to_contain_text("DNS-1123")
+        expect(dialog.get_by_label("Name", exact=True)).to_have_attribute("aria-invalid", "true")
+        expect(dialog.locator("#server-host")).to_have_value(REGISTRY)
+        dialog.get_by_label("Name", exact=True).fill("harbor")
+        dialog.get_by_role("button", name="Save").click()
+        expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
+        expect(page.locator(".chip-ok").first).to_contain_text("Verified")
+
+        # --- Detail: plain-HTTP warning, repositories and tags newest first.
+        expect(page.get_by_text("Nodes pull over plain HTTP only if")).to_be_visible()
+        repos = page.locator(".repo-list")
+        expect(repos).to_contain_text("library/nginx")
+        page.get_by_label("Filter repositories").fill("nginx")
+        expect(repos.locator("li")).to_have_count(1)
+        repos.get_by_role("button", name="library/nginx").click()
+        tags = page.locator(".tag-list li")
+        expect(tags).to_have_count(3)
+        expect(tags.nth(0)).to_contain_text("latest")
+        expect(tags.nth(1)).to_contain_text("1.27.0")
+        expect(tags.nth(2)).to_contain_text("1.25.5")
+        page.get_by_role("button", name="Check again").click()
+        expect(page.get_by_text("The registry accepted this address and login.")).to_be_visible()
+        shot(page, "registry-detail")
+        axe_scan(page, "detail")
+
+        # --- Edit keeps the password; a new server asks for it first.
+        page.get_by_role("button", name="Edit").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Description").fill("Harbor of team A")
+        dialog.get_by_role("button", name="Save").click()
+        expect(page.get_by_text("Harbor of team A")).to_be_visible()
+        status, record = api("GET", "/registries/harbor")
+        assert status == 200 and record["hasPassword"] and record["status"]["verified"], record
+        page.get_by_role("button", name="Edit").click()
+        dialog = page.get_by_role("dialog")
+        dialog.locator("#server-host").fill("127.0.0.1:1")
+        dialog.get_by_role("button", name="Save").click()
+        expect(dialog.get_by_text("enter the password again")).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("dialog")).to_have_count(0)
+        status, record = api("GET", "/registries/harbor")
+        assert record["server"] == f"http://{REGISTRY}", record
+
+        # --- List: many records, search, sort, paging, multi-select delete.
+        for i in range(45):
+            status, _ = api("POST", "/registries?verify=false",
+                            {"name": f"mirror-{i:02d}", "server": f"mirror-{i:02d}.example.com",
+                             "namespaces": ["team-c"]})
+            assert status == 201, status
+        page.get_by_role("link", name="Registries", exact=True).click()
+        rows = page.locator("tbody tr")
+        expect(rows).to_have_count(20)
+        expect(page.get_by_text("1–20 of 46")).to_be_visible()
+        shot(page, "registries")
+        axe_scan(page, "list")
+        page.get_by_role("button", name="Next").click()
+        expect(page.get_by_text("21–40 of 46")).to_be_visible()
+        page.get_by_label("Search registries").fill("mirror-1")
+        expect(page.get_by_text("1–10 of 10")).to_be_visible()
+        name_header = page.get_by_role("button", name="Name", exact=True)
+        name_header.click()  # sorted by name already: now descending
+        expect(rows.first).to_contain_text("mirror-19")
+        expect(page.locator("th[aria-sort=descending]")).to_have_count(1)
+        page.get_by_label("Select mirror-19").check()
+        page.get_by_label("Select mirror-18").check()
+        page.get_by_role("button", name="Delete (2)").click()
+        confirm = page.get_by_role("dialog")
+        expect(confirm.locator(".names li")).to_have_text(["mirror-18", "mirror-19"])
+        confirm.get_by_role("button", name="Delete").click()
+        expect(page.get_by_text("Deleted: mirror-18, mirror-19.")).to_be_visible()
+        status, listed = api("GET", "/registries")
+        names = [r["name"] for r in listed["items"]]
+        assert "mirror-18" not in names and "mirror-19" not in names and len(names) == 44, names
+
+        # --- Workload form: picker, live preview, denial, manifest.
+        page.goto(URL + "/#/workload?namespace=team-a")
+        expect(page.get_by_label("Registry", exact=True)).to_contain_text("Namespace default (harbor)")
+        image = page.get_by_label("Image (registry-relative)")
+        image.fill("/library/nginx:1.27.0")
+        expect(page.locator(".preview.ok")).to_contain_text(f"{REGISTRY}/library/nginx:1.27.0")
+        expect(page.locator(".preview.ok")).to_contain_text("harbor")
+        manifest = page.locator(".manifest")
+        expect(manifest).to_contain_text('image: "/library/nginx:1.27.0"')
+        expect(manifest).to_contain_text("secretKeyRef")
+        page.get_by_role("button", name="Browse").click()
+        page.locator(".repo-list").get_by_role("button", name="library/redis").click()
+        page.locator(".tag-list").get_by_role("button", name="7.2").click()
+        expect(image).to_have_value("/library/redis:7.2")
+        shot(page, "workload")
+        axe_scan(page, "workload")
+        ns = page.get_by_label("Namespace", exact=True)
+        ns.fill("team-z")
+        expect(page.get_by_text("No registry is authorized for team-z.")).to_be_visible()
+        expect(page.locator(".preview.bad")).to_contain_text("no registry is authorized in namespace")
+
+        # --- A 401 anywhere returns to sign-in and back to the same page.
+        page.goto(URL + "/#/registries/harbor")
+        expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
+        page.evaluate("sessionStorage.setItem('registry-resolver.token', 'expired-token')")
+        page.get_by_role("button", name="Check again").click()
+        expect(page.get_by_text("Your session ended.")).to_be_visible()
+        sign_in(page)
+        expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
+
+        # --- Chinese, and a phone-sized screen.
+        page.get_by_label("Language").select_option("zh")
+        expect(page.get_by_role("link", name="镜像仓库", exact=True)).to_be_visible()
+        page.get_by_role("link", name="镜像仓库", exact=True).click()
+        expect(page.get_by_role("heading", name="镜像仓库", exact=True)).to_be_visible()
+        shot(page, "registries-zh")
+        axe_scan(page, "list (zh)")
+        page.set_viewport_size({"width": 390, "height": 844})
+        shot(page, "registries-zh-390")
+        page.locator("#lang").select_option("en")
+        shot(page, "registries-390")
+        page.goto(URL + "/#/registries/harbor")
+        expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
+        shot(page, "registry-detail-390")
+        page.goto(URL + "/#/workload?namespace=team-a")
+        expect(page.locator(".preview.ok")).to_be_visible()
+        shot(page, "workload-390")
+        page.set_viewport_size({"width": 1280, "height": 860})
+
+        # --- Sign out.
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        assert page.evaluate("sessionStorage.getItem('registry-resolver.token')") is None
+
+
+if __name__ == "__main__":
+    main()
