@@ -20,6 +20,7 @@ fn record(name: &str, server: &str, namespaces: &[&str], default_for: &[&str]) -
         tls: TlsOptions::default(),
         pull_secret_name: name.into(),
         pin_digests: false,
+        browse: Default::default(),
         created_at: chrono::DateTime::UNIX_EPOCH,
         updated_at: chrono::DateTime::UNIX_EPOCH,
         status: RegistryStatus::default(),

@@ -210,6 +210,7 @@ pub(crate) mod tests {
             tls: TlsOptions::default(),
             pull_secret_name: format!("{name}-pull"),
             pin_digests: false,
+            browse: Default::default(),
             created_at: chrono::DateTime::UNIX_EPOCH,
             updated_at: chrono::DateTime::UNIX_EPOCH,
             status: RegistryStatus::default(),

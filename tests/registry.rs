@@ -521,3 +521,71 @@ async fn stored_password_never_goes_to_a_new_address() {
     assert_eq!(status, 200);
     assert!(seen.lock().expect("lock").is_empty());
 }
+
+/// Harbor gives a project robot account a token without catalog access; the
+/// picker then gets `browse_unsupported` (remembered, not asked again) and
+/// tags still list. `browse: none` never asks.
+#[tokio::test]
+async fn a_registry_that_refuses_the_catalog_still_lists_tags() {
+    let registry = Distribution::start(Mode::Token).await;
+    registry.push_image("team/app", "1.0.0").await;
+    registry.push_image("team/app", "1.1.0").await;
+    registry
+        .token_server
+        .as_ref()
+        .expect("token server")
+        .refuse_catalog
+        .store(true, Ordering::SeqCst);
+    let server = TestServer::start().await;
+    let mut body = record("robot", &registry.server(), true);
+    body["tls"] = json!({"caBundle": registry.ca_pem.clone().expect("token CA")});
+    let (status, answer) = post(&server, "/registries", &body).await;
+    assert_eq!(status, 201, "the login check passes: {answer}");
+
+    let (status, answer) = get(&server, "/registries/robot/repositories").await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "browse_unsupported", "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("type the path")),
+        "{answer}"
+    );
+    let asked = registry.requests_matching("GET /v2/_catalog");
+    for q in ["t", "te", "tea"] {
+        let (status, answer) = get(&server, &format!("/registries/robot/repositories?q={q}")).await;
+        assert_eq!(
+            answer["error"]["code"], "browse_unsupported",
+            "{status} {answer}"
+        );
+    }
+    assert_eq!(
+        registry.requests_matching("GET /v2/_catalog"),
+        asked,
+        "the refusal is remembered"
+    );
+    let (status, answer) = get(&server, "/registries/robot/repositories/team/app/tags").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["items"], json!(["1.1.0", "1.0.0"]));
+
+    // browse: none never lists; the record says so.
+    body["name"] = json!("quiet");
+    body["browse"] = json!("none");
+    let (status, answer) = post(&server, "/registries", &body).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["browse"], "none");
+    let asked = registry.requests_matching("GET /v2/_catalog");
+    let (_, answer) = get(&server, "/registries/quiet/repositories").await;
+    assert_eq!(answer["error"]["code"], "browse_unsupported", "{answer}");
+    assert_eq!(registry.requests_matching("GET /v2/_catalog"), asked);
+
+    // A rejected Basic login is still a rejected login, not "unsupported".
+    let basic = Distribution::start(Mode::Basic).await;
+    let mut wrong = record("wrong", &basic.server(), true);
+    wrong["password"] = json!("not-the-password");
+    let (status, _) = post(&server, "/registries?verify=false", &wrong).await;
+    assert_eq!(status, 201);
+    let (status, answer) = get(&server, "/registries/wrong/repositories").await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["code"], "unauthorized", "{answer}");
+}

@@ -145,6 +145,11 @@ impl ApiError {
             Self::Upstream(e @ ConnectError::NotFound(_)) => {
                 (StatusCode::NOT_FOUND, e.code(), None, vec![])
             }
+            // Not a failure: this registry does not list; the client offers
+            // a path field instead.
+            Self::Upstream(e @ ConnectError::BrowseUnsupported(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, e.code(), None, vec![])
+            }
             Self::Upstream(e) => (StatusCode::BAD_GATEWAY, e.code(), None, vec![]),
         }
     }

@@ -126,6 +126,7 @@ pub fn to_record(
             .unwrap_or_default(),
         pull_secret_name: spec.pull_secret_name.clone().unwrap_or(name),
         pin_digests: spec.pin_digests,
+        browse: spec.browse,
         created_at: created,
         updated_at: updated,
         status: RegistryStatus {

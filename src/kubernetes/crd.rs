@@ -58,6 +58,10 @@ pub struct ImageRegistrySpec {
     pub pull_secret_name: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pin_digests: bool,
+    /// How the image picker lists repositories: `auto` (default),
+    /// `catalog`, or `none` (a path field with tag completion).
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub browse: crate::registry::BrowseMethod,
     /// A `kubernetes.io/basic-auth` Secret (`username`, `password`) in the
     /// install namespace; none for a public registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +95,10 @@ pub struct ImageRegistryStatus {
     pub last_verified_at: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicated_namespaces: Vec<String>,
+}
+
+fn is_auto(method: &crate::registry::BrowseMethod) -> bool {
+    *method == crate::registry::BrowseMethod::Auto
 }
 
 /// The CRD as YAML, as `registry-resolver crd` prints it.

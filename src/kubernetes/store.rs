@@ -198,6 +198,7 @@ fn crd_spec(spec: &RegistrySpec, has_credentials: bool) -> ImageRegistrySpec {
         }),
         pull_secret_name: Some(spec.pull_secret_name.clone()),
         pin_digests: spec.pin_digests,
+        browse: spec.browse,
         credentials_secret_ref: has_credentials.then(|| SecretRef {
             name: credentials_secret_name(&spec.name),
         }),

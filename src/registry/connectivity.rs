@@ -12,7 +12,7 @@ use moka::future::Cache;
 
 use super::client::{ClientOptions, ConnectError, Page, RegistryClient};
 use super::store::{Credentials, RegistryStore, StoreError};
-use super::{Registry, RegistryStatus, Server, TlsOptions};
+use super::{BrowseMethod, Registry, RegistryStatus, Server, TlsOptions};
 
 #[derive(Debug, Clone)]
 pub struct ConnectivityOptions {
@@ -49,6 +49,9 @@ pub struct Connectivity {
     clients: Cache<String, Arc<RegistryClient>>,
     /// Full repository and tag lists by record version and path.
     lists: Cache<String, Arc<Vec<String>>>,
+    /// Registries that refused to list repositories, by record version: a
+    /// picker typing letters does not ask again each time.
+    refused: Cache<String, ConnectError>,
 }
 
 impl std::fmt::Debug for Connectivity {
@@ -58,6 +61,9 @@ impl std::fmt::Debug for Connectivity {
             .finish()
     }
 }
+
+/// How long a registry's refusal to list repositories is remembered.
+const REFUSAL_TTL: Duration = Duration::from_secs(300);
 
 /// How many entries one registry page asks for while collecting a full list.
 const REGISTRY_PAGE: usize = 1000;
@@ -78,6 +84,10 @@ impl Connectivity {
             lists: Cache::builder()
                 .max_capacity(options.browse_cache_entries)
                 .time_to_live(options.browse_cache_ttl)
+                .build(),
+            refused: Cache::builder()
+                .max_capacity(options.browse_cache_entries)
+                .time_to_live(REFUSAL_TTL)
                 .build(),
             options,
         }
@@ -138,11 +148,20 @@ impl Connectivity {
         n: usize,
         last: Option<&str>,
     ) -> Result<Listing, ConnectError> {
-        let key = format!(
-            "{}@{}/_catalog",
+        let version = format!(
+            "{}@{}",
             record.name,
             record.updated_at.timestamp_nanos_opt().unwrap_or(0)
         );
+        if record.browse == BrowseMethod::None {
+            return Err(ConnectError::BrowseUnsupported(
+                "listing repositories is turned off for this registry (browse: none): type the path, its tags are still listed".into(),
+            ));
+        }
+        if let Some(refusal) = self.refused.get(&version).await {
+            return Err(refusal);
+        }
+        let key = format!("{version}/_catalog");
         let client = self.client(record, credentials).await?;
         let server = record_server(record)?;
         // Only repositories under the record's path prefix are usable with it.
@@ -164,7 +183,14 @@ impl Connectivity {
                 items.sort();
                 Ok(items)
             })
-            .await?;
+            .await;
+        let all = match all {
+            Err(refusal @ ConnectError::BrowseUnsupported(_)) => {
+                self.refused.insert(version, refusal.clone()).await;
+                return Err(refusal);
+            }
+            other => other?,
+        };
         Ok(page(all.iter().filter(|r| r.contains(q)), n, last))
     }
 

@@ -8,8 +8,8 @@ pub mod server;
 pub mod store;
 
 pub use model::{
-    FieldError, NAMESPACES_MAX, Password, PasswordChange, Registry, RegistryInput, RegistrySpec,
-    RegistryStatus, TlsOptions, ValidationErrors, WriteMode, check_dns1123_label,
+    BrowseMethod, FieldError, NAMESPACES_MAX, Password, PasswordChange, Registry, RegistryInput,
+    RegistrySpec, RegistryStatus, TlsOptions, ValidationErrors, WriteMode, check_dns1123_label,
     check_dns1123_subdomain, dedup,
 };
 pub use server::{Scheme, Server, ServerError};

@@ -46,6 +46,9 @@ pub struct Registry {
     /// Rewrite `host/path:tag` to `host/path:tag@sha256:…` at admission.
     #[serde(default)]
     pub pin_digests: bool,
+    /// How repositories are listed for the image picker.
+    #[serde(default)]
+    pub browse: BrowseMethod,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub status: RegistryStatus,
@@ -73,6 +76,33 @@ pub struct TlsOptions {
     /// Skip certificate verification. Ignored when `caBundle` is given.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+}
+
+/// How the image picker lists a registry's repositories. Tags always come
+/// from the registry API (`/v2/<name>/tags/list`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowseMethod {
+    /// The registry's catalog; a registry (or account) that refuses it gets
+    /// `browse_unsupported`, and the picker a path field instead of a list.
+    #[default]
+    Auto,
+    /// `/v2/_catalog` (the Distribution registry; Harbor for its admins).
+    Catalog,
+    /// No listing: the picker offers a path field with tag completion.
+    None,
 }
 
 /// Connectivity status, filled in by registry verification.
@@ -115,6 +145,9 @@ pub struct RegistryInput {
     /// Pin tags to digests at admission (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_digests: Option<bool>,
+    /// How repositories are listed for the image picker (default `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browse: Option<BrowseMethod>,
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub has_password: Option<serde_json::Value>,
@@ -144,6 +177,7 @@ impl From<&Registry> for RegistryInput {
             tls: Some(r.tls.clone()),
             pull_secret_name: Some(r.pull_secret_name.clone()),
             pin_digests: Some(r.pin_digests),
+            browse: Some(r.browse),
             ..Self::default()
         }
     }
@@ -194,6 +228,7 @@ pub struct RegistrySpec {
     pub tls: TlsOptions,
     pub pull_secret_name: String,
     pub pin_digests: bool,
+    pub browse: BrowseMethod,
     /// The outcome of a connectivity check made for this write; `None`
     /// keeps the stored status, or resets it when the connection changes.
     pub status: Option<RegistryStatus>,
@@ -403,6 +438,7 @@ impl RegistryInput {
                 tls,
                 pull_secret_name,
                 pin_digests: self.pin_digests.unwrap_or(false),
+                browse: self.browse.unwrap_or_default(),
                 status: None,
             }),
             _ => Err(ValidationErrors(errors)),

@@ -194,6 +194,22 @@ def flows(page):
         shot(page, "registry-detail")
         axe_scan(page, "detail")
 
+        # --- A registry that does not list: a path field, tags still listed.
+        status, _ = api("POST", "/registries?verify=false",
+                        {"name": "quiet", "server": f"http://{REGISTRY}", "username": USER, "password": PASSWORD,
+                         "namespaces": ["team-a"], "browse": "none"})
+        assert status == 201, status
+        page.goto(URL + "/#/registries/quiet")
+        expect(page.get_by_text("does not let this account list repositories")).to_be_visible()
+        page.get_by_label("Repository path").fill("/library/nginx")
+        page.get_by_role("button", name="List tags").click()
+        expect(page.locator(".tag-list li")).to_have_count(3)
+        expect(page.get_by_text("None: type paths, tags are listed")).to_be_visible()
+        shot(page, "registry-no-listing")
+        api("DELETE", "/registries/quiet")
+        page.goto(URL + "/#/registries/harbor")
+        expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
+
         # --- Edit keeps the password; a new server asks for it first.
         page.get_by_role("button", name="Edit").click()
         dialog = page.get_by_role("dialog")

@@ -384,6 +384,9 @@ pub struct TokenServer {
     pub requests: Arc<AtomicUsize>,
     /// The CA of the token service's HTTPS certificate.
     pub ca_pem: String,
+    /// Issue tokens without `registry:catalog:*` access, as Harbor does for
+    /// a project robot account.
+    pub refuse_catalog: Arc<std::sync::atomic::AtomicBool>,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -425,13 +428,20 @@ impl TokenServer {
             .expect("cert")
             .to_vec();
         let requests = Arc::new(AtomicUsize::new(0));
+        let refuse_catalog = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (key, cert_der) = (Arc::new(key), Arc::new(cert_der));
         let app = {
-            let (key, cert_der, requests) = (key.clone(), cert_der.clone(), requests.clone());
+            let (key, cert_der, requests, refuse) = (
+                key.clone(),
+                cert_der.clone(),
+                requests.clone(),
+                refuse_catalog.clone(),
+            );
             axum::Router::new().route(
                 "/token",
                 axum::routing::get(move |headers: axum::http::HeaderMap, query: axum::extract::Query<Vec<(String, String)>>| {
-                    let (key, cert_der, requests) = (key.clone(), cert_der.clone(), requests.clone());
+                    let (key, cert_der, requests, refuse) =
+                        (key.clone(), cert_der.clone(), requests.clone(), refuse.clone());
                     async move {
                         requests.fetch_add(1, Ordering::SeqCst);
                         let expected = format!("Basic {}", STANDARD.encode(format!("{USER}:{PASSWORD}")));
@@ -439,7 +449,9 @@ impl TokenServer {
                         if given != Some(expected.as_str()) {
                             return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({"details": "bad credentials"})));
                         }
-                        let scopes: Vec<String> = query.0.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
+                        let scopes: Vec<String> = query.0.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone())
+                            .filter(|scope| !(refuse.load(Ordering::SeqCst) && scope.starts_with("registry:catalog:")))
+                            .collect();
                         let token = sign(&key, &cert_der, &scopes);
                         (axum::http::StatusCode::OK, axum::Json(json!({"token": token, "access_token": token, "expires_in": 300})))
                     }
@@ -479,6 +491,7 @@ impl TokenServer {
             cert_der,
             requests,
             ca_pem: std::fs::read_to_string(&certs.ca_cert).expect("token CA"),
+            refuse_catalog,
             stop: running.shutdown_token(),
         }
     }

@@ -390,6 +390,8 @@ function registryDialog(existing) {
     skipVerify.addEventListener('change', () => { skipWarn.hidden = !skipVerify.checked; });
     const pullSecret = h('input', { class: 'input', value: editing ? current.pullSecretName : '', placeholder: t('dialog.pullSecretPlaceholder'), spellcheck: 'false', autocomplete: 'off' });
     const pin = h('input', { type: 'checkbox', checked: Boolean(current.pinDigests) });
+    const browseMethod = h('select', { class: 'input' },
+      ['auto', 'catalog', 'none'].map((m) => h('option', { value: m, selected: (current.browse || 'auto') === m }, t(`browse.method.${m}`))));
     const noCheck = h('input', { type: 'checkbox' });
     const outcome = h('div', { class: 'outcome', role: 'status', 'aria-live': 'polite' });
 
@@ -401,6 +403,7 @@ function registryDialog(existing) {
         defaultFor: namespaces.values().filter((ns) => chosenDefaults.has(ns)),
         tls: { insecureSkipVerify: skipVerify.checked },
         pinDigests: pin.checked,
+        browse: browseMethod.value,
       };
       if (username.value.trim()) value.username = username.value.trim();
       if (password.value) value.password = password.value;
@@ -519,7 +522,8 @@ function registryDialog(existing) {
         h('div', { class: 'field' }, caFile),
         h('label', { class: 'check-label' }, skipVerify, ' ', t('field.skipVerify')), skipWarn,
         field('pullSecretName', t('field.pullSecretName'), pullSecret, t('dialog.pullSecretHelp')),
-        h('label', { class: 'check-label' }, pin, ' ', t('field.pinDigests'))),
+        h('label', { class: 'check-label' }, pin, ' ', t('field.pinDigests')),
+        field('browse', t('field.browse'), browseMethod, t('dialog.browseHelp'))),
       h('label', { class: 'check-label' }, noCheck, ' ', t('dialog.saveWithoutCheck')),
       outcome,
       h('div', { class: 'dialog-actions' }, cancelRun,
@@ -628,6 +632,7 @@ async function registryPage(name) {
           [t('field.skipVerify'), record.tls && record.tls.insecureSkipVerify ? t('state.yes') : t('state.no')],
           [t('field.pullSecretName'), h('span', { class: 'mono' }, record.pullSecretName)],
           [t('field.pinDigests'), record.pinDigests ? t('state.yes') : t('state.no')],
+          [t('field.browse'), t(`browse.method.${record.browse || 'auto'}`)],
           [t('field.description'), record.description || '—'],
           [t('field.created'), formatTime(record.createdAt)],
           [t('field.updated'), formatTime(record.updatedAt)]))),
@@ -676,6 +681,23 @@ function repositoryBrowser(record, onPick) {
         results.append(h('button', { type: 'button', class: 'btn more', onclick: () => load(true, listing.next) }, t('browse.more')));
       }
     } catch (error) {
+      if (error.code === 'browse_unsupported') {
+        // This registry (or account) does not list: type the path, and
+        // its tags are listed all the same.
+        const pathId = id('repo-path');
+        const path = h('input', { id: pathId, class: 'input mono', placeholder: 'library/nginx', spellcheck: 'false', autocomplete: 'off' });
+        const go = (event) => {
+          event.preventDefault();
+          const repo = path.value.trim().replace(/^\/+/, '').replace(/:.*$/, '');
+          if (repo) loadTags(repo);
+        };
+        filter.hidden = true;
+        mount(results, alertBox('info', t('browse.unsupported')),
+          h('form', { class: 'inline', onsubmit: go },
+            h('label', { for: pathId, class: 'sr-only' }, t('browse.path')), path,
+            h('button', { type: 'submit', class: 'btn' }, t('browse.listTags'))));
+        return;
+      }
       mount(results, alertBox(error.code === 'aborted' ? 'info' : 'error', error.code === 'aborted' ? t('browse.cancelled') : explain(error)),
         h('button', { type: 'button', class: 'btn', onclick: () => load(false) }, t('action.retry')));
     } finally {

@@ -66,6 +66,7 @@ const en = {
   'field.skipVerify': 'Skip certificate verification',
   'field.pullSecretName': 'Pull secret name',
   'field.pinDigests': 'Pin tags to digests at admission',
+  'field.browse': 'Repository listing',
 
   'status.verified': 'Verified',
   'status.failed': 'Failed',
@@ -101,6 +102,7 @@ const en = {
   'dialog.saving': 'Saving…',
   'dialog.checkOk': 'The registry accepted this address and login.',
   'dialog.fixFields': 'Some fields need attention.',
+  'dialog.browseHelp': 'How the image picker lists repositories. Registries that refuse to list (a Harbor robot account, Docker Hub) get a path field instead.',
 
   'detail.status': 'Status',
   'detail.connection': 'Connection',
@@ -125,6 +127,12 @@ const en = {
   'browse.more': 'Load more',
   'browse.tagsOf': 'Tags of {repo}, newest first',
   'browse.cancelled': 'Cancelled.',
+  'browse.unsupported': 'This registry does not let this account list repositories. Type a repository path: its tags are still listed.',
+  'browse.path': 'Repository path',
+  'browse.listTags': 'List tags',
+  'browse.method.auto': 'Automatic (the registry\'s catalog)',
+  'browse.method.catalog': 'The registry\'s catalog',
+  'browse.method.none': 'None: type paths, tags are listed',
 
   'workload.title': 'Use a registry in a workload',
   'workload.intro': 'Choose a namespace and a registry, write registry-relative images, and get the Deployment with the exact images the webhook will write.',
@@ -195,6 +203,7 @@ const en = {
   'code.insecure_token_realm': 'The registry wants the password sent in clear text to another address; it was not sent.',
   'code.response_too_large': 'The registry sent more than this server reads.',
   'code.paging_loop': 'The registry\'s list never ends; it was cut off.',
+  'code.browse_unsupported': 'This registry does not let this account list repositories.',
 };
 
 const zh = {
@@ -260,6 +269,7 @@ const zh = {
   'field.skipVerify': '跳过证书校验',
   'field.pullSecretName': '拉取密钥名称',
   'field.pinDigests': '准入时将标签固定为摘要',
+  'field.browse': '镜像列表方式',
 
   'status.verified': '已验证',
   'status.failed': '验证失败',
@@ -295,6 +305,7 @@ const zh = {
   'dialog.saving': '正在保存…',
   'dialog.checkOk': '镜像仓库接受了此地址和登录信息。',
   'dialog.fixFields': '部分字段需要修改。',
+  'dialog.browseHelp': '镜像选择器列出镜像的方式。不允许列出的仓库（如 Harbor 机器人账号、Docker Hub）改为输入路径。',
 
   'detail.status': '状态',
   'detail.connection': '连接',
@@ -319,6 +330,12 @@ const zh = {
   'browse.more': '加载更多',
   'browse.tagsOf': '{repo} 的标签（最新在前）',
   'browse.cancelled': '已取消。',
+  'browse.unsupported': '此镜像仓库不允许该账号列出镜像。请输入镜像路径，仍可列出其标签。',
+  'browse.path': '镜像路径',
+  'browse.listTags': '列出标签',
+  'browse.method.auto': '自动（镜像仓库的目录）',
+  'browse.method.catalog': '镜像仓库的目录',
+  'browse.method.none': '不列出：输入路径，仍列出标签',
 
   'workload.title': '在工作负载中使用镜像仓库',
   'workload.intro': '选择项目和镜像仓库，填写相对镜像路径，得到与 Webhook 写入结果完全一致的 Deployment。',
@@ -389,6 +406,7 @@ const zh = {
   'code.insecure_token_realm': '镜像仓库要求以明文把密码发送到其他地址；密码未发送。',
   'code.response_too_large': '镜像仓库返回的数据超过了本服务读取的上限。',
   'code.paging_loop': '镜像仓库的列表没有尽头，已停止读取。',
+  'code.browse_unsupported': '此镜像仓库不允许该账号列出镜像。',
 };
 
 export const dictionaries = { en, zh };

@@ -46,6 +46,10 @@ pub enum ConnectError {
     /// The registry asks for credentials to be sent in clear text elsewhere.
     #[error("{0}")]
     InsecureRealm(String),
+    /// The registry (or this account) does not allow listing repositories;
+    /// a path can still be typed, and its tags listed.
+    #[error("{0}")]
+    BrowseUnsupported(String),
 }
 
 impl ConnectError {
@@ -65,6 +69,7 @@ impl ConnectError {
             Self::TooLarge(_) => "response_too_large",
             Self::Paging(_) => "paging_loop",
             Self::InsecureRealm(_) => "insecure_token_realm",
+            Self::BrowseUnsupported(_) => "browse_unsupported",
         }
     }
 

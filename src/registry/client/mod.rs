@@ -241,9 +241,25 @@ impl RegistryClient {
         let mut url = url::Url::parse(&format!("{}/v2/_catalog", self.base))
             .map_err(|e| ConnectError::Config(e.to_string()))?;
         paginate(&mut url, n, last);
-        let response = self
-            .get_authorized(url.as_str(), None, "the catalog")
+        // Harbor answers a project robot account 401 here by design (with a
+        // token it issued, so the login was fine); other registries 403 or
+        // 404. That is a registry that does not let this account list, not
+        // a failure. A 401 to Basic credentials stays a rejected login.
+        let (response, bearer) = self
+            .authorized_response(Method::GET, url.as_str(), None)
             .await?;
+        let refused = match response.status() {
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => true,
+            StatusCode::UNAUTHORIZED => bearer,
+            _ => false,
+        };
+        if refused {
+            return Err(ConnectError::BrowseUnsupported(format!(
+                "{} does not let this account list repositories: type the path, its tags are still listed",
+                self.host
+            )));
+        }
+        let response = self.check_status(response, "the catalog")?;
         let next = next_last(response.headers());
         let body: CatalogResponse = json(response, LIST_BODY_MAX, &self.host).await?;
         Ok(Page {
@@ -317,6 +333,20 @@ impl RegistryClient {
         accept: Option<&str>,
         what: &str,
     ) -> Result<reqwest::Response, ConnectError> {
+        let (response, _) = self.authorized_response(method, url, accept).await?;
+        self.check_status(response, what)
+    }
+
+    /// Sends with what we know of the registry's auth and answers one 401
+    /// by logging in as it asks. Returns the final answer whatever its
+    /// status, and whether a Bearer token was used: a refusal after a token
+    /// was issued is about access, not about the login.
+    async fn authorized_response(
+        &self,
+        method: Method,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<(reqwest::Response, bool), ConnectError> {
         let known = self
             .challenge
             .lock()
@@ -329,12 +359,23 @@ impl RegistryClient {
         let mut response = self
             .send(method.clone(), url, auth.as_deref(), accept)
             .await?;
+        let mut bearer = false;
         if response.status() == StatusCode::UNAUTHORIZED {
             let challenge = self.challenge_from(response.headers())?;
             let scope = challenge_scope(response.headers()).unwrap_or_default();
             auth = Some(self.authorization(&challenge, &scope).await?);
+            bearer = matches!(challenge, Challenge::Bearer { .. });
             response = self.send(method, url, auth.as_deref(), accept).await?;
         }
+        Ok((response, bearer))
+    }
+
+    /// Error statuses, in categories.
+    fn check_status(
+        &self,
+        response: reqwest::Response,
+        what: &str,
+    ) -> Result<reqwest::Response, ConnectError> {
         match response.status() {
             s if s.is_success() => Ok(response),
             StatusCode::UNAUTHORIZED => Err(ConnectError::Unauthorized(format!(

@@ -146,6 +146,7 @@ impl Inner {
             tls: spec.tls.clone(),
             pull_secret_name: spec.pull_secret_name.clone(),
             pin_digests: spec.pin_digests,
+            browse: spec.browse,
             created_at: existing.as_ref().map_or(now, |(old, _)| old.created_at),
             updated_at: now,
             // A record whose connection details changed must be checked again.
