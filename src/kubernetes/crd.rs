@@ -58,8 +58,9 @@ pub struct ImageRegistrySpec {
     pub pull_secret_name: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pin_digests: bool,
-    /// How the image picker lists repositories: `auto` (default),
-    /// `catalog`, or `none` (a path field with tag completion).
+    /// How the image picker lists repositories: `auto` (default: Harbor's
+    /// API on a Harbor, else the catalog), `catalog`, `harbor`, or `none`
+    /// (a path field with tag completion).
     #[serde(default, skip_serializing_if = "is_auto")]
     pub browse: crate::registry::BrowseMethod,
     /// A `kubernetes.io/basic-auth` Secret (`username`, `password`) in the

@@ -52,6 +52,8 @@ pub struct Connectivity {
     /// Registries that refused to list repositories, by record version: a
     /// picker typing letters does not ask again each time.
     refused: Cache<String, ConnectError>,
+    /// Whether a record's registry is a Harbor, by record version.
+    harbor: Cache<String, bool>,
 }
 
 impl std::fmt::Debug for Connectivity {
@@ -86,6 +88,10 @@ impl Connectivity {
                 .time_to_live(options.browse_cache_ttl)
                 .build(),
             refused: Cache::builder()
+                .max_capacity(options.browse_cache_entries)
+                .time_to_live(REFUSAL_TTL)
+                .build(),
+            harbor: Cache::builder()
                 .max_capacity(options.browse_cache_entries)
                 .time_to_live(REFUSAL_TTL)
                 .build(),
@@ -148,11 +154,7 @@ impl Connectivity {
         n: usize,
         last: Option<&str>,
     ) -> Result<Listing, ConnectError> {
-        let version = format!(
-            "{}@{}",
-            record.name,
-            record.updated_at.timestamp_nanos_opt().unwrap_or(0)
-        );
+        let version = record_version(record);
         if record.browse == BrowseMethod::None {
             return Err(ConnectError::BrowseUnsupported(
                 "listing repositories is turned off for this registry (browse: none): type the path, its tags are still listed".into(),
@@ -161,29 +163,47 @@ impl Connectivity {
         if let Some(refusal) = self.refused.get(&version).await {
             return Err(refusal);
         }
-        let key = format!("{version}/_catalog");
         let client = self.client(record, credentials).await?;
         let server = record_server(record)?;
         // Only repositories under the record's path prefix are usable with it.
         let prefix = server.prefix.as_deref().map(|p| format!("{p}/"));
         let host = server.host.clone();
-        let all = self
-            .cached_list(key, &server, || async move {
-                let mut items = collect(&host, |last| {
+        let harbor = self.uses_harbor(record, &client, &version).await;
+        let all = if harbor {
+            // Harbor filters by name itself: one cached list per filter.
+            let project = server
+                .prefix
+                .as_deref()
+                .and_then(|p| p.split('/').next())
+                .map(str::to_owned);
+            let filter = q.to_owned();
+            self.cached_list(format!("{version}/harbor/{q}"), &server, || async move {
+                let mut items = Vec::new();
+                for page in 1..=PAGES_MAX {
+                    let listed = client
+                        .harbor_repositories(project.as_deref(), &filter, page)
+                        .await?;
+                    items.extend(listed.items);
+                    if !listed.more || items.len() >= LIST_MAX {
+                        return Ok(relative_sorted(items, prefix.as_deref()));
+                    }
+                }
+                Err(ConnectError::Paging(format!(
+                    "{host} sent more than {PAGES_MAX} pages; stopped listing"
+                )))
+            })
+            .await
+        } else {
+            self.cached_list(format!("{version}/_catalog"), &server, || async move {
+                let items = collect(&host, |last| {
                     let client = client.clone();
                     async move { client.catalog(REGISTRY_PAGE, last.as_deref()).await }
                 })
                 .await?;
-                if let Some(prefix) = &prefix {
-                    items = items
-                        .into_iter()
-                        .filter_map(|r| r.strip_prefix(prefix.as_str()).map(str::to_owned))
-                        .collect();
-                }
-                items.sort();
-                Ok(items)
+                Ok(relative_sorted(items, prefix.as_deref()))
             })
-            .await;
+            .await
+        };
         let all = match all {
             Err(refusal @ ConnectError::BrowseUnsupported(_)) => {
                 self.refused.insert(version, refusal.clone()).await;
@@ -195,7 +215,8 @@ impl Connectivity {
     }
 
     /// One page of the tags of `repository` (relative to the record's
-    /// prefix) containing `q`, newest-looking first.
+    /// prefix) containing `q`, newest first: by push time on a Harbor,
+    /// else newest-looking by the tag text.
     pub async fn tags(
         &self,
         record: &Registry,
@@ -210,15 +231,20 @@ impl Connectivity {
             Some(prefix) => format!("{prefix}/{repository}"),
             None => repository.to_owned(),
         };
-        let key = format!(
-            "{}@{}/{full}",
-            record.name,
-            record.updated_at.timestamp_nanos_opt().unwrap_or(0)
-        );
+        let version = record_version(record);
         let client = self.client(record, credentials).await?;
         let host = server.host.clone();
+        let harbor = self.uses_harbor(record, &client, &version).await;
         let all = self
-            .cached_list(key, &server, || async move {
+            .cached_list(format!("{version}/{full}"), &server, || async move {
+                if harbor && let Some((project, inside)) = full.split_once('/') {
+                    match harbor_tags(&client, &host, project, inside).await {
+                        // An account that may pull but not read the
+                        // project's artifacts still has the registry API.
+                        Err(ConnectError::BrowseUnsupported(_) | ConnectError::NotFound(_)) => {}
+                        other => return other,
+                    }
+                }
                 let mut tags = collect(&host, |last| {
                     let (client, full) = (client.clone(), full.clone());
                     async move { client.tags(&full, REGISTRY_PAGE, last.as_deref()).await }
@@ -230,6 +256,26 @@ impl Connectivity {
             .await?;
         // `last` is a position in our order, not the registry's.
         Ok(page(all.iter().filter(|t| t.contains(q)), n, last))
+    }
+
+    /// Whether repositories and tags of `record` come from Harbor's API:
+    /// asked for (`browse: harbor`), or found (`auto`, remembered per record
+    /// version).
+    async fn uses_harbor(&self, record: &Registry, client: &RegistryClient, version: &str) -> bool {
+        match record.browse {
+            BrowseMethod::Harbor => true,
+            BrowseMethod::Auto => {
+                if let Some(known) = self.harbor.get(version).await {
+                    return known;
+                }
+                let found = tokio::time::timeout(self.options.check_timeout, client.is_harbor())
+                    .await
+                    .is_ok_and(|r| r.unwrap_or(false));
+                self.harbor.insert(version.to_owned(), found).await;
+                found
+            }
+            BrowseMethod::Catalog | BrowseMethod::None => false,
+        }
     }
 
     async fn client(
@@ -296,6 +342,55 @@ fn record_server(record: &Registry) -> Result<Server, ConnectError> {
     record
         .parsed_server()
         .map_err(|e| ConnectError::Config(format!("stored server: {e}")))
+}
+
+/// A record's name and version: cache keys that a changed record does not share.
+fn record_version(record: &Registry) -> String {
+    format!(
+        "{}@{}",
+        record.name,
+        record.updated_at.timestamp_nanos_opt().unwrap_or(0)
+    )
+}
+
+/// Names under `prefix` (`library/`), without it, sorted; all names without one.
+fn relative_sorted(items: Vec<String>, prefix: Option<&str>) -> Vec<String> {
+    let mut items: Vec<String> = match prefix {
+        Some(prefix) => items
+            .into_iter()
+            .filter_map(|r| r.strip_prefix(prefix).map(str::to_owned))
+            .collect(),
+        None => items,
+    };
+    items.sort();
+    items.dedup();
+    items
+}
+
+/// Every tag of a Harbor repository, newest push first.
+async fn harbor_tags(
+    client: &RegistryClient,
+    host: &str,
+    project: &str,
+    repository: &str,
+) -> Result<Vec<String>, ConnectError> {
+    let mut tagged = Vec::new();
+    for page in 1..=PAGES_MAX {
+        let listed = client.harbor_tags(project, repository, page).await?;
+        tagged.extend(listed.items);
+        if !listed.more || tagged.len() >= LIST_MAX {
+            // Pushed most recently first; tags without a time last, by name.
+            tagged.sort_by(|(a, at), (b, bt)| bt.cmp(at).then_with(|| a.cmp(b)));
+            let mut seen = HashSet::new();
+            return Ok(tagged
+                .into_iter()
+                .filter_map(|(name, _)| seen.insert(name.clone()).then_some(name))
+                .collect());
+        }
+    }
+    Err(ConnectError::Paging(format!(
+        "{host} sent more than {PAGES_MAX} pages; stopped listing"
+    )))
 }
 
 /// Follows the registry's pagination to the end (or `LIST_MAX` names).

@@ -95,12 +95,16 @@ pub struct TlsOptions {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum BrowseMethod {
-    /// The registry's catalog; a registry (or account) that refuses it gets
-    /// `browse_unsupported`, and the picker a path field instead of a list.
+    /// Harbor's API when the registry is a Harbor (its public
+    /// `systeminfo` says so), else the catalog; a registry (or account) that
+    /// refuses both gets `browse_unsupported`, and the picker a path field.
     #[default]
     Auto,
     /// `/v2/_catalog` (the Distribution registry; Harbor for its admins).
     Catalog,
+    /// Harbor's own API, which lists what a project robot account may see,
+    /// and tags by push time.
+    Harbor,
     /// No listing: the picker offers a path field with tag completion.
     None,
 }

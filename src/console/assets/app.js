@@ -391,7 +391,7 @@ function registryDialog(existing) {
     const pullSecret = h('input', { class: 'input', value: editing ? current.pullSecretName : '', placeholder: t('dialog.pullSecretPlaceholder'), spellcheck: 'false', autocomplete: 'off' });
     const pin = h('input', { type: 'checkbox', checked: Boolean(current.pinDigests) });
     const browseMethod = h('select', { class: 'input' },
-      ['auto', 'catalog', 'none'].map((m) => h('option', { value: m, selected: (current.browse || 'auto') === m }, t(`browse.method.${m}`))));
+      ['auto', 'catalog', 'harbor', 'none'].map((m) => h('option', { value: m, selected: (current.browse || 'auto') === m }, t(`browse.method.${m}`))));
     const noCheck = h('input', { type: 'checkbox' });
     const outcome = h('div', { class: 'outcome', role: 'status', 'aria-live': 'polite' });
 

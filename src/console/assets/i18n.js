@@ -130,8 +130,9 @@ const en = {
   'browse.unsupported': 'This registry does not let this account list repositories. Type a repository path: its tags are still listed.',
   'browse.path': 'Repository path',
   'browse.listTags': 'List tags',
-  'browse.method.auto': 'Automatic (the registry\'s catalog)',
+  'browse.method.auto': 'Automatic (Harbor\'s API on a Harbor, else the catalog)',
   'browse.method.catalog': 'The registry\'s catalog',
+  'browse.method.harbor': 'Harbor\'s API (project robot accounts; tags by push time)',
   'browse.method.none': 'None: type paths, tags are listed',
 
   'workload.title': 'Use a registry in a workload',
@@ -333,8 +334,9 @@ const zh = {
   'browse.unsupported': '此镜像仓库不允许该账号列出镜像。请输入镜像路径，仍可列出其标签。',
   'browse.path': '镜像路径',
   'browse.listTags': '列出标签',
-  'browse.method.auto': '自动（镜像仓库的目录）',
+  'browse.method.auto': '自动（Harbor 使用其 API，其他使用目录）',
   'browse.method.catalog': '镜像仓库的目录',
+  'browse.method.harbor': 'Harbor API（项目机器人账号；标签按推送时间排序）',
   'browse.method.none': '不列出：输入路径，仍列出标签',
 
   'workload.title': '在工作负载中使用镜像仓库',

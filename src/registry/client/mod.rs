@@ -8,6 +8,7 @@
 
 mod address;
 mod error;
+mod harbor;
 mod tls;
 
 use std::collections::HashMap;
