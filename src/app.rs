@@ -194,6 +194,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         check_timeout: args.registry_check_timeout,
         browse_cache_ttl: args.browse_cache_ttl,
         browse_cache_entries: args.browse_cache_entries,
+        dockerhub_url: args.dockerhub_url.clone(),
     }));
     // Stops the cluster watches when the server stops.
     let background = tokio_util::sync::CancellationToken::new();

@@ -178,6 +178,10 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_RESOLVER_REGISTRY_CHECK_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub registry_check_timeout: Duration,
 
+    /// Where records with `browse: dockerhub` search for repositories.
+    #[arg(long, env = "REGISTRY_RESOLVER_DOCKERHUB_URL", default_value = crate::registry::connectivity::DOCKER_HUB)]
+    pub dockerhub_url: String,
+
     /// How long repository and tag lists are cached for the image picker.
     #[arg(long, env = "REGISTRY_RESOLVER_BROWSE_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub browse_cache_ttl: Duration,

@@ -99,7 +99,8 @@ fn paged(names: Vec<String>, query: &HashMap<String, String>) -> Response {
         Some(q) => match q.strip_prefix("name=~") {
             Some(fragment) => names.into_iter().filter(|n| n.contains(fragment)).collect(),
             None => {
-                return (StatusCode::BAD_REQUEST, axum::Json(json!({"errors": []}))).into_response();
+                return (StatusCode::BAD_REQUEST, axum::Json(json!({"errors": []})))
+                    .into_response();
             }
         },
         None => names,

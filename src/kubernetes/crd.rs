@@ -59,8 +59,9 @@ pub struct ImageRegistrySpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pin_digests: bool,
     /// How the image picker lists repositories: `auto` (default: Harbor's
-    /// API on a Harbor, else the catalog), `catalog`, `harbor`, or `none`
-    /// (a path field with tag completion).
+    /// API on a Harbor, else the catalog), `catalog`, `harbor`, `dockerhub`
+    /// (Docker Hub's search, for Hub and its mirrors), or `none` (a path
+    /// field with tag completion).
     #[serde(default, skip_serializing_if = "is_auto")]
     pub browse: crate::registry::BrowseMethod,
     /// A `kubernetes.io/basic-auth` Secret (`username`, `password`) in the

@@ -22,6 +22,8 @@ pub struct ConnectivityOptions {
     pub check_timeout: Duration,
     pub browse_cache_ttl: Duration,
     pub browse_cache_entries: u64,
+    /// Where `browse: dockerhub` searches (Docker Hub's API).
+    pub dockerhub_url: String,
 }
 
 impl Default for ConnectivityOptions {
@@ -31,6 +33,7 @@ impl Default for ConnectivityOptions {
             check_timeout: Duration::from_secs(10),
             browse_cache_ttl: Duration::from_secs(10),
             browse_cache_entries: 1000,
+            dockerhub_url: DOCKER_HUB.to_owned(),
         }
     }
 }
@@ -63,6 +66,12 @@ impl std::fmt::Debug for Connectivity {
             .finish()
     }
 }
+
+/// Docker Hub's API, where `browse: dockerhub` searches.
+pub const DOCKER_HUB: &str = "https://hub.docker.com";
+
+/// Most search pages read for one query (100 results each).
+const HUB_PAGES_MAX: usize = 5;
 
 /// How long a registry's refusal to list repositories is remembered.
 const REFUSAL_TTL: Duration = Duration::from_secs(300);
@@ -169,7 +178,29 @@ impl Connectivity {
         let prefix = server.prefix.as_deref().map(|p| format!("{p}/"));
         let host = server.host.clone();
         let harbor = self.uses_harbor(record, &client, &version).await;
-        let all = if harbor {
+        let all = if record.browse == BrowseMethod::Dockerhub {
+            // Hub searches; it does not list. No query, no list yet.
+            if q.is_empty() {
+                return Ok(Listing {
+                    items: vec![],
+                    next: None,
+                });
+            }
+            let hub = self.hub().await?;
+            let query = q.to_owned();
+            self.cached_list(format!("dockerhub/{q}"), &server, || async move {
+                let mut items = Vec::new();
+                for page in 1..=HUB_PAGES_MAX {
+                    let (names, more) = hub.hub_search(&query, page).await?;
+                    items.extend(names);
+                    if !more {
+                        break;
+                    }
+                }
+                Ok(relative_sorted(items, None))
+            })
+            .await
+        } else if harbor {
             // Harbor filters by name itself: one cached list per filter.
             let project = server
                 .prefix
@@ -274,8 +305,27 @@ impl Connectivity {
                 self.harbor.insert(version.to_owned(), found).await;
                 found
             }
-            BrowseMethod::Catalog | BrowseMethod::None => false,
+            BrowseMethod::Catalog | BrowseMethod::Dockerhub | BrowseMethod::None => false,
         }
+    }
+
+    /// The client for Docker Hub's search: no credentials, the same address
+    /// policy, caps and deadlines as every registry call.
+    async fn hub(&self) -> Result<Arc<RegistryClient>, ConnectError> {
+        let key = format!("dockerhub@{}", self.options.dockerhub_url);
+        if let Some(client) = self.clients.get(&key).await {
+            return Ok(client);
+        }
+        let server = Server::parse(&self.options.dockerhub_url)
+            .map_err(|e| ConnectError::Config(format!("Docker Hub address: {e}")))?;
+        let client = Arc::new(RegistryClient::new(
+            &server,
+            &TlsOptions::default(),
+            None,
+            &self.options.client,
+        )?);
+        self.clients.insert(key, client.clone()).await;
+        Ok(client)
     }
 
     async fn client(

@@ -105,6 +105,9 @@ pub enum BrowseMethod {
     /// Harbor's own API, which lists what a project robot account may see,
     /// and tags by push time.
     Harbor,
+    /// Docker Hub's repository search (public repositories), for Docker Hub
+    /// and mirrors of it; tags come from the record's own server.
+    Dockerhub,
     /// No listing: the picker offers a path field with tag completion.
     None,
 }

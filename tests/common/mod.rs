@@ -64,6 +64,7 @@ pub struct Setup {
     pub addresses: AddressPolicy,
     pub limits: ConnectionLimits,
     pub body_read_timeout: Duration,
+    pub dockerhub_url: String,
 }
 
 impl Default for Setup {
@@ -75,6 +76,7 @@ impl Default for Setup {
             addresses: AddressPolicy::default(),
             limits: ConnectionLimits::default(),
             body_read_timeout: Duration::from_secs(10),
+            dockerhub_url: "https://hub.docker.com".into(),
         }
     }
 }
@@ -137,6 +139,7 @@ impl TestServer {
             check_timeout: Duration::from_secs(4),
             browse_cache_ttl: Duration::from_secs(2),
             browse_cache_entries: 100,
+            ..ConnectivityOptions::default()
         }));
         let stop = tokio_util::sync::CancellationToken::new();
         let cluster = controller::start(
@@ -248,7 +251,7 @@ impl TestServer {
     }
 
     /// In a new temporary directory with new certificates.
-    async fn start_setup(setup: Setup) -> Self {
+    pub async fn start_setup(setup: Setup) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = generate_certs(&dir.path().join("certs"));
         Self::start_full(dir, certs, setup).await
@@ -262,6 +265,7 @@ impl TestServer {
             addresses,
             limits,
             body_read_timeout,
+            dockerhub_url,
         } = setup;
         registry_resolver::server::tls::install_crypto_provider();
         let index = IndexHandle::new();
@@ -297,6 +301,7 @@ impl TestServer {
                 check_timeout: Duration::from_secs(4),
                 browse_cache_ttl: Duration::from_secs(2),
                 browse_cache_entries: 100,
+                dockerhub_url,
             })),
             body_read_timeout,
         };

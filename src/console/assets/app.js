@@ -391,7 +391,7 @@ function registryDialog(existing) {
     const pullSecret = h('input', { class: 'input', value: editing ? current.pullSecretName : '', placeholder: t('dialog.pullSecretPlaceholder'), spellcheck: 'false', autocomplete: 'off' });
     const pin = h('input', { type: 'checkbox', checked: Boolean(current.pinDigests) });
     const browseMethod = h('select', { class: 'input' },
-      ['auto', 'catalog', 'harbor', 'none'].map((m) => h('option', { value: m, selected: (current.browse || 'auto') === m }, t(`browse.method.${m}`))));
+      ['auto', 'catalog', 'harbor', 'dockerhub', 'none'].map((m) => h('option', { value: m, selected: (current.browse || 'auto') === m }, t(`browse.method.${m}`))));
     const noCheck = h('input', { type: 'checkbox' });
     const outcome = h('div', { class: 'outcome', role: 'status', 'aria-live': 'polite' });
 
@@ -674,7 +674,8 @@ function repositoryBrowser(record, onPick) {
       for (const repo of listing.items) {
         list.append(h('li', {}, h('button', { type: 'button', class: 'link mono', onclick: () => loadTags(repo) }, repo)));
       }
-      if (!append) mount(results, listing.items.length ? list : h('p', { class: 'muted' }, t('browse.noRepos')));
+      const searchFirst = record.browse === 'dockerhub' && !filter.value.trim();
+      if (!append) mount(results, listing.items.length ? list : h('p', { class: 'muted' }, searchFirst ? t('browse.typeToSearch') : t('browse.noRepos')));
       const more = results.querySelector('.more');
       if (more) more.remove();
       if (listing.next) {

@@ -133,6 +133,8 @@ const en = {
   'browse.method.auto': 'Automatic (Harbor\'s API on a Harbor, else the catalog)',
   'browse.method.catalog': 'The registry\'s catalog',
   'browse.method.harbor': 'Harbor\'s API (project robot accounts; tags by push time)',
+  'browse.method.dockerhub': 'Docker Hub search (Docker Hub and its mirrors)',
+  'browse.typeToSearch': 'Type a name to search Docker Hub.',
   'browse.method.none': 'None: type paths, tags are listed',
 
   'workload.title': 'Use a registry in a workload',
@@ -337,6 +339,8 @@ const zh = {
   'browse.method.auto': '自动（Harbor 使用其 API，其他使用目录）',
   'browse.method.catalog': '镜像仓库的目录',
   'browse.method.harbor': 'Harbor API（项目机器人账号；标签按推送时间排序）',
+  'browse.method.dockerhub': 'Docker Hub 搜索（Docker Hub 及其镜像站）',
+  'browse.typeToSearch': '输入名称以搜索 Docker Hub。',
   'browse.method.none': '不列出：输入路径，仍列出标签',
 
   'workload.title': '在工作负载中使用镜像仓库',

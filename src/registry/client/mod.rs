@@ -7,6 +7,7 @@
 //! has no catalog call.
 
 mod address;
+mod dockerhub;
 mod error;
 mod harbor;
 mod tls;
