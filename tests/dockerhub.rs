@@ -91,6 +91,7 @@ async fn a_docker_hub_mirror_searches_hub_and_lists_tags_from_the_mirror() {
         ]),
         "official images as library/…, both pages read"
     );
+    assert_eq!(found["source"], "dockerhub");
     let queries = seen.lock().expect("lock").clone();
     assert_eq!(queries.len(), 2, "{queries:?}");
     assert_eq!(queries[0].get("query").map(String::as_str), Some("nginx"));

@@ -279,6 +279,7 @@ async fn a_project_robot_lists_its_project_through_harbors_api() {
         "relative to the record's project, sorted"
     );
     assert!(double.saw("/api/v2.0/systeminfo"), "Harbor was detected");
+    assert_eq!(first["source"], "harbor", "auto found a Harbor");
     assert!(double.saw("/api/v2.0/projects/library/repositories?page=2&page_size=100"));
     let next = first["next"].as_str().expect("a next page");
     let (_, second) = call(

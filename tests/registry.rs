@@ -245,6 +245,7 @@ async fn token_auth_like_harbor() {
     assert_eq!(status, 201);
     let (status, body) = get(&server, "/registries/tok/repositories").await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["source"], "catalog", "not a Harbor: the catalog");
     assert_eq!(
         body["items"],
         json!(["library/nginx", "library/redis", "team/app"])

@@ -15,8 +15,8 @@ use crate::reference::validate_path_component;
 use crate::registry::connectivity::Connectivity;
 use crate::registry::store::{Credentials, StoreError};
 use crate::registry::{
-    FieldError, PasswordChange, Registry, RegistryInput, RegistrySpec, RegistryStatus,
-    ValidationErrors, WriteMode, check_dns1123_label, dedup,
+    BrowseMethod, FieldError, PasswordChange, Registry, RegistryInput, RegistrySpec,
+    RegistryStatus, ValidationErrors, WriteMode, check_dns1123_label, dedup,
 };
 use crate::resolve::{self, Choice};
 
@@ -55,6 +55,10 @@ pub struct NameList {
     /// Pass as `last` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// For repositories: how the list was made (`catalog`, `harbor` or
+    /// `dockerhub`), which `browse: auto` chooses per registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<BrowseMethod>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -472,7 +476,7 @@ pub async fn repositories(
 ) -> Result<Json<NameList>, ApiError> {
     let n = page_size(query.n)?;
     let (record, credentials) = record_and_credentials(&state, &name).await?;
-    let listing = state
+    let (listing, source) = state
         .connectivity
         .repositories(&record, credentials, &query.q, n, query.last.as_deref())
         .await
@@ -480,6 +484,7 @@ pub async fn repositories(
     Ok(Json(NameList {
         items: listing.items,
         next: listing.next,
+        source: Some(source),
     }))
 }
 
@@ -525,6 +530,7 @@ pub async fn tags(
     Ok(Json(NameList {
         items: listing.items,
         next: listing.next,
+        source: None,
     }))
 }
 

@@ -154,7 +154,8 @@ impl Connectivity {
         }
     }
 
-    /// One page of the repositories of `record` whose names contain `q`.
+    /// One page of the repositories of `record` whose names contain `q`,
+    /// and how they were listed (`catalog`, `harbor` or `dockerhub`).
     pub async fn repositories(
         &self,
         record: &Registry,
@@ -162,7 +163,7 @@ impl Connectivity {
         q: &str,
         n: usize,
         last: Option<&str>,
-    ) -> Result<Listing, ConnectError> {
+    ) -> Result<(Listing, BrowseMethod), ConnectError> {
         let version = record_version(record);
         if record.browse == BrowseMethod::None {
             return Err(ConnectError::BrowseUnsupported(
@@ -178,13 +179,19 @@ impl Connectivity {
         let prefix = server.prefix.as_deref().map(|p| format!("{p}/"));
         let host = server.host.clone();
         let harbor = self.uses_harbor(record, &client, &version).await;
-        let all = if record.browse == BrowseMethod::Dockerhub {
+        let source = match (record.browse, harbor) {
+            (BrowseMethod::Dockerhub, _) => BrowseMethod::Dockerhub,
+            (_, true) => BrowseMethod::Harbor,
+            _ => BrowseMethod::Catalog,
+        };
+        let all = if source == BrowseMethod::Dockerhub {
             // Hub searches; it does not list. No query, no list yet.
             if q.is_empty() {
-                return Ok(Listing {
+                let nothing = Listing {
                     items: vec![],
                     next: None,
-                });
+                };
+                return Ok((nothing, source));
             }
             let hub = self.hub().await?;
             let query = q.to_owned();
@@ -242,7 +249,7 @@ impl Connectivity {
             }
             other => other?,
         };
-        Ok(page(all.iter().filter(|r| r.contains(q)), n, last))
+        Ok((page(all.iter().filter(|r| r.contains(q)), n, last), source))
     }
 
     /// One page of the tags of `repository` (relative to the record's

@@ -181,6 +181,7 @@ def flows(page):
         expect(page.get_by_text("Nodes pull over plain HTTP only if")).to_be_visible()
         repos = page.locator(".repo-list")
         expect(repos).to_contain_text("library/nginx")
+        expect(page.get_by_text("Listed with: The registry's catalog")).to_be_visible()
         page.get_by_label("Filter repositories").fill("nginx")
         expect(repos.locator("li")).to_have_count(1)
         repos.get_by_role("button", name="library/nginx").click()

@@ -675,7 +675,10 @@ function repositoryBrowser(record, onPick) {
         list.append(h('li', {}, h('button', { type: 'button', class: 'link mono', onclick: () => loadTags(repo) }, repo)));
       }
       const searchFirst = record.browse === 'dockerhub' && !filter.value.trim();
-      if (!append) mount(results, listing.items.length ? list : h('p', { class: 'muted' }, searchFirst ? t('browse.typeToSearch') : t('browse.noRepos')));
+      if (!append) {
+        mount(results, listing.items.length ? list : h('p', { class: 'muted' }, searchFirst ? t('browse.typeToSearch') : t('browse.noRepos')),
+          listing.source ? h('p', { class: 'muted small' }, t('browse.source', { method: t(`browse.method.${listing.source}`) })) : null);
+      }
       const more = results.querySelector('.more');
       if (more) more.remove();
       if (listing.next) {

@@ -135,6 +135,7 @@ const en = {
   'browse.method.harbor': 'Harbor\'s API (project robot accounts; tags by push time)',
   'browse.method.dockerhub': 'Docker Hub search (Docker Hub and its mirrors)',
   'browse.typeToSearch': 'Type a name to search Docker Hub.',
+  'browse.source': 'Listed with: {method}',
   'browse.method.none': 'None: type paths, tags are listed',
 
   'workload.title': 'Use a registry in a workload',
@@ -341,6 +342,7 @@ const zh = {
   'browse.method.harbor': 'Harbor API（项目机器人账号；标签按推送时间排序）',
   'browse.method.dockerhub': 'Docker Hub 搜索（Docker Hub 及其镜像站）',
   'browse.typeToSearch': '输入名称以搜索 Docker Hub。',
+  'browse.source': '列出方式：{method}',
   'browse.method.none': '不列出：输入路径，仍列出标签',
 
   'workload.title': '在工作负载中使用镜像仓库',
