@@ -8,6 +8,7 @@ use crate::api::{AppState, Auth};
 use crate::certs::{self, CertPaths, CertSubjects};
 use crate::cli::{CertsArgs, ResolveArgs, ServeArgs, StoreArgs, StoreKind};
 use crate::index::IndexHandle;
+use crate::kubernetes::workloads::UserClients;
 use crate::registry::client::{AddressPolicy, ClientOptions};
 use crate::registry::connectivity::{Connectivity, ConnectivityOptions};
 use crate::registry::pinning::{PinOptions, Pinner};
@@ -198,15 +199,19 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
     }));
     // Stops the cluster watches when the server stops.
     let background = tokio_util::sync::CancellationToken::new();
-    let (store, auth): (Arc<dyn RegistryStore>, Auth) = match args.store_kind {
+    let (store, auth, workloads): (Arc<dyn RegistryStore>, Auth, _) = match args.store_kind {
         StoreKind::Embedded => (
             Arc::new(open_embedded_store(&args.store, index.clone())?),
             Auth::admin_token(admin_token(&args)?),
+            None,
         ),
         StoreKind::Kubernetes => {
-            let client = kube::Client::try_default()
+            let config = kube::Config::infer()
                 .await
                 .map_err(|e| AppError::Cluster(e.to_string()))?;
+            let workloads = Arc::new(UserClients::new(config.clone()));
+            let client =
+                kube::Client::try_from(config).map_err(|e| AppError::Cluster(e.to_string()))?;
             tracing::info!(namespace = %args.install_namespace, "waiting for the cluster's registries to be listed");
             let cluster = crate::kubernetes::controller::start(
                 client,
@@ -225,7 +230,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
                 cluster.client,
                 args.auth_cache_ttl,
             ));
-            (cluster.store, auth)
+            (cluster.store, auth, Some(workloads))
         }
     };
     let pinner = Arc::new(Pinner::new(
@@ -245,6 +250,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         auth: Arc::new(auth),
         pinner,
         connectivity,
+        workloads,
         body_read_timeout: args.body_read_timeout,
     };
     let options = ServeOptions {

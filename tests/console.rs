@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use distribution::{Distribution, Mode, PASSWORD, USER};
 
 const BIN: &str = env!("CARGO_BIN_EXE_registry-resolver");
+
+/// One browser at a time: two Chromiums on two cores make each flow's
+/// waits a matter of luck.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const TOKEN: &str = "console-test-token";
 
 fn free_port() -> u16 {
@@ -49,6 +53,7 @@ fn wait_ready(admin_port: u16, log: &Path) {
 
 #[tokio::test]
 async fn every_console_flow_in_a_real_browser() {
+    let _browser = BROWSER.lock().await;
     let registry = Distribution::start(Mode::Basic).await;
     for (repository, tag) in [
         ("library/nginx", "1.25.5"),
@@ -108,4 +113,58 @@ async fn every_console_flow_in_a_real_browser() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     assert!(stdout.contains("all console flows passed"), "{stdout}");
+}
+
+/// Kubernetes mode, with the in-memory API server behind the server: sign in
+/// with Kubernetes tokens, a 403 that names the missing permission, and
+/// Create sending the Deployment with the signed-in user's own token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_kubernetes_mode() {
+    let _browser = BROWSER.lock().await;
+    let server = common::TestServer::start_kubernetes_rbac().await;
+    let created = server
+        .api_as(
+            reqwest::Method::POST,
+            "/registries?verify=false",
+            "admin-token",
+        )
+        .json(&serde_json::json!({"name": "harbor", "server": "harbor.example.com", "namespaces": ["team-a"], "defaultFor": ["team-a"]}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let url = format!("https://localhost:{}", server.addr().port());
+    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_kubernetes_test.py");
+    let axe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/axe/axe.min.js");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(&script)
+            .env("CONSOLE_URL", url)
+            .env("ADMIN_TOKEN", "admin-token")
+            .env("DEV_TOKEN", "dev-token")
+            .env("SCREENSHOT_DIR", &screenshots)
+            .env("AXE_JS", axe)
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .expect("the browser test ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("kubernetes console flows passed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        server.fake().deployment_tokens(),
+        ["admin-token", "admin-token"],
+        "Create used the signed-in user's token"
+    );
 }

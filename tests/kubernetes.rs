@@ -437,3 +437,94 @@ async fn one_replica_leads_and_another_takes_over_when_it_stops() {
         .expect("channel");
     stop_second.cancel();
 }
+
+/// The console's Create: the Deployment goes to the cluster with the
+/// caller's own token, and comes back as the API server stored it; a user
+/// without the permission is told which one; without a cluster, 501.
+#[tokio::test]
+async fn workloads_are_created_with_the_callers_own_token() {
+    let server = TestServer::start_kubernetes_rbac().await;
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "mysql", "namespace": "team-a"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "mysql"}},
+                 "template": {"metadata": {"labels": {"app": "mysql"}},
+                              "spec": {"containers": [{"name": "mysql", "image": "/mysql/mysql:5.6"}]}}}
+    });
+    let created = server
+        .api_as(
+            Method::POST,
+            "/namespaces/team-a/deployments",
+            "admin-token",
+        )
+        .json(&deployment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(created.status(), 201);
+    let stored: Value = created.json().await.expect("json");
+    assert_eq!(stored["metadata"]["name"], "mysql");
+    assert!(
+        stored["metadata"]["resourceVersion"].is_string(),
+        "as stored: {stored}"
+    );
+    assert_eq!(
+        server.fake().deployment_tokens(),
+        ["admin-token"],
+        "sent with the caller's token, not the service's"
+    );
+    assert!(
+        server
+            .fake()
+            .get("deployments", Some("team-a"), "mysql")
+            .is_some()
+    );
+
+    // The same name again: the cluster's own answer, passed through.
+    let again = server
+        .api_as(
+            Method::POST,
+            "/namespaces/team-a/deployments",
+            "admin-token",
+        )
+        .json(&deployment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(again.status(), 409);
+    let body: Value = again.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "cluster_refused", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already exists")),
+        "{body}"
+    );
+
+    // dev may not create pods in team-a: refused before the cluster is asked.
+    let refused = server
+        .api_as(Method::POST, "/namespaces/team-a/deployments", "dev-token")
+        .json(&deployment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("pods")),
+        "{body}"
+    );
+    assert_eq!(server.fake().deployment_tokens().len(), 2);
+
+    // No cluster, no creating.
+    let embedded = TestServer::start().await;
+    let answer = embedded
+        .api(Method::POST, "/namespaces/team-a/deployments")
+        .json(&deployment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status(), 501);
+}

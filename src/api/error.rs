@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::admission::AdmissionError;
 use crate::excerpt::{MESSAGE_CHARS, VALUE_CHARS, shorten};
+use crate::kubernetes::workloads::SubmitError;
 use crate::registry::client::ConnectError;
 use crate::registry::store::StoreError;
 use crate::registry::{FieldError, ValidationErrors};
@@ -55,6 +56,12 @@ pub enum ApiError {
     /// A registry failed while we browsed it on the client's behalf (502).
     #[error("{0}")]
     Upstream(ConnectError),
+    /// The cluster answered a request made with the caller's own token.
+    #[error(transparent)]
+    Cluster(#[from] crate::kubernetes::workloads::SubmitError),
+    /// What this mode cannot do (e.g. creating workloads without a cluster).
+    #[error("{0}")]
+    NotSupported(&'static str),
 }
 
 /// The error envelope of every non-2xx API response.
@@ -151,6 +158,19 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, e.code(), None, vec![])
             }
             Self::Upstream(e) => (StatusCode::BAD_GATEWAY, e.code(), None, vec![]),
+            Self::Cluster(SubmitError::Refused { code, .. }) => (
+                StatusCode::from_u16(*code)
+                    .ok()
+                    .filter(|s| s.is_client_error() || s.is_server_error())
+                    .unwrap_or(StatusCode::BAD_GATEWAY),
+                "cluster_refused",
+                None,
+                vec![],
+            ),
+            Self::Cluster(SubmitError::Unavailable(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, vec![])
+            }
+            Self::NotSupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_supported", None, vec![]),
         }
     }
 }

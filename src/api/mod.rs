@@ -34,6 +34,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub connectivity: Arc<Connectivity>,
     pub pinner: Arc<Pinner>,
+    /// In Kubernetes mode: creates workloads with the caller's own token.
+    pub workloads: Option<Arc<crate::kubernetes::workloads::UserClients>>,
     /// How long a request body may take to arrive in full (408 after it).
     pub body_read_timeout: std::time::Duration,
 }
@@ -104,7 +106,14 @@ pub fn permission_for(method: &Method, path: &str) -> Option<Permission> {
         (["registries", name], &Method::DELETE) => registries("delete", Some(name)),
         (["registries", name, "verify"], &Method::POST) => registries("update", Some(name)),
         (["registries", name, "repositories", ..], &Method::GET) => registries("get", Some(name)),
-        (["namespaces", namespace, "registries" | "resolve"], _) => Some(Permission::CreatePods {
+        (
+            [
+                "namespaces",
+                namespace,
+                "registries" | "resolve" | "deployments",
+            ],
+            _,
+        ) => Some(Permission::CreatePods {
             namespace: (*namespace).to_owned(),
         }),
         _ => None,
@@ -135,7 +144,7 @@ async fn require_token(
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme is
 /// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` count too.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim_start().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -163,6 +172,10 @@ pub fn router(state: AppState) -> Router {
             get(r::namespace_registries),
         )
         .route("/namespaces/{namespace}/resolve", post(r::resolve_preview))
+        .route(
+            "/namespaces/{namespace}/deployments",
+            post(r::create_deployment),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.auth.clone(),
             require_token,
@@ -215,6 +228,7 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<Info> {
         registries::tags,
         registries::namespace_registries,
         registries::resolve_preview,
+        registries::create_deployment,
         info,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, crate::registry::FieldError)),

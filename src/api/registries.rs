@@ -467,6 +467,7 @@ pub async fn verify_saved(
     responses(
         (status = 200, description = "Repositories (relative to the record's path prefix), by name", body = NameList),
         (status = 404, description = "No such registry", body = ErrorBody),
+        (status = 422, description = "browse_unsupported: this registry or account does not list repositories (or browse is none); tags still list", body = ErrorBody),
         (status = 502, description = "The registry failed (same codes as verification)", body = ErrorBody),
     ))]
 pub async fn repositories(
@@ -560,4 +561,39 @@ async fn find(state: &AppState, name: &str) -> Result<Registry, ApiError> {
         .get(name)
         .await?
         .ok_or_else(|| ApiError::NotFound(name.to_owned()))
+}
+
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/deployments", tag = "namespaces",
+    params(("namespace" = String, Path, description = "Namespace")),
+    request_body(content = Object, description = "An apps/v1 Deployment"),
+    responses(
+        (status = 201, description = "The Deployment as the API server stored it, after admission (this webhook's rewrites included)", body = Object),
+        (status = 403, description = "The cluster refused (RBAC or admission): its message, code cluster_refused", body = ErrorBody),
+        (status = 422, description = "Not a Deployment, or the cluster found it invalid", body = ErrorBody),
+        (status = 501, description = "Only with --store kubernetes", body = ErrorBody),
+    ))]
+/// Creates a Deployment in the cluster with the caller's own token, so the
+/// API server's RBAC and admission apply as they do for `kubectl`.
+pub async fn create_deployment(
+    State(state): State<AppState>,
+    Path(namespace): Path<String>,
+    headers: axum::http::HeaderMap,
+    ApiJson(deployment): ApiJson<k8s_openapi::api::apps::v1::Deployment>,
+) -> Result<Response, ApiError> {
+    check_namespace(&namespace)?;
+    let Some(workloads) = &state.workloads else {
+        return Err(ApiError::NotSupported(
+            "creating workloads in the cluster needs serve --store kubernetes",
+        ));
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(super::bearer_token)
+        .ok_or(ApiError::Unauthorized)?;
+    let created = workloads
+        .create_deployment(token, &namespace, &deployment)
+        .await?;
+    tracing::info!(%namespace, name = ?created.metadata.name, "deployment created for the caller");
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }

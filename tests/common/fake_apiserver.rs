@@ -62,6 +62,8 @@ struct State {
     tokens: BTreeMap<String, String>,
     /// Users allowed everything by the SubjectAccessReview.
     admins: Vec<String>,
+    /// The bearer token of every Deployment request.
+    deployment_tokens: Vec<String>,
     requests: Vec<String>,
 }
 
@@ -119,6 +121,7 @@ fn parse_target(path: &str) -> Option<Target> {
         "tokenreviews" => "TokenReview",
         "subjectaccessreviews" => "SubjectAccessReview",
         "leases" => "Lease",
+        "deployments" => "Deployment",
         _ => return None,
     };
     Some(Target {
@@ -383,12 +386,23 @@ impl FakeApiServer {
         );
     }
 
+    /// The bearer tokens Deployment requests came with.
+    pub fn deployment_tokens(&self) -> Vec<String> {
+        self.state.lock().expect("lock").deployment_tokens.clone()
+    }
+
     /// Every request line seen, `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().expect("lock").requests.clone()
     }
 
     async fn handle(self, request: Request<kube::client::Body>) -> Response<ResponseBody> {
+        let bearer = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let query = query_pairs(request.uri().query().unwrap_or_default());
@@ -411,6 +425,36 @@ impl FakeApiServer {
         };
         let mut state = self.state.lock().expect("lock");
         state.requests.push(format!("{method} {path}"));
+        // Workloads are written by users with their own tokens: who they
+        // are, and RBAC (admins may, others may not), as the API server does.
+        if target.collection.plural == "deployments" {
+            let user = bearer.as_ref().and_then(|t| state.tokens.get(t)).cloned();
+            state
+                .deployment_tokens
+                .push(bearer.clone().unwrap_or_default());
+            match user {
+                None => {
+                    return full(
+                        StatusCode::UNAUTHORIZED,
+                        &status_body(401, "Unauthorized", "Unauthorized".into()),
+                    );
+                }
+                Some(user) if !state.admins.contains(&user) => {
+                    let namespace = target.namespace.clone().unwrap_or_default();
+                    return full(
+                        StatusCode::FORBIDDEN,
+                        &status_body(
+                            403,
+                            "Forbidden",
+                            format!(
+                                "deployments.apps is forbidden: User \"{user}\" cannot create resource \"deployments\" in API group \"apps\" in the namespace \"{namespace}\""
+                            ),
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
         match (method, &target.name) {
             (Method::POST, None) if target.collection.plural == "tokenreviews" => {
                 let token = body["spec"]["token"].as_str().unwrap_or_default();

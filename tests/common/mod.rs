@@ -172,6 +172,14 @@ impl TestServer {
                 Auth::admin_token(TOKEN)
             }),
             connectivity,
+            workloads: Some(Arc::new(
+                registry_resolver::kubernetes::workloads::UserClients::new(kube::Config::new(
+                    fake.serve_http()
+                        .await
+                        .parse()
+                        .expect("the in-memory API server's URL"),
+                )),
+            )),
             body_read_timeout: Duration::from_secs(10),
         };
         let options = ServeOptions {
@@ -303,6 +311,7 @@ impl TestServer {
                 browse_cache_entries: 100,
                 dockerhub_url,
             })),
+            workloads: None,
             body_read_timeout,
         };
         let options = ServeOptions {

@@ -16,6 +16,9 @@ import urllib.request
 
 from playwright.sync_api import expect, sync_playwright
 
+# A loaded CI machine is slower than a laptop: wait longer before failing.
+expect.set_options(timeout=15_000)
+
 URL = os.environ["CONSOLE_URL"]
 TOKEN = os.environ["CONSOLE_TOKEN"]
 REGISTRY = os.environ["REGISTRY_HOST"]

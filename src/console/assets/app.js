@@ -901,8 +901,28 @@ function workloadPage(params) {
       setTimeout(() => { copy.textContent = t('workload.copy'); }, 2000);
     } }, t('workload.copy'));
     const download = h('a', { class: 'btn', download: `${state.name || 'deployment'}.yaml`, href: URL.createObjectURL(new Blob([yaml], { type: 'application/yaml' })) }, t('workload.download'));
+    // In a cluster: create it with the signed-in user's own token, so RBAC
+    // and admission (this webhook included) apply as they do for kubectl.
+    const create = info.store === 'kubernetes'
+      ? h('button', { type: 'button', class: 'btn btn-primary', onclick: async () => {
+        create.disabled = true;
+        mount(createResult, loading(t('workload.creating')));
+        try {
+          const stored = await api('POST', `/namespaces/${enc(state.namespace)}/deployments`, { body: deploymentObject(state) });
+          const containers = ((stored.spec || {}).template || {}).spec?.containers || [];
+          mount(createResult, alertBox('ok', h('p', {}, '✓ ', t('workload.created', { name: stored.metadata.name, ns: state.namespace })),
+            h('ul', {}, containers.map((c) => h('li', {}, h('span', { class: 'mono' }, `${c.name}: ${c.image}`))))));
+        } catch (error) {
+          mount(createResult, alertBox('error', explain(error)));
+        } finally {
+          create.disabled = false;
+        }
+      } }, t('workload.create'))
+      : null;
+    const createResult = h('div', { 'aria-live': 'polite' });
     mount(output,
-      h('div', { class: 'page-head' }, h('h2', {}, t('workload.manifest')), h('div', { class: 'actions' }, copy, download)),
+      h('div', { class: 'page-head' }, h('h2', {}, t('workload.manifest')), h('div', { class: 'actions' }, create, copy, download)),
+      createResult,
       h('pre', { class: 'code manifest', tabindex: 0, 'aria-label': t('workload.manifest') }, yaml),
       h('h3', {}, t('workload.commands')),
       h('pre', { class: 'code', tabindex: 0 }, commands.join('\n')),
@@ -925,6 +945,34 @@ function workloadPage(params) {
         containersBox, browserBox),
       h('section', { class: 'card workload-output' }, output)));
   loadRegistries();
+}
+
+/** The Deployment as the API takes it (what deploymentYaml writes out). */
+function deploymentObject(state) {
+  const name = state.name || 'app';
+  const template = { metadata: { labels: { app: name } }, spec: { containers: [] } };
+  if (state.registry) template.metadata.annotations = { 'registry-resolver.io/registry': state.registry };
+  for (const c of state.containers) {
+    const container = { name: c.name || 'app', image: c.image };
+    const ports = c.ports.split(/[\s,]+/).map(Number).filter((p) => Number.isInteger(p) && p > 0 && p < 65536);
+    if (ports.length) container.ports = ports.map((containerPort) => ({ containerPort }));
+    const env = c.env.filter((e) => e.name).map((e) => (e.mode === 'secret'
+      ? { name: e.name, valueFrom: { secretKeyRef: { name: e.secret || 'secret', key: e.key || 'value' } } }
+      : { name: e.name, value: e.value }));
+    if (env.length) container.env = env;
+    const pick = (values) => Object.fromEntries(Object.entries(values).filter(([, v]) => v));
+    const resources = {};
+    if (Object.keys(pick(c.requests)).length) resources.requests = pick(c.requests);
+    if (Object.keys(pick(c.limits)).length) resources.limits = pick(c.limits);
+    if (Object.keys(resources).length) container.resources = resources;
+    template.spec.containers.push(container);
+  }
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: state.namespace },
+    spec: { replicas: Number(state.replicas) || 0, selector: { matchLabels: { app: name } }, template },
+  };
 }
 
 /** The Deployment as YAML: only known, escaped values; no YAML library needed. */

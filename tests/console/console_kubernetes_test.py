@@ -1,0 +1,86 @@
+"""The console against a server in Kubernetes mode (the in-memory API
+server behind it), in Debian's Chromium: sign-in with Kubernetes tokens, a
+user without permission told which one is missing, and Create sending the
+Deployment to the cluster with the signed-in user's own token.
+"""
+
+import os
+import re
+import sys
+
+from playwright.sync_api import expect, sync_playwright
+
+# A loaded CI machine is slower than a laptop: wait longer before failing.
+expect.set_options(timeout=15_000)
+
+URL = os.environ["CONSOLE_URL"]
+ADMIN = os.environ["ADMIN_TOKEN"]
+DEV = os.environ["DEV_TOKEN"]
+SHOTS = os.environ["SCREENSHOT_DIR"]
+AXE = os.environ["AXE_JS"]
+
+problems = []
+EXPECTED_NETWORK = re.compile(r"^Failed to load resource: the server responded with a status of (401|403|409)")
+
+
+def on_console(message):
+    if message.type == "error" and not EXPECTED_NETWORK.match(message.text):
+        problems.append(f"console error: {message.text}")
+
+
+def sign_in(page, token):
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def main():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        context = browser.new_context(ignore_https_errors=True, bypass_csp=True, locale="en-US",
+                                      viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        page.on("console", on_console)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        try:
+            page.goto(URL + "/")
+            expect(page.get_by_text("Paste a Kubernetes bearer token")).to_be_visible()
+
+            # A user whose RBAC allows nothing here: told what is missing.
+            sign_in(page, DEV)
+            alert = page.get_by_role("alert")
+            expect(alert).to_contain_text("You do not have permission:")
+            expect(alert).to_contain_text("imageregistries")
+            page.screenshot(path=os.path.join(SHOTS, "kubernetes-forbidden.png"), full_page=True)
+            page.get_by_role("button", name="Sign out").click()
+
+            # An admin: the picker, and Create with the admin's own token.
+            sign_in(page, ADMIN)
+            expect(page.get_by_role("heading", name="Image registries")).to_be_visible()
+            page.goto(URL + "/#/workload?namespace=team-a")
+            expect(page.get_by_label("Registry", exact=True)).to_contain_text("Namespace default (harbor)")
+            page.get_by_label("Image (registry-relative)").fill("/mysql/mysql:5.6")
+            expect(page.locator(".preview.ok")).to_contain_text("mysql/mysql:5.6")
+            page.get_by_role("button", name="Create in the cluster").click()
+            expect(page.get_by_text("Created deployment mysql in team-a.")).to_be_visible()
+            expect(page.locator(".alert-ok li")).to_contain_text("mysql: /mysql/mysql:5.6")
+            page.screenshot(path=os.path.join(SHOTS, "kubernetes-created.png"), full_page=True)
+            # The same again: the cluster's own refusal, in the page.
+            page.get_by_role("button", name="Create in the cluster").click()
+            expect(page.get_by_role("alert")).to_contain_text("already exists")
+        except Exception:
+            page.screenshot(path="/tmp/console-kubernetes-failure.png", full_page=True)
+            print("at", page.url, "\n", page.locator("body").inner_text()[:2000])
+            raise
+        browser.close()
+    if problems:
+        print("\n".join(problems))
+        sys.exit(1)
+    print("kubernetes console flows passed")
+
+
+if __name__ == "__main__":
+    main()
