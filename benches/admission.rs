@@ -24,6 +24,7 @@ fn record(name: &str, server: &str, namespaces: &[&str], default_for: &[&str]) -
         created_at: chrono::DateTime::UNIX_EPOCH,
         updated_at: chrono::DateTime::UNIX_EPOCH,
         status: RegistryStatus::default(),
+        pull_secrets: None,
     }
 }
 

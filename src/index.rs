@@ -214,6 +214,7 @@ pub(crate) mod tests {
             created_at: chrono::DateTime::UNIX_EPOCH,
             updated_at: chrono::DateTime::UNIX_EPOCH,
             status: RegistryStatus::default(),
+            pull_secrets: None,
         }
     }
 

@@ -128,11 +128,30 @@ async fn the_console_in_kubernetes_mode() {
             "/registries?verify=false",
             "admin-token",
         )
-        .json(&serde_json::json!({"name": "harbor", "server": "harbor.example.com", "namespaces": ["team-a"], "defaultFor": ["team-a"]}))
+        .json(&serde_json::json!({"name": "harbor", "server": "harbor.example.com", "username": "robot",
+                                  "password": "Harbor-Pw-1", "namespaces": ["team-a", "team-b"], "defaultFor": ["team-a"],
+                                  // Nothing listens at that name: the page must not try to list it.
+                                  "browse": "none"}))
         .send()
         .await
         .expect("create");
     assert_eq!(created.status(), 201);
+    // The controller places the pull Secrets and says so in the status.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let replicated = server
+            .fake()
+            .get("imageregistries", None, "harbor")
+            .map(|o| o["status"]["replicatedNamespaces"].clone());
+        if replicated == Some(serde_json::json!(["team-a", "team-b"])) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pull Secrets not replicated: {replicated:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let url = format!("https://localhost:{}", server.addr().port());
     let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&screenshots).expect("screenshot dir");

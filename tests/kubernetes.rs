@@ -518,6 +518,33 @@ async fn workloads_are_created_with_the_callers_own_token() {
     );
     assert_eq!(server.fake().deployment_tokens().len(), 2);
 
+    // Namespace suggestions: the cluster's, for who may create registries.
+    let names: Value = server
+        .api_as(Method::GET, "/namespaces", "admin-token")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = names["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        names.contains(&"team-a") && names.contains(&"team-z"),
+        "{names:?}"
+    );
+    let status = server
+        .api_as(Method::GET, "/namespaces", "dev-token")
+        .send()
+        .await
+        .expect("request")
+        .status();
+    assert_eq!(status, 403);
+
     // No cluster, no creating.
     let embedded = TestServer::start().await;
     let answer = embedded

@@ -106,6 +106,7 @@ pub fn permission_for(method: &Method, path: &str) -> Option<Permission> {
         (["registries", name], &Method::DELETE) => registries("delete", Some(name)),
         (["registries", name, "verify"], &Method::POST) => registries("update", Some(name)),
         (["registries", name, "repositories", ..], &Method::GET) => registries("get", Some(name)),
+        (["namespaces"], &Method::GET) => registries("create", None),
         (
             [
                 "namespaces",
@@ -167,6 +168,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(r::patch)
                 .delete(r::delete),
         )
+        .route("/namespaces", get(r::namespaces))
         .route(
             "/namespaces/{namespace}/registries",
             get(r::namespace_registries),
@@ -229,6 +231,7 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<Info> {
         registries::namespace_registries,
         registries::resolve_preview,
         registries::create_deployment,
+        registries::namespaces,
         info,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, crate::registry::FieldError)),

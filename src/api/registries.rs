@@ -597,3 +597,13 @@ pub async fn create_deployment(
     tracing::info!(%namespace, name = ?created.metadata.name, "deployment created for the caller");
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
+
+#[utoipa::path(get, path = "/api/v1/namespaces", tag = "namespaces",
+    responses((status = 200, description = "Namespaces to suggest when authorizing a registry: the cluster's (Kubernetes mode), or those the records already name", body = NameList)))]
+pub async fn namespaces(State(state): State<AppState>) -> Result<Json<NameList>, ApiError> {
+    Ok(Json(NameList {
+        items: state.store.namespace_names().await?,
+        next: None,
+        source: None,
+    }))
+}

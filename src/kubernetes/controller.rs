@@ -90,16 +90,19 @@ pub async fn start(
         pull_secrets: Some(managed.clone()),
     };
     caches.publish(&index);
-    let store = Arc::new(KubeStore::new(
-        client.clone(),
-        options.namespace.clone(),
-        Caches {
-            registries,
-            secrets: credentials,
-            pull_secrets: Some(managed.clone()),
-        },
-        index.clone(),
-    ));
+    let store = Arc::new(
+        KubeStore::new(
+            client.clone(),
+            options.namespace.clone(),
+            Caches {
+                registries,
+                secrets: credentials,
+                pull_secrets: Some(managed.clone()),
+            },
+            index.clone(),
+        )
+        .with_namespaces(namespaces.clone()),
+    );
     let replicator = Replicator::new(client.clone());
     let leading = super::lease::run(
         client.clone(),

@@ -8,8 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use super::crd::ImageRegistry;
 use crate::excerpt::excerpt;
 use crate::registry::{
-    NAMESPACES_MAX, Registry, RegistryStatus, Server, TlsOptions, check_dns1123_label,
-    check_dns1123_subdomain,
+    NAMESPACES_MAX, PullSecretState, Registry, RegistryStatus, Server, TlsOptions,
+    check_dns1123_label, check_dns1123_subdomain,
 };
 
 /// Username and password from a `kubernetes.io/basic-auth` Secret.
@@ -141,6 +141,17 @@ pub fn to_record(
                 .map(|c| c.message.clone())
                 .filter(|m| !m.is_empty()),
         },
+        // Only a registry with credentials has pull Secrets to place.
+        pull_secrets: credentials.and(object.status.as_ref()).map(|status| {
+            let replicated = status.conditions.iter().find(|c| c.type_ == "Replicated");
+            PullSecretState {
+                replicated_namespaces: status.replicated_namespaces.clone(),
+                ready: replicated.is_some_and(|c| c.status == "True"),
+                message: replicated
+                    .filter(|c| c.status != "True" && !c.message.is_empty())
+                    .map(|c| c.message.clone()),
+            }
+        }),
     })
 }
 

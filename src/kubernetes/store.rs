@@ -26,6 +26,8 @@ pub struct KubeStore {
     /// The install namespace, home of the credential Secrets.
     namespace: String,
     caches: Caches,
+    /// The cluster's namespaces, when watched.
+    namespaces: Option<kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Namespace>>,
     index: Arc<IndexHandle>,
     /// How long a write waits to see itself in the cache.
     settle: Duration,
@@ -53,7 +55,17 @@ impl KubeStore {
             caches,
             index,
             settle: Duration::from_secs(5),
+            namespaces: None,
         }
+    }
+
+    /// With the cluster's namespaces, for the console's suggestions.
+    pub fn with_namespaces(
+        mut self,
+        namespaces: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Namespace>,
+    ) -> Self {
+        self.namespaces = Some(namespaces);
+        self
     }
 
     fn registries(&self) -> Api<ImageRegistry> {
@@ -352,6 +364,19 @@ impl RegistryStore for KubeStore {
             }
         }
         Ok(result)
+    }
+
+    async fn namespace_names(&self) -> Result<Vec<String>, StoreError> {
+        let Some(namespaces) = &self.namespaces else {
+            return Ok(Vec::new());
+        };
+        let mut names: Vec<String> = namespaces
+            .state()
+            .iter()
+            .filter_map(|ns| ns.metadata.name.clone())
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError> {

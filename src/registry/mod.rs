@@ -8,8 +8,8 @@ pub mod server;
 pub mod store;
 
 pub use model::{
-    BrowseMethod, FieldError, NAMESPACES_MAX, Password, PasswordChange, Registry, RegistryInput,
-    RegistrySpec, RegistryStatus, TlsOptions, ValidationErrors, WriteMode, check_dns1123_label,
-    check_dns1123_subdomain, dedup,
+    BrowseMethod, FieldError, NAMESPACES_MAX, Password, PasswordChange, PullSecretState, Registry,
+    RegistryInput, RegistrySpec, RegistryStatus, TlsOptions, ValidationErrors, WriteMode,
+    check_dns1123_label, check_dns1123_subdomain, dedup,
 };
 pub use server::{Scheme, Server, ServerError};

@@ -52,6 +52,23 @@ pub struct Registry {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub status: RegistryStatus,
+    /// In Kubernetes mode, for a registry with credentials: where its pull
+    /// Secret is in place (from the ImageRegistry's status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_secrets: Option<PullSecretState>,
+}
+
+/// Where a registry's pull Secret has been replicated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullSecretState {
+    /// Authorized namespaces that have the pull Secret.
+    pub replicated_namespaces: Vec<String>,
+    /// Every authorized namespace has it.
+    pub ready: bool,
+    /// Why not, when not (conflicting or failed namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl Registry {

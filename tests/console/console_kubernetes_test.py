@@ -20,7 +20,7 @@ SHOTS = os.environ["SCREENSHOT_DIR"]
 AXE = os.environ["AXE_JS"]
 
 problems = []
-EXPECTED_NETWORK = re.compile(r"^Failed to load resource: the server responded with a status of (401|403|409)")
+EXPECTED_NETWORK = re.compile(r"^Failed to load resource: the server responded with a status of (401|403|409|422)")
 
 
 def on_console(message):
@@ -60,6 +60,17 @@ def main():
             # An admin: the picker, and Create with the admin's own token.
             sign_in(page, ADMIN)
             expect(page.get_by_role("heading", name="Image registries")).to_be_visible()
+
+            # The registry's page: where its pull Secret is in place.
+            page.get_by_role("link", name="harbor", exact=True).click()
+            expect(page.get_by_text("pull Secret harbor in place")).to_have_count(2)
+            page.screenshot(path=os.path.join(SHOTS, "kubernetes-registry.png"), full_page=True)
+
+            # The dialog suggests the cluster's namespaces.
+            page.get_by_role("link", name="Registries", exact=True).click()
+            page.get_by_role("button", name="Add registry").first.click()
+            expect(page.locator("dialog datalist option[value='team-c']")).to_have_count(1)
+            page.keyboard.press("Escape")
             page.goto(URL + "/#/workload?namespace=team-a")
             expect(page.get_by_label("Registry", exact=True)).to_contain_text("Namespace default (harbor)")
             page.get_by_label("Image (registry-relative)").fill("/mysql/mysql:5.6")

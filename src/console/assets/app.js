@@ -367,6 +367,12 @@ function registryDialog(existing) {
       placeholder: editing && current.hasPassword ? t('dialog.passwordKeep') : '' });
     const description = h('input', { class: 'input', value: current.description || '' });
     const namespaces = chips(current.namespaces, t('dialog.namespacePlaceholder'));
+    // Suggestions: the cluster's namespaces (or those records already use).
+    const suggestions = h('datalist', { id: id('ns-suggestions') });
+    namespaces.input.setAttribute('list', suggestions.id);
+    api('GET', '/namespaces')
+      .then((found) => mount(suggestions, found.items.map((ns) => h('option', { value: ns }))))
+      .catch(() => {});
     const defaults = h('div', { class: 'checks' });
     const chosenDefaults = new Set(current.defaultFor);
     const renderDefaults = () => {
@@ -513,6 +519,7 @@ function registryDialog(existing) {
         field('username', t('field.username'), username),
         field('password', t('field.password'), password, editing ? t('dialog.passwordHelpEdit') : t('dialog.passwordHelp'))),
       field('namespaces', t('field.namespaces'), namespaces.input, t('dialog.namespacesHelp')),
+      suggestions,
       namespaces.list,
       h('fieldset', { class: 'field' }, h('legend', { class: 'label' }, t('field.defaultFor')),
         h('p', { class: 'help' }, t('dialog.defaultForHelp')), defaults),
@@ -638,9 +645,16 @@ async function registryPage(name) {
           [t('field.updated'), formatTime(record.updatedAt)]))),
     h('section', { class: 'card', 'aria-labelledby': 'sec-ns' },
       h('h2', { id: 'sec-ns' }, t('field.namespaces')),
+      record.pullSecrets && !record.pullSecrets.ready && record.pullSecrets.message
+        ? alertBox('warn', t('detail.pullSecretsIncomplete'), ' ', record.pullSecrets.message) : null,
       h('ul', { class: 'ns-list' }, record.namespaces.map((ns) => h('li', {},
         h('span', { class: 'mono' }, ns),
         record.defaultFor.includes(ns) ? h('span', { class: 'badge badge-default' }, t('detail.default')) : null,
+        record.pullSecrets
+          ? (record.pullSecrets.replicatedNamespaces.includes(ns)
+            ? h('span', { class: 'chip chip-ok' }, '✓ ', t('detail.pullSecretPresent', { secret: record.pullSecretName }))
+            : h('span', { class: 'chip chip-none' }, '○ ', t('detail.pullSecretMissing', { secret: record.pullSecretName })))
+          : null,
         ' ', h('a', { href: `#/workload?namespace=${enc(ns)}&registry=${enc(record.name)}`, class: 'small' }, t('detail.useHere')))))),
     h('section', { class: 'card', 'aria-labelledby': 'sec-use' },
       h('h2', { id: 'sec-use' }, t('detail.howToUse')),

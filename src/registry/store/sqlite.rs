@@ -150,6 +150,7 @@ impl Inner {
             created_at: existing.as_ref().map_or(now, |(old, _)| old.created_at),
             updated_at: now,
             // A record whose connection details changed must be checked again.
+            pull_secrets: None,
             status: match (&spec.status, &existing) {
                 (Some(checked), _) => checked.clone(),
                 (None, Some((old, _))) if !spec.changes_connection(old) => old.status.clone(),
