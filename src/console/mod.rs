@@ -171,6 +171,44 @@ mod tests {
         }
     }
 
+    /// Every failure a registry check or a listing can end in is said in
+    /// words, with the fix, in both languages.
+    #[test]
+    fn every_registry_failure_code_has_words() {
+        use crate::registry::client::ConnectError as E;
+        let i18n = ASSETS
+            .iter()
+            .find(|a| a.name == "i18n.js")
+            .map(|a| a.body)
+            .unwrap_or_default();
+        let zh_at = i18n.find("const zh = {").unwrap_or(0);
+        let every = [
+            E::Unreachable(String::new()),
+            E::Timeout(String::new()),
+            E::Tls(String::new()),
+            E::Protocol(String::new()),
+            E::NotARegistry(String::new()),
+            E::Unauthorized(String::new()),
+            E::Forbidden(String::new()),
+            E::NotFound(String::new()),
+            E::Registry(String::new()),
+            E::Config(String::new()),
+            E::AddressRefused(String::new()),
+            E::TooLarge(String::new()),
+            E::Paging(String::new()),
+            E::InsecureRealm(String::new()),
+            E::BrowseUnsupported(String::new()),
+        ];
+        for error in every {
+            let key = format!("'code.{}':", error.code());
+            let (en, zh) = i18n.split_at(zh_at);
+            assert!(
+                en.contains(&key) && zh.contains(&key),
+                "{key} in both languages"
+            );
+        }
+    }
+
     #[test]
     fn pages_load_no_script_or_style_from_elsewhere() {
         for asset in ASSETS {
