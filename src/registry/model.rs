@@ -143,7 +143,8 @@ pub struct RegistryStatus {
 /// The body of `POST /registries` and `PUT /registries/{name}`.
 ///
 /// Read-only fields of [`Registry`] (`hasPassword`, `createdAt`, `updatedAt`,
-/// `status`) are accepted and ignored so a client can send back what it read.
+/// `status`, `pullSecrets`) are accepted and ignored so a client can send
+/// back what it read.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegistryInput {
@@ -184,6 +185,9 @@ pub struct RegistryInput {
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub status: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub pull_secrets: Option<serde_json::Value>,
 }
 
 impl From<&Registry> for RegistryInput {
