@@ -57,9 +57,7 @@ async fn hub_double() -> (String, Arc<Mutex<Vec<HashMap<String, String>>>>) {
 }
 
 async fn get_json(server: &TestServer, path: &str) -> (u16, Value) {
-    let response = server.api(Method::GET, path).send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    server.call(Method::GET, path, None).await
 }
 
 #[tokio::test]

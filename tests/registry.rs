@@ -22,22 +22,11 @@ fn record(name: &str, server: &str, credentials: bool) -> Value {
 }
 
 async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
-    let response = server
-        .api(Method::POST, path)
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    server.call(Method::POST, path, Some(body)).await
 }
 
 async fn get(server: &TestServer, path: &str) -> (u16, Value) {
-    let response = server.api(Method::GET, path).send().await.expect("request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    server.call(Method::GET, path, None).await
 }
 
 /// POST /registries:verify; returns the error code, or "ok".

@@ -387,6 +387,24 @@ impl TestServer {
             .bearer_auth(TOKEN)
     }
 
+    /// An authenticated API call: the status, and the body as JSON (`null`
+    /// when it is empty or not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.api(method, path);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// POST /api/v1/registries, asserting 201.
     pub async fn create_registry(&self, body: Value) -> Value {
         let response = self
