@@ -536,6 +536,34 @@ async fn openapi_document_describes_every_endpoint(backend: Backend) {
         .await
         .expect("json");
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    // The document is valid OpenAPI, checked by the validator generators use
+    // (installed by the README's test command).
+    let file = server.dir.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).expect("write");
+    let validated = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        validated.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&validated.stdout),
+        String::from_utf8_lossy(&validated.stderr)
+    );
+    for (path, operations) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] == "path" {
+                    let name = parameter["name"].as_str().unwrap_or_default();
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: path parameter {name} is not in the path"
+                    );
+                }
+            }
+        }
+    }
     let paths = doc["paths"].as_object().expect("paths");
     for (path, methods) in [
         ("/api/v1/registries", &["post", "get"][..]),

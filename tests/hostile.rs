@@ -908,3 +908,37 @@ async fn connections_over_the_cap_wait_for_a_free_slot() {
         .expect("request");
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_with_the_json_envelope() {
+    let server = TestServer::start().await;
+    for (method, path, status, code) in [
+        (Method::GET, "/nowhere", 404, "not_found"),
+        (Method::GET, "/api/v1/nowhere", 404, "not_found"),
+        (
+            Method::DELETE,
+            "/api/v1/registries:verify",
+            405,
+            "method_not_allowed",
+        ),
+        (Method::PUT, "/mutate", 405, "method_not_allowed"),
+    ] {
+        let response = server
+            .client
+            .request(method.clone(), server.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), status, "{method} {path}");
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+    }
+    let admin = reqwest::Client::new()
+        .post(server.admin_url("/healthz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(admin.status(), 405);
+    let body: Value = admin.json().await.expect("a JSON body");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::admission::AdmissionError;
-use crate::excerpt::{MESSAGE_CHARS, VALUE_CHARS, shorten};
+use crate::excerpt::{MESSAGE_CHARS, VALUE_CHARS, excerpt, shorten};
 use crate::kubernetes::workloads::SubmitError;
 use crate::registry::client::ConnectError;
 use crate::registry::store::StoreError;
@@ -62,6 +62,10 @@ pub enum ApiError {
     /// What this mode cannot do (e.g. creating workloads without a cluster).
     #[error("{0}")]
     NotSupported(&'static str),
+    #[error("no such path: {}", excerpt(.0))]
+    NoRoute(String),
+    #[error("{} is not allowed on {}", excerpt(.method), excerpt(.path))]
+    MethodNotAllowed { method: String, path: String },
 }
 
 /// The error envelope of every non-2xx API response.
@@ -171,6 +175,13 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, vec![])
             }
             Self::NotSupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_supported", None, vec![]),
+            Self::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found", None, vec![]),
+            Self::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                None,
+                vec![],
+            ),
         }
     }
 }

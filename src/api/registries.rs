@@ -26,6 +26,7 @@ pub struct RegistryList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WriteQuery {
     /// `false` saves without checking the registry (air-gapped setups); the
     /// status then says it is unverified. Default `true`.
@@ -39,6 +40,7 @@ impl WriteQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BrowseQuery {
     /// Only names containing this text.
     #[serde(default)]
@@ -69,6 +71,7 @@ pub struct VerifyResponse {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only registries authorized for this namespace.
     pub namespace: Option<String>,

@@ -73,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         .nest("/api/v1", api::router(state))
         .merge(crate::console::router())
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(metrics, count_requests))
 }
 
@@ -127,6 +129,19 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
     }
 }
 
+/// Every answer is the JSON envelope, unknown paths and methods included.
+async fn no_route(uri: axum::http::Uri) -> Response {
+    ApiError::NoRoute(uri.path().to_owned()).into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+    .into_response()
+}
+
 async fn openapi_json() -> Response {
     axum::Json(api::openapi()).into_response()
 }
@@ -159,6 +174,8 @@ fn admin_router(app: AppState, readiness: Arc<Readiness>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(AdminState { app, readiness })
 }
 
