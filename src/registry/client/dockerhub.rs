@@ -56,3 +56,11 @@ impl RegistryClient {
         Ok((names, found.next.is_some()))
     }
 }
+
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Docker Hub's search answer, as the client reads it.
+    pub fn parse(body: &[u8]) {
+        let _ = serde_json::from_slice::<super::SearchPage>(body);
+    }
+}

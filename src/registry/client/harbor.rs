@@ -144,3 +144,12 @@ impl RegistryClient {
         }
     }
 }
+
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Harbor's repository and artifact lists, as the client reads them.
+    pub fn parse(body: &[u8]) {
+        let _ = serde_json::from_slice::<Vec<super::Repository>>(body);
+        let _ = serde_json::from_slice::<Vec<super::Artifact>>(body);
+    }
+}

@@ -722,6 +722,33 @@ async fn json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Entry points for the fuzz targets (`fuzz/`): the parsers of what a
+/// registry sends back. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use reqwest::header::{HeaderMap, HeaderValue, LINK, WWW_AUTHENTICATE};
+
+    /// Feeds one registry answer (its challenge, its `Link`, its body)
+    /// through every parser that reads such answers.
+    pub fn registry_answer(www_authenticate: &[u8], link: &[u8], body: &[u8]) {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_bytes(www_authenticate) {
+            headers.insert(WWW_AUTHENTICATE, value);
+        }
+        if let Ok(value) = HeaderValue::from_bytes(link) {
+            headers.insert(LINK, value);
+        }
+        let _ = super::parse_challenge(&headers);
+        let _ = super::challenge_scope(&headers);
+        let _ = super::next_last(&headers);
+        let _ = serde_json::from_slice::<super::CatalogResponse>(body);
+        let _ = serde_json::from_slice::<super::TagsResponse>(body);
+        let _ = serde_json::from_slice::<super::TokenResponse>(body);
+        super::harbor::fuzzing::parse(body);
+        super::dockerhub::fuzzing::parse(body);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

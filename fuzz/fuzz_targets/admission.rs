@@ -1,0 +1,42 @@
+//! The webhook end to end: decode → resolve → patch → encode. Never panics;
+//! a patch applies (RFC 6902, the json-patch crate) to the object it was
+//! made for; reviewing the patched object again patches nothing.
+#![no_main]
+
+mod common;
+
+use std::sync::LazyLock;
+
+use base64::Engine;
+use libfuzzer_sys::fuzz_target;
+use registry_resolver::admission;
+use registry_resolver::index::Index;
+
+static INDEX: LazyLock<Index> = LazyLock::new(common::index);
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(reviewed) = admission::review(data, &INDEX) else {
+        return;
+    };
+    let answer: serde_json::Value =
+        serde_json::from_slice(&reviewed.body).expect("the answer is JSON");
+    let Some(patch) = answer["response"]["patch"].as_str() else {
+        return;
+    };
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(patch)
+        .expect("the patch is base64");
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("an RFC 6902 patch");
+    let mut review: serde_json::Value =
+        serde_json::from_slice(data).expect("a review that was answered is JSON");
+    let mut object = review["request"]["object"].clone();
+    json_patch::patch(&mut object, &patch).expect("the patch applies to its object");
+    review["request"]["object"] = object;
+    let again = serde_json::to_vec(&review).expect("encodes");
+    let second = admission::review(&again, &INDEX).expect("the patched review is answered too");
+    let second: serde_json::Value = serde_json::from_slice(&second.body).expect("JSON");
+    assert!(
+        second["response"]["patch"].is_null(),
+        "a second pass must change nothing: {second}"
+    );
+});
