@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use moka::future::Cache;
 
-use super::client::{ClientOptions, ConnectError, Page, RegistryClient};
+use super::client::{ClientOptions, ConnectError, HarborPage, Page, RegistryClient};
 use super::store::{Credentials, RegistryStore, StoreError};
 use super::{BrowseMethod, Registry, RegistryStatus, Server, TlsOptions};
 
@@ -216,19 +216,11 @@ impl Connectivity {
                 .map(str::to_owned);
             let filter = q.to_owned();
             self.cached_list(format!("{version}/harbor/{q}"), &server, || async move {
-                let mut items = Vec::new();
-                for page in 1..=PAGES_MAX {
-                    let listed = client
-                        .harbor_repositories(project.as_deref(), &filter, page)
-                        .await?;
-                    items.extend(listed.items);
-                    if !listed.more || items.len() >= LIST_MAX {
-                        return Ok(relative_sorted(items, prefix.as_deref()));
-                    }
-                }
-                Err(ConnectError::Paging(format!(
-                    "{host} sent more than {PAGES_MAX} pages; stopped listing"
-                )))
+                let items = numbered_pages(&host, |page| {
+                    client.harbor_repositories(project.as_deref(), &filter, page)
+                })
+                .await?;
+                Ok(relative_sorted(items, prefix.as_deref()))
             })
             .await
         } else {
@@ -340,11 +332,7 @@ impl Connectivity {
         record: &Registry,
         credentials: Option<Credentials>,
     ) -> Result<Arc<RegistryClient>, ConnectError> {
-        let key = format!(
-            "{}@{}",
-            record.name,
-            record.updated_at.timestamp_nanos_opt().unwrap_or(0)
-        );
+        let key = record_version(record);
         if let Some(client) = self.clients.get(&key).await {
             return Ok(client);
         }
@@ -431,23 +419,39 @@ async fn harbor_tags(
     project: &str,
     repository: &str,
 ) -> Result<Vec<String>, ConnectError> {
-    let mut tagged = Vec::new();
+    let mut tagged =
+        numbered_pages(host, |page| client.harbor_tags(project, repository, page)).await?;
+    // Pushed most recently first; tags without a time last, by name.
+    tagged.sort_by(|(a, at), (b, bt)| bt.cmp(at).then_with(|| a.cmp(b)));
+    let mut seen = HashSet::new();
+    Ok(tagged
+        .into_iter()
+        .filter_map(|(name, _)| seen.insert(name.clone()).then_some(name))
+        .collect())
+}
+
+/// Follows numbered pages (Harbor's `page=1, 2, …`) until one says it is
+/// the last, or `LIST_MAX` items; more than `PAGES_MAX` pages is an error.
+async fn numbered_pages<T, F, Fut>(host: &str, mut fetch: F) -> Result<Vec<T>, ConnectError>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<HarborPage<T>, ConnectError>>,
+{
+    let mut all = Vec::new();
     for page in 1..=PAGES_MAX {
-        let listed = client.harbor_tags(project, repository, page).await?;
-        tagged.extend(listed.items);
-        if !listed.more || tagged.len() >= LIST_MAX {
-            // Pushed most recently first; tags without a time last, by name.
-            tagged.sort_by(|(a, at), (b, bt)| bt.cmp(at).then_with(|| a.cmp(b)));
-            let mut seen = HashSet::new();
-            return Ok(tagged
-                .into_iter()
-                .filter_map(|(name, _)| seen.insert(name.clone()).then_some(name))
-                .collect());
+        let listed = fetch(page).await?;
+        all.extend(listed.items);
+        if !listed.more || all.len() >= LIST_MAX {
+            return Ok(all);
         }
     }
-    Err(ConnectError::Paging(format!(
+    Err(too_many_pages(host))
+}
+
+fn too_many_pages(host: &str) -> ConnectError {
+    ConnectError::Paging(format!(
         "{host} sent more than {PAGES_MAX} pages; stopped listing"
-    )))
+    ))
 }
 
 /// Follows the registry's pagination to the end (or `LIST_MAX` names).
@@ -477,9 +481,7 @@ where
             _ => return Ok(all),
         }
     }
-    Err(ConnectError::Paging(format!(
-        "{host} sent more than {PAGES_MAX} pages; stopped listing"
-    )))
+    Err(too_many_pages(host))
 }
 
 /// Our own paging over a sorted list: up to `n` items after `last`.

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 pub use address::{AddressPolicy, AddressRefused};
 pub use error::ConnectError;
+pub use harbor::HarborPage;
 
 use super::store::Credentials;
 use super::{Scheme, Server, TlsOptions};
