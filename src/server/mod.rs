@@ -297,7 +297,6 @@ pub async fn start_routers(
     let limits = options.limits;
     let https = {
         let (drained, token) = (drained.clone(), shutdown.clone());
-        let router = https;
         let timeout = options.shutdown_timeout;
         let handshake = move |tcp| {
             let tls = tls.clone();
@@ -316,24 +315,21 @@ pub async fn start_routers(
             }
         };
         tokio::spawn(async move {
-            connection::serve(listener, handshake, router, limits, token, timeout).await;
+            connection::serve(listener, handshake, https, limits, token, timeout).await;
             drained.cancel();
         })
     };
-    let admin = {
-        let router = admin;
-        tokio::spawn(async move {
-            connection::serve(
-                admin_listener,
-                connection::plain,
-                router,
-                limits,
-                drained,
-                Duration::from_secs(1),
-            )
-            .await;
-        })
-    };
+    let admin = tokio::spawn(async move {
+        connection::serve(
+            admin_listener,
+            connection::plain,
+            admin,
+            limits,
+            drained,
+            Duration::from_secs(1),
+        )
+        .await;
+    });
     tracing::info!(%addr, %admin_addr, "serving");
     Ok(Running {
         addr,
