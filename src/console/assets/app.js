@@ -895,8 +895,16 @@ function workloadPage(params) {
   const replicas = h('input', { class: 'input', type: 'number', min: 0, value: state.replicas });
   replicas.addEventListener('input', () => { state.replicas = Number(replicas.value) || 0; renderOutput(); });
 
+  // The result of "Create in the cluster" outlives re-renders of the output
+  // (a debounced keystroke may re-render while the request is in flight); it
+  // is cleared only when the manifest itself changes.
+  const createResult = h('div', { 'aria-live': 'polite' });
+  let creating = false;
+  let renderedYaml = null;
   const renderOutput = () => {
     const yaml = deploymentYaml(state);
+    if (renderedYaml !== null && yaml !== renderedYaml && !creating) mount(createResult);
+    renderedYaml = yaml;
     const first = state.containers[0] || { image: '' };
     const secrets = state.containers.flatMap((c) => c.env.filter((e) => e.mode === 'secret' && e.secret));
     const commands = [
@@ -918,7 +926,9 @@ function workloadPage(params) {
     // In a cluster: create it with the signed-in user's own token, so RBAC
     // and admission (this webhook included) apply as they do for kubectl.
     const create = info.store === 'kubernetes'
-      ? h('button', { type: 'button', class: 'btn btn-primary', onclick: async () => {
+      ? h('button', { type: 'button', class: 'btn btn-primary', disabled: creating, onclick: async () => {
+        if (creating) return;
+        creating = true;
         create.disabled = true;
         mount(createResult, loading(t('workload.creating')));
         try {
@@ -929,11 +939,12 @@ function workloadPage(params) {
         } catch (error) {
           mount(createResult, alertBox('error', explain(error)));
         } finally {
-          create.disabled = false;
+          creating = false;
+          for (const button of output.querySelectorAll('button[data-create]')) button.disabled = false;
         }
       } }, t('workload.create'))
       : null;
-    const createResult = h('div', { 'aria-live': 'polite' });
+    if (create) create.dataset.create = '';
     mount(output,
       h('div', { class: 'page-head' }, h('h2', {}, t('workload.manifest')), h('div', { class: 'actions' }, create, copy, download)),
       createResult,
