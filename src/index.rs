@@ -1,14 +1,20 @@
-//! The snapshot the webhook reads: which registries each namespace may use.
+//! The snapshot the webhook and the API read: every record, and which
+//! registries each namespace may use.
 //!
-//! Built from the full list of records whenever the store changes, then
+//! The maps are persistent (structure-sharing) collections, so a write makes
+//! a new snapshot by changing only the entries it touches — cost in
+//! proportion to the change, not to the record count — and the result is
 //! swapped in atomically. The admission path only ever loads the current
 //! `Arc<Index>`: no lock, no store query, no network.
 
+use std::cmp::Ordering as Precedence;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
 
 use crate::registry::Registry;
 
@@ -34,71 +40,188 @@ pub struct NamespaceView {
     /// Registries authorized here: the default first, then by name.
     pub authorized: Vec<String>,
     pub default: Option<String>,
+    /// Every registry authorized here, by name.
+    members: Vec<String>,
+    /// Every registry claiming the default here, the winner first.
+    claims: Vec<DefaultClaim>,
 }
 
-#[derive(Debug, Default)]
+/// A record's claim to be a namespace's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DefaultClaim {
+    created_at: DateTime<Utc>,
+    name: String,
+}
+
+/// The one rule for a namespace two records claim as their default: the
+/// older record wins, then the lexically first name (a total order, so every
+/// replica and every store agrees). The embedded store refuses a second
+/// claim on write; in a cluster the younger record is told in its status.
+fn default_precedence(a: &DefaultClaim, b: &DefaultClaim) -> Precedence {
+    a.created_at
+        .cmp(&b.created_at)
+        .then_with(|| a.name.cmp(&b.name))
+}
+
+impl NamespaceView {
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.claims.is_empty()
+    }
+
+    /// Recomputes the derived fields after `members` or `claims` changed.
+    fn settle(&mut self) {
+        self.default = self.claims.first().map(|claim| claim.name.clone());
+        let mut authorized = Vec::with_capacity(self.members.len());
+        if let Some(default) = &self.default
+            && self.members.binary_search(default).is_ok()
+        {
+            authorized.push(default.clone());
+        }
+        authorized.extend(
+            self.members
+                .iter()
+                .filter(|name| Some(*name) != self.default.as_ref())
+                .cloned(),
+        );
+        self.authorized = authorized;
+    }
+
+    /// Every registry authorized here, by name.
+    pub fn members(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(String::as_str)
+    }
+
+    /// Every registry claiming the default here, the winner first.
+    pub fn default_claimants(&self) -> impl Iterator<Item = &str> {
+        self.claims.iter().map(|claim| claim.name.as_str())
+    }
+}
+
+/// One change to the records, as a store commits it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Created or replaced.
+    Upsert(Arc<Registry>),
+    Remove(String),
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct Index {
-    registries: HashMap<String, IndexedRegistry>,
-    namespaces: HashMap<String, NamespaceView>,
+    /// Every record as the API shows it, by name: lists and pages read this.
+    records: imbl::OrdMap<String, Arc<Registry>>,
+    /// The resolution view of each record whose server parses.
+    registries: imbl::HashMap<String, Arc<IndexedRegistry>>,
+    namespaces: imbl::HashMap<String, Arc<NamespaceView>>,
     /// Pull Secrets known to exist, by namespace, where the store knows
     /// (the Kubernetes store); `None` where it does not.
-    present_pull_secrets: Option<HashMap<String, HashSet<String>>>,
+    present_pull_secrets: Option<Arc<HashMap<String, HashSet<String>>>>,
 }
 
 impl Index {
-    /// Builds the snapshot. Records whose server no longer parses are left
-    /// out (and logged): a corrupt record must not take down the webhook.
+    /// The snapshot of `records`.
     pub fn build(records: &[Registry]) -> Self {
-        let mut registries = HashMap::with_capacity(records.len());
-        let mut namespaces: HashMap<String, NamespaceView> = HashMap::new();
-        for record in records {
-            let server = match record.parsed_server() {
-                Ok(server) => server,
-                Err(error) => {
-                    tracing::error!(registry = %record.name, %error, "skipping registry with an unparsable server");
-                    continue;
+        Self::default().apply(
+            records
+                .iter()
+                .map(|record| Change::Upsert(Arc::new(record.clone()))),
+        )
+    }
+
+    /// A new snapshot with `changes` applied; `self` is untouched, and the
+    /// two share every entry the changes do not reach.
+    #[must_use]
+    pub fn apply(&self, changes: impl IntoIterator<Item = Change>) -> Self {
+        let mut next = self.clone();
+        for change in changes {
+            match change {
+                Change::Upsert(record) => {
+                    next.remove(&record.name);
+                    next.insert(record);
                 }
-            };
-            for ns in &record.namespaces {
-                let view = namespaces.entry(ns.clone()).or_default();
-                view.authorized.push(record.name.clone());
-            }
-            for ns in &record.default_for {
-                let view = namespaces.entry(ns.clone()).or_default();
-                // The store refuses a second default; if one slips in anyway
-                // (hand-edited data), the lexically first name wins, stably.
-                if view.default.as_ref().is_none_or(|d| record.name < *d) {
-                    view.default = Some(record.name.clone());
-                }
-            }
-            registries.insert(
-                record.name.clone(),
-                IndexedRegistry {
-                    name: record.name.clone(),
-                    version: record.updated_at.timestamp_nanos_opt().unwrap_or_default(),
-                    image_prefix: server.image_prefix(),
-                    path_prefix: server.prefix.clone(),
-                    pin_digests: record.pin_digests,
-                    pull_secret: record
-                        .has_credentials()
-                        .then(|| record.pull_secret_name.clone()),
-                    namespaces: record.namespaces.iter().cloned().collect(),
-                },
-            );
-        }
-        for view in namespaces.values_mut() {
-            view.authorized.sort();
-            if let Some(default) = &view.default
-                && let Some(pos) = view.authorized.iter().position(|n| n == default)
-            {
-                let d = view.authorized.remove(pos);
-                view.authorized.insert(0, d);
+                Change::Remove(name) => next.remove(&name),
             }
         }
-        Self {
-            registries,
-            namespaces,
-            present_pull_secrets: None,
+        next
+    }
+
+    fn insert(&mut self, record: Arc<Registry>) {
+        let name = record.name.clone();
+        // A record whose server no longer parses stays listed, but is not
+        // offered to workloads (and is logged): a corrupt record must not
+        // take down the webhook.
+        match record.parsed_server() {
+            Ok(server) => {
+                for ns in &record.namespaces {
+                    self.update_namespace(ns, |view| {
+                        if let Err(at) = view.members.binary_search(&name) {
+                            view.members.insert(at, name.clone());
+                        }
+                    });
+                }
+                let claim = DefaultClaim {
+                    created_at: record.created_at,
+                    name: name.clone(),
+                };
+                for ns in &record.default_for {
+                    self.update_namespace(ns, |view| {
+                        let at = view
+                            .claims
+                            .partition_point(|c| default_precedence(c, &claim).is_lt());
+                        view.claims.insert(at, claim.clone());
+                    });
+                }
+                self.registries.insert(
+                    name.clone(),
+                    Arc::new(IndexedRegistry {
+                        name: name.clone(),
+                        version: record.updated_at.timestamp_nanos_opt().unwrap_or_default(),
+                        image_prefix: server.image_prefix(),
+                        path_prefix: server.prefix.clone(),
+                        pin_digests: record.pin_digests,
+                        pull_secret: record
+                            .has_credentials()
+                            .then(|| record.pull_secret_name.clone()),
+                        namespaces: record.namespaces.iter().cloned().collect(),
+                    }),
+                );
+            }
+            Err(error) => {
+                tracing::error!(registry = %name, %error, "not offering a registry with an unparsable server");
+            }
+        }
+        self.records.insert(name, record);
+    }
+
+    fn remove(&mut self, name: &str) {
+        let Some(old) = self.records.remove(name) else {
+            return;
+        };
+        self.registries.remove(name);
+        for ns in &old.namespaces {
+            self.update_namespace(ns, |view| {
+                if let Ok(at) = view.members.binary_search_by(|m| m.as_str().cmp(name)) {
+                    view.members.remove(at);
+                }
+            });
+        }
+        for ns in &old.default_for {
+            self.update_namespace(ns, |view| view.claims.retain(|c| c.name != name));
+        }
+    }
+
+    /// Copy-on-write of one namespace's entry; dropped once nothing is left.
+    fn update_namespace(&mut self, ns: &str, change: impl FnOnce(&mut NamespaceView)) {
+        let mut view = self
+            .namespaces
+            .get(ns)
+            .map(|view| NamespaceView::clone(view))
+            .unwrap_or_default();
+        change(&mut view);
+        view.settle();
+        if view.is_empty() {
+            self.namespaces.remove(ns);
+        } else {
+            self.namespaces.insert(ns.to_owned(), Arc::new(view));
         }
     }
 
@@ -112,7 +235,7 @@ impl Index {
         for (namespace, name) in present {
             by_namespace.entry(namespace).or_default().insert(name);
         }
-        self.present_pull_secrets = Some(by_namespace);
+        self.present_pull_secrets = Some(Arc::new(by_namespace));
         self
     }
 
@@ -126,11 +249,11 @@ impl Index {
     }
 
     pub fn registry(&self, name: &str) -> Option<&IndexedRegistry> {
-        self.registries.get(name)
+        self.registries.get(name).map(Arc::as_ref)
     }
 
     pub fn namespace(&self, ns: &str) -> Option<&NamespaceView> {
-        self.namespaces.get(ns)
+        self.namespaces.get(ns).map(Arc::as_ref)
     }
 
     /// The registry that fills in registry-relative images in `ns`, if any.
@@ -138,6 +261,38 @@ impl Index {
         self.namespace(ns).and_then(|v| v.default.as_deref())
     }
 
+    /// The record as the API shows it.
+    pub fn record(&self, name: &str) -> Option<&Arc<Registry>> {
+        self.records.get(name)
+    }
+
+    /// Every record, by name.
+    pub fn records(&self) -> impl DoubleEndedIterator<Item = &Arc<Registry>> {
+        self.records_range(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// Records with names between the bounds, by name.
+    pub fn records_range(
+        &self,
+        from: Bound<String>,
+        to: Bound<String>,
+    ) -> impl DoubleEndedIterator<Item = &Arc<Registry>> {
+        self.records.range((from, to)).map(|(_, record)| record)
+    }
+
+    /// Namespaces some record names, sorted: suggestions without a cluster.
+    pub fn namespace_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .namespaces
+            .iter()
+            .filter(|(_, view)| !view.members.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Usable registries (those whose server parses).
     pub fn len(&self) -> usize {
         self.registries.len()
     }
@@ -145,12 +300,20 @@ impl Index {
     pub fn is_empty(&self) -> bool {
         self.registries.is_empty()
     }
+
+    /// Every record, usable or not.
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
 }
 
 /// Where the current snapshot lives. Stores publish into it; readers load it.
 #[derive(Debug, Default)]
 pub struct IndexHandle {
     current: ArcSwap<Index>,
+    /// Serializes writers, so two changes never race to replace one
+    /// snapshot; readers never take it.
+    writer: Mutex<()>,
     loaded: AtomicBool,
 }
 
@@ -164,6 +327,26 @@ impl IndexHandle {
     }
 
     pub fn publish_index(&self, index: Index) {
+        let _writer = self.lock_writer();
+        self.store(index);
+    }
+
+    /// Applies committed changes to the current snapshot and publishes the
+    /// result: the store calls this in commit order.
+    pub fn apply(&self, changes: impl IntoIterator<Item = Change>) {
+        let _writer = self.lock_writer();
+        let next = self.current.load().apply(changes);
+        self.store(next);
+    }
+
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        // Nothing is guarded but the order of writers: a poisoned lock is safe.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn store(&self, index: Index) {
         let registries = index.len();
         self.current.store(Arc::new(index));
         self.loaded.store(true, Ordering::Release);
@@ -259,6 +442,116 @@ pub(crate) mod tests {
             index.namespace("a").map(|v| v.authorized.clone()),
             Some(vec!["good".to_string()])
         );
+    }
+
+    /// What resolution and the API read, for comparing two snapshots.
+    fn observed(index: &Index) -> Vec<String> {
+        let mut out: Vec<String> = index
+            .records()
+            .map(|r| format!("record {} {:?}", r.name, r.namespaces))
+            .collect();
+        let mut namespaces: Vec<_> = index.namespaces.keys().cloned().collect();
+        namespaces.sort();
+        for ns in namespaces {
+            let view = index.namespace(&ns).expect("listed");
+            out.push(format!("ns {ns} {:?} {:?}", view.authorized, view.default));
+        }
+        let mut names: Vec<_> = index.registries.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            out.push(format!("{:?}", index.registry(&name)));
+        }
+        out
+    }
+
+    #[test]
+    fn applying_changes_equals_rebuilding_from_the_result() {
+        // A deterministic walk through creates, edits and deletes over a small
+        // universe, so namespaces gain and lose members and default claims.
+        let mut seed: u64 = 0x5eed;
+        let mut next = |bound: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % bound
+        };
+        let mut records: std::collections::BTreeMap<String, Registry> = Default::default();
+        let mut index = Index::default();
+        for step in 0..2000 {
+            let name = format!("r{}", next(12));
+            if next(4) == 0 {
+                records.remove(&name);
+                index = index.apply([Change::Remove(name)]);
+            } else {
+                let namespaces: Vec<String> = (0..next(4) + 1)
+                    .map(|_| format!("ns{}", next(6)))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let default_for: Vec<&str> = namespaces
+                    .iter()
+                    .filter(|_| next(3) == 0)
+                    .map(String::as_str)
+                    .collect();
+                let ns: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+                let mut r = record(
+                    &name,
+                    "https://r.example/p",
+                    &ns,
+                    &default_for,
+                    next(2) == 0,
+                );
+                r.created_at =
+                    chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(next(5) as i64);
+                r.updated_at = r.created_at + chrono::Duration::seconds(step);
+                records.insert(name, r.clone());
+                index = index.apply([Change::Upsert(Arc::new(r))]);
+            }
+            let rebuilt = Index::build(&records.values().cloned().collect::<Vec<_>>());
+            assert_eq!(observed(&index), observed(&rebuilt), "after step {step}");
+        }
+    }
+
+    #[test]
+    fn a_contested_default_goes_to_the_older_record_then_the_first_name() {
+        let at = |secs| chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(secs);
+        let mut young = record("aaa", "https://a.example", &["t"], &["t"], false);
+        young.created_at = at(20);
+        let mut old = record("zzz", "https://z.example", &["t"], &["t"], false);
+        old.created_at = at(10);
+        let index = Index::build(&[young.clone(), old.clone()]);
+        assert_eq!(index.default_registry("t"), Some("zzz"));
+        assert_eq!(
+            index.namespace("t").map(|v| v.authorized.clone()),
+            Some(vec!["zzz".into(), "aaa".into()])
+        );
+        // Same age: the name decides, whatever order they arrive in.
+        old.created_at = at(20);
+        for order in [[young.clone(), old.clone()], [old.clone(), young.clone()]] {
+            assert_eq!(Index::build(&order).default_registry("t"), Some("aaa"));
+        }
+        // The winner leaves: the claim passes on.
+        let index = index.apply([Change::Remove("zzz".into())]);
+        assert_eq!(index.default_registry("t"), Some("aaa"));
+    }
+
+    #[test]
+    fn a_change_leaves_the_previous_snapshot_as_it_was() {
+        let before = Index::build(&[record("a", "https://a.example", &["t"], &["t"], false)]);
+        let after = before.apply([
+            Change::Remove("a".into()),
+            Change::Upsert(Arc::new(record(
+                "b",
+                "https://b.example",
+                &["u"],
+                &[],
+                false,
+            ))),
+        ]);
+        assert_eq!(before.default_registry("t"), Some("a"));
+        assert!(before.record("b").is_none());
+        assert!(after.namespace("t").is_none());
+        assert_eq!(after.namespace_names(), ["u"]);
     }
 
     #[test]

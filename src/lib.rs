@@ -8,7 +8,8 @@
 //! [`admission::patch`] (RFC 6902) → response.
 //!
 //! Records live in a [`registry::store`]; every change is published into
-//! the [`index`] snapshot the webhook reads, so admission does no I/O.
+//! the [`index`] snapshot the webhook reads, so admission does no I/O; API
+//! lists page through the same snapshot ([`listing`]).
 
 pub mod admission;
 pub mod api;
@@ -19,6 +20,7 @@ pub mod console;
 pub mod excerpt;
 pub mod index;
 pub mod kubernetes;
+pub mod listing;
 pub mod manifests;
 pub mod pod_template;
 pub mod reference;

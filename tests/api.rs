@@ -27,6 +27,7 @@ on_both_stores!(
     conflicts_and_validation_errors,
     stored_password_is_never_sent_to_a_new_address,
     batch_delete_and_namespace_views,
+    lists_page_with_limit_and_continue,
     authentication_is_required_and_passwords_never_returned,
     openapi_document_describes_every_endpoint,
     health_readiness_and_metrics,
@@ -348,6 +349,114 @@ async fn stored_password_is_never_sent_to_a_new_address(backend: Backend) {
     assert_eq!(status, 200);
     assert_eq!(body["hasPassword"], false);
     assert!(body.get("username").is_none());
+}
+
+fn item_names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|r| r["name"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Follows `metadata.continue` from `first` to the last page.
+async fn every_page(server: &TestServer, first: &str) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut path = first.to_owned();
+    loop {
+        let (status, list) = send(server, Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{path}: {list}");
+        pages.push(item_names(&list));
+        match list["metadata"]["continue"].as_str() {
+            Some(token) => path = format!("{first}&continue={token}"),
+            None => {
+                assert_eq!(list["metadata"]["remainingItemCount"], 0, "{list}");
+                return pages;
+            }
+        }
+    }
+}
+
+async fn lists_page_with_limit_and_continue(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
+    for i in 0..7 {
+        let namespaces = if i % 2 == 0 {
+            json!(["even", "all"])
+        } else {
+            json!(["all"])
+        };
+        server
+            .create_registry(json!({"name": format!("reg-{i}"), "server": format!("host{}.example", i % 3), "namespaces": namespaces}))
+            .await;
+    }
+    // By name, three at a time: every record once, in order.
+    let pages = every_page(&server, "/registries?limit=3").await;
+    assert_eq!(
+        pages,
+        [
+            vec!["reg-0", "reg-1", "reg-2"],
+            vec!["reg-3", "reg-4", "reg-5"],
+            vec!["reg-6"]
+        ]
+    );
+    let (_, first) = send(&server, Method::GET, "/registries?limit=3", None).await;
+    assert_eq!(first["metadata"]["remainingItemCount"], 4);
+
+    // Filtered by namespace and by text, ordered by another column, backwards.
+    let pages = every_page(&server, "/registries?namespace=even&limit=3").await;
+    assert_eq!(pages.concat(), ["reg-0", "reg-2", "reg-4", "reg-6"]);
+    let pages = every_page(&server, "/registries?q=HOST1&limit=1").await;
+    assert_eq!(pages.concat(), ["reg-1", "reg-4"]);
+    let pages = every_page(&server, "/registries?sort=server&order=desc&limit=2").await;
+    assert_eq!(
+        pages.concat(),
+        [
+            "reg-5", "reg-2", "reg-4", "reg-1", "reg-6", "reg-3", "reg-0"
+        ]
+    );
+
+    // A record deleted before the position does not shift the next page.
+    let (_, first) = send(&server, Method::GET, "/registries?limit=3", None).await;
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .expect("more")
+        .to_owned();
+    let (status, _) = send(&server, Method::DELETE, "/registries/reg-1", None).await;
+    assert_eq!(status, 204);
+    let (_, next) = send(
+        &server,
+        Method::GET,
+        &format!("/registries?limit=3&continue={token}"),
+        None,
+    )
+    .await;
+    assert_eq!(item_names(&next), ["reg-3", "reg-4", "reg-5"]);
+
+    // Bad paging input names the parameter.
+    for (path, field) in [
+        ("/registries?limit=0", "limit"),
+        ("/registries?limit=1001", "limit"),
+        ("/registries?continue=not-a-token", "continue"),
+        (
+            &*format!("/registries?sort=server&continue={token}"),
+            "continue",
+        ),
+    ] {
+        let (status, body) = send(&server, Method::GET, path, None).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = send(&server, Method::GET, "/registries?sort=color", None).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = send(&server, Method::GET, "/registries?page=2", None).await;
+    assert_eq!(status, 422, "unknown parameters are refused: {body}");
 }
 
 async fn batch_delete_and_namespace_views(backend: Backend) {

@@ -274,11 +274,11 @@ async fn a_project_robot_lists_its_project_through_harbors_api() {
     assert!(double.saw("/api/v2.0/systeminfo"), "Harbor was detected");
     assert_eq!(first["source"], "harbor", "auto found a Harbor");
     assert!(double.saw("/api/v2.0/projects/library/repositories?page=2&page_size=100"));
-    let next = first["next"].as_str().expect("a next page");
+    let next = first["metadata"]["continue"].as_str().expect("a next page");
     let (_, second) = call(
         &server,
         Method::GET,
-        &format!("/registries/harbor/repositories?last={next}"),
+        &format!("/registries/harbor/repositories?continue={next}"),
         None,
     )
     .await;
@@ -329,7 +329,7 @@ async fn without_a_project_every_visible_repository_is_listed() {
     let (status, found) = call(
         &server,
         Method::GET,
-        "/registries/harbor/repositories?q=l&n=1000",
+        "/registries/harbor/repositories?q=l&limit=1000",
         None,
     )
     .await;

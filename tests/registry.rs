@@ -297,17 +297,17 @@ async fn browse_catalog_and_tags_with_pagination() {
     .await;
     assert_eq!(status, 201);
 
-    // Pages of 2, following `next`.
+    // Pages of 2, following `metadata.continue`.
     let mut seen = Vec::new();
-    let mut path = "/registries/b/repositories?n=2".to_owned();
+    let mut path = "/registries/b/repositories?limit=2".to_owned();
     loop {
         let (status, body) = get(&server, &path).await;
         assert_eq!(status, 200, "{body}");
         let items = body["items"].as_array().expect("items");
         assert!(items.len() <= 2);
         seen.extend(items.iter().map(|i| i.as_str().unwrap_or("").to_owned()));
-        match body["next"].as_str() {
-            Some(next) => path = format!("/registries/b/repositories?n=2&last={next}"),
+        match body["metadata"]["continue"].as_str() {
+            Some(next) => path = format!("/registries/b/repositories?limit=2&continue={next}"),
             None => break,
         }
     }
@@ -338,9 +338,15 @@ async fn browse_catalog_and_tags_with_pagination() {
             "nightly-2024-05-01"
         ])
     );
-    let (_, body) = get(&server, "/registries/b/repositories/team/app/tags?n=3").await;
+    let (_, body) = get(&server, "/registries/b/repositories/team/app/tags?limit=3").await;
     assert_eq!(body["items"], json!(["latest", "2.0.0-rc.1", "1.10.0"]));
-    assert_eq!(body["next"], "1.10.0");
+    let next = body["metadata"]["continue"].as_str().expect("more tags");
+    let (_, body) = get(
+        &server,
+        &format!("/registries/b/repositories/team/app/tags?limit=3&continue={next}"),
+    )
+    .await;
+    assert_eq!(body["items"], json!(["1.9.0", "1.0.0", "v0.1.0"]));
 
     let (status, body) = get(&server, "/registries/b/repositories/team/missing/tags").await;
     assert_eq!(
@@ -352,8 +358,25 @@ async fn browse_catalog_and_tags_with_pagination() {
         (status, body["error"]["field"].as_str()),
         (422, Some("repository"))
     );
-    let (status, _) = get(&server, "/registries/b/repositories?n=0").await;
-    assert_eq!(status, 422);
+    let (status, body) = get(&server, "/registries/b/repositories?limit=0").await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("limit"))
+    );
+    // The old parameters are refused by name, not silently ignored.
+    let (status, body) = get(&server, "/registries/b/repositories?n=2").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains('n')
+    );
+    let (status, body) = get(&server, "/registries/b/repositories?continue=bogus").await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("continue"))
+    );
 
     // A record whose server has a path prefix lists only what is under it.
     let (status, _) = post(

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod error;
+pub mod paging;
 pub mod registries;
 
 use std::sync::Arc;
@@ -234,7 +235,13 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<Info> {
         registries::namespaces,
         info,
     ),
-    components(schemas(error::ErrorBody, error::ErrorDetail, crate::registry::FieldError)),
+    components(schemas(
+        error::ErrorBody,
+        error::ErrorDetail,
+        crate::registry::FieldError,
+        crate::listing::SortBy,
+        crate::listing::SortOrder,
+    )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]

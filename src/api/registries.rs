@@ -11,6 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::body::{API_BODY_LIMIT, ApiJson, ApiQuery, parse_json, read_body};
 use super::error::{ApiError, ErrorBody};
+use super::paging::{self, ListMeta};
+use crate::listing::{self, SortBy, SortOrder};
 use crate::reference::validate_path_component;
 use crate::registry::connectivity::Connectivity;
 use crate::registry::store::{Credentials, StoreError};
@@ -23,6 +25,7 @@ use crate::resolve::{self, Choice};
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RegistryList {
     pub items: Vec<Registry>,
+    pub metadata: ListMeta,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -41,22 +44,52 @@ impl WriteQuery {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct BrowseQuery {
     /// Only names containing this text.
     #[serde(default)]
     pub q: String,
     /// Page size, 1 to 1000 (default 100).
-    pub n: Option<usize>,
-    /// The `next` of the previous page.
-    pub last: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// The `metadata.continue` of the previous page.
+    #[serde(rename = "continue")]
+    #[param(rename = "continue")]
+    pub continue_token: Option<String>,
+}
+
+impl BrowseQuery {
+    /// The page size and the registry's own cursor.
+    fn page(&self) -> Result<(usize, Option<String>), ApiError> {
+        let limit = paging::limit(self.limit, Some(100))?.unwrap_or(100);
+        let after = self
+            .continue_token
+            .as_deref()
+            .map(paging::decode::<BrowsePosition>)
+            .transpose()?
+            .map(|position| position.after);
+        Ok((limit, after))
+    }
+}
+
+/// Where a browse page ended, in the registry's own terms (a name for a
+/// catalog, a page number for Harbor and Docker Hub).
+#[derive(Debug, Serialize, Deserialize)]
+struct BrowsePosition {
+    after: String,
+}
+
+fn browse_meta(next: Option<String>) -> ListMeta {
+    ListMeta {
+        continue_token: next.map(|after| paging::encode(&BrowsePosition { after })),
+        remaining_item_count: None,
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NameList {
     pub items: Vec<String>,
-    /// Pass as `last` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
+    pub metadata: ListMeta,
     /// For repositories: how the list was made (`catalog`, `harbor` or
     /// `dockerhub`), which `browse: auto` chooses per registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,9 +105,24 @@ pub struct VerifyResponse {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only registries authorized for this namespace.
     pub namespace: Option<String>,
+    /// Only registries whose name or server contains this text (any case).
+    pub q: Option<String>,
+    /// The order, ties broken by name (default `name`).
+    pub sort: Option<SortBy>,
+    /// `asc` (default) or `desc`.
+    pub order: Option<SortOrder>,
+    /// At most this many items, 1 to 1000; every match when absent.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// The `metadata.continue` of the previous page, with the same `sort`
+    /// and `order`.
+    #[serde(rename = "continue")]
+    #[param(rename = "continue")]
+    pub continue_token: Option<String>,
 }
 
 /// Most names one `registries:batchDelete` takes: a console page of
@@ -177,16 +225,37 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/registries", tag = "registries", params(ListQuery),
-    responses((status = 200, description = "All records, by name", body = RegistryList)))]
+    responses(
+        (status = 200, description = "Matching records in the requested order, a page at a time with `limit`", body = RegistryList),
+        (status = 422, description = "An invalid `limit` or `continue`", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<RegistryList>, ApiError> {
-    let mut items = state.store.list().await?;
-    if let Some(ns) = &query.namespace {
-        items.retain(|r| r.namespaces.contains(ns));
-    }
-    Ok(Json(RegistryList { items }))
+    let query = listing::Query {
+        q: query.q.filter(|q| !q.is_empty()),
+        namespace: query.namespace,
+        sort: query.sort.unwrap_or_default(),
+        order: query.order.unwrap_or_default(),
+        limit: paging::limit(query.limit, None)?,
+        after: query
+            .continue_token
+            .as_deref()
+            .map(paging::decode)
+            .transpose()?,
+    };
+    // Both stores publish every committed change into the index, so the
+    // list reads the snapshot: no store round trip, cost per page.
+    let page = listing::page(&state.index.load(), &query)
+        .map_err(|e| paging::invalid_continue(e.to_string()))?;
+    Ok(Json(RegistryList {
+        items: page.items.iter().map(|r| Registry::clone(r)).collect(),
+        metadata: ListMeta {
+            continue_token: page.next.as_ref().map(paging::encode),
+            remaining_item_count: Some(page.remaining),
+        },
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/registries/{name}", tag = "registries",
@@ -316,11 +385,23 @@ pub async fn namespace_registries(
     Path(namespace): Path<String>,
 ) -> Result<Json<RegistryList>, ApiError> {
     check_namespace(&namespace)?;
-    let mut items = state.store.list().await?;
-    items.retain(|r| r.namespaces.contains(&namespace));
-    // The default first, then by name (the store lists by name; sort is stable).
-    items.sort_by_key(|r| !r.default_for.contains(&namespace));
-    Ok(Json(RegistryList { items }))
+    // The picker: answered from the namespace's own index entry, so the
+    // cost follows what the namespace may use, not the record count.
+    let index = state.index.load();
+    let items = index
+        .namespace(&namespace)
+        .map(|view| {
+            view.authorized
+                .iter()
+                .filter_map(|name| index.record(name))
+                .map(|record| Registry::clone(record))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(RegistryList {
+        items,
+        metadata: ListMeta::default(),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/resolve", tag = "namespaces",
@@ -478,16 +559,16 @@ pub async fn repositories(
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<BrowseQuery>,
 ) -> Result<Json<NameList>, ApiError> {
-    let n = page_size(query.n)?;
+    let (limit, after) = query.page()?;
     let (record, credentials) = record_and_credentials(&state, &name).await?;
     let (listing, source) = state
         .connectivity
-        .repositories(&record, credentials, &query.q, n, query.last.as_deref())
+        .repositories(&record, credentials, &query.q, limit, after.as_deref())
         .await
         .map_err(ApiError::Upstream)?;
     Ok(Json(NameList {
         items: listing.items,
-        next: listing.next,
+        metadata: browse_meta(listing.next),
         source: Some(source),
     }))
 }
@@ -517,7 +598,7 @@ pub async fn tags(
             message: e.to_string(),
         })?;
     }
-    let n = page_size(query.n)?;
+    let (limit, after) = query.page()?;
     let (record, credentials) = record_and_credentials(&state, &name).await?;
     let listing = state
         .connectivity
@@ -526,26 +607,16 @@ pub async fn tags(
             credentials,
             repository,
             &query.q,
-            n,
-            query.last.as_deref(),
+            limit,
+            after.as_deref(),
         )
         .await
         .map_err(ApiError::Upstream)?;
     Ok(Json(NameList {
         items: listing.items,
-        next: listing.next,
+        metadata: browse_meta(listing.next),
         source: None,
     }))
-}
-
-fn page_size(n: Option<usize>) -> Result<usize, ApiError> {
-    match n.unwrap_or(100) {
-        n @ 1..=1000 => Ok(n),
-        _ => Err(ApiError::InvalidField {
-            field: Some("n".into()),
-            message: "n must be between 1 and 1000".into(),
-        }),
-    }
 }
 
 async fn record_and_credentials(
@@ -606,7 +677,7 @@ pub async fn create_deployment(
 pub async fn namespaces(State(state): State<AppState>) -> Result<Json<NameList>, ApiError> {
     Ok(Json(NameList {
         items: state.store.namespace_names().await?,
-        next: None,
+        metadata: ListMeta::default(),
         source: None,
     }))
 }

@@ -80,14 +80,13 @@ impl KubeStore {
         self.caches.registries.get(&ObjectRef::new(name))
     }
 
+    /// The record as last published: `settled` republishes after each of
+    /// our writes, the watch loop after everyone else's.
     fn record(&self, name: &str) -> Option<Registry> {
-        records(
-            &self.caches.registries.state(),
-            &self.caches.secrets.state(),
-        )
-        .records
-        .into_iter()
-        .find(|r| r.name == name)
+        self.index
+            .load()
+            .record(name)
+            .map(|record| Registry::clone(record))
     }
 
     /// Waits until the cache holds `name` at `resource_version` (or, with
@@ -118,11 +117,7 @@ impl KubeStore {
     }
 
     fn check_defaults(&self, spec: &RegistrySpec) -> Result<(), StoreError> {
-        let all = records(
-            &self.caches.registries.state(),
-            &self.caches.secrets.state(),
-        );
-        crate::registry::store::check_default_conflict(spec, &all.records)
+        crate::registry::store::check_default_conflict(spec, &self.index.load())
     }
 
     /// Writes (or removes) the credentials Secret, owned by the record.
@@ -332,11 +327,12 @@ impl RegistryStore for KubeStore {
     }
 
     async fn list(&self) -> Result<Vec<Registry>, StoreError> {
-        Ok(records(
-            &self.caches.registries.state(),
-            &self.caches.secrets.state(),
-        )
-        .records)
+        Ok(self
+            .index
+            .load()
+            .records()
+            .map(|record| Registry::clone(record))
+            .collect())
     }
 
     async fn delete(&self, name: &str) -> Result<bool, StoreError> {

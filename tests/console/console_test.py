@@ -244,8 +244,19 @@ def flows(page):
         expect(page.get_by_text("1–20 of 46")).to_be_visible()
         shot(page, "registries")
         axe_scan(page, "list")
+        # The server pages: the list asks for one page, never every record.
+        listed_urls = []
+        page.on("request", lambda r: listed_urls.append(r.url) if "/api/v1/registries?" in r.url else None)
         page.get_by_role("button", name="Next").click()
         expect(page.get_by_text("21–40 of 46")).to_be_visible()
+        assert listed_urls and all("limit=20" in u for u in listed_urls), listed_urls
+        assert "continue=" in listed_urls[-1], listed_urls
+        page.get_by_role("button", name="Next").click()
+        expect(page.get_by_text("41–46 of 46")).to_be_visible()
+        expect(page.get_by_role("button", name="Next")).to_be_disabled()
+        page.get_by_role("button", name="Previous").click()
+        expect(page.get_by_text("21–40 of 46")).to_be_visible()
+        expect(rows.first).to_contain_text("mirror-19")
         page.get_by_label("Search registries").fill("mirror-1")
         expect(page.get_by_text("1–10 of 10")).to_be_visible()
         name_header = page.get_by_role("button", name="Name", exact=True)

@@ -184,7 +184,15 @@ function signInPage(next) {
 
 // ---------- registries list ----------
 
-const listState = { q: '', sort: 'name', dir: 1, page: 0, size: 20, selected: new Set(), notice: null };
+// The server pages, filters and sorts (GET /registries with limit, continue,
+// q, sort, order), so the list stays fast with thousands of records. A page
+// is reached through the continue tokens of the pages before it, kept here.
+const listState = { q: '', sort: 'name', dir: 1, page: 0, size: 20, tokens: [null], selected: new Set(), notice: null };
+
+function resetPaging() {
+  listState.page = 0;
+  listState.tokens = [null];
+}
 
 async function listPage() {
   const content = h('div', {});
@@ -193,64 +201,68 @@ async function listPage() {
     h('button', { type: 'button', class: 'btn btn-primary', onclick: () => registryDialog(null) }, t('action.add'))),
   content);
   mount(content, loading());
-  let records;
-  try {
-    records = (await api('GET', '/registries')).items;
-  } catch (error) {
-    mount(content, errorState(error, listPage));
-    return;
-  }
-  renderList(content, records);
+  await loadList(content);
   // A notice (what a delete did) is said once, not on every later visit.
   listState.notice = null;
 }
 
-function sortValue(record, key) {
-  switch (key) {
-    case 'server': return record.server;
-    case 'username': return record.username || '';
-    case 'namespaces': return record.namespaces.length;
-    case 'status': return statusOf(record).label;
-    case 'created': return record.createdAt;
-    default: return record.name;
+/** Fetches the current page and renders it; `focus` says what to focus after. */
+async function loadList(content, focus) {
+  const params = new URLSearchParams({ limit: String(listState.size), sort: listState.sort, order: listState.dir > 0 ? 'asc' : 'desc' });
+  if (listState.q) params.set('q', listState.q);
+  const token = listState.tokens[listState.page];
+  if (token) params.set('continue', token);
+  let list;
+  try {
+    list = await api('GET', `/registries?${params}`);
+  } catch (error) {
+    if (error.status === 422 && error.field === 'continue') {
+      // A token from before a sort change or a restart: start over.
+      resetPaging();
+      return loadList(content, focus);
+    }
+    mount(content, errorState(error, () => loadList(content, focus)));
+    return;
+  }
+  if (list.items.length === 0 && listState.page > 0) {
+    // The page emptied (deleted meanwhile): show the one before it.
+    listState.page -= 1;
+    return loadList(content, focus);
+  }
+  listState.tokens[listState.page + 1] = list.metadata.continue || null;
+  renderList(content, list);
+  if (focus) {
+    const target = content.querySelector(focus);
+    if (target) {
+      target.focus();
+      if (target.type === 'search') target.setSelectionRange(target.value.length, target.value.length);
+    }
   }
 }
 
-function renderList(content, records) {
-  const known = new Set(records.map((r) => r.name));
-  for (const name of listState.selected) if (!known.has(name)) listState.selected.delete(name);
-  if (records.length === 0) {
+function renderList(content, list) {
+  const rows = list.items;
+  const remaining = list.metadata.remainingItemCount || 0;
+  const first = listState.page * listState.size;
+  const total = first + rows.length + remaining;
+  if (total === 0 && !listState.q) {
     mount(content, listState.notice, h('div', { class: 'empty card' },
       h('h2', {}, t('list.emptyTitle')),
       h('p', { class: 'muted' }, t('list.emptyBody')),
       h('button', { type: 'button', class: 'btn btn-primary', onclick: () => registryDialog(null) }, t('action.add'))));
     return;
   }
-  const q = listState.q.toLowerCase();
-  const shown = records
-    .filter((r) => !q || r.name.toLowerCase().includes(q) || r.server.toLowerCase().includes(q))
-    .sort((a, b) => {
-      const x = sortValue(a, listState.sort);
-      const y = sortValue(b, listState.sort);
-      return (x < y ? -1 : x > y ? 1 : 0) * listState.dir;
-    });
-  const pages = Math.max(1, Math.ceil(shown.length / listState.size));
-  listState.page = Math.min(listState.page, pages - 1);
-  const first = listState.page * listState.size;
-  const rows = shown.slice(first, first + listState.size);
+  const reload = (focus) => loadList(content, focus);
 
   const searchId = id('search');
   const search = h('input', { id: searchId, type: 'search', class: 'input', value: listState.q, placeholder: t('list.searchPlaceholder') });
   search.addEventListener('input', debounce(() => {
-    listState.q = search.value;
-    listState.page = 0;
-    renderList(content, records);
-    const again = content.querySelector('input[type=search]');
-    again.focus();
-    again.setSelectionRange(again.value.length, again.value.length);
-  }, 150));
+    listState.q = search.value.trim();
+    resetPaging();
+    reload('input[type=search]');
+  }, 200));
   const selectedCount = listState.selected.size;
-  const deleteButton = h('button', { type: 'button', class: 'btn btn-danger', disabled: selectedCount === 0, onclick: () => deleteSelected(records) },
+  const deleteButton = h('button', { type: 'button', class: 'btn btn-danger', disabled: selectedCount === 0, onclick: () => deleteSelected() },
     t('list.deleteSelected', { n: selectedCount }));
 
   const header = (key, label) => {
@@ -259,9 +271,15 @@ function renderList(content, records) {
       h('button', { type: 'button', class: 'sort', onclick: () => {
         listState.dir = active ? -listState.dir : 1;
         listState.sort = key;
-        renderList(content, records);
-        content.querySelector(`th[aria-sort]:not([aria-sort=none]) button`).focus();
+        resetPaging();
+        reload('th[aria-sort]:not([aria-sort=none]) button');
       } }, label, h('span', { class: 'sort-mark', 'aria-hidden': 'true' }, active ? (listState.dir > 0 ? ' ▲' : ' ▼') : '')));
+  };
+  // Selection changes redraw this page without asking the server again.
+  const redraw = (focus) => {
+    renderList(content, list);
+    const target = content.querySelector(focus);
+    if (target) target.focus();
   };
   const allOnPage = rows.length > 0 && rows.every((r) => listState.selected.has(r.name));
   const selectAll = h('input', { type: 'checkbox', 'aria-label': t('list.selectPage'), checked: allOnPage, onchange: (e) => {
@@ -269,8 +287,7 @@ function renderList(content, records) {
       if (e.target.checked) listState.selected.add(r.name);
       else listState.selected.delete(r.name);
     }
-    renderList(content, records);
-    content.querySelector('thead input[type=checkbox]').focus();
+    redraw('thead input[type=checkbox]');
   } });
   const table = h('table', { class: 'table' },
     h('caption', { class: 'sr-only' }, t('list.title')),
@@ -287,8 +304,7 @@ function renderList(content, records) {
       h('td', { class: 'check' }, h('input', { type: 'checkbox', 'aria-label': t('list.select', { name: r.name }), checked: listState.selected.has(r.name), onchange: (e) => {
         if (e.target.checked) listState.selected.add(r.name);
         else listState.selected.delete(r.name);
-        renderList(content, records);
-        content.querySelector(`input[data-row="${CSS.escape(r.name)}"]`).focus();
+        redraw(`input[data-row="${CSS.escape(r.name)}"]`);
       }, dataset: { row: r.name } })),
       cell(t('field.name'), h('a', { href: `#/registries/${enc(r.name)}`, class: 'strong' }, r.name)),
       cell(t('field.server'), h('span', { class: 'mono' }, r.server.replace(/^https?:\/\//, '')), ' ', serverBadges(r)),
@@ -299,11 +315,11 @@ function renderList(content, records) {
       cell(t('field.status'), statusChip(r, true)),
       cell(t('field.created'), formatTime(r.createdAt))))));
   const pager = h('nav', { class: 'pager', 'aria-label': t('list.paging') },
-    h('span', { class: 'muted' }, shown.length
-      ? t('list.range', { from: first + 1, to: first + rows.length, total: shown.length })
+    h('span', { class: 'muted' }, total
+      ? t('list.range', { from: first + 1, to: first + rows.length, total })
       : t('list.noMatch')),
-    h('button', { type: 'button', class: 'btn', disabled: listState.page === 0, onclick: () => { listState.page -= 1; renderList(content, records); } }, t('action.previous')),
-    h('button', { type: 'button', class: 'btn', disabled: listState.page >= pages - 1, onclick: () => { listState.page += 1; renderList(content, records); } }, t('action.next')));
+    h('button', { type: 'button', class: 'btn', 'data-page': 'previous', disabled: listState.page === 0, onclick: () => { listState.page -= 1; reload('[data-page=previous]:not([disabled]), [data-page=next]'); } }, t('action.previous')),
+    h('button', { type: 'button', class: 'btn', 'data-page': 'next', disabled: !list.metadata.continue, onclick: () => { listState.page += 1; reload('[data-page=next]:not([disabled]), [data-page=previous]'); } }, t('action.next')));
   mount(content, listState.notice,
     h('div', { class: 'toolbar' },
       h('label', { for: searchId, class: 'sr-only' }, t('list.search')), search, deleteButton),
@@ -315,7 +331,7 @@ function cell(label, ...content) {
   return h('td', { 'data-label': label }, h('div', { class: 'cell' }, ...content));
 }
 
-function deleteSelected(records) {
+function deleteSelected() {
   const names = [...listState.selected].sort();
   confirmDialog(t('list.deleteTitle', { n: names.length }),
     h('div', {}, h('p', {}, t('list.deleteBody')), h('ul', { class: 'names' }, names.map((n) => h('li', { class: 'mono' }, n)))),
@@ -329,7 +345,6 @@ function deleteSelected(records) {
       close();
       listPage();
     });
-  void records;
 }
 
 // ---------- create and edit ----------
@@ -679,9 +694,9 @@ function repositoryBrowser(record, onPick) {
     const mine = controller;
     const cancel = h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => mine.abort() }, t('action.cancel'));
     if (!append) mount(results, h('div', { class: 'inline' }, loading(t('browse.loading')), cancel));
-    const query = new URLSearchParams({ n: '50' });
+    const query = new URLSearchParams({ limit: '50' });
     if (filter.value.trim()) query.set('q', filter.value.trim());
-    if (last) query.set('last', last);
+    if (last) query.set('continue', last);
     try {
       const listing = await api('GET', `/registries/${enc(record.name)}/repositories?${query}`, { signal: mine.signal, timeoutMs: 20000 });
       const list = append ? results.querySelector('ul') : h('ul', { class: 'repo-list' });
@@ -695,8 +710,8 @@ function repositoryBrowser(record, onPick) {
       }
       const more = results.querySelector('.more');
       if (more) more.remove();
-      if (listing.next) {
-        results.append(h('button', { type: 'button', class: 'btn more', onclick: () => load(true, listing.next) }, t('browse.more')));
+      if (listing.metadata.continue) {
+        results.append(h('button', { type: 'button', class: 'btn more', onclick: () => load(true, listing.metadata.continue) }, t('browse.more')));
       }
     } catch (error) {
       if (error.code === 'browse_unsupported') {
@@ -723,8 +738,8 @@ function repositoryBrowser(record, onPick) {
     }
   };
   const loadTags = async (repo, last) => {
-    const query = new URLSearchParams({ n: '20' });
-    if (last) query.set('last', last);
+    const query = new URLSearchParams({ limit: '20' });
+    if (last) query.set('continue', last);
     if (!last) mount(tagsBox, loading(t('browse.loadingTags')));
     try {
       const listing = await api('GET', `/registries/${enc(record.name)}/repositories/${repo.split('/').map(enc).join('/')}/tags?${query}`, { timeoutMs: 20000 });
@@ -740,7 +755,7 @@ function repositoryBrowser(record, onPick) {
       }
       const more = tagsBox.querySelector('.more');
       if (more) more.remove();
-      if (listing.next) tagsBox.append(h('button', { type: 'button', class: 'btn more', onclick: () => loadTags(repo, listing.next) }, t('browse.more')));
+      if (listing.metadata.continue) tagsBox.append(h('button', { type: 'button', class: 'btn more', onclick: () => loadTags(repo, listing.metadata.continue) }, t('browse.more')));
     } catch (error) {
       mount(tagsBox, alertBox('error', explain(error)));
     }

@@ -14,6 +14,7 @@ pub use sqlite::SqliteStore;
 use async_trait::async_trait;
 
 use super::model::{Password, Registry, RegistrySpec, RegistryStatus};
+use crate::index::Index;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -52,21 +53,18 @@ pub struct BatchDeleted {
     pub not_found: Vec<String>,
 }
 
-/// Refuses a `defaultFor` namespace another record already holds: one
-/// default per namespace, whichever store keeps the records.
-pub fn check_default_conflict<'a>(
-    spec: &RegistrySpec,
-    others: impl IntoIterator<Item = &'a Registry>,
-) -> Result<(), StoreError> {
-    for other in others.into_iter().filter(|r| r.name != spec.name) {
-        if let Some(ns) = spec
-            .default_for
-            .iter()
-            .find(|ns| other.default_for.contains(ns))
+/// Refuses a `defaultFor` namespace another record already claims: one
+/// default per namespace, whichever store keeps the records. Reads the
+/// index's per-namespace claims, so the cost follows `spec`, not the store.
+pub fn check_default_conflict(spec: &RegistrySpec, index: &Index) -> Result<(), StoreError> {
+    for ns in &spec.default_for {
+        if let Some(other) = index
+            .namespace(ns)
+            .and_then(|view| view.default_claimants().find(|name| *name != spec.name))
         {
             return Err(StoreError::DefaultConflict {
                 namespace: ns.clone(),
-                registry: other.name.clone(),
+                registry: other.to_owned(),
             });
         }
     }

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{BatchDeleted, Cipher, Credentials, RegistryStore, StoreError};
-use crate::index::IndexHandle;
+use crate::index::{Change, IndexHandle};
 use crate::registry::model::{Password, PasswordChange, Registry, RegistrySpec, RegistryStatus};
 
 /// Schema history; append, never edit.
@@ -59,7 +59,7 @@ impl SqliteStore {
         };
         {
             let conn = inner.lock()?;
-            inner.publish(&conn)?;
+            inner.index.publish(&list_records(&conn)?);
         }
         Ok(Self {
             inner: Arc::new(inner),
@@ -91,12 +91,11 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
-    /// Rebuilds the webhook's index from what is committed. Called with the
-    /// connection locked, so snapshots are published in commit order.
-    fn publish(&self, conn: &Connection) -> Result<(), StoreError> {
-        let records = list_records(conn)?;
-        self.index.publish(&records);
-        Ok(())
+    /// Publishes what was just committed. Called with the connection
+    /// locked, so snapshots are published in commit order; the index
+    /// changes only the entries these records touch.
+    fn publish(&self, changes: impl IntoIterator<Item = Change>) {
+        self.index.apply(changes);
     }
 
     fn write(
@@ -114,7 +113,9 @@ impl Inner {
             (existing, _) => existing,
         };
 
-        super::check_default_conflict(&spec, &list_records(&tx)?)?;
+        // The index holds exactly what is committed (it is published under
+        // this same lock), so it answers for every other record.
+        super::check_default_conflict(&spec, &self.index.load())?;
 
         let new_server = spec.server.to_string();
         let sealed = match (&spec.password, &existing) {
@@ -166,7 +167,7 @@ impl Inner {
         )
         .map_err(backend)?;
         tx.commit().map_err(backend)?;
-        self.publish(conn)?;
+        self.publish([Change::Upsert(Arc::new(record.clone()))]);
         Ok(record)
     }
 }
@@ -200,20 +201,32 @@ impl RegistryStore for SqliteStore {
             )
             .map_err(backend)?;
             tx.commit().map_err(backend)?;
-            inner.publish(conn)?;
+            inner.publish([Change::Upsert(Arc::new(record.clone()))]);
             Ok(record)
         })
         .await
     }
 
+    // Reads come from the index: it is published under the write lock
+    // after each commit, so it is exactly what is committed, and reading it
+    // needs neither the lock nor the blocking pool.
     async fn get(&self, name: &str) -> Result<Option<Registry>, StoreError> {
-        let name = name.to_owned();
-        self.run(move |_, conn| Ok(read_row(conn, &name)?.map(|(record, _)| record)))
-            .await
+        Ok(self
+            .inner
+            .index
+            .load()
+            .record(name)
+            .map(|record| Registry::clone(record)))
     }
 
     async fn list(&self) -> Result<Vec<Registry>, StoreError> {
-        self.run(|_, conn| list_records(conn)).await
+        Ok(self
+            .inner
+            .index
+            .load()
+            .records()
+            .map(|record| Registry::clone(record))
+            .collect())
     }
 
     async fn delete(&self, name: &str) -> Result<bool, StoreError> {
@@ -236,7 +249,7 @@ impl RegistryStore for SqliteStore {
                 }
             }
             tx.commit().map_err(backend)?;
-            inner.publish(conn)?;
+            inner.publish(result.deleted.iter().cloned().map(Change::Remove));
             Ok(result)
         })
         .await
