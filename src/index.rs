@@ -8,7 +8,7 @@
 //! `Arc<Index>`: no lock, no store query, no network.
 
 use std::cmp::Ordering as Precedence;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,16 +32,15 @@ pub struct IndexedRegistry {
     pub pin_digests: bool,
     /// The pull secret to inject; `None` for a registry without credentials.
     pub pull_secret: Option<String>,
-    pub namespaces: BTreeSet<String>,
 }
 
+/// Who may be used in one namespace. Names are shared with the other
+/// namespaces of the same record (`Arc<str>`), so a record with thousands
+/// of namespaces costs pointers, not copies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NamespaceView {
-    /// Registries authorized here: the default first, then by name.
-    pub authorized: Vec<String>,
-    pub default: Option<String>,
     /// Every registry authorized here, by name.
-    members: Vec<String>,
+    members: Vec<Arc<str>>,
     /// Every registry claiming the default here, the winner first.
     claims: Vec<DefaultClaim>,
 }
@@ -50,7 +49,7 @@ pub struct NamespaceView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DefaultClaim {
     created_at: DateTime<Utc>,
-    name: String,
+    name: Arc<str>,
 }
 
 /// The one rule for a namespace two records claim as their default: the
@@ -68,32 +67,37 @@ impl NamespaceView {
         self.members.is_empty() && self.claims.is_empty()
     }
 
-    /// Recomputes the derived fields after `members` or `claims` changed.
-    fn settle(&mut self) {
-        self.default = self.claims.first().map(|claim| claim.name.clone());
-        let mut authorized = Vec::with_capacity(self.members.len());
-        if let Some(default) = &self.default
-            && self.members.binary_search(default).is_ok()
-        {
-            authorized.push(default.clone());
-        }
-        authorized.extend(
+    /// The registry that fills in registry-relative images here.
+    pub fn default_registry(&self) -> Option<&str> {
+        self.claims.first().map(|claim| &*claim.name)
+    }
+
+    /// Registries authorized here: the default first, then by name.
+    pub fn authorized(&self) -> impl Iterator<Item = &str> {
+        let default = self.default_registry().filter(|name| self.allows(name));
+        default.into_iter().chain(
             self.members
                 .iter()
-                .filter(|name| Some(*name) != self.default.as_ref())
-                .cloned(),
-        );
-        self.authorized = authorized;
+                .map(|name| &**name)
+                .filter(move |name| Some(*name) != default),
+        )
+    }
+
+    /// Is `name` authorized here?
+    pub fn allows(&self, name: &str) -> bool {
+        self.members
+            .binary_search_by(|member| (**member).cmp(name))
+            .is_ok()
     }
 
     /// Every registry authorized here, by name.
     pub fn members(&self) -> impl Iterator<Item = &str> {
-        self.members.iter().map(String::as_str)
+        self.members.iter().map(|name| &**name)
     }
 
     /// Every registry claiming the default here, the winner first.
     pub fn default_claimants(&self) -> impl Iterator<Item = &str> {
-        self.claims.iter().map(|claim| claim.name.as_str())
+        self.claims.iter().map(|claim| &*claim.name)
     }
 }
 
@@ -151,16 +155,17 @@ impl Index {
         // take down the webhook.
         match record.parsed_server() {
             Ok(server) => {
+                let shared: Arc<str> = Arc::from(name.as_str());
                 for ns in &record.namespaces {
                     self.update_namespace(ns, |view| {
-                        if let Err(at) = view.members.binary_search(&name) {
-                            view.members.insert(at, name.clone());
+                        if let Err(at) = view.members.binary_search(&shared) {
+                            view.members.insert(at, shared.clone());
                         }
                     });
                 }
                 let claim = DefaultClaim {
                     created_at: record.created_at,
-                    name: name.clone(),
+                    name: shared.clone(),
                 };
                 for ns in &record.default_for {
                     self.update_namespace(ns, |view| {
@@ -181,7 +186,6 @@ impl Index {
                         pull_secret: record
                             .has_credentials()
                             .then(|| record.pull_secret_name.clone()),
-                        namespaces: record.namespaces.iter().cloned().collect(),
                     }),
                 );
             }
@@ -199,13 +203,13 @@ impl Index {
         self.registries.remove(name);
         for ns in &old.namespaces {
             self.update_namespace(ns, |view| {
-                if let Ok(at) = view.members.binary_search_by(|m| m.as_str().cmp(name)) {
+                if let Ok(at) = view.members.binary_search_by(|m| (**m).cmp(name)) {
                     view.members.remove(at);
                 }
             });
         }
         for ns in &old.default_for {
-            self.update_namespace(ns, |view| view.claims.retain(|c| c.name != name));
+            self.update_namespace(ns, |view| view.claims.retain(|c| &*c.name != name));
         }
     }
 
@@ -217,7 +221,6 @@ impl Index {
             .map(|view| NamespaceView::clone(view))
             .unwrap_or_default();
         change(&mut view);
-        view.settle();
         if view.is_empty() {
             self.namespaces.remove(ns);
         } else {
@@ -258,7 +261,7 @@ impl Index {
 
     /// The registry that fills in registry-relative images in `ns`, if any.
     pub fn default_registry(&self, ns: &str) -> Option<&str> {
-        self.namespace(ns).and_then(|v| v.default.as_deref())
+        self.namespace(ns).and_then(NamespaceView::default_registry)
     }
 
     /// The record as the API shows it.
@@ -415,10 +418,13 @@ pub(crate) mod tests {
             record("mid", "http://10.0.0.1:5000/lib", &["team-a"], &[], true),
         ]);
         let view = index.namespace("team-a").expect("team-a indexed");
-        assert_eq!(view.authorized, ["zeta", "alpha", "mid"]);
-        assert_eq!(view.default.as_deref(), Some("zeta"));
         assert_eq!(
-            index.namespace("team-b").map(|v| v.default.clone()),
+            view.authorized().collect::<Vec<_>>(),
+            ["zeta", "alpha", "mid"]
+        );
+        assert_eq!(view.default_registry(), Some("zeta"));
+        assert_eq!(
+            index.namespace("team-b").map(|v| v.default_registry()),
             Some(None)
         );
         assert!(index.namespace("team-c").is_none());
@@ -439,7 +445,9 @@ pub(crate) mod tests {
         ]);
         assert!(index.registry("bad").is_none());
         assert_eq!(
-            index.namespace("a").map(|v| v.authorized.clone()),
+            index
+                .namespace("a")
+                .map(|v| v.authorized().map(String::from).collect::<Vec<_>>()),
             Some(vec!["good".to_string()])
         );
     }
@@ -454,7 +462,11 @@ pub(crate) mod tests {
         namespaces.sort();
         for ns in namespaces {
             let view = index.namespace(&ns).expect("listed");
-            out.push(format!("ns {ns} {:?} {:?}", view.authorized, view.default));
+            out.push(format!(
+                "ns {ns} {:?} {:?}",
+                view.authorized().collect::<Vec<_>>(),
+                view.default_registry()
+            ));
         }
         let mut names: Vec<_> = index.registries.keys().cloned().collect();
         names.sort();
@@ -485,7 +497,7 @@ pub(crate) mod tests {
             } else {
                 let namespaces: Vec<String> = (0..next(4) + 1)
                     .map(|_| format!("ns{}", next(6)))
-                    .collect::<BTreeSet<_>>()
+                    .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
                     .collect();
                 let default_for: Vec<&str> = namespaces
@@ -522,7 +534,9 @@ pub(crate) mod tests {
         let index = Index::build(&[young.clone(), old.clone()]);
         assert_eq!(index.default_registry("t"), Some("zzz"));
         assert_eq!(
-            index.namespace("t").map(|v| v.authorized.clone()),
+            index
+                .namespace("t")
+                .map(|v| v.authorized().map(String::from).collect::<Vec<_>>()),
             Some(vec!["zzz".into(), "aaa".into()])
         );
         // Same age: the name decides, whatever order they arrive in.

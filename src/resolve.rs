@@ -267,11 +267,11 @@ pub fn expand<'i>(
     let parsed =
         RelativeImage::parse(image).map_err(|e| format!("image {quoted:?} is invalid: {e}"))?;
     let view = index.namespace(namespace);
-    let authorized = || match view {
-        Some(v) if !v.authorized.is_empty() => {
+    let authorized = || match view.map(|v| v.authorized().collect::<Vec<_>>()) {
+        Some(names) if !names.is_empty() => {
             format!(
                 "registries authorized in {namespace:?}: {}",
-                v.authorized.join(", ")
+                names.join(", ")
             )
         }
         _ => format!("no registry is authorized in namespace {namespace:?}"),
@@ -295,7 +295,7 @@ pub fn expand<'i>(
             authorized()
         )
     })?;
-    if !registry.namespaces.contains(namespace) {
+    if !view.is_some_and(|v| v.allows(name)) {
         return Err(format!(
             "registry {name:?} (from {choice}) is not authorized for namespace {namespace:?} ({})",
             authorized()

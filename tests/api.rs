@@ -633,6 +633,112 @@ async fn authentication_is_required_and_passwords_never_returned(backend: Backen
     }
 }
 
+/// The served document against the live server, by schemathesis with every
+/// check (tests/schemathesis.toml says what is relaxed and why), including
+/// the stateful phase that follows the document's links from a create to
+/// the operations on the record. Every registry address is refused, so
+/// nothing beyond this host is asked. `SCHEMATHESIS_SEED` replays a run.
+#[tokio::test]
+async fn the_api_holds_its_openapi_contract_under_schemathesis() {
+    use registry_resolver::registry::client::AddressPolicy;
+    let server = TestServer::start_setup(common::Setup {
+        addresses: AddressPolicy {
+            deny: vec![
+                "0.0.0.0/0".parse().expect("cidr"),
+                "::/0".parse().expect("cidr"),
+            ],
+            ..AddressPolicy::default()
+        },
+        ..common::Setup::default()
+    })
+    .await;
+    // The document's examples name `demo` and `team-a`: make them real.
+    server.create_registry(demo()).await;
+    let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261130".into());
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
+    let output = tokio::process::Command::new("python3")
+        .args([
+            "-m",
+            "schemathesis.cli",
+            "--no-color",
+            "--config-file",
+            config,
+            "run",
+        ])
+        .arg(server.url("/openapi.json"))
+        .arg("--tls-verify")
+        .arg(&server.certs.ca_cert)
+        .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
+        .args(["--checks", "all", "--max-examples", "40", "--workers", "1"])
+        .args(["--seed", &seed])
+        .output()
+        .await
+        .expect("schemathesis runs (installed by the README's test command)");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems (seed {seed}):\n{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        report.contains("✅ Stateful"),
+        "the stateful phase ran and passed: {report}"
+    );
+}
+
+/// A client generated from the served document (openapi-python-client)
+/// lists, creates, replaces, patches and deletes a record.
+#[tokio::test]
+async fn a_client_generated_from_the_document_manages_records() {
+    let server = TestServer::start().await;
+    let document = server
+        .client
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("document");
+    let spec = server.dir.path().join("openapi.json");
+    std::fs::write(&spec, document).expect("write");
+    let package = server.dir.path().join("client");
+    let generated = tokio::process::Command::new("python3")
+        .args(["-m", "openapi_python_client", "generate", "--meta", "none"])
+        .arg("--path")
+        .arg(&spec)
+        .arg("--output-path")
+        .arg(package.join("generated"))
+        .output()
+        .await
+        .expect("openapi-python-client runs (installed by the README's test command)");
+    assert!(
+        generated.status.success(),
+        "generating the client: {}{}",
+        String::from_utf8_lossy(&generated.stdout),
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/client/generated_client_test.py"
+    );
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(&package)
+        .arg(server.url(""))
+        .arg(&server.certs.ca_cert)
+        .arg(TOKEN)
+        .output()
+        .await
+        .expect("python3 runs");
+    assert!(
+        run.status.success(),
+        "the generated client: {}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 async fn openapi_document_describes_every_endpoint(backend: Backend) {
     let server = TestServer::start_on(backend).await;
     let doc: Value = server

@@ -161,6 +161,11 @@ impl ApiError {
             Self::Upstream(e @ ConnectError::BrowseUnsupported(_)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, e.code(), None, vec![])
             }
+            // Not the registry's failure either: our own policy refused the
+            // record's address before any request (as verification says).
+            Self::Upstream(e @ ConnectError::AddressRefused(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, e.code(), None, vec![])
+            }
             Self::Upstream(e) => (StatusCode::BAD_GATEWAY, e.code(), None, vec![]),
             Self::Cluster(SubmitError::Refused { code, .. }) => (
                 StatusCode::from_u16(*code)

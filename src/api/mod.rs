@@ -2,6 +2,7 @@
 //! OpenAPI document.
 
 pub mod body;
+mod contract;
 pub mod error;
 pub mod paging;
 pub mod registries;
@@ -24,6 +25,7 @@ use crate::registry::connectivity::Connectivity;
 use crate::registry::pinning::Pinner;
 use crate::registry::store::RegistryStore;
 use crate::telemetry::Metrics;
+use contract::Contract;
 use error::ApiError;
 
 /// What every handler shares. Cheap to clone.
@@ -242,7 +244,7 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<Info> {
         crate::listing::SortBy,
         crate::listing::SortOrder,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;

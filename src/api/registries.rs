@@ -62,9 +62,11 @@ impl BrowseQuery {
     /// The page size and the registry's own cursor.
     fn page(&self) -> Result<(usize, Option<String>), ApiError> {
         let limit = paging::limit(self.limit, Some(100))?.unwrap_or(100);
+        // An empty token is no token, as in Kubernetes.
         let after = self
             .continue_token
             .as_deref()
+            .filter(|token| !token.is_empty())
             .map(paging::decode::<BrowsePosition>)
             .transpose()?
             .map(|position| position.after);
@@ -125,6 +127,54 @@ pub struct ListQuery {
     pub continue_token: Option<String>,
 }
 
+/// The body of a PUT in the OpenAPI document: [`RegistryInput`] without
+/// `name`, which the URL gives. (The server also takes a `name` equal to the
+/// URL's, and the read-only fields, so a client can send back what it read.)
+pub struct RegistryReplacement;
+
+impl utoipa::PartialSchema for RegistryReplacement {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        input_schema_without_name(
+            "A replacement record: every field as on create but `name`, which the URL gives.",
+            true,
+        )
+    }
+}
+
+impl ToSchema for RegistryReplacement {}
+
+/// The body of a PATCH: any subset of the replacement's fields.
+pub struct RegistryPatch;
+
+impl utoipa::PartialSchema for RegistryPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        input_schema_without_name(
+            "A JSON merge patch (RFC 7396) of the record: any subset of its fields; `null` removes an optional one.",
+            false,
+        )
+    }
+}
+
+impl ToSchema for RegistryPatch {}
+
+fn input_schema_without_name(
+    description: &str,
+    keep_required: bool,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::PartialSchema;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    let mut schema = RegistryInput::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut schema {
+        object.properties.remove("name");
+        object
+            .required
+            .retain(|field| keep_required && field != "name");
+        object.description = Some(description.to_owned());
+    }
+    schema
+}
+
 /// Most names one `registries:batchDelete` takes: a console page of
 /// selections many times over; larger clean-ups take several calls.
 pub const BATCH_DELETE_MAX: usize = 1000;
@@ -133,6 +183,7 @@ pub const BATCH_DELETE_MAX: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct BatchDeleteRequest {
     /// Record names, at most 1000; repeated names count once.
+    #[schema(value_type = Vec<crate::registry::Dns1123Label>, max_items = 1000)]
     pub names: Vec<String>,
 }
 
@@ -242,6 +293,7 @@ pub async fn list(
         after: query
             .continue_token
             .as_deref()
+            .filter(|token| !token.is_empty())
             .map(paging::decode)
             .transpose()?,
     };
@@ -273,7 +325,7 @@ pub async fn get(
 
 #[utoipa::path(put, path = "/api/v1/registries/{name}", tag = "registries",
     params(("name" = String, Path, description = "Registry name"), WriteQuery),
-    request_body = RegistryInput,
+    request_body = RegistryReplacement,
     responses(
         (status = 200, description = "Replaced", body = Registry),
         (status = 404, description = "No such registry", body = ErrorBody),
@@ -296,7 +348,7 @@ pub async fn replace(
 
 #[utoipa::path(patch, path = "/api/v1/registries/{name}", tag = "registries",
     params(("name" = String, Path, description = "Registry name"), WriteQuery),
-    request_body(content = RegistryInput, content_type = "application/merge-patch+json"),
+    request_body(content = RegistryPatch, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "Patched", body = Registry),
         (status = 404, description = "No such registry", body = ErrorBody),
@@ -391,8 +443,7 @@ pub async fn namespace_registries(
     let items = index
         .namespace(&namespace)
         .map(|view| {
-            view.authorized
-                .iter()
+            view.authorized()
                 .filter_map(|name| index.record(name))
                 .map(|record| Registry::clone(record))
                 .collect()

@@ -8,8 +8,8 @@ pub mod server;
 pub mod store;
 
 pub use model::{
-    BrowseMethod, FieldError, NAMESPACES_MAX, Password, PasswordChange, PullSecretState, Registry,
-    RegistryInput, RegistrySpec, RegistryStatus, TlsOptions, ValidationErrors, WriteMode,
-    check_dns1123_label, check_dns1123_subdomain, dedup,
+    BrowseMethod, DNS1123_LABEL_PATTERN, Dns1123Label, FieldError, NAMESPACES_MAX, Password,
+    PasswordChange, PullSecretState, Registry, RegistryInput, RegistrySpec, RegistryStatus,
+    TlsOptions, ValidationErrors, WriteMode, check_dns1123_label, check_dns1123_subdomain, dedup,
 };
 pub use server::{Scheme, Server, ServerError};

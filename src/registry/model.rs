@@ -89,6 +89,7 @@ impl Registry {
 pub struct TlsOptions {
     /// PEM certificates trusted for this registry only (a private CA, as Harbor often uses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "-----BEGIN CERTIFICATE-----")]
     pub ca_bundle: Option<String>,
     /// Skip certificate verification. Ignored when `caBundle` is given.
     #[serde(default)]
@@ -148,24 +149,46 @@ pub struct RegistryStatus {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegistryInput {
-    #[schema(example = "demo")]
+    /// Required on create; on PUT, when given, the name in the URL.
+    #[schema(
+        example = "demo",
+        required = true,
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length = 63
+    )]
     pub name: Option<String>,
-    #[schema(example = "dockerhub.qingcloud.com")]
+    /// `host[:port][/path]`, with `http://` for a plain-HTTP registry.
+    #[schema(
+        example = "dockerhub.qingcloud.com",
+        required = true,
+        min_length = 1,
+        max_length = 255
+    )]
     pub server: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
     pub username: Option<String>,
     /// Write-only. On PUT, omitting it keeps the stored password unless `server` changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Password>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
-    #[schema(example = json!(["team-a"]))]
+    /// At least one, at most 5000.
+    #[schema(example = json!(["team-a"]), value_type = Vec<Dns1123Label>, required = true, min_items = 1, max_items = 5000)]
     pub namespaces: Option<Vec<String>>,
+    /// Each one also in `namespaces`; at most 5000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Dns1123Label>>, max_items = 5000)]
     pub default_for: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsOptions>,
+    /// A DNS-1123 subdomain; the record's name when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length = 253
+    )]
     pub pull_secret_name: Option<String>,
     /// Pin tags to digests at admission (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -482,6 +505,27 @@ pub fn dedup(items: Vec<String>) -> Vec<String> {
         .filter(|item| seen.insert(item.clone()))
         .collect()
 }
+
+/// [`check_dns1123_label`] as JSON Schema says it, for the OpenAPI document
+/// (a test holds the two to the same answers).
+pub const DNS1123_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// A name or namespace in the OpenAPI document: a string that passes
+/// [`check_dns1123_label`]. Schema only; values stay `String`s.
+pub struct Dns1123Label;
+
+impl utoipa::PartialSchema for Dns1123Label {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(DNS1123_LABEL_PATTERN))
+            .min_length(Some(1))
+            .max_length(Some(63))
+            .into()
+    }
+}
+
+impl ToSchema for Dns1123Label {}
 
 /// RFC 1123 label, as Kubernetes checks namespace and object names.
 pub fn check_dns1123_label(value: &str) -> Result<(), String> {

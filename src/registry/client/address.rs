@@ -43,10 +43,12 @@ impl Default for AddressPolicy {
 
 /// A request this policy refused, before any connection was made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{host} is {ip}, {reason}: requests to it are refused")]
+#[error("{host} {reason}: requests to it are refused")]
 pub struct AddressRefused {
     pub host: String,
-    pub ip: IpAddr,
+    /// Where it resolved to; `None` when it was not looked up at all.
+    pub ip: Option<IpAddr>,
+    /// Says what the address is, e.g. "is 169.254.169.254, a link-local address".
     pub reason: String,
 }
 
@@ -74,6 +76,21 @@ impl AddressPolicy {
             .map(|net| format!("in the refused range {net}"))
     }
 
+    /// A policy that refuses every address: names need not be looked up
+    /// (an air-gapped install, or a test that must reach nothing at all).
+    pub fn refuses_everything(&self) -> bool {
+        let whole = |net: &&IpNet| net.prefix_len() == 0;
+        self.deny
+            .iter()
+            .filter(whole)
+            .any(|n| matches!(n, IpNet::V4(_)))
+            && self
+                .deny
+                .iter()
+                .filter(whole)
+                .any(|n| matches!(n, IpNet::V6(_)))
+    }
+
     /// Refuses an IP-literal host (which skips the resolver) up front.
     pub fn check_literal(&self, url: &url::Url) -> Result<(), AddressRefused> {
         let ip = match url.host() {
@@ -85,8 +102,8 @@ impl AddressPolicy {
             None => Ok(()),
             Some(reason) => Err(AddressRefused {
                 host: url.host_str().unwrap_or_default().to_owned(),
-                ip,
-                reason,
+                ip: Some(ip),
+                reason: format!("is {ip}, {reason}"),
             }),
         }
     }
@@ -101,6 +118,13 @@ impl Resolve for PolicyResolver {
         let policy = self.0.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
+            if policy.refuses_everything() {
+                return Err(Box::new(AddressRefused {
+                    host,
+                    ip: None,
+                    reason: "was not looked up: every address range is refused".into(),
+                }) as _);
+            }
             let resolved: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
@@ -115,9 +139,11 @@ impl Resolve for PolicyResolver {
                 })
                 .collect();
             match (allowed.is_empty(), refused) {
-                (true, Some((ip, reason))) => {
-                    Err(Box::new(AddressRefused { host, ip, reason }) as _)
-                }
+                (true, Some((ip, reason))) => Err(Box::new(AddressRefused {
+                    host,
+                    ip: Some(ip),
+                    reason: format!("is {ip}, {reason}"),
+                }) as _),
                 _ => Ok(Box::new(allowed.into_iter()) as Addrs),
             }
         })
@@ -200,5 +226,31 @@ mod tests {
                 .check_literal(&url("http://10.0.0.5:5000/v2/"))
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn a_policy_refusing_every_range_does_not_look_names_up() {
+        let cidrs = |list: &[&str]| -> Vec<IpNet> {
+            list.iter().map(|c| c.parse().expect("cidr")).collect()
+        };
+        let all = AddressPolicy {
+            deny: cidrs(&["0.0.0.0/0", "::/0"]),
+            ..AddressPolicy::default()
+        };
+        assert!(all.refuses_everything());
+        for partial in [&["0.0.0.0/0"][..], &["::/0", "10.0.0.0/8"]] {
+            let policy = AddressPolicy {
+                deny: cidrs(partial),
+                ..AddressPolicy::default()
+            };
+            assert!(!policy.refuses_everything(), "{partial:?}");
+        }
+        // A name that cannot exist: refused by policy, not by a failed lookup.
+        let name: Name = "never-looked-up.invalid".parse().expect("name");
+        let refused = match PolicyResolver(Arc::new(all)).resolve(name).await {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("resolved under a deny-all policy"),
+        };
+        assert!(refused.contains("was not looked up"), "{refused}");
     }
 }
