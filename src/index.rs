@@ -7,6 +7,7 @@
 //! swapped in atomically. The admission path only ever loads the current
 //! `Arc<Index>`: no lock, no store query, no network.
 
+use std::borrow::Cow;
 use std::cmp::Ordering as Precedence;
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
+use crate::namespaces::Entry;
 use crate::registry::Registry;
 
 /// One registry as resolution needs it.
@@ -34,9 +36,9 @@ pub struct IndexedRegistry {
     pub pull_secret: Option<String>,
 }
 
-/// Who may be used in one namespace. Names are shared with the other
-/// namespaces of the same record (`Arc<str>`), so a record with thousands
-/// of namespaces costs pointers, not copies.
+/// Who may be used in one namespace (or under one pattern). Names are
+/// shared with the other entries of the same record (`Arc<str>`), so a
+/// record with thousands of namespaces costs pointers, not copies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NamespaceView {
     /// Every registry authorized here, by name.
@@ -45,20 +47,38 @@ pub struct NamespaceView {
     claims: Vec<DefaultClaim>,
 }
 
+/// How a default claim names the namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimedBy {
+    /// By the namespace's own name.
+    Name,
+    /// By a pattern: the namespace's first `len` characters and `*`.
+    Prefix(usize),
+}
+
 /// A record's claim to be a namespace's default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DefaultClaim {
+    by: ClaimedBy,
     created_at: DateTime<Utc>,
     name: Arc<str>,
 }
 
-/// The one rule for a namespace two records claim as their default: the
-/// older record wins, then the lexically first name (a total order, so every
-/// replica and every store agrees). The embedded store refuses a second
-/// claim on write; in a cluster the younger record is told in its status.
+/// The one rule for a namespace several records claim as their default:
+/// a claim by name before a claim by pattern, a longer pattern before a
+/// shorter one, then the older record, then the lexically first name (a
+/// total order, so every replica and every store agrees). The embedded store
+/// refuses a second claim of the same entry on write; in a cluster the
+/// younger record is told in its status; overlapping patterns are allowed
+/// and the write is answered with a warning.
 fn default_precedence(a: &DefaultClaim, b: &DefaultClaim) -> Precedence {
-    a.created_at
-        .cmp(&b.created_at)
+    let specificity = |by: ClaimedBy| match by {
+        ClaimedBy::Name => (0, 0),
+        ClaimedBy::Prefix(len) => (1, usize::MAX - len),
+    };
+    specificity(a.by)
+        .cmp(&specificity(b.by))
+        .then_with(|| a.created_at.cmp(&b.created_at))
         .then_with(|| a.name.cmp(&b.name))
 }
 
@@ -70,6 +90,11 @@ impl NamespaceView {
     /// The registry that fills in registry-relative images here.
     pub fn default_registry(&self) -> Option<&str> {
         self.claims.first().map(|claim| &*claim.name)
+    }
+
+    /// How the default names this namespace (for saying why it applies).
+    pub fn default_claimed_by(&self) -> Option<ClaimedBy> {
+        self.claims.first().map(|claim| claim.by)
     }
 
     /// Registries authorized here: the default first, then by name.
@@ -99,7 +124,34 @@ impl NamespaceView {
     pub fn default_claimants(&self) -> impl Iterator<Item = &str> {
         self.claims.iter().map(|claim| &*claim.name)
     }
+
+    /// Adds what a matching pattern's view holds: a namespace sees the
+    /// union of its own entry and every pattern that matches it.
+    fn absorb(&mut self, other: &NamespaceView) {
+        for member in &other.members {
+            if let Err(at) = self.members.binary_search(member) {
+                self.members.insert(at, member.clone());
+            }
+        }
+        self.claims.extend(other.claims.iter().cloned());
+        self.claims.sort_by(default_precedence);
+        // A record claiming by name and by pattern keeps its best claim.
+        let mut seen = std::collections::HashSet::new();
+        self.claims.retain(|claim| seen.insert(claim.name.clone()));
+    }
 }
+
+/// What a write of `defaultFor` meets among the other records' claims.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DefaultCheck {
+    /// Another record claims the very same entry: (entry, that record).
+    pub conflict: Option<(String, String)>,
+    /// Overlaps the precedence rule settles, said in words for the writer.
+    pub overlaps: Vec<String>,
+}
+
+/// Most overlaps one write is told about.
+const OVERLAPS_SAID: usize = 10;
 
 /// One change to the records, as a store commits it.
 #[derive(Debug, Clone)]
@@ -115,7 +167,12 @@ pub struct Index {
     records: imbl::OrdMap<String, Arc<Registry>>,
     /// The resolution view of each record whose server parses.
     registries: imbl::HashMap<String, Arc<IndexedRegistry>>,
-    namespaces: imbl::HashMap<String, Arc<NamespaceView>>,
+    /// Namespaces some record names exactly, by name.
+    namespaces: imbl::OrdMap<String, Arc<NamespaceView>>,
+    /// Patterns, by prefix (`""` is `*`).
+    patterns: imbl::OrdMap<String, Arc<NamespaceView>>,
+    /// The prefix lengths `patterns` holds, so a lookup tries only those.
+    pattern_lengths: Arc<Vec<usize>>,
     /// Pull Secrets known to exist, by namespace, where the store knows
     /// (the Kubernetes store); `None` where it does not.
     present_pull_secrets: Option<Arc<HashMap<String, HashSet<String>>>>,
@@ -156,23 +213,27 @@ impl Index {
         match record.parsed_server() {
             Ok(server) => {
                 let shared: Arc<str> = Arc::from(name.as_str());
-                for ns in &record.namespaces {
-                    self.update_namespace(ns, |view| {
+                for entry in &record.namespaces {
+                    self.update_entry(entry, |view| {
                         if let Err(at) = view.members.binary_search(&shared) {
                             view.members.insert(at, shared.clone());
                         }
                     });
                 }
-                let claim = DefaultClaim {
-                    created_at: record.created_at,
-                    name: shared.clone(),
-                };
-                for ns in &record.default_for {
-                    self.update_namespace(ns, |view| {
+                for entry in &record.default_for {
+                    let claim = DefaultClaim {
+                        by: match Entry::of(entry) {
+                            Entry::Name(_) => ClaimedBy::Name,
+                            Entry::Prefix(prefix) => ClaimedBy::Prefix(prefix.len()),
+                        },
+                        created_at: record.created_at,
+                        name: shared.clone(),
+                    };
+                    self.update_entry(entry, |view| {
                         let at = view
                             .claims
                             .partition_point(|c| default_precedence(c, &claim).is_lt());
-                        view.claims.insert(at, claim.clone());
+                        view.claims.insert(at, claim);
                     });
                 }
                 self.registries.insert(
@@ -201,31 +262,141 @@ impl Index {
             return;
         };
         self.registries.remove(name);
-        for ns in &old.namespaces {
-            self.update_namespace(ns, |view| {
+        for entry in &old.namespaces {
+            self.update_entry(entry, |view| {
                 if let Ok(at) = view.members.binary_search_by(|m| (**m).cmp(name)) {
                     view.members.remove(at);
                 }
             });
         }
-        for ns in &old.default_for {
-            self.update_namespace(ns, |view| view.claims.retain(|c| &*c.name != name));
+        for entry in &old.default_for {
+            self.update_entry(entry, |view| view.claims.retain(|c| &*c.name != name));
         }
     }
 
-    /// Copy-on-write of one namespace's entry; dropped once nothing is left.
-    fn update_namespace(&mut self, ns: &str, change: impl FnOnce(&mut NamespaceView)) {
-        let mut view = self
-            .namespaces
-            .get(ns)
+    /// Copy-on-write of one entry's view (a namespace's or a pattern's);
+    /// dropped once nothing is left.
+    fn update_entry(&mut self, entry: &str, change: impl FnOnce(&mut NamespaceView)) {
+        let (map, key) = match Entry::of(entry) {
+            Entry::Name(ns) => (&mut self.namespaces, ns),
+            Entry::Prefix(prefix) => (&mut self.patterns, prefix),
+        };
+        let mut view = map
+            .get(key)
             .map(|view| NamespaceView::clone(view))
             .unwrap_or_default();
         change(&mut view);
+        let was_there = map.contains_key(key);
         if view.is_empty() {
-            self.namespaces.remove(ns);
+            map.remove(key);
         } else {
-            self.namespaces.insert(ns.to_owned(), Arc::new(view));
+            map.insert(key.to_owned(), Arc::new(view));
         }
+        if matches!(Entry::of(entry), Entry::Prefix(_)) && was_there != map.contains_key(key) {
+            let mut lengths: Vec<usize> = self.patterns.keys().map(String::len).collect();
+            lengths.sort_unstable();
+            lengths.dedup();
+            self.pattern_lengths = Arc::new(lengths);
+        }
+    }
+
+    /// The views of the patterns matching `ns`, with their prefix lengths.
+    fn matching_patterns<'a>(
+        &'a self,
+        ns: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a NamespaceView)> + 'a {
+        self.pattern_lengths.iter().filter_map(move |&len| {
+            let prefix = ns.get(..len)?;
+            self.patterns.get(prefix).map(|view| (len, view.as_ref()))
+        })
+    }
+
+    /// What a record named `name` claiming `default_for` meets: the same
+    /// entry claimed by another record (refused on write), and overlaps the
+    /// precedence rule settles (the writer is warned).
+    pub fn check_defaults(&self, name: &str, default_for: &[String]) -> DefaultCheck {
+        let mut check = DefaultCheck::default();
+        let others = |view: &NamespaceView| -> Vec<String> {
+            view.default_claimants()
+                .filter(|claimant| *claimant != name)
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut say = |message: String| {
+            if check.overlaps.len() < OVERLAPS_SAID {
+                check.overlaps.push(message);
+            }
+        };
+        for entry in default_for {
+            match Entry::of(entry) {
+                Entry::Name(ns) => {
+                    if let Some(view) = self.namespaces.get(ns) {
+                        let same: Vec<&DefaultClaim> = view
+                            .claims
+                            .iter()
+                            .filter(|c| c.by == ClaimedBy::Name && &*c.name != name)
+                            .collect();
+                        if let Some(other) = same.first() {
+                            check
+                                .conflict
+                                .get_or_insert((entry.clone(), other.name.to_string()));
+                        }
+                    }
+                    for (len, view) in self.matching_patterns(ns) {
+                        for other in others(view) {
+                            say(format!(
+                                "defaultFor {ns}: {other} claims it through the pattern {}*; a name comes before a pattern, so {name} is the default there",
+                                &ns[..len]
+                            ));
+                        }
+                    }
+                }
+                Entry::Prefix(prefix) => {
+                    if let Some(view) = self.patterns.get(prefix)
+                        && let Some(other) = others(view).into_iter().next()
+                    {
+                        check.conflict.get_or_insert((entry.clone(), other));
+                    }
+                    // Namespaces named under the pattern: their names win.
+                    for (ns, view) in self
+                        .namespaces
+                        .range::<(Bound<&str>, Bound<&str>), str>((
+                            Bound::Included(prefix),
+                            Bound::Unbounded,
+                        ))
+                        .take_while(|(ns, _)| ns.starts_with(prefix))
+                    {
+                        let named: Vec<&DefaultClaim> =
+                            view.claims.iter().filter(|c| &*c.name != name).collect();
+                        if let Some(other) = named.first() {
+                            say(format!(
+                                "defaultFor {entry}: {ns} is claimed by {} by name, which comes before a pattern",
+                                other.name
+                            ));
+                        }
+                    }
+                    // Other patterns that can match the same namespaces.
+                    for (other_prefix, view) in self.patterns.iter() {
+                        if other_prefix.as_str() == prefix
+                            || !Entry::Prefix(other_prefix).overlaps(Entry::Prefix(prefix))
+                        {
+                            continue;
+                        }
+                        for other in others(view) {
+                            let (longer, winner) = if other_prefix.len() > prefix.len() {
+                                (format!("{other_prefix}*"), other.clone())
+                            } else {
+                                (entry.clone(), name.to_owned())
+                            };
+                            say(format!(
+                                "defaultFor {entry}: overlaps {other_prefix}* of {other}; the longer pattern {longer} comes first, so {winner} is the default where both match"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        check
     }
 
     /// With the pull Secrets that exist in the cluster, so admission can
@@ -255,13 +426,26 @@ impl Index {
         self.registries.get(name).map(Arc::as_ref)
     }
 
-    pub fn namespace(&self, ns: &str) -> Option<&NamespaceView> {
-        self.namespaces.get(ns).map(Arc::as_ref)
+    /// Who may be used in `ns`: its own entry and every matching pattern.
+    /// Borrowed when no pattern matches (the common case, and the
+    /// webhook's); merged into a new view when one does.
+    pub fn namespace(&self, ns: &str) -> Option<Cow<'_, NamespaceView>> {
+        let exact = self.namespaces.get(ns).map(Arc::as_ref);
+        let mut patterns = self.matching_patterns(ns).peekable();
+        if patterns.peek().is_none() {
+            return exact.map(Cow::Borrowed);
+        }
+        let mut merged = exact.cloned().unwrap_or_default();
+        for (_, view) in patterns {
+            merged.absorb(view);
+        }
+        Some(Cow::Owned(merged))
     }
 
     /// The registry that fills in registry-relative images in `ns`, if any.
-    pub fn default_registry(&self, ns: &str) -> Option<&str> {
-        self.namespace(ns).and_then(NamespaceView::default_registry)
+    pub fn default_registry(&self, ns: &str) -> Option<String> {
+        self.namespace(ns)
+            .and_then(|view| view.default_registry().map(str::to_owned))
     }
 
     /// The record as the API shows it.
@@ -424,7 +608,9 @@ pub(crate) mod tests {
         );
         assert_eq!(view.default_registry(), Some("zeta"));
         assert_eq!(
-            index.namespace("team-b").map(|v| v.default_registry()),
+            index
+                .namespace("team-b")
+                .map(|v| v.default_registry().map(str::to_owned)),
             Some(None)
         );
         assert!(index.namespace("team-c").is_none());
@@ -452,21 +638,26 @@ pub(crate) mod tests {
         );
     }
 
-    /// What resolution and the API read, for comparing two snapshots.
+    /// What resolution and the API read, for comparing two snapshots:
+    /// every record, and the view of namespaces reached by name, by
+    /// pattern, or not at all.
     fn observed(index: &Index) -> Vec<String> {
         let mut out: Vec<String> = index
             .records()
             .map(|r| format!("record {} {:?}", r.name, r.namespaces))
             .collect();
-        let mut namespaces: Vec<_> = index.namespaces.keys().cloned().collect();
-        namespaces.sort();
-        for ns in namespaces {
-            let view = index.namespace(&ns).expect("listed");
-            out.push(format!(
-                "ns {ns} {:?} {:?}",
-                view.authorized().collect::<Vec<_>>(),
-                view.default_registry()
-            ));
+        for ns in [
+            "ns0", "ns1", "ns2", "ns3", "ns4", "ns5", "ns6", "nx", "other",
+        ] {
+            out.push(match index.namespace(ns) {
+                Some(view) => format!(
+                    "ns {ns} {:?} {:?} {:?}",
+                    view.authorized().collect::<Vec<_>>(),
+                    view.default_registry(),
+                    view.default_claimed_by()
+                ),
+                None => format!("ns {ns} -"),
+            });
         }
         let mut names: Vec<_> = index.registries.keys().cloned().collect();
         names.sort();
@@ -495,8 +686,15 @@ pub(crate) mod tests {
                 records.remove(&name);
                 index = index.apply([Change::Remove(name)]);
             } else {
+                // Names, and now and then a pattern, so namespaces are
+                // reached both ways and claims of both kinds compete.
                 let namespaces: Vec<String> = (0..next(4) + 1)
-                    .map(|_| format!("ns{}", next(6)))
+                    .map(|_| match next(9) {
+                        6 => "ns*".to_owned(),
+                        7 => "n*".to_owned(),
+                        8 => "*".to_owned(),
+                        n => format!("ns{n}"),
+                    })
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
                     .collect();
@@ -532,7 +730,7 @@ pub(crate) mod tests {
         let mut old = record("zzz", "https://z.example", &["t"], &["t"], false);
         old.created_at = at(10);
         let index = Index::build(&[young.clone(), old.clone()]);
-        assert_eq!(index.default_registry("t"), Some("zzz"));
+        assert_eq!(index.default_registry("t").as_deref(), Some("zzz"));
         assert_eq!(
             index
                 .namespace("t")
@@ -542,11 +740,131 @@ pub(crate) mod tests {
         // Same age: the name decides, whatever order they arrive in.
         old.created_at = at(20);
         for order in [[young.clone(), old.clone()], [old.clone(), young.clone()]] {
-            assert_eq!(Index::build(&order).default_registry("t"), Some("aaa"));
+            assert_eq!(
+                Index::build(&order).default_registry("t").as_deref(),
+                Some("aaa")
+            );
         }
         // The winner leaves: the claim passes on.
         let index = index.apply([Change::Remove("zzz".into())]);
-        assert_eq!(index.default_registry("t"), Some("aaa"));
+        assert_eq!(index.default_registry("t").as_deref(), Some("aaa"));
+    }
+
+    #[test]
+    fn patterns_reach_namespaces_and_the_precedence_table_holds() {
+        let at = |secs| chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(secs);
+        let aged = |mut r: Registry, secs| {
+            r.created_at = at(secs);
+            r
+        };
+        let index = Index::build(&[
+            aged(
+                record("everyone", "https://e.example", &["*"], &["*"], false),
+                1,
+            ),
+            aged(
+                record(
+                    "teams",
+                    "https://t.example",
+                    &["team-*"],
+                    &["team-*"],
+                    false,
+                ),
+                2,
+            ),
+            aged(
+                record(
+                    "team-a-only",
+                    "https://a.example",
+                    &["team-a*"],
+                    &["team-a*"],
+                    false,
+                ),
+                3,
+            ),
+            aged(
+                record(
+                    "named",
+                    "https://n.example",
+                    &["team-ab"],
+                    &["team-ab"],
+                    false,
+                ),
+                4,
+            ),
+            aged(
+                record("young-teams", "https://y.example", &["team-*"], &[], false),
+                5,
+            ),
+        ]);
+        // (namespace, default, how it is claimed, authorized in order)
+        let table = [
+            ("prod", "everyone", ClaimedBy::Prefix(0), vec!["everyone"]),
+            (
+                "team-b",
+                "teams",
+                ClaimedBy::Prefix(5),
+                vec!["teams", "everyone", "young-teams"],
+            ),
+            (
+                "team-ax",
+                "team-a-only",
+                ClaimedBy::Prefix(6),
+                vec!["team-a-only", "everyone", "teams", "young-teams"],
+            ),
+            (
+                "team-ab",
+                "named",
+                ClaimedBy::Name,
+                vec!["named", "everyone", "team-a-only", "teams", "young-teams"],
+            ),
+        ];
+        for (ns, default, by, authorized) in table {
+            let view = index.namespace(ns).expect("reached");
+            assert_eq!(view.default_registry(), Some(default), "{ns}");
+            assert_eq!(view.default_claimed_by(), Some(by), "{ns}");
+            assert_eq!(view.authorized().collect::<Vec<_>>(), authorized, "{ns}");
+        }
+        // A namespace no entry reaches is unknown, not empty.
+        let narrow = Index::build(&[record("t", "https://t.example", &["team-*"], &[], false)]);
+        assert!(narrow.namespace("prod").is_none());
+        assert!(narrow.namespace("team-x").is_some_and(|v| v.allows("t")));
+    }
+
+    #[test]
+    fn a_write_is_told_what_its_defaults_meet() {
+        let index = Index::build(&[record(
+            "harbor",
+            "https://h.example",
+            &["team-a", "team-*"],
+            &["team-a", "team-*"],
+            false,
+        )]);
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // The same name or the same pattern: a conflict.
+        let same_name = index.check_defaults("other", &names(&["team-a"]));
+        assert_eq!(same_name.conflict, Some(("team-a".into(), "harbor".into())));
+        let same_pattern = index.check_defaults("other", &names(&["team-*"]));
+        assert_eq!(
+            same_pattern.conflict,
+            Some(("team-*".into(), "harbor".into()))
+        );
+        // Overlaps the rule settles: warned, not refused.
+        let by_name = index.check_defaults("other", &names(&["team-b"]));
+        assert_eq!(by_name.conflict, None);
+        assert!(
+            by_name.overlaps[0].contains("a name comes before a pattern"),
+            "{:?}",
+            by_name.overlaps
+        );
+        let wider = index.check_defaults("other", &names(&["t*"]));
+        assert_eq!(wider.conflict, None);
+        assert_eq!(wider.overlaps.len(), 2, "{:?}", wider.overlaps);
+        // A record's own claims are not in its way.
+        assert_eq!(
+            index.check_defaults("harbor", &names(&["team-a", "team-*"])),
+            DefaultCheck::default()
+        );
     }
 
     #[test]
@@ -562,7 +880,7 @@ pub(crate) mod tests {
                 false,
             ))),
         ]);
-        assert_eq!(before.default_registry("t"), Some("a"));
+        assert_eq!(before.default_registry("t").as_deref(), Some("a"));
         assert!(before.record("b").is_none());
         assert!(after.namespace("t").is_none());
         assert_eq!(after.namespace_names(), ["u"]);

@@ -22,6 +22,7 @@ pub mod index;
 pub mod kubernetes;
 pub mod listing;
 pub mod manifests;
+pub mod namespaces;
 pub mod pod_template;
 pub mod reference;
 pub mod registry;

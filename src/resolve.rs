@@ -7,7 +7,7 @@
 use crate::excerpt::excerpt;
 use std::fmt;
 
-use crate::index::{Index, IndexedRegistry};
+use crate::index::{Index, IndexedRegistry, NamespaceView};
 use crate::reference::{RelativeImage, is_registry_relative};
 
 /// Picks the registry for every registry-relative image in the pod template.
@@ -267,6 +267,7 @@ pub fn expand<'i>(
     let parsed =
         RelativeImage::parse(image).map_err(|e| format!("image {quoted:?} is invalid: {e}"))?;
     let view = index.namespace(namespace);
+    let view = view.as_deref();
     let authorized = || match view.map(|v| v.authorized().collect::<Vec<_>>()) {
         Some(names) if !names.is_empty() => {
             format!(
@@ -278,7 +279,7 @@ pub fn expand<'i>(
     };
     let name = match registry {
         Some(name) => name,
-        None => match index.default_registry(namespace) {
+        None => match view.and_then(NamespaceView::default_registry) {
             Some(default) => default,
             None => {
                 return Err(format!(

@@ -28,6 +28,7 @@ on_both_stores!(
     stored_password_is_never_sent_to_a_new_address,
     batch_delete_and_namespace_views,
     lists_page_with_limit_and_continue,
+    namespace_patterns_and_default_precedence,
     authentication_is_required_and_passwords_never_returned,
     openapi_document_describes_every_endpoint,
     health_readiness_and_metrics,
@@ -457,6 +458,134 @@ async fn lists_page_with_limit_and_continue(backend: Backend) {
     assert_eq!(status, 422, "{body}");
     let (status, body) = send(&server, Method::GET, "/registries?page=2", None).await;
     assert_eq!(status, 422, "unknown parameters are refused: {body}");
+}
+
+async fn namespace_patterns_and_default_precedence(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
+    server
+        .create_registry(json!({"name": "everyone", "server": "e.example", "namespaces": ["*"], "defaultFor": ["*"]}))
+        .await;
+    // A longer pattern overlapping `*`: allowed, and the writer is told who
+    // wins where.
+    let response = server
+        .api(Method::POST, "/registries?verify=false")
+        .json(&json!({"name": "teams", "server": "t.example", "namespaces": ["team-*"], "defaultFor": ["team-*"]}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 201);
+    let warnings: Vec<String> = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("299 - \""), "{warnings:?}");
+    assert!(
+        warnings[0].contains("everyone") && warnings[0].contains("longer pattern team-*"),
+        "{warnings:?}"
+    );
+    // A name within the pattern, claimed by name.
+    server
+        .create_registry(json!({"name": "named", "server": "n.example", "namespaces": ["team-a"], "defaultFor": ["team-a"]}))
+        .await;
+
+    // The picker says which default applies and why.
+    let default_in = |ns: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = send(
+                server,
+                Method::GET,
+                &format!("/namespaces/{ns}/registries"),
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let body = default_in("team-a").await;
+    assert_eq!(
+        body["default"],
+        json!({"registry": "named", "via": "team-a", "outranked": ["teams", "everyone"]})
+    );
+    assert_eq!(item_names(&body), ["named", "everyone", "teams"]);
+    let body = default_in("team-b").await;
+    assert_eq!(
+        body["default"],
+        json!({"registry": "teams", "via": "team-*", "outranked": ["everyone"]})
+    );
+    let body = default_in("prod").await;
+    assert_eq!(body["default"]["via"], "*");
+    assert_eq!(item_names(&body), ["everyone"]);
+
+    // Resolution follows the same rule.
+    for (ns, host) in [
+        ("team-a", "n.example"),
+        ("team-b", "t.example"),
+        ("prod", "e.example"),
+    ] {
+        let (status, body) = send(
+            &server,
+            Method::POST,
+            &format!("/namespaces/{ns}/resolve"),
+            Some(json!({"image": "/app:1"})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["image"].as_str()),
+            (200, Some(&*format!("{host}/app:1"))),
+            "{ns}: {body}"
+        );
+    }
+
+    // The same pattern claimed twice is a conflict, like the same name.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?verify=false",
+        Some(json!({"name": "again", "server": "a.example", "namespaces": ["team-*"], "defaultFor": ["team-*"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (409, "default_conflict"),
+        "{body}"
+    );
+    // Invalid entries and defaults the namespaces do not reach: 422 naming them.
+    for (body, field) in [
+        (
+            json!({"name": "bad", "server": "b.example", "namespaces": ["team-*-x"]}),
+            "namespaces[0]",
+        ),
+        (
+            json!({"name": "bad", "server": "b.example", "namespaces": ["Team*"]}),
+            "namespaces[0]",
+        ),
+        (
+            json!({"name": "bad", "server": "b.example", "namespaces": ["team-*"], "defaultFor": ["prod"]}),
+            "defaultFor[0]",
+        ),
+        (
+            json!({"name": "bad", "server": "b.example", "namespaces": ["team-a*"], "defaultFor": ["team-*"]}),
+            "defaultFor[0]",
+        ),
+    ] {
+        let (status, answer) = send(
+            &server,
+            Method::POST,
+            "/registries?verify=false",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            (status, answer["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {answer}"
+        );
+    }
 }
 
 async fn batch_delete_and_namespace_views(backend: Backend) {

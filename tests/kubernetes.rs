@@ -168,7 +168,7 @@ async fn pull_secrets_follow_the_registries() {
 
     // The webhook's index sees the registry.
     let index = cluster.index.load();
-    assert_eq!(index.default_registry("team-a"), Some("harbor"));
+    assert_eq!(index.default_registry("team-a").as_deref(), Some("harbor"));
     drop(index);
 
     // A new password reaches every copy.
@@ -265,6 +265,96 @@ async fn pull_secrets_follow_the_registries() {
     cluster.stop().await;
 }
 
+/// A pattern reaches namespaces created later (pull Secret, admission) and
+/// lets go of those that stop matching when the record changes.
+#[tokio::test]
+async fn a_pattern_reaches_namespaces_created_later() {
+    let mut cluster = TestServer::start_kubernetes_rbac().await;
+    let fake = cluster.fake().clone();
+    let created = cluster
+        .api_as(Method::POST, "/registries?verify=false", "admin-token")
+        .json(&json!({"name": "teams", "server": "harbor.example.com", "username": "robot", "password": "pw",
+                      "namespaces": ["team-*"], "defaultFor": ["team-*"]}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(
+        created.status(),
+        201,
+        "{}",
+        created.text().await.unwrap_or_default()
+    );
+
+    // A project created after the record: its pull Secret arrives, and a
+    // registry-relative image there is expanded with the pattern's default.
+    fake.namespace("team-new");
+    fake.namespace("prod");
+    eventually("pull secret in a namespace created later", || {
+        fake.get("secrets", Some("team-new"), "teams").is_some()
+    })
+    .await;
+    assert!(
+        fake.get("secrets", Some("prod"), "teams").is_none(),
+        "prod is not reached"
+    );
+    let object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {}, "template": {"metadata": {}, "spec": {"containers": [{"name": "app", "image": "/team/app:1"}]}}}});
+    let review = |namespace: &str| {
+        let client = cluster.client.clone();
+        let url = format!("https://localhost:{}/mutate", cluster.addr().port());
+        let body = common::admission_review(&object, namespace, "CREATE");
+        async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("review")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let answer = review("team-new").await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(
+        answer["response"]["patch"].is_string(),
+        "expanded: {answer}"
+    );
+    let answer = review("prod").await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+
+    // The record narrows: the namespace it no longer reaches loses its copy.
+    let response = cluster
+        .api_as(
+            Method::PATCH,
+            "/registries/teams?verify=false",
+            "admin-token",
+        )
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"namespaces": ["team-a*"], "defaultFor": []}).to_string())
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    eventually(
+        "pull secret gone where the pattern no longer reaches",
+        || fake.get("secrets", Some("team-new"), "teams").is_none(),
+    )
+    .await;
+    fake.namespace("team-ab");
+    eventually("pull secret where the narrower pattern reaches", || {
+        fake.get("secrets", Some("team-ab"), "teams").is_some()
+    })
+    .await;
+    cluster.stop().await;
+}
+
 #[tokio::test]
 async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     let mut cluster = TestServer::start_kubernetes_rbac().await;
@@ -313,7 +403,7 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     assert_eq!(found["hasPassword"], true);
     // The webhook's index follows the watch as well.
     eventually("the index has the GitOps registry", || {
-        cluster.index.load().default_registry("team-b") == Some("gitops")
+        cluster.index.load().default_registry("team-b").as_deref() == Some("gitops")
     })
     .await;
     let resolved: Value = cluster
@@ -368,7 +458,7 @@ async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     })
     .await;
     assert_eq!(
-        cluster.index.load().default_registry("team-b"),
+        cluster.index.load().default_registry("team-b").as_deref(),
         Some("gitops")
     );
     cluster.stop().await;

@@ -12,6 +12,7 @@ use super::AppState;
 use super::body::{API_BODY_LIMIT, ApiJson, ApiQuery, parse_json, read_body};
 use super::error::{ApiError, ErrorBody};
 use super::paging::{self, ListMeta};
+use crate::index::ClaimedBy;
 use crate::listing::{self, SortBy, SortOrder};
 use crate::reference::validate_path_component;
 use crate::registry::connectivity::Connectivity;
@@ -26,6 +27,23 @@ use crate::resolve::{self, Choice};
 pub struct RegistryList {
     pub items: Vec<Registry>,
     pub metadata: ListMeta,
+    /// For one namespace's list: which registry is its default and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<DefaultChoice>,
+}
+
+/// The default registry of a namespace, and the entry that makes it so.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultChoice {
+    pub registry: String,
+    /// The `defaultFor` entry that reaches the namespace: its name or a
+    /// pattern such as `team-*`.
+    pub via: String,
+    /// Other records claiming it too, which the precedence rule put after
+    /// this one (a name before a pattern, a longer pattern first, then the
+    /// older record).
+    pub outranked: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -265,10 +283,14 @@ pub async fn create(
         return Err(StoreError::AlreadyExists(spec.name).into());
     }
     check_write(&state, &mut spec, None, query.verify()).await?;
+    let warnings = default_overlaps(&state, &spec);
     let record = state.store.create(spec).await?;
     tracing::info!(registry = %record.name, server = %record.server, "registry created");
     let location = HeaderValue::from_str(&format!("/api/v1/registries/{}", record.name)).ok();
-    let mut response = (StatusCode::CREATED, Json(record)).into_response();
+    let mut response = with_warnings(
+        (StatusCode::CREATED, Json(record)).into_response(),
+        &warnings,
+    );
     if let Some(location) = location {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -307,6 +329,7 @@ pub async fn list(
             continue_token: page.next.as_ref().map(paging::encode),
             remaining_item_count: Some(page.remaining),
         },
+        default: None,
     }))
 }
 
@@ -337,13 +360,14 @@ pub async fn replace(
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<WriteQuery>,
     ApiJson(input): ApiJson<RegistryInput>,
-) -> Result<Json<Registry>, ApiError> {
+) -> Result<Response, ApiError> {
     let mut spec = input.validate(WriteMode::Replace, Some(&name))?;
     let current = find(&state, &name).await?;
     check_write(&state, &mut spec, Some(&current), query.verify()).await?;
+    let warnings = default_overlaps(&state, &spec);
     let record = state.store.replace(spec).await?;
     tracing::info!(registry = %record.name, server = %record.server, "registry replaced");
-    Ok(Json(record))
+    Ok(with_warnings(Json(record).into_response(), &warnings))
 }
 
 #[utoipa::path(patch, path = "/api/v1/registries/{name}", tag = "registries",
@@ -359,7 +383,7 @@ pub async fn patch(
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<WriteQuery>,
     request: Request<Body>,
-) -> Result<Json<Registry>, ApiError> {
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let bytes = read_body(
         body,
@@ -383,9 +407,32 @@ pub async fn patch(
     let input: RegistryInput = parse_json(document.to_string().as_bytes())?;
     let mut spec = input.validate(WriteMode::Replace, Some(&name))?;
     check_write(&state, &mut spec, Some(&current), query.verify()).await?;
+    let warnings = default_overlaps(&state, &spec);
     let record = state.store.replace(spec).await?;
     tracing::info!(registry = %record.name, "registry patched");
-    Ok(Json(record))
+    Ok(with_warnings(Json(record).into_response(), &warnings))
+}
+
+/// Overlaps of `spec`'s defaults with other records' that the precedence
+/// rule settles: allowed, and said to the writer.
+fn default_overlaps(state: &AppState, spec: &RegistrySpec) -> Vec<String> {
+    state
+        .index
+        .load()
+        .check_defaults(&spec.name, &spec.default_for)
+        .overlaps
+}
+
+/// Adds each warning as a `Warning: 299` header, as the Kubernetes API
+/// server does, so `curl -i`, clients and the console can show them.
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let text = format!("299 - {:?}", warning.replace('"', "'"));
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 #[utoipa::path(delete, path = "/api/v1/registries/{name}", tag = "registries",
@@ -440,18 +487,34 @@ pub async fn namespace_registries(
     // The picker: answered from the namespace's own index entry, so the
     // cost follows what the namespace may use, not the record count.
     let index = state.index.load();
-    let items = index
-        .namespace(&namespace)
-        .map(|view| {
-            view.authorized()
-                .filter_map(|name| index.record(name))
-                .map(|record| Registry::clone(record))
-                .collect()
-        })
-        .unwrap_or_default();
+    let Some(view) = index.namespace(&namespace) else {
+        return Ok(Json(RegistryList {
+            items: Vec::new(),
+            metadata: ListMeta::default(),
+            default: None,
+        }));
+    };
+    let items = view
+        .authorized()
+        .filter_map(|name| index.record(name))
+        .map(|record| Registry::clone(record))
+        .collect();
+    let default = view.default_registry().map(|registry| DefaultChoice {
+        registry: registry.to_owned(),
+        via: match view.default_claimed_by() {
+            Some(ClaimedBy::Prefix(len)) => format!("{}*", &namespace[..len.min(namespace.len())]),
+            _ => namespace.clone(),
+        },
+        outranked: view
+            .default_claimants()
+            .skip(1)
+            .map(str::to_owned)
+            .collect(),
+    });
     Ok(Json(RegistryList {
         items,
         metadata: ListMeta::default(),
+        default,
     }))
 }
 

@@ -385,7 +385,7 @@ fn conditions_for(
                 .failed
                 .iter()
                 .filter(|(ns, secret, _)| {
-                    secret == &r.pull_secret_name && r.namespaces.contains(ns)
+                    secret == &r.pull_secret_name && crate::namespaces::reaches(&r.namespaces, ns)
                 })
                 .map(|(ns, secret, error)| format!("{ns}/{secret}: {error}"))
                 .collect()

@@ -91,6 +91,13 @@ pub fn to_record(
             ));
         }
     }
+    if let Some((field, message)) =
+        crate::registry::namespace_entry_errors(&spec.namespaces, &spec.default_for)
+            .into_iter()
+            .next()
+    {
+        return Err(format!("ImageRegistry {label:?}: {field}: {message}"));
+    }
     let server =
         Server::parse(&spec.server).map_err(|e| format!("ImageRegistry {label:?}: {e}"))?;
     let created = object

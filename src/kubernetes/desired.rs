@@ -93,11 +93,8 @@ pub fn plan(
             continue;
         };
         let content = dockerconfigjson(&registry.auths_key, username, password);
-        for namespace in registry
-            .namespaces
-            .iter()
-            .filter(|ns| namespaces.contains(*ns))
-        {
+        // Names and patterns alike reach only namespaces that exist.
+        for namespace in crate::namespaces::expand(&registry.namespaces, namespaces) {
             let key = (namespace.clone(), registry.pull_secret_name.clone());
             if let Some((other, _)) = wanted.get(&key) {
                 actions.push(Action::Conflict {

@@ -37,10 +37,8 @@ impl Outcome {
         managed: &[ObservedSecret],
         namespaces: &BTreeSet<String>,
     ) -> Vec<String> {
-        let mut out: Vec<String> = registry
-            .namespaces
-            .iter()
-            .filter(|ns| namespaces.contains(*ns))
+        let mut out: Vec<String> = crate::namespaces::expand(&registry.namespaces, namespaces)
+            .into_iter()
             .filter(|ns| {
                 !self
                     .conflicts

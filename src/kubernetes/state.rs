@@ -183,7 +183,10 @@ mod tests {
         let snapshot = index.load();
         let harbor = snapshot.registry("harbor").expect("indexed");
         assert_eq!(harbor.pull_secret.as_deref(), Some("harbor"));
-        assert_eq!(snapshot.default_registry("team-a"), Some("harbor"));
+        assert_eq!(
+            snapshot.default_registry("team-a").as_deref(),
+            Some("harbor")
+        );
         assert_eq!(converted.credentials["harbor"].username, "robot");
 
         // A later object claiming the same default; then the credentials go away.
@@ -194,7 +197,10 @@ mod tests {
             None,
         )));
         let converted = caches.publish(&index);
-        assert_eq!(index.load().default_registry("team-a"), Some("harbor"));
+        assert_eq!(
+            index.load().default_registry("team-a").as_deref(),
+            Some("harbor")
+        );
         assert!(
             converted
                 .problems
@@ -214,7 +220,10 @@ mod tests {
                 .iter()
                 .any(|(r, p)| r == "harbor" && p.contains("not found"))
         );
-        assert_eq!(index.load().default_registry("team-a"), Some("zeta"));
+        assert_eq!(
+            index.load().default_registry("team-a").as_deref(),
+            Some("zeta")
+        );
 
         registries.apply_watcher_event(&Event::Delete(registry(
             "zeta",

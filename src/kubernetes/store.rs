@@ -504,7 +504,10 @@ mod tests {
         assert_eq!(record.server, "https://harbor.example.com");
         assert!(record.has_password);
         assert!(record.status.verified);
-        assert_eq!(index.load().default_registry("team-a"), Some("harbor"));
+        assert_eq!(
+            index.load().default_registry("team-a").as_deref(),
+            Some("harbor")
+        );
         let credentials = store
             .credentials("harbor")
             .await

@@ -439,21 +439,9 @@ impl RegistryInput {
         if namespaces.is_empty() {
             fail("namespaces", "at least one namespace is required".into());
         }
-        for (i, ns) in namespaces.iter().enumerate() {
-            if let Err(message) = check_dns1123_label(ns) {
-                fail(&format!("namespaces[{i}]"), message);
-            }
+        for (field, message) in namespace_entry_errors(&namespaces, &default_for) {
+            fail(&field, message);
         }
-        let authorized: HashSet<&str> = namespaces.iter().map(String::as_str).collect();
-        for (i, ns) in default_for.iter().enumerate() {
-            if !authorized.contains(ns.as_str()) {
-                fail(
-                    &format!("defaultFor[{i}]"),
-                    format!("namespace {:?} is not in namespaces", excerpt(ns)),
-                );
-            }
-        }
-        drop(authorized);
 
         let tls = self.tls.unwrap_or_default();
         if let Some(pem) = &tls.ca_bundle
@@ -504,6 +492,42 @@ pub fn dedup(items: Vec<String>) -> Vec<String> {
         .into_iter()
         .filter(|item| seen.insert(item.clone()))
         .collect()
+}
+
+/// What is wrong with a record's `namespaces` and `defaultFor` entries, by
+/// field: each entry must be a name or a pattern, and each default must be
+/// reached by `namespaces` (by the same name, or by a pattern whose prefix
+/// begins it). The API and the cluster's records are checked by this one
+/// function. Each default is checked by looking up each of its beginnings
+/// (at most 63), not by pairing every entry with every other.
+pub fn namespace_entry_errors(
+    namespaces: &[String],
+    default_for: &[String],
+) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    for (field, list) in [("namespaces", namespaces), ("defaultFor", default_for)] {
+        for (i, entry) in list.iter().enumerate() {
+            if let Err(message) = crate::namespaces::check_entry(entry) {
+                errors.push((format!("{field}[{i}]"), message));
+            }
+        }
+    }
+    let authorized: HashSet<&str> = namespaces.iter().map(String::as_str).collect();
+    for (i, ns) in default_for.iter().enumerate() {
+        let stem = ns.strip_suffix('*').unwrap_or(ns);
+        let covered = authorized.contains(ns.as_str())
+            || (0..=stem.len()).any(|k| {
+                stem.get(..k)
+                    .is_some_and(|prefix| authorized.contains(format!("{prefix}*").as_str()))
+            });
+        if !covered {
+            errors.push((
+                format!("defaultFor[{i}]"),
+                format!("namespace {:?} is not reached by namespaces", excerpt(ns)),
+            ));
+        }
+    }
+    errors
 }
 
 /// [`check_dns1123_label`] as JSON Schema says it, for the OpenAPI document

@@ -27,6 +27,18 @@ export function onUnauthorized(handler) {
   unauthorized = handler;
 }
 
+let warned = () => {};
+/** Called with the texts of a response's `Warning: 299` headers. */
+export function onWarnings(handler) {
+  warned = handler;
+}
+
+/** The texts of `299 - "text"` warnings (several may share one header). */
+function warningTexts(header) {
+  if (!header) return [];
+  return [...header.matchAll(/299 - "((?:[^"\\]|\\.)*)"/g)].map((m) => m[1].replace(/\\(.)/g, '$1'));
+}
+
 /**
  * fetch('/api/v1' + path). `timeoutMs` bounds calls that reach a registry;
  * `signal` lets the user cancel them.
@@ -61,6 +73,8 @@ export async function api(method, path, { body, signal, timeoutMs = 30000, auth 
   }
   if (response.status === 401 && auth) unauthorized();
   if (!response.ok) throw new ApiError(response.status, data);
+  const warnings = warningTexts(response.headers.get('Warning'));
+  if (warnings.length) warned(warnings);
   return data;
 }
 

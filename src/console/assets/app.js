@@ -2,12 +2,23 @@
 // repositories, the create and edit dialog, and the workload form with the
 // image picker. Hash routes, so a reload or a shared link lands on the page.
 
-import { api, ApiError, enc, onUnauthorized, session } from './api.js';
+import { api, ApiError, enc, onUnauthorized, onWarnings, session } from './api.js';
 import { debounce, h, id, mount } from './dom.js';
 import { applyStatic, currentLang, has, setLang, t } from './i18n.js';
 
 const main = document.getElementById('main');
 let info = { store: 'embedded' };
+// What the server warned about on the last save (e.g. overlapping default
+// patterns), said once on the page the save leads to.
+let pendingWarnings = [];
+onWarnings((warnings) => { pendingWarnings = warnings; });
+
+/** The pending warnings as an alert, once. */
+function takeWarnings() {
+  const warnings = pendingWarnings;
+  pendingWarnings = [];
+  return warnings.length ? alertBox('warn', h('ul', { class: 'warnings' }, warnings.map((w) => h('li', {}, w)))) : null;
+}
 
 // ---------- routing ----------
 
@@ -595,6 +606,23 @@ function chips(initial, placeholder) {
   return api;
 }
 
+/** Does a `namespaces` entry (a name, `*` or `prefix*`) reach `ns`? */
+function reaches(entry, ns) {
+  return entry.endsWith('*') ? ns.startsWith(entry.slice(0, -1)) : entry === ns;
+}
+
+/** Where a namespace entry's pull Secret is in place: one namespace, or how many a pattern reaches. */
+function pullSecretChip(record, entry) {
+  const placed = record.pullSecrets.replicatedNamespaces.filter((ns) => reaches(entry, ns));
+  if (entry.endsWith('*')) {
+    return h('span', { class: `chip ${placed.length ? 'chip-ok' : 'chip-none'}` }, placed.length ? '✓ ' : '○ ',
+      t('detail.pullSecretPattern', { secret: record.pullSecretName, n: placed.length }));
+  }
+  return placed.length
+    ? h('span', { class: 'chip chip-ok' }, '✓ ', t('detail.pullSecretPresent', { secret: record.pullSecretName }))
+    : h('span', { class: 'chip chip-none' }, '○ ', t('detail.pullSecretMissing', { secret: record.pullSecretName }));
+}
+
 // ---------- a registry's page ----------
 
 async function registryPage(name) {
@@ -626,9 +654,12 @@ async function registryPage(name) {
   const needsNodeTrust = scheme === 'http' || (record.tls && (record.tls.caBundle || record.tls.insecureSkipVerify));
   const host = record.server.replace(/^https?:\/\//, '');
   const dl = (...pairs) => h('dl', { class: 'facts' }, pairs.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
-  const example = `kubectl create deployment mysql --image=/mysql/mysql:5.6 -n ${record.defaultFor[0] || record.namespaces[0]}`;
+  // A namespace to show in examples: a named one, not a pattern.
+  const someNamespace = record.defaultFor.concat(record.namespaces).find((ns) => !ns.endsWith('*')) || 'my-namespace';
+  const example = `kubectl create deployment mysql --image=/mysql/mysql:5.6 -n ${someNamespace}`;
   page(name,
     h('p', { class: 'crumbs' }, h('a', { href: '#/registries' }, '← ', t('list.title'))),
+    takeWarnings(),
     h('div', { class: 'page-head' },
       h('div', {}, h('h1', {}, record.name), h('p', { class: 'muted' }, h('span', { class: 'mono' }, host), ' ', serverBadges(record))),
       h('div', { class: 'actions' }, checkAgain,
@@ -665,12 +696,8 @@ async function registryPage(name) {
       h('ul', { class: 'ns-list' }, record.namespaces.map((ns) => h('li', {},
         h('span', { class: 'mono' }, ns),
         record.defaultFor.includes(ns) ? h('span', { class: 'badge badge-default' }, t('detail.default')) : null,
-        record.pullSecrets
-          ? (record.pullSecrets.replicatedNamespaces.includes(ns)
-            ? h('span', { class: 'chip chip-ok' }, '✓ ', t('detail.pullSecretPresent', { secret: record.pullSecretName }))
-            : h('span', { class: 'chip chip-none' }, '○ ', t('detail.pullSecretMissing', { secret: record.pullSecretName })))
-          : null,
-        ' ', h('a', { href: `#/workload?namespace=${enc(ns)}&registry=${enc(record.name)}`, class: 'small' }, t('detail.useHere')))))),
+        record.pullSecrets ? pullSecretChip(record, ns) : null,
+        ns.endsWith('*') ? null : [' ', h('a', { href: `#/workload?namespace=${enc(ns)}&registry=${enc(record.name)}`, class: 'small' }, t('detail.useHere'))])))),
     h('section', { class: 'card', 'aria-labelledby': 'sec-use' },
       h('h2', { id: 'sec-use' }, t('detail.howToUse')),
       h('p', {}, t('detail.howToUseBody')),
@@ -791,20 +818,30 @@ function workloadPage(params) {
   const loadRegistries = async () => {
     state.namespace = ns.value.trim();
     mount(regStatus, loading());
+    // The server says which registry is the default here and why (names,
+    // patterns and the precedence between them are its rule, not ours).
+    let chosen = null;
     try {
-      state.registries = (await api('GET', `/namespaces/${enc(state.namespace)}/registries`)).items;
-      mount(regStatus, state.registries.length ? null : alertBox('warn', t('workload.noRegistries', { ns: state.namespace })));
+      const list = await api('GET', `/namespaces/${enc(state.namespace)}/registries`);
+      state.registries = list.items;
+      chosen = list.default || null;
+      const why = chosen ? h('p', { class: 'muted small' },
+        chosen.via === state.namespace
+          ? t('workload.defaultByName', { name: chosen.registry, ns: state.namespace })
+          : t('workload.defaultByPattern', { name: chosen.registry, via: chosen.via }),
+        chosen.outranked.length ? ` ${t('workload.defaultOutranked', { names: chosen.outranked.join(', ') })}` : '') : null;
+      mount(regStatus, state.registries.length ? why : alertBox('warn', t('workload.noRegistries', { ns: state.namespace })));
     } catch (error) {
       state.registries = [];
       mount(regStatus, alertBox('error', explain(error)));
     }
-    const defaultOne = state.registries.find((r) => r.defaultFor.includes(state.namespace));
+    state.defaultRegistry = chosen ? chosen.registry : '';
     if (!state.registries.some((r) => r.name === state.registry)) state.registry = '';
     mount(registrySelect,
       h('option', { value: '', selected: state.registry === '' },
-        defaultOne ? t('workload.useDefault', { name: defaultOne.name }) : t('workload.noDefault')),
+        chosen ? t('workload.useDefault', { name: chosen.registry }) : t('workload.noDefault')),
       state.registries.map((r) => h('option', { value: r.name, selected: r.name === state.registry },
-        `${r.name} — ${r.server.replace(/^https?:\/\//, '')}${r.defaultFor.includes(state.namespace) ? ` (${t('detail.default')})` : ''}`)));
+        `${r.name} — ${r.server.replace(/^https?:\/\//, '')}${chosen && chosen.registry === r.name ? ` (${t('detail.default')})` : ''}`)));
     renderContainers();
   };
   registrySelect.addEventListener('change', () => {
@@ -841,7 +878,7 @@ function workloadPage(params) {
       const ports = h('input', { class: 'input', value: c.ports, placeholder: '3306', inputmode: 'numeric' });
       ports.addEventListener('input', () => { c.ports = ports.value; renderOutput(); });
       const browse = h('button', { type: 'button', class: 'btn', onclick: () => {
-        const target = state.registry || (state.registries.find((r) => r.defaultFor.includes(state.namespace)) || {}).name;
+        const target = state.registry || state.defaultRegistry;
         const record = state.registries.find((r) => r.name === target);
         if (!record) {
           mount(browserBox, alertBox('warn', t('workload.chooseRegistry')));

@@ -53,22 +53,18 @@ pub struct BatchDeleted {
     pub not_found: Vec<String>,
 }
 
-/// Refuses a `defaultFor` namespace another record already claims: one
-/// default per namespace, whichever store keeps the records. Reads the
-/// index's per-namespace claims, so the cost follows `spec`, not the store.
+/// Refuses a `defaultFor` entry another record already claims: one default
+/// per namespace name (and per pattern), whichever store keeps the records.
+/// Reads the index's claims, so the cost follows `spec`, not the store.
+/// Overlaps the precedence rule settles are the API's to warn about.
 pub fn check_default_conflict(spec: &RegistrySpec, index: &Index) -> Result<(), StoreError> {
-    for ns in &spec.default_for {
-        if let Some(other) = index
-            .namespace(ns)
-            .and_then(|view| view.default_claimants().find(|name| *name != spec.name))
-        {
-            return Err(StoreError::DefaultConflict {
-                namespace: ns.clone(),
-                registry: other.to_owned(),
-            });
-        }
+    match index.check_defaults(&spec.name, &spec.default_for).conflict {
+        Some((namespace, registry)) => Err(StoreError::DefaultConflict {
+            namespace,
+            registry,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[async_trait]

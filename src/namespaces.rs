@@ -1,0 +1,148 @@
+//! Which namespaces a record reaches: the entries of `namespaces` and
+//! `defaultFor`. An entry is a namespace name (`team-a`), every namespace
+//! (`*`), or every namespace whose name starts with a prefix (`team-*`), so
+//! projects created later are covered without editing the record.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use crate::excerpt::excerpt;
+
+/// One entry, as it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entry<'a> {
+    /// Exactly this namespace.
+    Name(&'a str),
+    /// Every namespace starting with this (the empty prefix is `*`).
+    Prefix(&'a str),
+}
+
+impl<'a> Entry<'a> {
+    /// The entry as written; validity is [`check_entry`]'s business.
+    pub fn of(entry: &'a str) -> Self {
+        match entry.strip_suffix('*') {
+            Some(prefix) => Self::Prefix(prefix),
+            None => Self::Name(entry),
+        }
+    }
+
+    pub fn matches(self, namespace: &str) -> bool {
+        match self {
+            Self::Name(name) => name == namespace,
+            Self::Prefix(prefix) => namespace.starts_with(prefix),
+        }
+    }
+
+    /// Does every namespace `other` matches also match `self`?
+    pub fn covers(self, other: Entry<'_>) -> bool {
+        match (self, other) {
+            (Entry::Name(a), Entry::Name(b)) => a == b,
+            (Entry::Name(_), Entry::Prefix(_)) => false,
+            (Entry::Prefix(p), Entry::Name(name)) => name.starts_with(p),
+            (Entry::Prefix(p), Entry::Prefix(q)) => q.starts_with(p),
+        }
+    }
+
+    /// Could one namespace match both?
+    pub fn overlaps(self, other: Entry<'_>) -> bool {
+        self.covers(other) || other.covers(self)
+    }
+}
+
+/// A valid entry: a DNS-1123 label, `*`, or a label's beginning followed by
+/// `*` (lowercase letters, digits and '-', starting with a letter or digit).
+pub fn check_entry(entry: &str) -> Result<(), String> {
+    match Entry::of(entry) {
+        Entry::Name(name) => crate::registry::check_dns1123_label(name),
+        Entry::Prefix("") => Ok(()),
+        Entry::Prefix(prefix) => {
+            let bytes = prefix.as_bytes();
+            let valid = prefix.len() < 63
+                && bytes[0].is_ascii_alphanumeric()
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+            if valid {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{:?} is not a namespace pattern: a namespace's beginning (lowercase letters, digits and '-', starting with a letter or digit) followed by '*', or '*' alone",
+                    excerpt(entry)
+                ))
+            }
+        }
+    }
+}
+
+/// The existing namespaces `entries` reach, each once, by name: names are
+/// looked up and prefixes read as a range, so the cost follows the answer,
+/// not the number of namespaces.
+pub fn expand<'n>(entries: &[String], existing: &'n BTreeSet<String>) -> BTreeSet<&'n String> {
+    let mut reached = BTreeSet::new();
+    for entry in entries {
+        match Entry::of(entry) {
+            Entry::Name(name) => reached.extend(existing.get(name)),
+            Entry::Prefix(prefix) => reached.extend(
+                existing
+                    .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                    .take_while(|ns| ns.starts_with(prefix)),
+            ),
+        }
+    }
+    reached
+}
+
+/// Does any of `entries` reach `namespace`?
+pub fn reaches(entries: &[String], namespace: &str) -> bool {
+    entries.iter().any(|e| Entry::of(e).matches(namespace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_names_prefixes_or_everything() {
+        for good in ["team-a", "*", "team-*", "t*", "0*", "a-*"] {
+            assert!(check_entry(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Team-*", "-a*", "team-*-x", "**", "a*b", "te.am*", "*a"] {
+            assert!(check_entry(bad).is_err(), "{bad:?}");
+        }
+        assert!(Entry::of("*").matches("anything"));
+        assert!(Entry::of("team-*").matches("team-a"));
+        assert!(!Entry::of("team-*").matches("teams"));
+        assert!(Entry::of("team-a").matches("team-a"));
+        assert!(!Entry::of("team-a").matches("team-ab"));
+    }
+
+    #[test]
+    fn coverage_and_overlap() {
+        let e = Entry::of;
+        assert!(e("*").covers(e("team-*")));
+        assert!(e("team-*").covers(e("team-a")));
+        assert!(e("team-*").covers(e("team-a*")));
+        assert!(!e("team-a*").covers(e("team-*")));
+        assert!(e("team-a*").overlaps(e("team-*")));
+        assert!(!e("team-a").covers(e("team-*")));
+        assert!(!e("team-*").overlaps(e("prod-*")));
+    }
+
+    #[test]
+    fn expansion_reads_only_what_matches() {
+        let existing: BTreeSet<String> = ["default", "prod", "team-a", "team-b", "teams", "zeta"]
+            .map(String::from)
+            .into();
+        let reached = |entries: &[&str]| -> Vec<String> {
+            let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+            expand(&entries, &existing).into_iter().cloned().collect()
+        };
+        assert_eq!(reached(&["team-*"]), ["team-a", "team-b"]);
+        assert_eq!(
+            reached(&["team-*", "team-a", "prod", "missing"]),
+            ["prod", "team-a", "team-b"]
+        );
+        assert_eq!(reached(&["*"]).len(), existing.len());
+        assert_eq!(reached(&["z*"]), ["zeta"]);
+    }
+}
