@@ -271,6 +271,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         "registry-resolver is ready"
     );
     let token = running.shutdown_token();
+    let shutdown_delay = args.shutdown_delay;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(AppError::Signal)?;
     tokio::select! {
@@ -278,7 +279,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: draining"),
         _ = token.cancelled() => {}
     }
-    running.shutdown().await;
+    running.shutdown_after(shutdown_delay).await;
     background.cancel();
     tracing::info!("stopped");
     Ok(())

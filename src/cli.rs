@@ -240,6 +240,12 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish on SIGTERM.
     #[arg(long, env = "REGISTRY_RESOLVER_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// On SIGTERM, report not ready at once but keep serving this long
+    /// before draining, so clients routed by readiness stop first (the
+    /// chart's preStop sleep does the same from outside; `0s`: drain at once).
+    #[arg(long, env = "REGISTRY_RESOLVER_SHUTDOWN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

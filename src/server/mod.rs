@@ -229,6 +229,18 @@ impl Running {
         self.wait().await;
     }
 
+    /// The SIGTERM sequence: not ready at once, still serving for `delay`
+    /// (so load balancers and the API server's endpoints stop sending here
+    /// before connections are refused or closed), then [`Self::shutdown`].
+    pub async fn shutdown_after(self, delay: std::time::Duration) {
+        self.readiness.shutting_down.store(true, Ordering::Release);
+        if !delay.is_zero() {
+            tracing::info!(?delay, "not ready; serving on until the delay ends");
+            tokio::time::sleep(delay).await;
+        }
+        self.shutdown().await;
+    }
+
     /// Waits until the server has stopped (after its token is cancelled).
     pub async fn wait(self) {
         for task in self.tasks {

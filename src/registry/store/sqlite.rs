@@ -49,6 +49,11 @@ impl SqliteStore {
             .map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
+        // Reads are answered from the index; SQLite's own page cache only
+        // serves writes (one row by key), so a small one does (512 KiB
+        // instead of the default 2 MiB).
+        conn.pragma_update(None, "cache_size", -512)
+            .map_err(backend)?;
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
