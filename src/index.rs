@@ -41,8 +41,10 @@ pub struct IndexedRegistry {
 /// record with thousands of namespaces costs pointers, not copies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NamespaceView {
-    /// Every registry authorized here, by name.
-    members: Vec<Arc<str>>,
+    /// Every registry authorized here, by name. A persistent set: a write
+    /// to one record of a namespace that thousands share copies a path of
+    /// the tree, not the whole list.
+    members: imbl::OrdSet<Arc<str>>,
     /// Every registry claiming the default here, the winner first.
     claims: Vec<DefaultClaim>,
 }
@@ -110,9 +112,7 @@ impl NamespaceView {
 
     /// Is `name` authorized here?
     pub fn allows(&self, name: &str) -> bool {
-        self.members
-            .binary_search_by(|member| (**member).cmp(name))
-            .is_ok()
+        self.members.contains(name)
     }
 
     /// Every registry authorized here, by name.
@@ -128,11 +128,7 @@ impl NamespaceView {
     /// Adds what a matching pattern's view holds: a namespace sees the
     /// union of its own entry and every pattern that matches it.
     fn absorb(&mut self, other: &NamespaceView) {
-        for member in &other.members {
-            if let Err(at) = self.members.binary_search(member) {
-                self.members.insert(at, member.clone());
-            }
-        }
+        self.members = std::mem::take(&mut self.members).union(other.members.clone());
         self.claims.extend(other.claims.iter().cloned());
         self.claims.sort_by(default_precedence);
         // A record claiming by name and by pattern keeps its best claim.
@@ -215,9 +211,7 @@ impl Index {
                 let shared: Arc<str> = Arc::from(name.as_str());
                 for entry in &record.namespaces {
                     self.update_entry(entry, |view| {
-                        if let Err(at) = view.members.binary_search(&shared) {
-                            view.members.insert(at, shared.clone());
-                        }
+                        view.members.insert(shared.clone());
                     });
                 }
                 for entry in &record.default_for {
@@ -264,9 +258,7 @@ impl Index {
         self.registries.remove(name);
         for entry in &old.namespaces {
             self.update_entry(entry, |view| {
-                if let Ok(at) = view.members.binary_search_by(|m| (**m).cmp(name)) {
-                    view.members.remove(at);
-                }
+                view.members.remove(name);
             });
         }
         for entry in &old.default_for {
