@@ -139,6 +139,82 @@ async fn reloads_certificates_swapped_through_the_data_symlink() {
     assert!(eventually_ok(&client_trusting(&third.ca_cert), &url).await);
 }
 
+/// The certificate rotated every second for six seconds (the kubelet's
+/// `..data` swap) while 16 clients open a fresh TLS connection per request:
+/// no handshake and no request fails, and the last pair is what is served
+/// at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_every_second_under_load_fails_no_request() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const GENERATIONS: usize = 7;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pairs: Vec<CertPaths> = (0..GENERATIONS)
+        .map(|g| generate_certs(&dir.path().join(format!("gen{g}"))))
+        .collect();
+    let volume = dir.path().join("volume");
+    std::fs::create_dir_all(&volume).expect("mkdir");
+    secret_volume(&volume, "gen0", &pairs[0]);
+    let served = CertPaths {
+        cert: volume.join("tls.crt"),
+        key: volume.join("tls.key"),
+        ..pairs[0].clone()
+    };
+    let server = TestServer::start_in(dir, served, Duration::from_millis(100)).await;
+    let url = server.url("/api/v1/registries");
+    // Clients trust every generation's CA, as they would trust one CA that
+    // signs each new leaf; a fresh connection per request makes every
+    // request a handshake against whatever is loaded at that moment.
+    let trusting_all = {
+        let certificates: Vec<reqwest::Certificate> = pairs
+            .iter()
+            .map(|p| {
+                reqwest::Certificate::from_pem(&std::fs::read(&p.ca_cert).expect("CA"))
+                    .expect("CA parses")
+            })
+            .collect();
+        reqwest::Client::builder()
+            .tls_certs_only(certificates)
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client")
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, url, done, answered) = (
+                trusting_all.clone(),
+                url.clone(),
+                done.clone(),
+                answered.clone(),
+            );
+            tokio::spawn(async move {
+                while !done.load(Ordering::Acquire) {
+                    let response = client
+                        .get(&url)
+                        .send()
+                        .await
+                        .expect("no handshake or request fails");
+                    assert_eq!(response.status(), 401, "answered");
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for (g, pair) in pairs.iter().enumerate().skip(1) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        secret_volume(&volume, &format!("gen{g}"), pair);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    done.store(true, Ordering::Release);
+    for client in clients {
+        client.await.expect("no request failed");
+    }
+    assert!(answered.load(Ordering::Relaxed) > 100, "load was running");
+    let last = client_trusting(&pairs[GENERATIONS - 1].ca_cert);
+    assert!(eventually_ok(&last, &url).await, "the last pair is served");
+}
+
 #[tokio::test]
 async fn tls_1_2_and_1_3_only_and_http_1_1_alpn() {
     let server = TestServer::start().await;

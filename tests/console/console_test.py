@@ -277,6 +277,8 @@ def flows(page):
         # --- Workload form: picker, live preview, denial, manifest.
         page.goto(URL + "/#/workload?namespace=team-a")
         expect(page.get_by_label("Registry", exact=True)).to_contain_text("Namespace default (harbor)")
+        # The server says why that one is the default here.
+        expect(page.get_by_text("Default here: harbor, which names team-a in its defaults.")).to_be_visible()
         image = page.get_by_label("Image (registry-relative)")
         image.fill("/library/nginx:1.27.0")
         expect(page.locator(".preview.ok")).to_contain_text(f"{REGISTRY}/library/nginx:1.27.0")
