@@ -377,6 +377,228 @@ async fn browse(server: &TestServer, registry: SocketAddr, path: &str) -> (u16, 
     .await
 }
 
+/// How a raw registry double answers one connection, after reading the
+/// request's headers: byte-level misbehaviour axum would not produce.
+#[derive(Clone, Copy, Debug)]
+enum Misbehaviour {
+    /// Status line and headers, then the given bytes, then the connection held.
+    Stall(&'static str),
+    /// A body announced longer than what is sent before closing.
+    Truncate,
+    /// One byte every 300 ms, forever.
+    Trickle,
+    /// Accepts and says nothing.
+    Silent,
+}
+
+/// A loopback registry whose every connection gets `how`.
+async fn raw_registry(how: Misbehaviour) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ndocker-distribution-api-version: registry/2.0\r\ncontent-type: application/json\r\n";
+                match how {
+                    Misbehaviour::Silent => {}
+                    Misbehaviour::Stall(sent) => {
+                        let _ = socket
+                            .write_all(
+                                format!("{head}content-length: 4096\r\n\r\n{sent}").as_bytes(),
+                            )
+                            .await;
+                    }
+                    Misbehaviour::Truncate => {
+                        let _ = socket
+                            .write_all(
+                                format!(
+                                    "{head}content-length: 4096\r\n\r\n{{\"repositories\": [\"a\""
+                                )
+                                .as_bytes(),
+                            )
+                            .await;
+                        return;
+                    }
+                    Misbehaviour::Trickle => {
+                        let _ = socket
+                            .write_all(format!("{head}content-length: 100000\r\n\r\n").as_bytes())
+                            .await;
+                        loop {
+                            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                            if socket.write_all(b" ").await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                // Hold the connection open until the client gives up.
+                let _ = socket.read(&mut buf).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Every way a registry (or its token service) can misbehave, each answered
+/// with its category, in bounded time, without the registry's text: the
+/// checks over `POST /registries:verify`, the body cases over browsing.
+#[tokio::test]
+async fn registry_misbehaviour_matrix() {
+    let server = TestServer::start().await;
+    const REMOTE: &str = "REMOTE-TEXT-NEVER-QUOTED";
+    // Statuses, from an ordinary HTTP server.
+    let status_registry = |status: StatusCode, headers: Vec<(&'static str, &'static str)>| {
+        fake_registry(axum::Router::new().fallback(move || {
+            let headers = headers.clone();
+            async move {
+                let mut map = HeaderMap::new();
+                for (k, v) in headers {
+                    map.insert(k, v.parse().expect("header"));
+                }
+                (status, map, REMOTE)
+            }
+        }))
+    };
+    let unavailable = status_registry(StatusCode::SERVICE_UNAVAILABLE, vec![]).await;
+    let limited = status_registry(StatusCode::TOO_MANY_REQUESTS, vec![("retry-after", "7")]).await;
+    let limited_for_ages = status_registry(
+        StatusCode::TOO_MANY_REQUESTS,
+        vec![("retry-after", "99999999999")],
+    )
+    .await;
+    let html = status_registry(StatusCode::OK, vec![("content-type", "text/html")]).await;
+    let silent = raw_registry(Misbehaviour::Silent).await;
+    // Token services (on the registry's own origin: a plain-HTTP login goes
+    // nowhere else): one that never answers, one that is failing.
+    let behind_token = |token_hangs: bool| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new()
+            .route(
+                "/token",
+                axum::routing::get(move || async move {
+                    if token_hangs {
+                        std::future::pending::<()>().await;
+                    }
+                    (StatusCode::BAD_GATEWAY, REMOTE)
+                }),
+            )
+            .fallback(move || async move {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [
+                        ("docker-distribution-api-version", "registry/2.0".to_owned()),
+                        (
+                            "www-authenticate",
+                            format!(r#"Bearer realm="http://{addr}/token",service="fake""#),
+                        ),
+                    ],
+                    REMOTE,
+                )
+            });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addr
+    };
+    let hangs_at_token = behind_token(true).await;
+    let fails_at_token = behind_token(false).await;
+
+    let verify = |addr: SocketAddr, login: bool| {
+        let server = &server;
+        async move {
+            let mut body =
+                json!({"name": "probe", "server": format!("http://{addr}"), "namespaces": ["a"]});
+            if login {
+                body["username"] = json!("robot");
+                body["password"] = json!("pw");
+            }
+            send(server, Method::POST, "/registries:verify", body).await
+        }
+    };
+    let (a, b, c, d, e, f, g) = tokio::join!(
+        verify(unavailable, false),
+        verify(limited, false),
+        verify(limited_for_ages, false),
+        verify(html, false),
+        verify(silent, false),
+        verify(hangs_at_token, true),
+        verify(fails_at_token, true),
+    );
+    let table = [
+        ("503 on /v2/", a, "registry_error", "503"),
+        ("429 with Retry-After", b, "rate_limited", "retry after 7 s"),
+        (
+            "429 with an absurd Retry-After",
+            c,
+            "rate_limited",
+            "retry after 86400 s",
+        ),
+        (
+            "HTML where the API should be",
+            d,
+            "not_a_registry",
+            "not a container registry",
+        ),
+        ("never answers", e, "timeout", "did not answer in time"),
+        ("token service never answers", f, "timeout", ""),
+        ("token service failing", g, "registry_error", "502"),
+    ];
+    for (case, (status, answer), code, says) in table {
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{case}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(says), "{case}: {message}");
+        assert!(
+            !answer.to_string().contains(REMOTE),
+            "{case}: remote text quoted: {answer}"
+        );
+    }
+
+    // Bodies, over browsing (verification reads only the headers).
+    for (how, code) in [
+        (Misbehaviour::Trickle, "timeout"),
+        (Misbehaviour::Stall("{\"repositories\": ["), "timeout"),
+        (Misbehaviour::Truncate, "registry_error"),
+    ] {
+        let registry = raw_registry(how).await;
+        let (status, answer) = browse(&server, registry, "/repositories").await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (502, Some(code)),
+            "{how:?}: {answer}"
+        );
+    }
+    let (status, answer) = browse(&server, limited, "/repositories").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (502, Some("rate_limited")),
+        "{answer}"
+    );
+    let (status, answer) = browse(&server, unavailable, "/repositories").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (502, Some("registry_error")),
+        "{answer}"
+    );
+}
+
 #[tokio::test]
 async fn registry_answers_are_read_only_up_to_a_cap() {
     let produced = Arc::new(AtomicUsize::new(0));

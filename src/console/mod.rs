@@ -198,6 +198,7 @@ mod tests {
             E::Paging(String::new()),
             E::InsecureRealm(String::new()),
             E::BrowseUnsupported(String::new()),
+            E::RateLimited(String::new()),
         ];
         for error in every {
             let key = format!("'code.{}':", error.code());

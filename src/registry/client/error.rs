@@ -50,9 +50,44 @@ pub enum ConnectError {
     /// a path can still be typed, and its tags listed.
     #[error("{0}")]
     BrowseUnsupported(String),
+    /// The registry answered 429: it is limiting our requests for now.
+    #[error("{0}")]
+    RateLimited(String),
 }
 
+/// Most seconds of a registry's `Retry-After` we repeat to a user.
+const RETRY_AFTER_MAX_SECONDS: u64 = 24 * 3600;
+
 impl ConnectError {
+    /// What a registry's failing answer means, whatever the request: 429 is
+    /// rate limiting (with its `Retry-After` in seconds when given, bounded),
+    /// 5xx a registry failing now — not "not a registry", which a person
+    /// would act on differently. `None` for any other status.
+    pub fn from_failing_status(
+        status: reqwest::StatusCode,
+        headers: &reqwest::header::HeaderMap,
+        host: &str,
+    ) -> Option<Self> {
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            let after = headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|secs| secs.min(RETRY_AFTER_MAX_SECONDS));
+            return Some(Self::RateLimited(match after {
+                Some(secs) => {
+                    format!("{host} is rate limiting requests (429); retry after {secs} s")
+                }
+                None => format!("{host} is rate limiting requests (429); try again later"),
+            }));
+        }
+        status.is_server_error().then(|| {
+            Self::Registry(format!(
+                "{host} is failing: it answered {status}; try again, or ask its operator"
+            ))
+        })
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unreachable(_) => "unreachable",
@@ -70,6 +105,7 @@ impl ConnectError {
             Self::Paging(_) => "paging_loop",
             Self::InsecureRealm(_) => "insecure_token_realm",
             Self::BrowseUnsupported(_) => "browse_unsupported",
+            Self::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -81,6 +117,13 @@ impl ConnectError {
         }
         if let Some(refused) = find_in_chain::<super::AddressRefused>(error) {
             return Self::AddressRefused(refused.to_string());
+        }
+        // The registry was reached and began to answer: a body cut short is
+        // the registry's failure, not an unreachable address.
+        if error.is_body() || error.is_decode() {
+            return Self::Registry(format!(
+                "{host} broke off its answer before the end; try again, or ask its operator"
+            ));
         }
         if let Some(tls) = find_in_chain::<rustls::Error>(error) {
             return Self::from_tls(tls, host);

@@ -175,6 +175,11 @@ impl RegistryClient {
     pub async fn verify(&self) -> Result<(), ConnectError> {
         let url = format!("{}/v2/", self.base);
         let response = self.send(Method::GET, &url, None, None).await?;
+        if let Some(failing) =
+            ConnectError::from_failing_status(response.status(), response.headers(), &self.host)
+        {
+            return Err(failing);
+        }
         match response.status() {
             StatusCode::OK => {
                 if is_registry(response.headers()) {
@@ -199,6 +204,11 @@ impl RegistryClient {
                     .authorization(&challenge, scope.as_deref().unwrap_or(""))
                     .await?;
                 let again = self.send(Method::GET, &url, Some(&auth), None).await?;
+                if let Some(failing) =
+                    ConnectError::from_failing_status(again.status(), again.headers(), &self.host)
+                {
+                    return Err(failing);
+                }
                 match again.status() {
                     StatusCode::OK => Ok(()),
                     StatusCode::UNAUTHORIZED => Err(ConnectError::Unauthorized(format!(
@@ -393,14 +403,12 @@ impl RegistryClient {
                 "{what} not found on {}",
                 self.host
             ))),
-            StatusCode::TOO_MANY_REQUESTS => Err(ConnectError::Registry(format!(
-                "{} is rate limiting us (429); try again later",
-                self.host
-            ))),
-            other => Err(ConnectError::Registry(format!(
-                "{} answered {other} for {what}",
-                self.host
-            ))),
+            other => Err(
+                ConnectError::from_failing_status(other, response.headers(), &self.host)
+                    .unwrap_or_else(|| {
+                        ConnectError::Registry(format!("{} answered {other} for {what}", self.host))
+                    }),
+            ),
         }
     }
 
@@ -557,10 +565,17 @@ impl RegistryClient {
                 )));
             }
             other => {
-                return Err(ConnectError::NotARegistry(format!(
-                    "token service {realm_host} answered {other}{}",
-                    if realm_https { "" } else { " (plain HTTP)" }
-                )));
+                return Err(ConnectError::from_failing_status(
+                    other,
+                    response.headers(),
+                    &realm_host,
+                )
+                .unwrap_or_else(|| {
+                    ConnectError::NotARegistry(format!(
+                        "token service {realm_host} answered {other}{}",
+                        if realm_https { "" } else { " (plain HTTP)" }
+                    ))
+                }));
             }
         }
         let body: TokenResponse = json(response, TOKEN_BODY_MAX, &realm_host).await?;
