@@ -232,6 +232,58 @@ async fn registry_down_under_both_policies() {
     );
 }
 
+/// A pinned registry that accepts connections and never answers: the
+/// admissions that arrive together share one lookup, those after it are
+/// answered from the remembered failure, so a hanging registry costs one
+/// deadline, not one per admission — and every admission is still answered.
+#[tokio::test]
+async fn a_hanging_registry_costs_one_lookup_not_one_per_admission() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let server = TestServer::start_pinning(PinFailurePolicy::Allow).await;
+    server
+        .create_registry(json!({"name": "hangs", "server": format!("http://{addr}"),
+            "namespaces": ["team-a"], "defaultFor": ["team-a"], "pinDigests": true}))
+        .await;
+    let object = deployment("/team/app:1.0.0", json!({}));
+
+    let together =
+        futures_util::future::join_all((0..20).map(|_| admitted_image(&server, &object))).await;
+    let after: Vec<_> = {
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            out.push(admitted_image(&server, &object).await);
+        }
+        out
+    };
+    for (image, response) in together.iter().chain(&after) {
+        assert_eq!(image, &format!("{addr}/team/app:1.0.0"), "the tag is kept");
+        let warnings = response["warnings"].to_string();
+        assert!(
+            warnings.contains("cannot pin") && warnings.contains("kept the tag"),
+            "{warnings}"
+        );
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "40 admissions, one lookup"
+    );
+}
+
 #[tokio::test]
 async fn resolve_command_pins_too() {
     use registry_resolver::registry::store::RegistryStore;

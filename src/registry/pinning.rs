@@ -50,14 +50,23 @@ impl Default for PinOptions {
 }
 
 pub struct Pinner {
-    store: Arc<dyn RegistryStore>,
     options: PinOptions,
+    lookups: Lookups,
+}
+
+/// The caches and what fills them, cheap to clone (each cache is a handle):
+/// a lookup runs as its own task holding a clone, so an admission that stops
+/// waiting at its deadline does not cancel it.
+#[derive(Clone)]
+struct Lookups {
+    store: Arc<dyn RegistryStore>,
+    client_options: ClientOptions,
     /// One client (connection pool and token cache) per record version.
     clients: Cache<(String, i64), Arc<RegistryClient>>,
     digests: Cache<PinTarget, String>,
-    /// Recent failures, remembered briefly: while a registry is down or a
-    /// tag is missing, admissions answer at once instead of each waiting
-    /// out the deadline, and the registry is not hammered.
+    /// Recent failures, remembered briefly: while a registry is down, hangs
+    /// or a tag is missing, admissions answer at once instead of each
+    /// waiting out the deadline, and the registry is not hammered.
     failures: Cache<PinTarget, ConnectError>,
 }
 
@@ -75,19 +84,22 @@ impl std::fmt::Debug for Pinner {
 impl Pinner {
     pub fn new(store: Arc<dyn RegistryStore>, options: PinOptions) -> Self {
         Self {
-            store,
-            clients: Cache::builder()
-                .max_capacity(1000)
-                .time_to_idle(Duration::from_secs(600))
-                .build(),
-            digests: Cache::builder()
-                .max_capacity(options.cache_entries)
-                .time_to_live(options.cache_ttl)
-                .build(),
-            failures: Cache::builder()
-                .max_capacity(options.cache_entries)
-                .time_to_live(FAILURE_TTL.min(options.cache_ttl))
-                .build(),
+            lookups: Lookups {
+                store,
+                client_options: options.client.clone(),
+                clients: Cache::builder()
+                    .max_capacity(1000)
+                    .time_to_idle(Duration::from_secs(600))
+                    .build(),
+                digests: Cache::builder()
+                    .max_capacity(options.cache_entries)
+                    .time_to_live(options.cache_ttl)
+                    .build(),
+                failures: Cache::builder()
+                    .max_capacity(options.cache_entries)
+                    .time_to_live(FAILURE_TTL.min(options.cache_ttl))
+                    .build(),
+            },
             options,
         }
     }
@@ -113,15 +125,21 @@ impl Pinner {
         let lookups = futures_util::future::join_all(targets.iter().map(|(_, t)| self.digest(t)));
         let results = match tokio::time::timeout(self.options.deadline, lookups).await {
             Ok(results) => results,
-            Err(_) => targets
-                .iter()
-                .map(|_| {
-                    Err(ConnectError::Timeout(format!(
-                        "no answer within the pinning deadline of {:?}",
-                        self.options.deadline
-                    )))
-                })
-                .collect(),
+            Err(_) => {
+                let late = ConnectError::Timeout(format!(
+                    "no answer within the pinning deadline of {:?}",
+                    self.options.deadline
+                ));
+                // The lookups go on in the background; until one ends, the
+                // admissions after this one are told at once, not after
+                // another deadline. An answer that arrives replaces this.
+                for (_, target) in &targets {
+                    if self.lookups.digests.get(target).await.is_none() {
+                        self.lookups.failures.insert(target.clone(), late.clone()).await;
+                    }
+                }
+                targets.iter().map(|_| Err(late.clone())).collect()
+            }
         };
         let mut problems = Vec::new();
         for ((i, _), result) in targets.iter().zip(results) {
@@ -156,9 +174,23 @@ impl Pinner {
     /// The digest of a tag, from the cache or (once, however many ask at
     /// the same time) from the registry.
     pub async fn digest(&self, target: &PinTarget) -> Result<String, ConnectError> {
-        if let Some(failure) = self.failures.get(target).await {
+        if let Some(failure) = self.lookups.failures.get(target).await {
             return Err(failure);
         }
+        if let Some(digest) = self.lookups.digests.get(target).await {
+            return Ok(digest);
+        }
+        // Its own task: the registry client's deadlines bound it, not the
+        // caller's, so it ends (and is remembered) whoever stops waiting.
+        let (lookups, target) = (self.lookups.clone(), target.clone());
+        tokio::spawn(async move { lookups.digest(&target).await })
+            .await
+            .unwrap_or_else(|e| Err(ConnectError::Config(format!("pinning lookup failed: {e}"))))
+    }
+}
+
+impl Lookups {
+    async fn digest(&self, target: &PinTarget) -> Result<String, ConnectError> {
         let result = self
             .digests
             .try_get_with_by_ref(target, async {
@@ -169,8 +201,9 @@ impl Pinner {
             })
             .await
             .map_err(|e| (*e).clone());
-        if let Err(failure) = &result {
-            self.failures.insert(target.clone(), failure.clone()).await;
+        match &result {
+            Ok(_) => self.failures.invalidate(target).await,
+            Err(failure) => self.failures.insert(target.clone(), failure.clone()).await,
         }
         result
     }
@@ -192,7 +225,7 @@ impl Pinner {
                     &server,
                     &record.tls,
                     credentials,
-                    &self.options.client,
+                    &self.client_options,
                 )?))
             })
             .await
