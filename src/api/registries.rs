@@ -592,15 +592,9 @@ async fn check_write(
             username: username.clone(),
             password: password.clone(),
         }),
-        (Some(username), PasswordChange::Keep, Some(old)) => {
-            let server = spec.server.to_string();
-            if old.server != server {
-                return Err(StoreError::PasswordRequiredForNewServer {
-                    from: old.server.clone(),
-                    to: server,
-                }
-                .into());
-            }
+        (Some(username), PasswordChange::Keep, Some(old))
+            if crate::registry::store::keeps_stored_password(spec, &old.server)? =>
+        {
             let stored = state.store.credentials(&spec.name).await?;
             let stored = stored.ok_or_else(|| StoreError::PasswordRequired(spec.name.clone()))?;
             Some(Credentials {

@@ -254,20 +254,14 @@ impl RegistryStore for KubeStore {
         let current = self
             .record(&spec.name)
             .ok_or_else(|| StoreError::NotFound(spec.name.clone()))?;
-        let server = spec.server.to_string();
-        if matches!(spec.password, PasswordChange::Keep) && current.server != server {
-            return Err(StoreError::PasswordRequiredForNewServer {
-                from: current.server,
-                to: server,
-            });
-        }
+        let keep = crate::registry::store::keeps_stored_password(&spec, &current.server)?;
         self.check_defaults(&spec)?;
         let stored = self.credentials(&spec.name).await?;
         let credentials: Option<(String, Password)> = match (&spec.username, &spec.password) {
             (Some(username), PasswordChange::Set(password)) => {
                 Some((username.clone(), password.clone()))
             }
-            (Some(username), PasswordChange::Keep) => {
+            (Some(username), PasswordChange::Keep) if keep => {
                 let stored =
                     stored.ok_or_else(|| StoreError::PasswordRequired(spec.name.clone()))?;
                 Some((username.clone(), stored.password))

@@ -13,7 +13,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 
-use super::model::{Password, Registry, RegistrySpec, RegistryStatus};
+use super::model::{Password, PasswordChange, Registry, RegistrySpec, RegistryStatus};
 use crate::index::Index;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,25 @@ pub fn check_default_conflict(spec: &RegistrySpec, index: &Index) -> Result<(), 
         }),
         None => Ok(()),
     }
+}
+
+/// The one rule for an update that leaves the password out: the stored
+/// password is kept only while the server stays the same — stored
+/// credentials are never sent to a new address. `Ok(true)`: keep it (the
+/// caller then needs one stored, else [`StoreError::PasswordRequired`]);
+/// `Ok(false)`: the update sets or clears the password itself.
+pub fn keeps_stored_password(spec: &RegistrySpec, current_server: &str) -> Result<bool, StoreError> {
+    if !matches!(spec.password, PasswordChange::Keep) {
+        return Ok(false);
+    }
+    let server = spec.server.to_string();
+    if server != current_server {
+        return Err(StoreError::PasswordRequiredForNewServer {
+            from: current_server.to_owned(),
+            to: server,
+        });
+    }
+    Ok(true)
 }
 
 #[async_trait]

@@ -123,6 +123,10 @@ impl Inner {
         super::check_default_conflict(&spec, &self.index.load())?;
 
         let new_server = spec.server.to_string();
+        let keep = match &existing {
+            Some((old, _)) => super::keeps_stored_password(&spec, &old.server)?,
+            None => false,
+        };
         let sealed = match (&spec.password, &existing) {
             (PasswordChange::Set(password), _) => Some(
                 self.cipher
@@ -130,13 +134,7 @@ impl Inner {
                     .map_err(backend)?,
             ),
             (PasswordChange::Clear, _) => None,
-            (PasswordChange::Keep, Some((old, _))) if old.server != new_server => {
-                return Err(StoreError::PasswordRequiredForNewServer {
-                    from: old.server.clone(),
-                    to: new_server,
-                });
-            }
-            (PasswordChange::Keep, Some((_, Some(blob)))) => Some(blob.clone()),
+            (PasswordChange::Keep, Some((_, Some(blob)))) if keep => Some(blob.clone()),
             (PasswordChange::Keep, _) => return Err(StoreError::PasswordRequired(spec.name)),
         };
 
