@@ -42,6 +42,8 @@ pub enum AppError {
     },
     #[error("no registry store in {0}: run `registry-resolver serve` first or pass --data-dir")]
     NoStore(String),
+    #[error("API routes without an RBAC mapping (a bug: they would refuse every caller): {0}")]
+    UnmappedRoutes(String),
     #[error("reading {path}: {source}")]
     Input {
         path: String,
@@ -226,6 +228,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
                 background.clone(),
             )
             .await;
+            // Cluster RBAC maps each route to a permission; a route without
+            // one would answer everyone 401, so it must not start that way.
+            let unmapped = crate::api::operations_without_permission();
+            if !unmapped.is_empty() {
+                return Err(AppError::UnmappedRoutes(unmapped.join(", ")));
+            }
             let auth = Auth::cluster(crate::kubernetes::auth::ClusterAuth::new(
                 cluster.client,
                 args.auth_cache_ttl,

@@ -135,7 +135,10 @@ impl Pinner {
                 // another deadline. An answer that arrives replaces this.
                 for (_, target) in &targets {
                     if self.lookups.digests.get(target).await.is_none() {
-                        self.lookups.failures.insert(target.clone(), late.clone()).await;
+                        self.lookups
+                            .failures
+                            .insert(target.clone(), late.clone())
+                            .await;
                     }
                 }
                 targets.iter().map(|_| Err(late.clone())).collect()

@@ -72,7 +72,10 @@ pub fn check_default_conflict(spec: &RegistrySpec, index: &Index) -> Result<(), 
 /// credentials are never sent to a new address. `Ok(true)`: keep it (the
 /// caller then needs one stored, else [`StoreError::PasswordRequired`]);
 /// `Ok(false)`: the update sets or clears the password itself.
-pub fn keeps_stored_password(spec: &RegistrySpec, current_server: &str) -> Result<bool, StoreError> {
+pub fn keeps_stored_password(
+    spec: &RegistrySpec,
+    current_server: &str,
+) -> Result<bool, StoreError> {
     if !matches!(spec.password, PasswordChange::Keep) {
         return Ok(false);
     }
