@@ -137,6 +137,43 @@ impl NamespaceView {
     }
 }
 
+/// Each `defaultFor` entry a record claims that another record claims ahead
+/// of it — the same entry, ordered by [`default_precedence`]: (the record,
+/// the entry, the record holding it). For status messages in a cluster,
+/// where two objects can claim one entry; resolution applies the same order.
+pub fn outranked_claims(records: &[Registry]) -> Vec<(String, String, String)> {
+    let mut holders: HashMap<&str, DefaultClaim> = HashMap::new();
+    for record in records {
+        for entry in &record.default_for {
+            let claim = DefaultClaim {
+                by: match Entry::of(entry) {
+                    Entry::Name(_) => ClaimedBy::Name,
+                    Entry::Prefix(prefix) => ClaimedBy::Prefix(prefix.len()),
+                },
+                created_at: record.created_at,
+                name: Arc::from(record.name.as_str()),
+            };
+            match holders.get(entry.as_str()) {
+                Some(holder) if default_precedence(holder, &claim).is_le() => {}
+                _ => {
+                    holders.insert(entry, claim);
+                }
+            }
+        }
+    }
+    let mut outranked = Vec::new();
+    for record in records {
+        for entry in &record.default_for {
+            if let Some(holder) = holders.get(entry.as_str())
+                && &*holder.name != record.name
+            {
+                outranked.push((record.name.clone(), entry.clone(), holder.name.to_string()));
+            }
+        }
+    }
+    outranked
+}
+
 /// What a write of `defaultFor` meets among the other records' claims.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct DefaultCheck {

@@ -162,36 +162,20 @@ pub fn to_record(
     })
 }
 
-/// `defaultFor` claims: when two registries claim one namespace, the older
-/// keeps it (ties by name) and the newer's claim is dropped from its record
-/// here, with the reason returned for its status.
-pub fn settle_defaults(records: &mut [Registry]) -> Vec<(String, String)> {
-    let mut order: Vec<usize> = (0..records.len()).collect();
-    order.sort_by(|&a, &b| {
-        records[a]
-            .created_at
-            .cmp(&records[b].created_at)
-            .then_with(|| records[a].name.cmp(&records[b].name))
-    });
-    let mut owner: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    let mut dropped = Vec::new();
-    for i in order {
-        let name = records[i].name.clone();
-        records[i].default_for.retain(|ns| match owner.get(ns) {
-            Some(holder) => {
-                dropped.push((
-                    name.clone(),
-                    format!("namespace {ns:?} already has default registry {holder:?}"),
-                ));
-                false
-            }
-            None => {
-                owner.insert(ns.clone(), name.clone());
-                true
-            }
-        });
-    }
-    dropped
+/// `defaultFor` entries another registry claims ahead of this one, by the
+/// index's one precedence rule (the older registry keeps a contested entry),
+/// with the reason for the losing registry's status. Records are left as
+/// written: the index applies the same rule when it resolves.
+pub fn contested_defaults(records: &[Registry]) -> Vec<(String, String)> {
+    crate::index::outranked_claims(records)
+        .into_iter()
+        .map(|(registry, entry, holder)| {
+            (
+                registry,
+                format!("namespace {entry:?} already has default registry {holder:?}"),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -268,13 +252,19 @@ mod tests {
 
     #[test]
     fn the_older_registry_keeps_a_contested_default() {
-        let mut records = vec![
+        let records = vec![
             to_record(&object("newer", "2026-11-02T00:00:00Z", &["a"]), None).expect("record"),
             to_record(&object("older", "2026-11-01T00:00:00Z", &["a", "b"]), None).expect("record"),
         ];
-        let dropped = settle_defaults(&mut records);
-        assert_eq!(records[0].default_for, Vec::<String>::new());
-        assert_eq!(records[1].default_for, ["a", "b"]);
+        let dropped = contested_defaults(&records);
+        // Left as written; the index settles it by the same rule.
+        assert_eq!(records[0].default_for, ["a"]);
+        assert_eq!(
+            crate::index::Index::build(&records)
+                .default_registry("a")
+                .as_deref(),
+            Some("older")
+        );
         assert_eq!(
             dropped,
             [(

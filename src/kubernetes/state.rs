@@ -8,7 +8,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::Store;
 
-use super::convert::{BasicAuth, basic_auth, settle_defaults, to_record};
+use super::convert::{BasicAuth, basic_auth, contested_defaults, to_record};
 use super::crd::ImageRegistry;
 use crate::index::IndexHandle;
 use crate::registry::Registry;
@@ -77,7 +77,7 @@ pub fn records(registries: &[Arc<ImageRegistry>], secrets: &[Arc<Secret>]) -> Re
         }
     }
     out.records.sort_by(|a, b| a.name.cmp(&b.name));
-    out.problems.extend(settle_defaults(&mut out.records));
+    out.problems.extend(contested_defaults(&out.records));
     out
 }
 
