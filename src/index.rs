@@ -165,7 +165,7 @@ pub fn outranked_claims(records: &[Registry]) -> Vec<(String, String, String)> {
     for record in records {
         for entry in &record.default_for {
             if let Some(holder) = holders.get(entry.as_str())
-                && &*holder.name != record.name
+                && *holder.name != *record.name
             {
                 outranked.push((record.name.clone(), entry.clone(), holder.name.to_string()));
             }
