@@ -66,6 +66,20 @@ struct DefaultClaim {
     name: Arc<str>,
 }
 
+impl DefaultClaim {
+    /// `record`'s claim through its `defaultFor` entry `entry`.
+    fn of(entry: &str, record: &Registry, name: Arc<str>) -> Self {
+        Self {
+            by: match Entry::of(entry) {
+                Entry::Name(_) => ClaimedBy::Name,
+                Entry::Prefix(prefix) => ClaimedBy::Prefix(prefix.len()),
+            },
+            created_at: record.created_at,
+            name,
+        }
+    }
+}
+
 /// The one rule for a namespace several records claim as their default:
 /// a claim by name before a claim by pattern, a longer pattern before a
 /// shorter one, then the older record, then the lexically first name (a
@@ -145,14 +159,7 @@ pub fn outranked_claims(records: &[Registry]) -> Vec<(String, String, String)> {
     let mut holders: HashMap<&str, DefaultClaim> = HashMap::new();
     for record in records {
         for entry in &record.default_for {
-            let claim = DefaultClaim {
-                by: match Entry::of(entry) {
-                    Entry::Name(_) => ClaimedBy::Name,
-                    Entry::Prefix(prefix) => ClaimedBy::Prefix(prefix.len()),
-                },
-                created_at: record.created_at,
-                name: Arc::from(record.name.as_str()),
-            };
+            let claim = DefaultClaim::of(entry, record, Arc::from(record.name.as_str()));
             match holders.get(entry.as_str()) {
                 Some(holder) if default_precedence(holder, &claim).is_le() => {}
                 _ => {
@@ -252,14 +259,7 @@ impl Index {
                     });
                 }
                 for entry in &record.default_for {
-                    let claim = DefaultClaim {
-                        by: match Entry::of(entry) {
-                            Entry::Name(_) => ClaimedBy::Name,
-                            Entry::Prefix(prefix) => ClaimedBy::Prefix(prefix.len()),
-                        },
-                        created_at: record.created_at,
-                        name: shared.clone(),
-                    };
+                    let claim = DefaultClaim::of(entry, &record, shared.clone());
                     self.update_entry(entry, |view| {
                         let at = view
                             .claims
