@@ -115,12 +115,15 @@ pub async fn start(
         },
         shutdown.clone(),
     );
-    tokio::spawn(reverify_loop(
-        store.clone(),
-        connectivity,
-        options.reverify_interval,
-        shutdown.clone(),
-    ));
+    {
+        let (store, leading) = (store.clone(), leading.clone());
+        tokio::spawn(every_while_leading(
+            options.reverify_interval,
+            leading,
+            shutdown.clone(),
+            move || reverify_all(store.clone(), connectivity.clone()),
+        ));
+    }
     let statuses = Api::<ImageRegistry>::all(client.clone());
     tokio::spawn(reconcile_loop(
         caches, managed, namespaces, replicator, statuses, index, changed, leading, shutdown,
@@ -165,14 +168,22 @@ where
     reader
 }
 
-/// Re-checks every registry on an interval, apart from replication so a
+/// Registries re-checked at once: one dead registry waits out its own
+/// deadline without holding the others back past the interval.
+const REVERIFY_CONCURRENCY: usize = 8;
+
+/// Runs `pass` every `every` while this replica leads: re-verification
+/// writes status, and only the leader writes. Apart from replication, so a
 /// slow or dead registry never holds pull Secrets back.
-async fn reverify_loop(
-    store: Arc<KubeStore>,
-    connectivity: Arc<Connectivity>,
+async fn every_while_leading<F, Fut>(
     every: Duration,
+    leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
-) {
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -180,15 +191,28 @@ async fn reverify_loop(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let Ok(records) = store.list().await else {
-            continue;
-        };
-        for record in records {
-            if let Err(error) = connectivity.recheck(store.as_ref(), &record).await {
-                tracing::warn!(registry = %record.name, %error, "recording verification failed");
-            }
+        if *leading.borrow() {
+            pass().await;
         }
     }
+}
+
+/// Re-checks every registry, a bounded number at a time, recording each
+/// outcome in its status.
+async fn reverify_all(store: Arc<KubeStore>, connectivity: Arc<Connectivity>) {
+    let Ok(records) = store.list().await else {
+        return;
+    };
+    futures_util::stream::iter(records)
+        .for_each_concurrent(REVERIFY_CONCURRENCY, |record| {
+            let (store, connectivity) = (store.clone(), connectivity.clone());
+            async move {
+                if let Err(error) = connectivity.recheck(store.as_ref(), &record).await {
+                    tracing::warn!(registry = %record.name, %error, "recording verification failed");
+                }
+            }
+        })
+        .await;
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -460,5 +484,58 @@ async fn write_status(
         .await
     {
         tracing::warn!(registry = %name, %error, "writing status failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Re-verification writes status, so it runs only while this replica
+    /// leads: no pass as a follower, one per interval as the leader, none
+    /// again after losing the lease.
+    #[tokio::test(start_paused = true)]
+    async fn only_the_leader_reverifies() {
+        let (lead, leading) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let passes = Arc::new(AtomicUsize::new(0));
+        let counted = passes.clone();
+        let task = tokio::spawn(every_while_leading(
+            Duration::from_secs(60),
+            leading,
+            shutdown.clone(),
+            move || {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+            },
+        ));
+        // Ticks at 60, 120 and 180 s as a follower.
+        tokio::time::sleep(Duration::from_secs(185)).await;
+        assert_eq!(
+            passes.load(Ordering::SeqCst),
+            0,
+            "a follower does not re-verify"
+        );
+        // Leading: the ticks at 240 and 300 s.
+        lead.send(true).expect("send");
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(
+            passes.load(Ordering::SeqCst),
+            2,
+            "the leader re-verifies each interval"
+        );
+        // The lease lost: no more.
+        lead.send(false).expect("send");
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(
+            passes.load(Ordering::SeqCst),
+            2,
+            "not after losing the lease"
+        );
+        shutdown.cancel();
+        task.await.expect("loop ends");
     }
 }
