@@ -314,15 +314,25 @@ def flows(page):
         shot(page, "registries-zh")
         axe_scan(page, "list (zh)")
         page.set_viewport_size({"width": 390, "height": 844})
+
+        def fits_the_screen(name):
+            # Nothing wider than the phone: long code scrolls in its own box.
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{name} is {width} px wide at 390 px"
+
         shot(page, "registries-zh-390")
+        fits_the_screen("list (zh)")
         page.locator("#lang").select_option("en")
         shot(page, "registries-390")
+        fits_the_screen("list")
         page.goto(URL + "/#/registries/harbor")
         expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
         shot(page, "registry-detail-390")
+        fits_the_screen("registry page")
         page.goto(URL + "/#/workload?namespace=team-a")
         expect(page.locator(".preview.ok")).to_be_visible()
         shot(page, "workload-390")
+        fits_the_screen("workload page")
         page.set_viewport_size({"width": 1280, "height": 860})
 
         # --- Sign out.
