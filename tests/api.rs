@@ -541,6 +541,17 @@ async fn namespace_patterns_and_default_precedence(backend: Backend) {
         );
     }
 
+    // Without a cluster, the names the records list are suggested; a
+    // pattern is not a namespace.
+    if backend == Backend::Embedded {
+        let (status, body) = send(&server, Method::GET, "/namespaces", None).await;
+        assert_eq!(
+            (status, body["items"].clone()),
+            (200, json!(["team-a"])),
+            "{body}"
+        );
+    }
+
     // The same pattern claimed twice is a conflict, like the same name.
     let (status, body) = send(
         &server,

@@ -106,15 +106,5 @@ pub trait RegistryStore: Send + Sync + 'static {
     async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError>;
     /// Namespaces to suggest when authorizing a registry: the cluster's, or
     /// (without a cluster) those the records already name; sorted.
-    async fn namespace_names(&self) -> Result<Vec<String>, StoreError> {
-        let mut names: Vec<String> = self
-            .list()
-            .await?
-            .into_iter()
-            .flat_map(|r| r.namespaces)
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
-    }
+    async fn namespace_names(&self) -> Result<Vec<String>, StoreError>;
 }

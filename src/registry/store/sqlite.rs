@@ -232,6 +232,12 @@ impl RegistryStore for SqliteStore {
             .collect())
     }
 
+    /// The names the records list, from the index's own namespace entries
+    /// (patterns are not namespaces to suggest), without copying a record.
+    async fn namespace_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.inner.index.load().namespace_names())
+    }
+
     async fn delete(&self, name: &str) -> Result<bool, StoreError> {
         let deleted = self.delete_many(vec![name.to_owned()]).await?;
         Ok(!deleted.deleted.is_empty())
