@@ -516,11 +516,6 @@ impl Index {
     pub fn is_empty(&self) -> bool {
         self.registries.is_empty()
     }
-
-    /// Every record, usable or not.
-    pub fn record_count(&self) -> usize {
-        self.records.len()
-    }
 }
 
 /// Where the current snapshot lives. Stores publish into it; readers load it.

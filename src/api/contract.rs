@@ -89,10 +89,7 @@ fn error(description: &str) -> utoipa::openapi::Response {
 }
 
 fn add_common_statuses(method: &str, operation: &mut Operation) {
-    let public = operation
-        .security
-        .as_ref()
-        .is_some_and(|requirements| requirements.iter().all(is_empty_requirement));
+    let public = is_public(operation);
     let has_body = operation.request_body.is_some();
     let has_query = operation.parameters.iter().flatten().any(|parameter| {
         matches!(parameter, utoipa::openapi::RefOr::T(p)
@@ -153,8 +150,15 @@ fn add_common_statuses(method: &str, operation: &mut Operation) {
     );
 }
 
-fn is_empty_requirement(requirement: &utoipa::openapi::security::SecurityRequirement) -> bool {
-    serde_json::to_value(requirement).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+/// An operation that needs no token (`security: [{}]`, as `/info` declares).
+pub(super) fn is_public(operation: &Operation) -> bool {
+    let empty = |requirement: &utoipa::openapi::security::SecurityRequirement| {
+        serde_json::to_value(requirement).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+    };
+    operation
+        .security
+        .as_ref()
+        .is_some_and(|requirements| requirements.iter().all(empty))
 }
 
 /// `201` of a create links to every operation on the new record by its name.

@@ -152,15 +152,7 @@ pub fn operations_without_permission() -> Vec<String> {
             (Method::PATCH, &item.patch),
         ] {
             let Some(operation) = operation else { continue };
-            let public = operation.security.as_ref().is_some_and(|requirements| {
-                serde_json::to_value(requirements).is_ok_and(|v| {
-                    v.as_array().is_some_and(|a| {
-                        a.iter()
-                            .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
-                    })
-                })
-            });
-            if !public && permission_for(&method, &concrete).is_none() {
+            if !contract::is_public(operation) && permission_for(&method, &concrete).is_none() {
                 missing.push(format!("{method} {path}"));
             }
         }
