@@ -17,6 +17,8 @@ fn record(name: &str, server: &str, namespaces: &[&str], default_for: &[&str]) -
         description: None,
         namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
         default_for: default_for.iter().map(|s| s.to_string()).collect(),
+        namespace_selector: None,
+        default_for_selector: None,
         tls: TlsOptions::default(),
         pull_secret_name: name.into(),
         pin_digests: false,

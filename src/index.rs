@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering as Precedence;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,10 @@ use chrono::{DateTime, Utc};
 
 use crate::namespaces::Entry;
 use crate::registry::Registry;
+use crate::selector::NamespaceSelector;
+
+/// A namespace's labels (Kubernetes mode).
+pub type Labels = BTreeMap<String, String>;
 
 /// One registry as resolution needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,8 @@ pub enum ClaimedBy {
     Name,
     /// By a pattern: the namespace's first `len` characters and `*`.
     Prefix(usize),
+    /// By its labels (`defaultForSelector`).
+    Selector,
 }
 
 /// A record's claim to be a namespace's default.
@@ -80,9 +86,58 @@ impl DefaultClaim {
     }
 }
 
+/// A record that chooses namespaces by their labels, as the index matches
+/// it against each namespace's labels.
+#[derive(Debug)]
+struct Selecting {
+    name: Arc<str>,
+    /// `namespaceSelector`.
+    authorizes: Option<NamespaceSelector>,
+    /// `defaultForSelector`, and the claim it makes where it matches.
+    default: Option<(NamespaceSelector, DefaultClaim)>,
+    /// The record's own `namespaces`: a default by labels holds only where
+    /// the record is authorized, by labels or by these.
+    namespaces: Vec<String>,
+}
+
+impl Selecting {
+    fn of(record: &Registry, name: Arc<str>) -> Option<Self> {
+        let compile = |wire: &Option<_>| wire.as_ref().and_then(NamespaceSelector::compile);
+        let authorizes = compile(&record.namespace_selector);
+        let default = compile(&record.default_for_selector).map(|selector| {
+            (
+                selector,
+                DefaultClaim {
+                    by: ClaimedBy::Selector,
+                    created_at: record.created_at,
+                    name: name.clone(),
+                },
+            )
+        });
+        (authorizes.is_some() || default.is_some()).then(|| Self {
+            name,
+            authorizes,
+            default,
+            namespaces: record.namespaces.clone(),
+        })
+    }
+
+    /// What this record's selectors give `ns`: membership, a default claim.
+    fn gives(&self, ns: &str, labels: &Labels) -> (bool, Option<&DefaultClaim>) {
+        let member = self.authorizes.as_ref().is_some_and(|s| s.matches(labels));
+        let claim = self.default.as_ref().and_then(|(selector, claim)| {
+            (selector.matches(labels)
+                && (member || crate::namespaces::reaches(&self.namespaces, ns)))
+            .then_some(claim)
+        });
+        (member, claim)
+    }
+}
+
 /// The one rule for a namespace several records claim as their default:
 /// a claim by name before a claim by pattern, a longer pattern before a
-/// shorter one, then the older record, then the lexically first name (a
+/// shorter one, a pattern before labels (`defaultForSelector`), then the
+/// older record, then the lexically first name (a
 /// total order, so every replica and every store agrees). The embedded store
 /// refuses a second claim of the same entry on write; in a cluster the
 /// younger record is told in its status; overlapping patterns are allowed
@@ -91,6 +146,7 @@ fn default_precedence(a: &DefaultClaim, b: &DefaultClaim) -> Precedence {
     let specificity = |by: ClaimedBy| match by {
         ClaimedBy::Name => (0, 0),
         ClaimedBy::Prefix(len) => (1, usize::MAX - len),
+        ClaimedBy::Selector => (2, 0),
     };
     specificity(a.by)
         .cmp(&specificity(b.by))
@@ -137,6 +193,30 @@ impl NamespaceView {
     /// Every registry claiming the default here, the winner first.
     pub fn default_claimants(&self) -> impl Iterator<Item = &str> {
         self.claims.iter().map(|claim| &*claim.name)
+    }
+
+    /// Every registry claiming the default here and how, the winner first.
+    pub fn default_claims(&self) -> impl Iterator<Item = (&str, ClaimedBy)> {
+        self.claims.iter().map(|claim| (&*claim.name, claim.by))
+    }
+
+    /// Drops everything `name` gives this view.
+    fn forget(&mut self, name: &str) {
+        self.members.remove(name);
+        self.claims.retain(|claim| &*claim.name != name);
+    }
+
+    /// Adds what a selecting record gives this view.
+    fn take(&mut self, name: &Arc<str>, member: bool, claim: Option<&DefaultClaim>) {
+        if member {
+            self.members.insert(name.clone());
+        }
+        if let Some(claim) = claim {
+            let at = self
+                .claims
+                .partition_point(|c| default_precedence(c, claim).is_lt());
+            self.claims.insert(at, claim.clone());
+        }
     }
 
     /// Adds what a matching pattern's view holds: a namespace sees the
@@ -193,12 +273,24 @@ pub struct DefaultCheck {
 /// Most overlaps one write is told about.
 const OVERLAPS_SAID: usize = 10;
 
-/// One change to the records, as a store commits it.
+/// One change to the records, as a store commits it, or to what the
+/// cluster says about namespaces and pull Secrets.
 #[derive(Debug, Clone)]
 pub enum Change {
     /// Created or replaced.
     Upsert(Arc<Registry>),
     Remove(String),
+    /// A namespace with these labels exists (`Some`), or no longer does.
+    Namespace {
+        name: String,
+        labels: Option<Labels>,
+    },
+    /// A pull Secret of ours exists in a namespace, or no longer does.
+    PullSecret {
+        namespace: String,
+        name: String,
+        present: bool,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -213,9 +305,15 @@ pub struct Index {
     patterns: imbl::OrdMap<String, Arc<NamespaceView>>,
     /// The prefix lengths `patterns` holds, so a lookup tries only those.
     pattern_lengths: Arc<Vec<usize>>,
+    /// Records with a label selector, by name.
+    selecting: imbl::OrdMap<String, Arc<Selecting>>,
+    /// Every namespace of the cluster and its labels (Kubernetes mode).
+    namespace_labels: imbl::HashMap<String, Arc<Labels>>,
+    /// What label selectors give each namespace they match.
+    selected: imbl::HashMap<String, Arc<NamespaceView>>,
     /// Pull Secrets known to exist, by namespace, where the store knows
     /// (the Kubernetes store); `None` where it does not.
-    present_pull_secrets: Option<Arc<HashMap<String, HashSet<String>>>>,
+    present_pull_secrets: Option<imbl::HashMap<String, imbl::HashSet<String>>>,
 }
 
 impl Index {
@@ -240,9 +338,86 @@ impl Index {
                     next.insert(record);
                 }
                 Change::Remove(name) => next.remove(&name),
+                Change::Namespace { name, labels } => next.set_labels(name, labels),
+                Change::PullSecret {
+                    namespace,
+                    name,
+                    present,
+                } => {
+                    let known = next.present_pull_secrets.get_or_insert_default();
+                    let mut names = known.get(&namespace).cloned().unwrap_or_default();
+                    if present {
+                        names.insert(name);
+                    } else {
+                        names.remove(&name);
+                    }
+                    if names.is_empty() {
+                        known.remove(&namespace);
+                    } else {
+                        known.insert(namespace, names);
+                    }
+                }
             }
         }
         next
+    }
+
+    /// A namespace appeared, was relabelled or went: what selectors give
+    /// it is worked out again for this namespace alone.
+    fn set_labels(&mut self, ns: String, labels: Option<Labels>) {
+        let Some(labels) = labels else {
+            self.namespace_labels.remove(&ns);
+            self.selected.remove(&ns);
+            return;
+        };
+        if self
+            .namespace_labels
+            .get(&ns)
+            .is_some_and(|old| **old == labels)
+        {
+            return;
+        }
+        let mut view = NamespaceView::default();
+        for selecting in self.selecting.values() {
+            let (member, claim) = selecting.gives(&ns, &labels);
+            view.take(&selecting.name, member, claim);
+        }
+        if view.is_empty() {
+            self.selected.remove(&ns);
+        } else {
+            self.selected.insert(ns.clone(), Arc::new(view));
+        }
+        self.namespace_labels.insert(ns, Arc::new(labels));
+    }
+
+    /// Applies one selecting record (`Some`) or its removal (`None`) to
+    /// every namespace: the cost follows the namespace count, and only the
+    /// namespaces whose view changes are copied.
+    fn reselect(&mut self, name: &str, selecting: Option<&Selecting>) {
+        let mut changed = Vec::new();
+        for (ns, labels) in self.namespace_labels.iter() {
+            let (member, claim) = selecting.map_or((false, None), |s| s.gives(ns, labels));
+            let current = self.selected.get(ns);
+            let had = current.is_some_and(|view| {
+                view.allows(name) || view.claims.iter().any(|c| &*c.name == name)
+            });
+            if !had && !member && claim.is_none() {
+                continue;
+            }
+            let mut view = current.map(|v| NamespaceView::clone(v)).unwrap_or_default();
+            view.forget(name);
+            if let Some(selecting) = selecting {
+                view.take(&selecting.name, member, claim);
+            }
+            changed.push((ns.clone(), view));
+        }
+        for (ns, view) in changed {
+            if view.is_empty() {
+                self.selected.remove(&ns);
+            } else {
+                self.selected.insert(ns, Arc::new(view));
+            }
+        }
     }
 
     fn insert(&mut self, record: Arc<Registry>) {
@@ -280,6 +455,10 @@ impl Index {
                             .then(|| record.pull_secret_name.clone()),
                     }),
                 );
+                if let Some(selecting) = Selecting::of(&record, shared) {
+                    self.reselect(&name, Some(&selecting));
+                    self.selecting.insert(name.clone(), Arc::new(selecting));
+                }
             }
             Err(error) => {
                 tracing::error!(registry = %name, %error, "not offering a registry with an unparsable server");
@@ -293,6 +472,9 @@ impl Index {
             return;
         };
         self.registries.remove(name);
+        if self.selecting.remove(name).is_some() {
+            self.reselect(name, None);
+        }
         for entry in &old.namespaces {
             self.update_entry(entry, |view| {
                 view.members.remove(name);
@@ -428,18 +610,61 @@ impl Index {
         check
     }
 
+    /// What a record named `name` claiming the default by `selector` meets
+    /// in the namespaces it matches today, said in words for the writer:
+    /// claims by name or pattern come first, and among selectors the older
+    /// record does. Never refused: labels change, and the rule settles it.
+    pub fn check_selector_default(&self, name: &str, selector: &NamespaceSelector) -> Vec<String> {
+        let mut said = Vec::new();
+        for ns in self.namespaces_matching(selector) {
+            let Some(view) = self.namespace(ns) else {
+                continue;
+            };
+            for (other, by) in view.default_claims().filter(|(other, _)| *other != name) {
+                if said.len() == OVERLAPS_SAID {
+                    return said;
+                }
+                said.push(match by {
+                    ClaimedBy::Name => format!(
+                        "defaultForSelector: {ns} is claimed by {other} by name, which comes before labels"
+                    ),
+                    ClaimedBy::Prefix(len) => format!(
+                        "defaultForSelector: {ns} is claimed by {other} through the pattern {}*, which comes before labels",
+                        &ns[..len.min(ns.len())]
+                    ),
+                    ClaimedBy::Selector => format!(
+                        "defaultForSelector: {ns} is also claimed by {other}'s defaultForSelector; the older record is the default there"
+                    ),
+                });
+            }
+        }
+        said
+    }
+
     /// With the pull Secrets that exist in the cluster, so admission can
     /// warn when one it injects is not there yet.
     pub fn with_present_pull_secrets(
         mut self,
         present: impl IntoIterator<Item = (String, String)>,
     ) -> Self {
-        let mut by_namespace: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut by_namespace: imbl::HashMap<String, imbl::HashSet<String>> = Default::default();
         for (namespace, name) in present {
             by_namespace.entry(namespace).or_default().insert(name);
         }
-        self.present_pull_secrets = Some(Arc::new(by_namespace));
+        self.present_pull_secrets = Some(by_namespace);
         self
+    }
+
+    /// With the cluster's namespaces and their labels, for label selectors.
+    pub fn with_namespaces(self, namespaces: impl IntoIterator<Item = (String, Labels)>) -> Self {
+        self.apply(
+            namespaces
+                .into_iter()
+                .map(|(name, labels)| Change::Namespace {
+                    name,
+                    labels: Some(labels),
+                }),
+        )
     }
 
     /// Known to be missing (not merely unknown).
@@ -455,20 +680,45 @@ impl Index {
         self.registries.get(name).map(Arc::as_ref)
     }
 
-    /// Who may be used in `ns`: its own entry and every matching pattern.
-    /// Borrowed when no pattern matches (the common case, and the
-    /// webhook's); merged into a new view when one does.
+    /// Who may be used in `ns`: its own entry, every matching pattern, and
+    /// every label selector matching its labels. Borrowed when one source
+    /// alone speaks for it (the common case, and the webhook's); merged
+    /// into a new view when several do.
     pub fn namespace(&self, ns: &str) -> Option<Cow<'_, NamespaceView>> {
         let exact = self.namespaces.get(ns).map(Arc::as_ref);
+        let selected = self.selected.get(ns).map(Arc::as_ref);
         let mut patterns = self.matching_patterns(ns).peekable();
         if patterns.peek().is_none() {
-            return exact.map(Cow::Borrowed);
+            match (exact, selected) {
+                (one, None) | (None, one) => return one.map(Cow::Borrowed),
+                _ => {}
+            }
         }
         let mut merged = exact.cloned().unwrap_or_default();
         for (_, view) in patterns {
             merged.absorb(view);
         }
+        if let Some(view) = selected {
+            merged.absorb(view);
+        }
         Some(Cow::Owned(merged))
+    }
+
+    /// A namespace's labels, where the cluster told us (Kubernetes mode).
+    pub fn labels(&self, ns: &str) -> Option<&Labels> {
+        self.namespace_labels.get(ns).map(Arc::as_ref)
+    }
+
+    /// Namespaces of the cluster whose labels `selector` matches, sorted.
+    pub fn namespaces_matching(&self, selector: &NamespaceSelector) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .namespace_labels
+            .iter()
+            .filter(|(_, labels)| selector.matches(labels))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// The registry that fills in registry-relative images in `ns`, if any.
@@ -542,6 +792,15 @@ impl IndexHandle {
         self.store(index);
     }
 
+    /// Publishes what `next` makes of the current snapshot, holding the
+    /// writer lock throughout: what `next` reads is not changed by another
+    /// writer before its result is published.
+    pub fn update(&self, next: impl FnOnce(&Index) -> Index) {
+        let _writer = self.lock_writer();
+        let next = next(&self.current.load());
+        self.store(next);
+    }
+
     /// Applies committed changes to the current snapshot and publishes the
     /// result: the store calls this in commit order.
     pub fn apply(&self, changes: impl IntoIterator<Item = Change>) {
@@ -601,6 +860,8 @@ pub(crate) mod tests {
             description: None,
             namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
             default_for: default_for.iter().map(|s| s.to_string()).collect(),
+            namespace_selector: None,
+            default_for_selector: None,
             tls: TlsOptions::default(),
             pull_secret_name: format!("{name}-pull"),
             pin_digests: false,
@@ -694,7 +955,8 @@ pub(crate) mod tests {
     #[test]
     fn applying_changes_equals_rebuilding_from_the_result() {
         // A deterministic walk through creates, edits and deletes over a small
-        // universe, so namespaces gain and lose members and default claims.
+        // universe, and namespaces relabelled, so namespaces gain and lose
+        // members and default claims by name, pattern and label.
         let mut seed: u64 = 0x5eed;
         let mut next = |bound: u64| {
             seed = seed
@@ -702,48 +964,153 @@ pub(crate) mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 33) % bound
         };
+        let selector = |team: u64| -> Option<
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+        > {
+            serde_json::from_value(serde_json::json!({"matchLabels": {"team": format!("t{team}")}}))
+                .ok()
+        };
         let mut records: std::collections::BTreeMap<String, Registry> = Default::default();
+        let mut labels: std::collections::BTreeMap<String, Labels> = Default::default();
         let mut index = Index::default();
-        for step in 0..2000 {
+        for step in 0..3000 {
             let name = format!("r{}", next(12));
-            if next(4) == 0 {
-                records.remove(&name);
-                index = index.apply([Change::Remove(name)]);
-            } else {
-                // Names, and now and then a pattern, so namespaces are
-                // reached both ways and claims of both kinds compete.
-                let namespaces: Vec<String> = (0..next(4) + 1)
-                    .map(|_| match next(9) {
-                        6 => "ns*".to_owned(),
-                        7 => "n*".to_owned(),
-                        8 => "*".to_owned(),
-                        n => format!("ns{n}"),
-                    })
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let default_for: Vec<&str> = namespaces
-                    .iter()
-                    .filter(|_| next(3) == 0)
-                    .map(String::as_str)
-                    .collect();
-                let ns: Vec<&str> = namespaces.iter().map(String::as_str).collect();
-                let mut r = record(
-                    &name,
-                    "https://r.example/p",
-                    &ns,
-                    &default_for,
-                    next(2) == 0,
-                );
-                r.created_at =
-                    chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(next(5) as i64);
-                r.updated_at = r.created_at + chrono::Duration::seconds(step);
-                records.insert(name, r.clone());
-                index = index.apply([Change::Upsert(Arc::new(r))]);
+            match next(8) {
+                0 | 1 => {
+                    records.remove(&name);
+                    index = index.apply([Change::Remove(name)]);
+                }
+                2 => {
+                    // A namespace appears, is relabelled, or goes.
+                    let ns = format!("ns{}", next(7));
+                    let now = match next(4) {
+                        0 => None,
+                        team => Some(Labels::from([("team".to_owned(), format!("t{team}"))])),
+                    };
+                    match &now {
+                        Some(l) => labels.insert(ns.clone(), l.clone()),
+                        None => labels.remove(&ns),
+                    };
+                    index = index.apply([Change::Namespace {
+                        name: ns,
+                        labels: now,
+                    }]);
+                }
+                _ => {
+                    // Names, and now and then a pattern, so namespaces are
+                    // reached both ways and claims of both kinds compete.
+                    let namespaces: Vec<String> = (0..next(4))
+                        .map(|_| match next(9) {
+                            6 => "ns*".to_owned(),
+                            7 => "n*".to_owned(),
+                            8 => "*".to_owned(),
+                            n => format!("ns{n}"),
+                        })
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    let default_for: Vec<&str> = namespaces
+                        .iter()
+                        .filter(|_| next(3) == 0)
+                        .map(String::as_str)
+                        .collect();
+                    let ns: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+                    let mut r = record(
+                        &name,
+                        "https://r.example/p",
+                        &ns,
+                        &default_for,
+                        next(2) == 0,
+                    );
+                    r.namespace_selector = match next(3) {
+                        0 => None,
+                        team => selector(team),
+                    };
+                    r.default_for_selector = match next(3) {
+                        0 => None,
+                        team => selector(team),
+                    };
+                    r.created_at =
+                        chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(next(5) as i64);
+                    r.updated_at = r.created_at + chrono::Duration::seconds(step);
+                    records.insert(name, r.clone());
+                    index = index.apply([Change::Upsert(Arc::new(r))]);
+                }
             }
-            let rebuilt = Index::build(&records.values().cloned().collect::<Vec<_>>());
+            let rebuilt = Index::build(&records.values().cloned().collect::<Vec<_>>())
+                .with_namespaces(labels.clone());
             assert_eq!(observed(&index), observed(&rebuilt), "after step {step}");
         }
+    }
+
+    #[test]
+    fn labels_come_after_names_and_patterns_and_only_where_authorized() {
+        let at = |secs| chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(secs);
+        let selector = |value: serde_json::Value| serde_json::from_value(value).ok();
+        let by_labels = |name: &str, secs, authorize: bool| {
+            let mut r = record(name, "https://l.example", &[], &[], false);
+            r.created_at = at(secs);
+            if authorize {
+                r.namespace_selector = selector(serde_json::json!({"matchLabels": {"ws": "1"}}));
+            }
+            r.default_for_selector = selector(serde_json::json!({"matchLabels": {"ws": "1"}}));
+            r
+        };
+        let ws1 = Labels::from([("ws".to_owned(), "1".to_owned())]);
+        let index = Index::build(&[
+            by_labels("young-labels", 9, true),
+            by_labels("old-labels", 1, true),
+            // Claims by labels but is not authorized by them: no default.
+            by_labels("unauthorized", 0, false),
+            record(
+                "pattern",
+                "https://p.example",
+                &["team-*"],
+                &["team-*"],
+                false,
+            ),
+        ])
+        .with_namespaces([
+            ("team-a".to_owned(), ws1.clone()),
+            ("proj".to_owned(), ws1.clone()),
+            ("other".to_owned(), Labels::new()),
+        ]);
+        let view = index.namespace("proj").expect("selected");
+        assert_eq!(view.default_registry(), Some("old-labels"));
+        assert_eq!(view.default_claimed_by(), Some(ClaimedBy::Selector));
+        assert_eq!(
+            view.authorized().collect::<Vec<_>>(),
+            ["old-labels", "young-labels"]
+        );
+        let view = index.namespace("team-a").expect("reached");
+        assert_eq!(
+            view.default_registry(),
+            Some("pattern"),
+            "a pattern before labels"
+        );
+        assert_eq!(
+            view.authorized().collect::<Vec<_>>(),
+            ["pattern", "old-labels", "young-labels"]
+        );
+        assert!(index.namespace("other").is_none());
+        // What a new claim by the same labels is told.
+        let said = index.check_selector_default(
+            "new",
+            &NamespaceSelector::compile(
+                &selector(serde_json::json!({"matchLabels": {"ws": "1"}})).expect("wire"),
+            )
+            .expect("valid"),
+        );
+        assert!(
+            said.iter()
+                .any(|s| s.contains("team-a is claimed by pattern through the pattern team-*")),
+            "{said:?}"
+        );
+        assert!(
+            said.iter()
+                .any(|s| s.contains("proj is also claimed by old-labels")),
+            "{said:?}"
+        );
     }
 
     #[test]

@@ -27,5 +27,6 @@ pub mod pod_template;
 pub mod reference;
 pub mod registry;
 pub mod resolve;
+pub mod selector;
 pub mod server;
 pub mod telemetry;

@@ -3,7 +3,7 @@
 //! (`*`), or every namespace whose name starts with a prefix (`team-*`), so
 //! projects created later are covered without editing the record.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use crate::excerpt::excerpt;
@@ -77,14 +77,20 @@ pub fn check_entry(entry: &str) -> Result<(), String> {
 /// The existing namespaces `entries` reach, each once, by name: names are
 /// looked up and prefixes read as a range, so the cost follows the answer,
 /// not the number of namespaces.
-pub fn expand<'n>(entries: &[String], existing: &'n BTreeSet<String>) -> BTreeSet<&'n String> {
+/// `existing` maps each namespace to what the caller keeps about it (its
+/// labels, in a cluster).
+pub fn expand<'n, V>(
+    entries: &[String],
+    existing: &'n BTreeMap<String, V>,
+) -> BTreeSet<&'n String> {
     let mut reached = BTreeSet::new();
     for entry in entries {
         match Entry::of(entry) {
-            Entry::Name(name) => reached.extend(existing.get(name)),
+            Entry::Name(name) => reached.extend(existing.get_key_value(name).map(|(ns, _)| ns)),
             Entry::Prefix(prefix) => reached.extend(
                 existing
                     .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                    .map(|(ns, _)| ns)
                     .take_while(|ns| ns.starts_with(prefix)),
             ),
         }
@@ -130,9 +136,10 @@ mod tests {
 
     #[test]
     fn expansion_reads_only_what_matches() {
-        let existing: BTreeSet<String> = ["default", "prod", "team-a", "team-b", "teams", "zeta"]
-            .map(String::from)
-            .into();
+        let existing: BTreeMap<String, ()> =
+            ["default", "prod", "team-a", "team-b", "teams", "zeta"]
+                .map(|ns| (ns.to_owned(), ()))
+                .into();
         let reached = |entries: &[&str]| -> Vec<String> {
             let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
             expand(&entries, &existing).into_iter().cloned().collect()

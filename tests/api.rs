@@ -212,6 +212,59 @@ async fn conflicts_and_validation_errors(backend: Backend) {
     assert_eq!(fields, ["name", "server", "namespaces"]);
     assert_eq!(body["error"]["field"], "name");
 
+    // A label selector: checked as the API server checks one, by field;
+    // an empty one (every namespace) is refused.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?verify=false",
+        Some(json!({"name": "sel", "server": "r.example", "namespaceSelector": {},
+                    "defaultForSelector": {"matchExpressions": [{"key": "team", "operator": "In"}]}})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"), "{body}");
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| d["field"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "namespaceSelector",
+            "defaultForSelector.matchExpressions[0].values"
+        ]
+    );
+    // A valid one: namespaces have labels only in a cluster.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?verify=false",
+        Some(json!({"name": "sel", "server": "r.example",
+                    "namespaceSelector": {"matchLabels": {"kubesphere.io/workspace": "ws1"}}})),
+    )
+    .await;
+    match backend {
+        Backend::Embedded => {
+            assert_eq!((status, error_code(&body)), (422, "invalid"), "{body}");
+            assert_eq!(body["error"]["field"], "namespaceSelector");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Kubernetes mode")),
+                "{body}"
+            );
+        }
+        Backend::Kubernetes => {
+            assert_eq!(status, 201, "{body}");
+            assert_eq!(
+                body["namespaceSelector"],
+                json!({"matchLabels": {"kubesphere.io/workspace": "ws1"}})
+            );
+        }
+    }
+
     // Wrong type names the field.
     let (status, body) = send(
         &server,
@@ -509,13 +562,13 @@ async fn namespace_patterns_and_default_precedence(backend: Backend) {
     let body = default_in("team-a").await;
     assert_eq!(
         body["default"],
-        json!({"registry": "named", "via": "team-a", "outranked": ["teams", "everyone"]})
+        json!({"registry": "named", "by": "name", "via": "team-a", "outranked": ["teams", "everyone"]})
     );
     assert_eq!(item_names(&body), ["named", "everyone", "teams"]);
     let body = default_in("team-b").await;
     assert_eq!(
         body["default"],
-        json!({"registry": "teams", "via": "team-*", "outranked": ["everyone"]})
+        json!({"registry": "teams", "by": "pattern", "via": "team-*", "outranked": ["everyone"]})
     );
     let body = default_in("prod").await;
     assert_eq!(body["default"]["via"], "*");

@@ -136,6 +136,14 @@ async fn the_console_in_kubernetes_mode() {
         .await
         .expect("create");
     assert_eq!(created.status(), 201);
+    // A project of workspace ws1, for a registry chosen by labels.
+    server.fake().put(
+        "namespaces",
+        "v1",
+        "Namespace",
+        None,
+        serde_json::json!({"metadata": {"name": "proj-1", "labels": {"kubesphere.io/workspace": "ws1"}}}),
+    );
     // The controller places the pull Secrets and says so in the status.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {

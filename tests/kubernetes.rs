@@ -355,6 +355,119 @@ async fn a_pattern_reaches_namespaces_created_later() {
     cluster.stop().await;
 }
 
+/// `namespaceSelector` and `defaultForSelector`: namespaces created or
+/// relabelled later gain the registry, its pull Secret and its default;
+/// one relabelled away loses them; the record is never touched.
+#[tokio::test]
+async fn a_namespace_selector_follows_namespace_labels() {
+    let mut cluster = TestServer::start_kubernetes_rbac().await;
+    let fake = cluster.fake().clone();
+    let labelled = |name: &str, workspace: &str| {
+        fake.put(
+            "namespaces",
+            "v1",
+            "Namespace",
+            None,
+            json!({"metadata": {"name": name, "labels": {"kubesphere.io/workspace": workspace}}}),
+        );
+    };
+    labelled("proj-1", "ws1");
+    labelled("proj-2", "ws2");
+    let workspace = json!({"matchLabels": {"kubesphere.io/workspace": "ws1"}});
+    let created = cluster
+        .api_as(Method::POST, "/registries?verify=false", "admin-token")
+        .json(&json!({"name": "harbor-ws1", "server": "harbor.example.com", "username": "robot", "password": "pw",
+                      "namespaceSelector": workspace, "defaultForSelector": workspace}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(
+        created.status(),
+        201,
+        "{}",
+        created.text().await.unwrap_or_default()
+    );
+    eventually("pull secret in the workspace's namespace", || {
+        fake.get("secrets", Some("proj-1"), "harbor-ws1").is_some()
+    })
+    .await;
+    assert!(fake.get("secrets", Some("proj-2"), "harbor-ws1").is_none());
+
+    // The picker says which default applies and why.
+    let picker = |ns: &str| {
+        let request = cluster.api_as(
+            Method::GET,
+            &format!("/namespaces/{ns}/registries"),
+            "admin-token",
+        );
+        async move {
+            request
+                .send()
+                .await
+                .expect("picker")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let answer = picker("proj-1").await;
+    assert_eq!(answer["items"][0]["name"], "harbor-ws1", "{answer}");
+    assert_eq!(answer["default"]["registry"], "harbor-ws1", "{answer}");
+    assert_eq!(answer["default"]["by"], "selector", "{answer}");
+    assert_eq!(
+        answer["default"]["via"], "kubesphere.io/workspace=ws1",
+        "{answer}"
+    );
+    assert_eq!(picker("proj-2").await["items"], json!([]));
+
+    let object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {}, "template": {"metadata": {}, "spec": {"containers": [{"name": "app", "image": "/team/app:1"}]}}}});
+    let review = |namespace: &str| {
+        let client = cluster.client.clone();
+        let url = format!("https://localhost:{}/mutate", cluster.addr().port());
+        let body = common::admission_review(&object, namespace, "CREATE");
+        async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("review")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let answer = review("proj-1").await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(answer["response"]["patch"].is_string(), "{answer}");
+    assert_eq!(review("proj-2").await["response"]["allowed"], false);
+
+    // Relabelled into the workspace, and a project created later: both
+    // gain the registry; the one relabelled out loses it.
+    labelled("proj-2", "ws1");
+    labelled("proj-3", "ws1");
+    labelled("proj-1", "ws2");
+    eventually("pull secrets follow the labels", || {
+        fake.get("secrets", Some("proj-2"), "harbor-ws1").is_some()
+            && fake.get("secrets", Some("proj-3"), "harbor-ws1").is_some()
+            && fake.get("secrets", Some("proj-1"), "harbor-ws1").is_none()
+    })
+    .await;
+    assert_eq!(review("proj-2").await["response"]["allowed"], true);
+    assert_eq!(review("proj-1").await["response"]["allowed"], false);
+    eventually("the status counts the namespaces reached by labels", || {
+        fake.get("imageregistries", None, "harbor-ws1")
+            .is_some_and(|r| r["status"]["replicatedNamespaces"] == json!(["proj-2", "proj-3"]))
+    })
+    .await;
+    let record = fake
+        .get("imageregistries", None, "harbor-ws1")
+        .expect("record");
+    assert_eq!(record["spec"]["namespaceSelector"], workspace);
+    cluster.stop().await;
+}
+
 #[tokio::test]
 async fn the_api_on_the_cluster_store_uses_cluster_rbac() {
     let mut cluster = TestServer::start_kubernetes_rbac().await;

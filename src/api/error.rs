@@ -125,6 +125,12 @@ impl ApiError {
                 Some("password".into()),
                 vec![],
             ),
+            Self::Store(S::NeedsCluster(field)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                Some((*field).into()),
+                vec![],
+            ),
             Self::Store(S::Modified(_)) => (StatusCode::CONFLICT, "conflict", None, vec![]),
             Self::Store(S::Backend(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, vec![])

@@ -37,13 +37,25 @@ pub struct RegistryList {
 #[serde(rename_all = "camelCase")]
 pub struct DefaultChoice {
     pub registry: String,
-    /// The `defaultFor` entry that reaches the namespace: its name or a
-    /// pattern such as `team-*`.
+    /// How the default reaches the namespace.
+    pub by: ClaimKind,
+    /// The `defaultFor` entry that reaches the namespace (its name or a
+    /// pattern such as `team-*`), or the `defaultForSelector` as `kubectl -l`
+    /// writes it.
     pub via: String,
     /// Other records claiming it too, which the precedence rule put after
     /// this one (a name before a pattern, a longer pattern first, then the
     /// older record).
     pub outranked: Vec<String>,
+}
+
+/// How a default reaches a namespace, in precedence order.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ClaimKind {
+    Name,
+    Pattern,
+    Selector,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -416,11 +428,16 @@ pub async fn patch(
 /// Overlaps of `spec`'s defaults with other records' that the precedence
 /// rule settles: allowed, and said to the writer.
 fn default_overlaps(state: &AppState, spec: &RegistrySpec) -> Vec<String> {
-    state
-        .index
-        .load()
-        .check_defaults(&spec.name, &spec.default_for)
-        .overlaps
+    let index = state.index.load();
+    let mut said = index.check_defaults(&spec.name, &spec.default_for).overlaps;
+    if let Some(selector) = spec
+        .default_for_selector
+        .as_ref()
+        .and_then(crate::selector::NamespaceSelector::compile)
+    {
+        said.extend(index.check_selector_default(&spec.name, &selector));
+    }
+    said
 }
 
 /// Adds each warning as a `Warning: 299` header, as the Kubernetes API
@@ -501,8 +518,18 @@ pub async fn namespace_registries(
         .collect();
     let default = view.default_registry().map(|registry| DefaultChoice {
         registry: registry.to_owned(),
+        by: match view.default_claimed_by() {
+            Some(ClaimedBy::Prefix(_)) => ClaimKind::Pattern,
+            Some(ClaimedBy::Selector) => ClaimKind::Selector,
+            _ => ClaimKind::Name,
+        },
         via: match view.default_claimed_by() {
             Some(ClaimedBy::Prefix(len)) => format!("{}*", &namespace[..len.min(namespace.len())]),
+            Some(ClaimedBy::Selector) => index
+                .record(registry)
+                .and_then(|record| record.default_for_selector.as_ref())
+                .map(crate::selector::describe)
+                .unwrap_or_default(),
             _ => namespace.clone(),
         },
         outranked: view

@@ -18,9 +18,9 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::crd::ImageRegistry;
-use super::desired::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Registry as Replicated};
+use super::desired::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, Registry as Replicated};
 use super::replicate::{Replicator, observed};
-use super::state::Caches;
+use super::state::{Caches, Touched};
 use super::status::Wanted;
 use super::store::KubeStore;
 use crate::index::IndexHandle;
@@ -53,56 +53,66 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Cluster {
     let changed = Arc::new(Notify::new());
-    let registries = watch(
-        Api::<ImageRegistry>::all(client.clone()),
-        watcher::Config::default(),
-        &changed,
-        &shutdown,
-    );
-    let credentials = watch(
-        Api::<Secret>::namespaced(client.clone(), &options.namespace),
-        watcher::Config::default().fields("type=kubernetes.io/basic-auth"),
-        &changed,
-        &shutdown,
-    );
-    let managed = watch(
-        Api::<Secret>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
-        &changed,
-        &shutdown,
-    );
-    let namespaces = watch(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
-        &changed,
-        &shutdown,
-    );
-    let (listed_registries, listed_credentials) = tokio::join!(
-        registries.wait_until_ready(),
-        credentials.wait_until_ready()
-    );
-    if listed_registries.is_err() || listed_credentials.is_err() {
-        tracing::error!("a watch stopped before it listed");
-    }
-    let caches = Caches {
+    let (registries, registries_writer) = reflector::store();
+    let (credentials, credentials_writer) = reflector::store();
+    let (managed, managed_writer) = reflector::store();
+    let (namespaces, namespaces_writer) = reflector::store();
+    let caches = Arc::new(Caches {
         registries: registries.clone(),
         secrets: credentials.clone(),
         pull_secrets: Some(managed.clone()),
+        namespaces: Some(namespaces.clone()),
+    });
+    let watching = Watching {
+        caches: caches.clone(),
+        index: index.clone(),
+        changed: changed.clone(),
+        shutdown: shutdown.clone(),
     };
-    caches.publish(&index);
-    let store = Arc::new(
-        KubeStore::new(
-            client.clone(),
-            options.namespace.clone(),
-            Caches {
-                registries,
-                secrets: credentials,
-                pull_secrets: Some(managed.clone()),
-            },
-            index.clone(),
-        )
-        .with_namespaces(namespaces.clone()),
+    watching.watch(
+        Api::<ImageRegistry>::all(client.clone()),
+        watcher::Config::default(),
+        registries_writer,
+        |object| Touched::Registry(object.name_any()),
     );
+    watching.watch(
+        Api::<Secret>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default().fields("type=kubernetes.io/basic-auth"),
+        credentials_writer,
+        |secret| Touched::Credentials(secret.name_any()),
+    );
+    watching.watch(
+        Api::<Secret>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
+        managed_writer,
+        |secret| Touched::PullSecret {
+            namespace: secret.namespace().unwrap_or_default(),
+            name: secret.name_any(),
+        },
+    );
+    watching.watch(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        namespaces_writer,
+        |namespace| Touched::Namespace(namespace.name_any()),
+    );
+    // Label selectors need the namespaces before the first answer, as
+    // records need their credentials.
+    let (listed_registries, listed_credentials, listed_namespaces) = tokio::join!(
+        registries.wait_until_ready(),
+        credentials.wait_until_ready(),
+        namespaces.wait_until_ready()
+    );
+    if listed_registries.is_err() || listed_credentials.is_err() || listed_namespaces.is_err() {
+        tracing::error!("a watch stopped before it listed");
+    }
+    caches.publish(&index);
+    let store = Arc::new(KubeStore::new(
+        client.clone(),
+        options.namespace.clone(),
+        Caches::clone(&caches),
+        index.clone(),
+    ));
     let replicator = Replicator::new(client.clone());
     let leading = super::lease::run(
         client.clone(),
@@ -126,46 +136,74 @@ pub async fn start(
     }
     let statuses = Api::<ImageRegistry>::all(client.clone());
     tokio::spawn(reconcile_loop(
-        caches, managed, namespaces, replicator, statuses, index, changed, leading, shutdown,
+        caches, managed, namespaces, replicator, statuses, changed, leading, shutdown,
     ));
     Cluster { store, client }
 }
 
-/// A reflector over `api`, its events waking `changed`. Errors are retried
-/// with backoff by the watcher; the task ends with `shutdown`.
-fn watch<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    changed: &Arc<Notify>,
-    shutdown: &CancellationToken,
-) -> Store<K>
-where
-    K: kube::Resource
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
-    let (changed, shutdown) = (changed.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                event = stream.next() => match event {
-                    Some(Ok(_)) => changed.notify_one(),
-                    Some(Err(error)) => tracing::warn!(%error, "watch error; retrying"),
-                    None => return,
-                },
+/// What every watch feeds: the caches, the index, and the replication loop.
+struct Watching {
+    caches: Arc<Caches>,
+    index: Arc<IndexHandle>,
+    changed: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+impl Watching {
+    /// A reflector over `api` into `writer`. Each event changes the index
+    /// where it touches it (`touched` says what an object touches), at
+    /// once, and wakes the replication loop; a relist rebuilds the index.
+    /// Errors are retried with backoff by the watcher; the task ends with
+    /// `shutdown`.
+    fn watch<K>(
+        &self,
+        api: Api<K>,
+        config: watcher::Config,
+        writer: reflector::store::Writer<K>,
+        touched: fn(&K) -> Touched,
+    ) where
+        K: kube::Resource
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    {
+        let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+        let (caches, index, changed, shutdown) = (
+            self.caches.clone(),
+            self.index.clone(),
+            self.changed.clone(),
+            self.shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    event = stream.next() => match event {
+                        Some(Ok(event)) => {
+                            let what = match &event {
+                                watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
+                                    Some(touched(object))
+                                }
+                                watcher::Event::InitDone => Some(Touched::Everything),
+                                watcher::Event::Init | watcher::Event::InitApply(_) => None,
+                            };
+                            if let Some(what) = what {
+                                caches.apply(&index, what);
+                            }
+                            changed.notify_one();
+                        }
+                        Some(Err(error)) => tracing::warn!(%error, "watch error; retrying"),
+                        None => return,
+                    },
+                }
             }
-        }
-    });
-    reader
+        });
+    }
 }
 
 /// Registries re-checked at once: one dead registry waits out its own
@@ -217,12 +255,11 @@ async fn reverify_all(store: Arc<KubeStore>, connectivity: Arc<Connectivity>) {
 
 #[allow(clippy::too_many_arguments)]
 async fn reconcile_loop(
-    caches: Caches,
+    caches: Arc<Caches>,
     managed: Store<Secret>,
     namespaces: Store<Namespace>,
     replicator: Replicator,
     statuses: Api<ImageRegistry>,
-    index: Arc<IndexHandle>,
     changed: Arc<Notify>,
     mut leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
@@ -234,11 +271,11 @@ async fn reconcile_loop(
             // A new leader makes a full pass at once.
             Ok(()) = leading.changed() => {}
         }
-        // The webhook sees a change at once; replication waits for a burst
-        // of events to settle into one pass.
-        caches.publish(&index);
+        // The webhook saw the change at once (the watches apply it to the
+        // index); replication waits for a burst of events to settle into
+        // one pass.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let converted = caches.publish(&index);
+        let converted = caches.converted();
         // Every replica serves from its caches; only the leader writes.
         if !*leading.borrow() {
             continue;
@@ -246,7 +283,11 @@ async fn reconcile_loop(
         for (registry, problem) in &converted.problems {
             tracing::warn!(registry = %registry, %problem, "registry not usable as is");
         }
-        let existing: BTreeSet<String> = namespaces.state().iter().map(|n| n.name_any()).collect();
+        let existing: Namespaces = namespaces
+            .state()
+            .iter()
+            .map(|n| (n.name_any(), n.labels().clone()))
+            .collect();
         let observed: Vec<_> = managed.state().iter().filter_map(|s| observed(s)).collect();
         let deleting: BTreeSet<String> = caches
             .registries
@@ -264,6 +305,10 @@ async fn reconcile_loop(
                     name: record.name.clone(),
                     pull_secret_name: record.pull_secret_name.clone(),
                     namespaces: record.namespaces.clone(),
+                    selector: record
+                        .namespace_selector
+                        .as_ref()
+                        .and_then(crate::selector::NamespaceSelector::compile),
                     auths_key: server.host.clone(),
                     credentials: converted
                         .credentials

@@ -98,6 +98,24 @@ pub fn to_record(
     {
         return Err(format!("ImageRegistry {label:?}: {field}: {message}"));
     }
+    if spec.namespaces.is_empty() && spec.namespace_selector.is_none() {
+        return Err(format!(
+            "ImageRegistry {label:?}: namespaces: at least one namespace is required (or a namespaceSelector)"
+        ));
+    }
+    for (field, selector) in [
+        ("namespaceSelector", &spec.namespace_selector),
+        ("defaultForSelector", &spec.default_for_selector),
+    ] {
+        if let Some((part, message)) = selector.iter().flat_map(crate::selector::problems).next() {
+            let at = if part.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{field}.{part}")
+            };
+            return Err(format!("ImageRegistry {label:?}: {at}: {message}"));
+        }
+    }
     let server =
         Server::parse(&spec.server).map_err(|e| format!("ImageRegistry {label:?}: {e}"))?;
     let created = object
@@ -123,6 +141,8 @@ pub fn to_record(
         description: spec.description.clone(),
         namespaces: spec.namespaces.clone(),
         default_for: spec.default_for.clone(),
+        namespace_selector: spec.namespace_selector.clone(),
+        default_for_selector: spec.default_for_selector.clone(),
         tls: spec
             .tls
             .as_ref()

@@ -5,7 +5,7 @@
 //! The CRD is generated from these types (`registry-resolver crd`); the copy
 //! in `charts/registry-resolver/crds/` is checked against them by a test.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +36,10 @@ const SECRET_NAME_RULE: &str =
 // for one rule, so the CRD would not install. Each entry is checked by the
 // schema's pattern (cheap); the pairing is checked when the object becomes
 // a record, and a record that fails it is not used (its status says why).
-#[x_kube(cel)]
+#[x_kube(
+    cel,
+    validation = Rule::new("has(self.namespaceSelector) || (has(self.namespaces) && size(self.namespaces) > 0)").message("at least one namespace is required (or a namespaceSelector)")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageRegistrySpec {
     /// `dockerhub.qingcloud.com`, `http://10.0.0.5:5000` (plain HTTP), `https://harbor.example.com:8443/library`.
@@ -49,14 +52,14 @@ pub struct ImageRegistrySpec {
     /// Namespaces allowed to use this registry: names, `*` (every
     /// namespace) or a prefix and `*` (`team-*`, namespaces created later
     /// included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
-        length(min = 1, max = 5000),
+        length(max = 5000),
         inner(
             length(min = 1, max = 63),
             pattern(r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?|[a-z0-9][-a-z0-9]*\*)$")
         )
     )]
-    #[x_kube(validation = Rule::new("size(self) > 0").message("at least one namespace is required"))]
     pub namespaces: Vec<String>,
     /// Where it fills in images that name no registry: names or patterns,
     /// each reached by `namespaces`.
@@ -69,6 +72,15 @@ pub struct ImageRegistrySpec {
         )
     )]
     pub default_for: Vec<String>,
+    /// Namespaces allowed by their labels as well, e.g. every project of a
+    /// workspace (`matchLabels: {kubesphere.io/workspace: ws1}`): a
+    /// namespace created or relabelled later follows. Not empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Where it fills in images that name no registry, by labels: among the
+    /// namespaces it is allowed in, after claims by name and by pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_for_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
     /// The `kubernetes.io/dockerconfigjson` Secret replicated into every
@@ -181,6 +193,14 @@ mod tests {
         assert!(
             spec(json!({"server": "r.example", "namespaces": []})).is_err(),
             "no namespaces"
+        );
+        assert!(
+            spec(json!({"server": "r.example"})).is_err(),
+            "no namespaces, no selector"
+        );
+        assert!(
+            spec(json!({"server": "r.example", "namespaceSelector": {"matchLabels": {"kubesphere.io/workspace": "ws1"}}})).is_ok(),
+            "a selector alone authorizes"
         );
         assert!(spec(json!({"server": "r.example", "namespaces": ["a"], "pullSecretName": "pull.secret-1"})).is_ok());
         for bad in ["", "Upper", "a..b", "-a", "a_b"] {

@@ -5,6 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
+
+use crate::index::Labels;
+use crate::selector::NamespaceSelector;
 use base64::engine::general_purpose::STANDARD;
 
 /// Labels on every Secret we manage.
@@ -18,12 +21,34 @@ pub struct Registry {
     pub name: String,
     pub pull_secret_name: String,
     pub namespaces: Vec<String>,
+    /// `namespaceSelector`: namespaces reached by their labels as well.
+    pub selector: Option<NamespaceSelector>,
     /// `host[:port]`: the key the kubelet matches in `auths`.
     pub auths_key: String,
     /// `None`: a public registry, no pull secret.
     pub credentials: Option<(String, String)>,
     /// Being deleted (finalizer running): its secrets go.
     pub deleting: bool,
+}
+
+/// The cluster's namespaces and their labels.
+pub type Namespaces = BTreeMap<String, Labels>;
+
+impl Registry {
+    /// The existing namespaces this registry's pull Secret belongs in: those
+    /// its names and patterns reach, and those its selector matches.
+    pub fn targets<'n>(&self, existing: &'n Namespaces) -> BTreeSet<&'n String> {
+        let mut reached = crate::namespaces::expand(&self.namespaces, existing);
+        if let Some(selector) = &self.selector {
+            reached.extend(
+                existing
+                    .iter()
+                    .filter(|(_, labels)| selector.matches(labels))
+                    .map(|(ns, _)| ns),
+            );
+        }
+        reached
+    }
 }
 
 /// A Secret seen in the cluster, named like one we want or labelled as ours.
@@ -74,7 +99,7 @@ pub fn dockerconfigjson(auths_key: &str, username: &str, password: &str) -> Vec<
 /// is created when it appears (the controller watches namespaces).
 pub fn plan(
     registries: &[Registry],
-    namespaces: &BTreeSet<String>,
+    namespaces: &Namespaces,
     observed: &[ObservedSecret],
 ) -> Vec<Action> {
     let by_key: BTreeMap<(&str, &str), &ObservedSecret> = observed
@@ -93,8 +118,8 @@ pub fn plan(
             continue;
         };
         let content = dockerconfigjson(&registry.auths_key, username, password);
-        // Names and patterns alike reach only namespaces that exist.
-        for namespace in crate::namespaces::expand(&registry.namespaces, namespaces) {
+        // Names, patterns and labels alike reach only namespaces that exist.
+        for namespace in registry.targets(namespaces) {
             let key = (namespace.clone(), registry.pull_secret_name.clone());
             if let Some((other, _)) = wanted.get(&key) {
                 actions.push(Action::Conflict {
@@ -153,6 +178,7 @@ mod tests {
             name: name.into(),
             pull_secret_name: format!("{name}-pull"),
             namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+            selector: None,
             auths_key: "r.example:5000".into(),
             credentials: password.map(|p| ("robot".into(), p.into())),
             deleting: false,
@@ -184,15 +210,45 @@ mod tests {
         }
     }
 
-    fn namespaces(names: &[&str]) -> BTreeSet<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    fn namespaces(names: &[&str]) -> Namespaces {
+        names
+            .iter()
+            .map(|s| (s.to_string(), Labels::new()))
+            .collect()
+    }
+
+    #[test]
+    fn a_selector_reaches_the_namespaces_whose_labels_match() {
+        let mut by_labels = registry("r", &["named"], Some("pw"));
+        by_labels.selector = serde_json::from_value(
+            serde_json::json!({"matchLabels": {"kubesphere.io/workspace": "ws1"}}),
+        )
+        .ok()
+        .and_then(|wire| NamespaceSelector::compile(&wire));
+        let ws = |w: &str| Labels::from([("kubesphere.io/workspace".to_owned(), w.to_owned())]);
+        let existing: Namespaces = [
+            ("named".to_owned(), Labels::new()),
+            ("proj-1".to_owned(), ws("ws1")),
+            ("proj-2".to_owned(), ws("ws2")),
+        ]
+        .into();
+        // An old copy where the labels no longer match goes.
+        let observed = [ours("proj-2", "r-pull", "r", "pw")];
+        assert_eq!(
+            plan(&[by_labels], &existing, &observed),
+            [
+                apply("named", "r-pull", "r", "pw"),
+                apply("proj-1", "r-pull", "r", "pw"),
+                delete("proj-2", "r-pull"),
+            ]
+        );
     }
 
     /// (what, registries, existing namespaces, observed secrets, expected actions)
     type Case = (
         &'static str,
         Vec<Registry>,
-        BTreeSet<String>,
+        Namespaces,
         Vec<ObservedSecret>,
         Vec<Action>,
     );

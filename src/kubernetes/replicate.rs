@@ -12,7 +12,8 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 
 use super::desired::{
-    Action, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObservedSecret, REGISTRY_LABEL, Registry, plan,
+    Action, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, ObservedSecret, REGISTRY_LABEL,
+    Registry, plan,
 };
 
 /// The field manager of every write we make.
@@ -35,9 +36,10 @@ impl Outcome {
         &self,
         registry: &Registry,
         managed: &[ObservedSecret],
-        namespaces: &BTreeSet<String>,
+        namespaces: &Namespaces,
     ) -> Vec<String> {
-        let mut out: Vec<String> = crate::namespaces::expand(&registry.namespaces, namespaces)
+        let mut out: Vec<String> = registry
+            .targets(namespaces)
             .into_iter()
             .filter(|ns| {
                 !self
@@ -79,7 +81,7 @@ impl Replicator {
     pub async fn reconcile(
         &self,
         registries: &[Registry],
-        namespaces: &BTreeSet<String>,
+        namespaces: &Namespaces,
         managed: &[ObservedSecret],
     ) -> Outcome {
         let mut observed = managed.to_vec();
@@ -233,6 +235,7 @@ mod tests {
             name: "harbor".into(),
             pull_secret_name: "harbor-pull".into(),
             namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+            selector: None,
             auths_key: "harbor.example.com".into(),
             credentials: Some(("robot".into(), "pw".into())),
             deleting: false,
@@ -314,7 +317,10 @@ mod tests {
             );
             send.send_response(not_found("old-pull"));
         });
-        let namespaces: BTreeSet<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let namespaces: Namespaces = ["a", "b", "c"]
+            .iter()
+            .map(|s| (s.to_string(), Default::default()))
+            .collect();
         let orphan = ObservedSecret {
             namespace: "c".into(),
             name: "old-pull".into(),
@@ -356,7 +362,7 @@ mod tests {
                 "reason": "Forbidden", "code": 403});
             send.send_response(respond(403, &status));
         });
-        let namespaces: BTreeSet<String> = ["a"].iter().map(|s| s.to_string()).collect();
+        let namespaces: Namespaces = [("a".to_string(), Default::default())].into();
         let outcome = Replicator::new(client)
             .reconcile(&[registry(&["a"])], &namespaces, &[])
             .await;

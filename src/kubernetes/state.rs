@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::reflector::Store;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::convert::{BasicAuth, basic_auth, contested_defaults, to_record};
 use super::crd::ImageRegistry;
-use crate::index::IndexHandle;
+use crate::index::{Change, Index, IndexHandle, Labels};
 use crate::registry::Registry;
 
 /// Records derived from the caches, with what could not be used.
@@ -24,56 +24,73 @@ pub struct Records {
     pub problems: Vec<(String, String)>,
 }
 
+/// One object as the index uses it: its record and credentials, or the
+/// problem that keeps it out. `None`: nothing to say (being deleted, or
+/// without a name).
+type Converted = Option<Result<(Registry, Option<BasicAuth>), (String, String)>>;
+
+/// Converts one ImageRegistry; `secret` finds a credentials Secret of the
+/// install namespace by name.
+fn convert(object: &ImageRegistry, secret: impl Fn(&str) -> Option<Arc<Secret>>) -> Converted {
+    let name = object.metadata.name.clone()?;
+    // Being deleted: no longer offered to workloads; its Secrets go.
+    if object.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let credentials = match &object.spec.credentials_secret_ref {
+        None => None,
+        Some(reference) => match secret(&reference.name) {
+            Some(secret) => match basic_auth(&secret) {
+                Some(auth) => Some((auth, secret)),
+                None => {
+                    return Some(Err((
+                        name,
+                        format!(
+                            "credentials Secret {:?} has no non-empty username and password",
+                            reference.name
+                        ),
+                    )));
+                }
+            },
+            None => {
+                return Some(Err((
+                    name,
+                    format!("credentials Secret {:?} not found", reference.name),
+                )));
+            }
+        },
+    };
+    Some(
+        match to_record(
+            object,
+            credentials
+                .as_ref()
+                .map(|(auth, secret)| (auth, secret.as_ref())),
+        ) {
+            Ok(record) => Ok((record, credentials.map(|(auth, _)| auth))),
+            Err(problem) => Err((name, problem)),
+        },
+    )
+}
+
 /// Converts the cached objects. `secrets` are those of the install
 /// namespace, where `credentialsSecretRef` points.
 pub fn records(registries: &[Arc<ImageRegistry>], secrets: &[Arc<Secret>]) -> Records {
-    let by_name: HashMap<&str, &Secret> = secrets
+    let by_name: HashMap<&str, &Arc<Secret>> = secrets
         .iter()
-        .filter_map(|s| Some((s.metadata.name.as_deref()?, s.as_ref())))
+        .filter_map(|s| Some((s.metadata.name.as_deref()?, s)))
         .collect();
     let mut out = Records::default();
     for object in registries {
-        let Some(name) = object.metadata.name.clone() else {
-            continue;
-        };
-        // Being deleted: no longer offered to workloads; its Secrets go.
-        if object.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let credentials =
-            match &object.spec.credentials_secret_ref {
-                None => None,
-                Some(reference) => match by_name.get(reference.name.as_str()) {
-                    Some(secret) => match basic_auth(secret) {
-                        Some(auth) => Some((auth, *secret)),
-                        None => {
-                            out.problems.push((name.clone(), format!(
-                            "credentials Secret {:?} has no non-empty username and password",
-                            reference.name
-                        )));
-                            continue;
-                        }
-                    },
-                    None => {
-                        out.problems.push((
-                            name.clone(),
-                            format!("credentials Secret {:?} not found", reference.name),
-                        ));
-                        continue;
-                    }
-                },
-            };
-        match to_record(
-            object,
-            credentials.as_ref().map(|(auth, secret)| (auth, *secret)),
-        ) {
-            Ok(record) => {
-                if let Some((auth, _)) = credentials {
-                    out.credentials.insert(name, auth);
+        match convert(object, |name| by_name.get(name).map(|s| Arc::clone(s))) {
+            None => {}
+            Some(Ok((record, credentials))) => {
+                if let Some(auth) = credentials {
+                    out.credentials.insert(record.name.clone(), auth);
                 }
                 out.records.push(record);
             }
-            Err(problem) => out.problems.push((name, problem)),
+            Some(Err(problem)) => out.problems.push(problem),
         }
     }
     out.records.sort_by(|a, b| a.name.cmp(&b.name));
@@ -81,28 +98,139 @@ pub fn records(registries: &[Arc<ImageRegistry>], secrets: &[Arc<Secret>]) -> Re
     out
 }
 
+/// What one watch event touched, for [`Caches::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touched {
+    Registry(String),
+    /// A credentials Secret of the install namespace, by name.
+    Credentials(String),
+    Namespace(String),
+    PullSecret {
+        namespace: String,
+        name: String,
+    },
+    /// A watch listed everything again (after a restart or a lost watch):
+    /// rebuilt from the caches.
+    Everything,
+}
+
 /// The watch caches behind the index.
+#[derive(Clone)]
 pub struct Caches {
     pub registries: Store<ImageRegistry>,
     pub secrets: Store<Secret>,
     /// Our pull Secrets, when watched: admission warns about missing ones.
     pub pull_secrets: Option<Store<Secret>>,
+    /// The cluster's namespaces, when watched: label selectors match them.
+    pub namespaces: Option<Store<Namespace>>,
 }
 
 impl Caches {
-    /// Rebuilds the records and publishes them; called after every watch
-    /// event, off the admission path.
-    pub fn publish(&self, index: &IndexHandle) -> Records {
+    /// Rebuilds the whole index from the caches and publishes it: once the
+    /// watches have listed, and after a watch lists again.
+    pub fn publish(&self, index: &IndexHandle) {
+        index.update(|_| self.build());
+    }
+
+    fn build(&self) -> Index {
         let converted = records(&self.registries.state(), &self.secrets.state());
-        let mut built = crate::index::Index::build(&converted.records);
+        let mut built = Index::build(&converted.records);
+        if let Some(namespaces) = &self.namespaces {
+            built = built.with_namespaces(
+                namespaces
+                    .state()
+                    .iter()
+                    .filter_map(|ns| Some((ns.metadata.name.clone()?, labels(ns)))),
+            );
+        }
         if let Some(pull_secrets) = &self.pull_secrets {
             built =
                 built.with_present_pull_secrets(pull_secrets.state().iter().filter_map(|s| {
                     Some((s.metadata.namespace.clone()?, s.metadata.name.clone()?))
                 }));
         }
-        index.publish_index(built);
-        converted
+        built
+    }
+
+    /// The records, credentials and problems as the caches hold them now:
+    /// for replication and status.
+    pub fn converted(&self) -> Records {
+        records(&self.registries.state(), &self.secrets.state())
+    }
+
+    /// Applies what one watch event touched to the index, changing only
+    /// the entries it affects. The caches are read under the index's
+    /// writer lock, so whichever event is applied last sees every cache as
+    /// it is: two events racing (a registry and its credentials) cannot
+    /// leave the index with the older state of either.
+    pub fn apply(&self, index: &IndexHandle, touched: Touched) {
+        // Until the first full publish (once every watch has listed), the
+        // caches are read whole then; nothing to apply piecemeal.
+        if !index.is_loaded() {
+            return;
+        }
+        index.update(|current| match &touched {
+            Touched::Everything => self.build(),
+            Touched::Registry(name) => current.apply([self.registry_change(name)]),
+            Touched::Credentials(secret) => current.apply(
+                self.registries
+                    .state()
+                    .iter()
+                    .filter(|object| {
+                        object
+                            .spec
+                            .credentials_secret_ref
+                            .as_ref()
+                            .is_some_and(|r| &r.name == secret)
+                    })
+                    .filter_map(|object| object.metadata.name.as_deref())
+                    .map(|name| self.registry_change(name))
+                    .collect::<Vec<_>>(),
+            ),
+            Touched::Namespace(name) => current.apply([Change::Namespace {
+                name: name.clone(),
+                labels: self
+                    .namespaces
+                    .as_ref()
+                    .and_then(|store| store.get(&ObjectRef::new(name)))
+                    .map(|ns| labels(&ns)),
+            }]),
+            Touched::PullSecret { namespace, name } => current.apply([Change::PullSecret {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                present: self.pull_secrets.as_ref().is_some_and(|store| {
+                    store.get(&ObjectRef::new(name).within(namespace)).is_some()
+                }),
+            }]),
+        });
+    }
+
+    /// A credentials Secret by name (the watch covers the install
+    /// namespace only).
+    fn secret(&self, name: &str) -> Option<Arc<Secret>> {
+        self.secrets
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+    }
+
+    /// The index change for the registry `name` as the caches hold it now.
+    fn registry_change(&self, name: &str) -> Change {
+        let converted = self
+            .registries
+            .get(&ObjectRef::new(name))
+            .and_then(|object| convert(&object, |secret| self.secret(secret)));
+        match converted {
+            Some(Ok((record, _))) => Change::Upsert(Arc::new(record)),
+            _ => Change::Remove(name.to_owned()),
+        }
+    }
+
+    /// A registry's credentials as the caches hold them now.
+    pub fn credentials(&self, name: &str) -> Option<BasicAuth> {
+        let object = self.registries.get(&ObjectRef::new(name))?;
+        match convert(&object, |secret| self.secret(secret)) {
+            Some(Ok((_, credentials))) => credentials,
+            _ => None,
+        }
     }
 
     /// Ready once both watches have listed everything at least once.
@@ -112,6 +240,11 @@ impl Caches {
         ready(self.registries.wait_until_ready().now_or_never())
             && ready(self.secrets.wait_until_ready().now_or_never())
     }
+}
+
+/// A namespace's labels.
+fn labels(namespace: &Namespace) -> Labels {
+    namespace.metadata.labels.clone().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -149,6 +282,84 @@ mod tests {
         .expect("Secret")
     }
 
+    fn namespace(name: &str, labels: serde_json::Value) -> Namespace {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "resourceVersion": "1", "labels": labels}
+        }))
+        .expect("Namespace")
+    }
+
+    /// Caches over fresh writers, listed empty, and their index published.
+    struct Cluster {
+        registries: Writer<ImageRegistry>,
+        secrets: Writer<Secret>,
+        namespaces: Writer<Namespace>,
+        caches: Caches,
+        index: Arc<IndexHandle>,
+    }
+
+    impl Cluster {
+        fn listed() -> Self {
+            let mut registries = Writer::<ImageRegistry>::default();
+            let mut secrets = Writer::<Secret>::default();
+            let mut namespaces = Writer::<Namespace>::default();
+            registries.apply_watcher_event(&Event::Init);
+            registries.apply_watcher_event(&Event::InitDone);
+            secrets.apply_watcher_event(&Event::Init);
+            secrets.apply_watcher_event(&Event::InitDone);
+            namespaces.apply_watcher_event(&Event::Init);
+            namespaces.apply_watcher_event(&Event::InitDone);
+            let caches = Caches {
+                registries: registries.as_reader(),
+                secrets: secrets.as_reader(),
+                pull_secrets: None,
+                namespaces: Some(namespaces.as_reader()),
+            };
+            let index = IndexHandle::new();
+            caches.publish(&index);
+            Self {
+                registries,
+                secrets,
+                namespaces,
+                caches,
+                index,
+            }
+        }
+
+        /// What the webhook would see in `ns`: authorized registries, the
+        /// default, and how it is claimed.
+        fn sees(&self, ns: &str) -> (Vec<String>, Option<String>) {
+            let index = self.index.load();
+            match index.namespace(ns) {
+                Some(view) => (
+                    view.authorized().map(str::to_owned).collect(),
+                    view.default_registry().map(str::to_owned),
+                ),
+                None => (Vec::new(), None),
+            }
+        }
+
+        /// The index built piecemeal equals one built from the caches whole.
+        fn assert_consistent(&self, namespaces: &[&str]) {
+            let whole = self.caches.build();
+            let piecemeal = self.index.load();
+            for ns in namespaces {
+                let see = |index: &Index| {
+                    index.namespace(ns).map(|view| {
+                        (
+                            view.authorized().map(str::to_owned).collect::<Vec<_>>(),
+                            view.default_registry().map(str::to_owned),
+                        )
+                    })
+                };
+                assert_eq!(see(&piecemeal), see(&whole), "namespace {ns}");
+            }
+            let names = |index: &Index| index.records().map(|r| r.name.clone()).collect::<Vec<_>>();
+            assert_eq!(names(&piecemeal), names(&whole));
+        }
+    }
+
     #[test]
     fn the_index_follows_watch_events_and_is_ready_after_the_initial_lists() {
         let mut registries = Writer::<ImageRegistry>::default();
@@ -157,6 +368,7 @@ mod tests {
             registries: registries.as_reader(),
             secrets: secrets.as_reader(),
             pull_secrets: None,
+            namespaces: None,
         };
         let index = IndexHandle::new();
 
@@ -169,6 +381,9 @@ mod tests {
             Some("harbor-credentials"),
         )));
         registries.apply_watcher_event(&Event::InitDone);
+        // Events before the first full publish are left to it.
+        caches.apply(&index, Touched::Registry("harbor".into()));
+        assert!(!index.is_loaded());
         assert!(
             !caches.is_synced(),
             "not ready until every watch has listed"
@@ -178,7 +393,8 @@ mod tests {
         secrets.apply_watcher_event(&Event::InitDone);
         assert!(caches.is_synced());
 
-        let converted = caches.publish(&index);
+        caches.publish(&index);
+        let converted = caches.converted();
         assert!(converted.problems.is_empty(), "{:?}", converted.problems);
         let snapshot = index.load();
         let harbor = snapshot.registry("harbor").expect("indexed");
@@ -188,6 +404,10 @@ mod tests {
             Some("harbor")
         );
         assert_eq!(converted.credentials["harbor"].username, "robot");
+        assert_eq!(
+            caches.credentials("harbor").map(|c| c.password),
+            Some("s3cret".to_owned())
+        );
 
         // A later object claiming the same default; then the credentials go away.
         registries.apply_watcher_event(&Event::Apply(registry(
@@ -196,26 +416,28 @@ mod tests {
             &["team-a"],
             None,
         )));
-        let converted = caches.publish(&index);
+        caches.apply(&index, Touched::Registry("zeta".into()));
         assert_eq!(
             index.load().default_registry("team-a").as_deref(),
             Some("harbor")
         );
         assert!(
-            converted
+            caches
+                .converted()
                 .problems
                 .iter()
                 .any(|(r, p)| r == "zeta" && p.contains("already has default registry \"harbor\""))
         );
 
         secrets.apply_watcher_event(&Event::Delete(basic_auth_secret("harbor-credentials")));
-        let converted = caches.publish(&index);
+        caches.apply(&index, Touched::Credentials("harbor-credentials".into()));
         assert!(
             index.load().registry("harbor").is_none(),
             "unusable without its credentials"
         );
         assert!(
-            converted
+            caches
+                .converted()
                 .problems
                 .iter()
                 .any(|(r, p)| r == "harbor" && p.contains("not found"))
@@ -224,6 +446,14 @@ mod tests {
             index.load().default_registry("team-a").as_deref(),
             Some("zeta")
         );
+        // The credentials come back: the registry does too, touched only
+        // through its Secret.
+        secrets.apply_watcher_event(&Event::Apply(basic_auth_secret("harbor-credentials")));
+        caches.apply(&index, Touched::Credentials("harbor-credentials".into()));
+        assert_eq!(
+            index.load().default_registry("team-a").as_deref(),
+            Some("harbor")
+        );
 
         registries.apply_watcher_event(&Event::Delete(registry(
             "zeta",
@@ -231,7 +461,168 @@ mod tests {
             &["team-a"],
             None,
         )));
-        caches.publish(&index);
+        caches.apply(&index, Touched::Registry("zeta".into()));
+        registries.apply_watcher_event(&Event::Delete(registry(
+            "harbor",
+            &["team-a"],
+            &["team-a"],
+            Some("harbor-credentials"),
+        )));
+        caches.apply(&index, Touched::Registry("harbor".into()));
         assert!(index.load().namespace("team-a").is_none());
+    }
+
+    /// `namespaceSelector` and `defaultForSelector` against namespaces
+    /// created, relabelled and deleted later, each event applied alone.
+    #[test]
+    fn label_selectors_follow_namespaces_as_they_come_change_and_go() {
+        let mut cluster = Cluster::listed();
+        let with_selectors = |name: &str,
+                              created: &str,
+                              namespaces: &[&str],
+                              selector: serde_json::Value,
+                              default: Option<serde_json::Value>| {
+            let mut object = registry(name, namespaces, &[], None);
+            object.metadata.creation_timestamp = serde_json::from_value(json!(created)).ok();
+            object.spec.namespace_selector = serde_json::from_value(selector).ok();
+            object.spec.default_for_selector = default.and_then(|d| serde_json::from_value(d).ok());
+            object
+        };
+        let ws1 = json!({"matchLabels": {"kubesphere.io/workspace": "ws1"}});
+        cluster
+            .registries
+            .apply_watcher_event(&Event::Apply(with_selectors(
+                "harbor-ws1",
+                "2026-11-01T00:00:00Z",
+                &[],
+                ws1.clone(),
+                Some(ws1.clone()),
+            )));
+        cluster
+            .caches
+            .apply(&cluster.index, Touched::Registry("harbor-ws1".into()));
+        assert_eq!(
+            cluster.sees("proj-1"),
+            (vec![], None),
+            "no such namespace yet"
+        );
+
+        // A project of the workspace appears: it gets the registry, as default.
+        cluster
+            .namespaces
+            .apply_watcher_event(&Event::Apply(namespace(
+                "proj-1",
+                json!({"kubesphere.io/workspace": "ws1"}),
+            )));
+        cluster
+            .caches
+            .apply(&cluster.index, Touched::Namespace("proj-1".into()));
+        assert_eq!(
+            cluster.sees("proj-1"),
+            (vec!["harbor-ws1".into()], Some("harbor-ws1".into()))
+        );
+
+        // Another registry claims it by name: a name comes before labels.
+        cluster
+            .registries
+            .apply_watcher_event(&Event::Apply(registry(
+                "named",
+                &["proj-1"],
+                &["proj-1"],
+                None,
+            )));
+        cluster
+            .caches
+            .apply(&cluster.index, Touched::Registry("named".into()));
+        assert_eq!(
+            cluster.sees("proj-1"),
+            (
+                vec!["named".into(), "harbor-ws1".into()],
+                Some("named".into())
+            )
+        );
+        cluster.assert_consistent(&["proj-1"]);
+
+        // A second selector default, younger: the older record keeps it.
+        cluster.registries.apply_watcher_event(&Event::Apply(with_selectors(
+            "younger", "2026-11-20T00:00:00Z", &[], json!({"matchExpressions": [{"key": "kubesphere.io/workspace", "operator": "Exists"}]}), Some(json!({"matchExpressions": [{"key": "kubesphere.io/workspace", "operator": "Exists"}]})),
+        )));
+        cluster
+            .caches
+            .apply(&cluster.index, Touched::Registry("younger".into()));
+        cluster
+            .namespaces
+            .apply_watcher_event(&Event::Apply(namespace(
+                "proj-2",
+                json!({"kubesphere.io/workspace": "ws1"}),
+            )));
+        cluster
+            .caches
+            .apply(&cluster.index, Touched::Namespace("proj-2".into()));
+        assert_eq!(
+            cluster.sees("proj-2"),
+            (
+                vec!["harbor-ws1".into(), "younger".into()],
+                Some("harbor-ws1".into())
+            )
+        );
+
+        // Relabelled into another workspace: harbor-ws1 is gone from it.
+        cluster
+            .namespaces
+            .apply_watcher_event(&Event::Apply(namespace(
+                "proj-2",
+                json!({"kubesphere.io/workspace": "ws2"}),
+            )));
+        cluster
+            .caches
+            .apply(&cluster.index, Touched::Namespace("proj-2".into()));
+        assert_eq!(
+            cluster.sees("proj-2"),
+            (vec!["younger".into()], Some("younger".into()))
+        );
+
+        // Labels removed: nothing selects it any more.
+        cluster
+            .namespaces
+            .apply_watcher_event(&Event::Apply(namespace("proj-2", json!({}))));
+        cluster
+            .caches
+            .apply(&cluster.index, Touched::Namespace("proj-2".into()));
+        assert_eq!(cluster.sees("proj-2"), (vec![], None));
+        cluster.assert_consistent(&["proj-1", "proj-2"]);
+
+        // The record's selector changes: every namespace follows at once.
+        cluster
+            .registries
+            .apply_watcher_event(&Event::Apply(with_selectors(
+                "harbor-ws1",
+                "2026-11-01T00:00:00Z",
+                &[],
+                json!({"matchLabels": {"kubesphere.io/workspace": "ws9"}}),
+                None,
+            )));
+        cluster
+            .caches
+            .apply(&cluster.index, Touched::Registry("harbor-ws1".into()));
+        assert_eq!(
+            cluster.sees("proj-1"),
+            (vec!["named".into(), "younger".into()], Some("named".into()))
+        );
+
+        // The namespace goes.
+        cluster
+            .namespaces
+            .apply_watcher_event(&Event::Delete(namespace("proj-1", json!({}))));
+        cluster
+            .caches
+            .apply(&cluster.index, Touched::Namespace("proj-1".into()));
+        assert_eq!(
+            cluster.sees("proj-1"),
+            (vec!["named".into()], Some("named".into())),
+            "named still names it"
+        );
+        cluster.assert_consistent(&["proj-1", "proj-2"]);
+        let _ = &mut cluster.secrets;
     }
 }

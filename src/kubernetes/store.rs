@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::crd::{ImageRegistry, ImageRegistrySpec, SecretRef, TlsSpec};
 use super::replicate::FIELD_MANAGER;
-use super::state::{Caches, records};
+use super::state::{Caches, Touched};
 use crate::index::IndexHandle;
 use crate::registry::store::{BatchDeleted, Credentials, RegistryStore, StoreError};
 use crate::registry::{Password, PasswordChange, Registry, RegistrySpec, RegistryStatus};
@@ -26,8 +26,6 @@ pub struct KubeStore {
     /// The install namespace, home of the credential Secrets.
     namespace: String,
     caches: Caches,
-    /// The cluster's namespaces, when watched.
-    namespaces: Option<kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Namespace>>,
     index: Arc<IndexHandle>,
     /// How long a write waits to see itself in the cache.
     settle: Duration,
@@ -55,17 +53,7 @@ impl KubeStore {
             caches,
             index,
             settle: Duration::from_secs(5),
-            namespaces: None,
         }
-    }
-
-    /// With the cluster's namespaces, for the console's suggestions.
-    pub fn with_namespaces(
-        mut self,
-        namespaces: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Namespace>,
-    ) -> Self {
-        self.namespaces = Some(namespaces);
-        self
     }
 
     fn registries(&self) -> Api<ImageRegistry> {
@@ -90,7 +78,8 @@ impl KubeStore {
     }
 
     /// Waits until the cache holds `name` at `resource_version` (or, with
-    /// `None`, no longer holds it), then republishes the index.
+    /// `None`, no longer holds it), then applies it to the index (the watch
+    /// does too; whichever comes first, the client reads its own write).
     async fn settled(&self, name: &str, resource_version: Option<&str>) {
         let deadline = Instant::now() + self.settle;
         loop {
@@ -109,7 +98,8 @@ impl KubeStore {
                         "the watch cache did not show a write in time"
                     );
                 }
-                self.caches.publish(&self.index);
+                self.caches
+                    .apply(&self.index, Touched::Registry(name.to_owned()));
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -199,6 +189,8 @@ fn crd_spec(spec: &RegistrySpec, has_credentials: bool) -> ImageRegistrySpec {
         description: spec.description.clone(),
         namespaces: spec.namespaces.clone(),
         default_for: spec.default_for.clone(),
+        namespace_selector: spec.namespace_selector.clone(),
+        default_for_selector: spec.default_for_selector.clone(),
         tls: (spec.tls.ca_bundle.is_some() || spec.tls.insecure_skip_verify).then(|| TlsSpec {
             ca_bundle: spec.tls.ca_bundle.clone(),
             insecure_skip_verify: spec.tls.insecure_skip_verify,
@@ -357,7 +349,7 @@ impl RegistryStore for KubeStore {
     }
 
     async fn namespace_names(&self) -> Result<Vec<String>, StoreError> {
-        let Some(namespaces) = &self.namespaces else {
+        let Some(namespaces) = &self.caches.namespaces else {
             return Ok(Vec::new());
         };
         let mut names: Vec<String> = namespaces
@@ -370,13 +362,9 @@ impl RegistryStore for KubeStore {
     }
 
     async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError> {
-        let converted = records(
-            &self.caches.registries.state(),
-            &self.caches.secrets.state(),
-        );
-        Ok(converted.credentials.get(name).map(|auth| Credentials {
-            username: auth.username.clone(),
-            password: Password::new(auth.password.clone()),
+        Ok(self.caches.credentials(name).map(|auth| Credentials {
+            username: auth.username,
+            password: Password::new(auth.password),
         }))
     }
 }
@@ -400,12 +388,14 @@ mod tests {
             registries: registries.as_reader(),
             secrets: secrets.as_reader(),
             pull_secrets: None,
+            namespaces: None,
         };
         registries.apply_watcher_event(&Event::Init);
         registries.apply_watcher_event(&Event::InitDone);
         secrets.apply_watcher_event(&Event::Init);
         secrets.apply_watcher_event(&Event::InitDone);
         let index = IndexHandle::new();
+        caches.publish(&index);
         let store = KubeStore::new(
             kube::Client::new(service, "default"),
             "registry-resolver".into(),

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -40,6 +41,15 @@ pub struct Registry {
     pub namespaces: Vec<String>,
     /// Namespaces where this registry fills in registry-relative images that name no registry.
     pub default_for: Vec<String>,
+    /// Kubernetes mode: namespaces authorized by their labels, besides `namespaces`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LabelSelectorDoc>)]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Kubernetes mode: namespaces, chosen by their labels, where this registry is
+    /// the default (where it is also authorized); after claims by name or pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LabelSelectorDoc>)]
+    pub default_for_selector: Option<LabelSelector>,
     pub tls: TlsOptions,
     /// The `kubernetes.io/dockerconfigjson` Secret injected into workloads.
     pub pull_secret_name: String,
@@ -174,13 +184,23 @@ pub struct RegistryInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 1024)]
     pub description: Option<String>,
-    /// At least one, at most 5000.
-    #[schema(example = json!(["team-a"]), value_type = Vec<Dns1123Label>, required = true, min_items = 1, max_items = 5000)]
+    /// At most 5000; at least one unless `namespaceSelector` is given.
+    #[schema(example = json!(["team-a"]), value_type = Vec<Dns1123Label>, required = true, max_items = 5000)]
     pub namespaces: Option<Vec<String>>,
     /// Each one also in `namespaces`; at most 5000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Dns1123Label>>, max_items = 5000)]
     pub default_for: Option<Vec<String>>,
+    /// Kubernetes mode only (the embedded store answers 422): namespaces
+    /// authorized by their labels. An empty selector is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LabelSelectorDoc>)]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Kubernetes mode only: the default where these labels match and the
+    /// registry is authorized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LabelSelectorDoc>)]
+    pub default_for_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsOptions>,
     /// A DNS-1123 subdomain; the record's name when left out.
@@ -225,6 +245,8 @@ impl From<&Registry> for RegistryInput {
             description: r.description.clone(),
             namespaces: Some(r.namespaces.clone()),
             default_for: Some(r.default_for.clone()),
+            namespace_selector: r.namespace_selector.clone(),
+            default_for_selector: r.default_for_selector.clone(),
             tls: Some(r.tls.clone()),
             pull_secret_name: Some(r.pull_secret_name.clone()),
             pin_digests: Some(r.pin_digests),
@@ -276,6 +298,8 @@ pub struct RegistrySpec {
     pub description: Option<String>,
     pub namespaces: Vec<String>,
     pub default_for: Vec<String>,
+    pub namespace_selector: Option<LabelSelector>,
+    pub default_for_selector: Option<LabelSelector>,
     pub tls: TlsOptions,
     pub pull_secret_name: String,
     pub pin_digests: bool,
@@ -436,11 +460,27 @@ impl RegistryInput {
             (Some(namespaces), Some(default_for)) => (namespaces, default_for),
             _ => return Err(ValidationErrors(errors)),
         };
-        if namespaces.is_empty() {
-            fail("namespaces", "at least one namespace is required".into());
+        if namespaces.is_empty() && self.namespace_selector.is_none() {
+            fail(
+                "namespaces",
+                "at least one namespace is required (or a namespaceSelector)".into(),
+            );
         }
         for (field, message) in namespace_entry_errors(&namespaces, &default_for) {
             fail(&field, message);
+        }
+        for (field, selector) in [
+            ("namespaceSelector", &self.namespace_selector),
+            ("defaultForSelector", &self.default_for_selector),
+        ] {
+            for (part, message) in selector.iter().flat_map(crate::selector::problems) {
+                let at = if part.is_empty() {
+                    field.to_owned()
+                } else {
+                    format!("{field}.{part}")
+                };
+                fail(&at, message);
+            }
         }
 
         let tls = self.tls.unwrap_or_default();
@@ -474,6 +514,8 @@ impl RegistryInput {
                 description,
                 namespaces,
                 default_for,
+                namespace_selector: self.namespace_selector,
+                default_for_selector: self.default_for_selector,
                 tls,
                 pull_secret_name,
                 pin_digests: self.pin_digests.unwrap_or(false),
@@ -533,6 +575,36 @@ pub fn namespace_entry_errors(
 /// [`check_dns1123_label`] as JSON Schema says it, for the OpenAPI document
 /// (a test holds the two to the same answers).
 pub const DNS1123_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// A Kubernetes label selector (`metav1.LabelSelector`) in the OpenAPI
+/// document; values are k8s-openapi's own type. Schema only.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LabelSelector)]
+pub struct LabelSelectorDoc {
+    /// Labels a namespace must carry, each with this value; at most 32.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_labels: Option<std::collections::BTreeMap<String, String>>,
+    /// Requirements a namespace's labels must all meet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 32)]
+    pub match_expressions: Option<Vec<LabelSelectorRequirementDoc>>,
+}
+
+/// One requirement of a label selector.
+#[derive(Serialize, ToSchema)]
+#[schema(as = LabelSelectorRequirement)]
+pub struct LabelSelectorRequirementDoc {
+    #[schema(min_length = 1, max_length = 317)]
+    pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    #[schema(pattern = "^(In|NotIn|Exists|DoesNotExist)$")]
+    pub operator: String,
+    /// Required for `In` and `NotIn`, empty otherwise; at most 64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 64)]
+    pub values: Option<Vec<String>>,
+}
 
 /// A name or namespace in the OpenAPI document: a string that passes
 /// [`check_dns1123_label`]. Schema only; values stay `String`s.

@@ -321,7 +321,8 @@ function renderList(content, list) {
       cell(t('field.server'), h('span', { class: 'mono' }, r.server.replace(/^https?:\/\//, '')), ' ', serverBadges(r)),
       cell(t('field.username'), r.username || h('span', { class: 'muted' }, '—')),
       cell(t('field.namespaces'), h('span', { class: 'count' }, r.namespaces.length), ' ',
-        h('span', { class: 'muted' }, r.namespaces.slice(0, 3).join(', ') + (r.namespaces.length > 3 ? ', …' : ''))),
+        h('span', { class: 'muted' }, r.namespaces.slice(0, 3).join(', ') + (r.namespaces.length > 3 ? ', …' : '')),
+        r.namespaceSelector ? [' ', h('span', { class: 'badge', title: selectorText(r.namespaceSelector) }, t('list.byLabels'))] : null),
       cell(t('field.defaultFor'), r.defaultFor.length ? r.defaultFor.slice(0, 3).join(', ') + (r.defaultFor.length > 3 ? ', …' : '') : h('span', { class: 'muted' }, '—')),
       cell(t('field.status'), statusChip(r, true)),
       cell(t('field.created'), formatTime(r.createdAt))))));
@@ -360,7 +361,39 @@ function deleteSelected() {
 
 // ---------- create and edit ----------
 
-const FIELD_OF = (path) => path.replace(/\[\d+\]$/, '').replace(/^tls\./, 'tls.');
+const FIELD_OF = (path) => path.replace(/\[\d+\]$/, '').replace(/^(namespaceSelector|defaultForSelector)\b.*/, 'namespaceSelector');
+
+/** A label selector in the short form `kubectl -l` reads: `k=v`, `k`, `!k`. */
+function selectorText(selector) {
+  if (!selector) return '';
+  const parts = Object.entries(selector.matchLabels || {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of selector.matchExpressions || []) {
+    if (e.operator === 'Exists') parts.push(e.key);
+    else if (e.operator === 'DoesNotExist') parts.push(`!${e.key}`);
+    else parts.push(`${e.key} ${e.operator === 'In' ? 'in' : 'notin'} (${(e.values || []).join(',')})`);
+  }
+  return parts.join(', ');
+}
+
+/** Can the short form say this selector (no In/NotIn)? */
+const selectorEditable = (selector) => !selector
+  || (selector.matchExpressions || []).every((e) => e.operator === 'Exists' || e.operator === 'DoesNotExist');
+
+/** The short form back to a selector; the server checks keys and values. */
+function parseSelector(text) {
+  const matchLabels = {};
+  const matchExpressions = [];
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq >= 0) matchLabels[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+    else if (part.startsWith('!')) matchExpressions.push({ key: part.slice(1).trim(), operator: 'DoesNotExist' });
+    else matchExpressions.push({ key: part, operator: 'Exists' });
+  }
+  const selector = {};
+  if (Object.keys(matchLabels).length) selector.matchLabels = matchLabels;
+  if (matchExpressions.length) selector.matchExpressions = matchExpressions;
+  return Object.keys(selector).length ? selector : null;
+}
 
 function registryDialog(existing) {
   const editing = Boolean(existing);
@@ -399,6 +432,14 @@ function registryDialog(existing) {
     api('GET', '/namespaces')
       .then((found) => mount(suggestions, found.items.map((ns) => h('option', { value: ns }))))
       .catch(() => {});
+    // Namespaces by label: Kubernetes mode only (namespaces have labels
+    // only in a cluster). A selector the short form cannot say is kept
+    // as it is and edited with kubectl.
+    const byLabels = info.store === 'kubernetes' || Boolean(current.namespaceSelector);
+    const selectorLocked = !selectorEditable(current.namespaceSelector);
+    const selectorInput = h('input', { class: 'input mono', value: selectorText(current.namespaceSelector),
+      placeholder: 'kubesphere.io/workspace=ws1', spellcheck: 'false', autocomplete: 'off', disabled: selectorLocked });
+    const selectorDefault = h('input', { type: 'checkbox', checked: Boolean(current.defaultForSelector) });
     const defaults = h('div', { class: 'checks' });
     const chosenDefaults = new Set(current.defaultFor);
     const renderDefaults = () => {
@@ -442,6 +483,11 @@ function registryDialog(existing) {
       if (description.value.trim()) value.description = description.value.trim();
       if (caBundle.value.trim()) value.tls.caBundle = caBundle.value.trim();
       if (pullSecret.value.trim()) value.pullSecretName = pullSecret.value.trim();
+      const selector = selectorLocked ? current.namespaceSelector : parseSelector(selectorInput.value);
+      if (selector) {
+        value.namespaceSelector = selector;
+        if (selectorDefault.checked) value.defaultForSelector = selectorLocked && current.defaultForSelector ? current.defaultForSelector : selector;
+      }
       return value;
     };
     const clearErrors = () => {
@@ -549,6 +595,10 @@ function registryDialog(existing) {
       namespaces.list,
       h('fieldset', { class: 'field' }, h('legend', { class: 'label' }, t('field.defaultFor')),
         h('p', { class: 'help' }, t('dialog.defaultForHelp')), defaults),
+      byLabels ? [
+        field('namespaceSelector', t('field.namespaceSelector'), selectorInput,
+          selectorLocked ? t('dialog.selectorLocked') : t('dialog.selectorHelp')),
+        h('label', { class: 'check-label' }, selectorDefault, ' ', t('dialog.selectorDefault'))] : null,
       h('details', { class: 'advanced', open: Boolean(current.tls && (current.tls.caBundle || current.tls.insecureSkipVerify)) || undefined },
         h('summary', {}, t('dialog.advanced')),
         field('tls.caBundle', t('field.caBundle'), caBundle, t('dialog.caHelp')),
@@ -693,6 +743,11 @@ async function registryPage(name) {
       h('h2', { id: 'sec-ns' }, t('field.namespaces')),
       record.pullSecrets && !record.pullSecrets.ready && record.pullSecrets.message
         ? alertBox('warn', t('detail.pullSecretsIncomplete'), ' ', record.pullSecrets.message) : null,
+      record.namespaceSelector ? h('p', {}, record.namespaces.length ? t('detail.byLabels') : t('detail.byLabelsOnly'), ' ',
+        h('code', { class: 'mono' }, selectorText(record.namespaceSelector)),
+        record.defaultForSelector ? [' ', h('span', { class: 'badge badge-default' }, t('detail.default')),
+          selectorText(record.defaultForSelector) !== selectorText(record.namespaceSelector)
+            ? [' ', h('code', { class: 'mono' }, selectorText(record.defaultForSelector))] : null] : null) : null,
       h('ul', { class: 'ns-list' }, record.namespaces.map((ns) => h('li', {},
         h('span', { class: 'mono' }, ns),
         record.defaultFor.includes(ns) ? h('span', { class: 'badge badge-default' }, t('detail.default')) : null,
@@ -826,9 +881,11 @@ function workloadPage(params) {
       state.registries = list.items;
       chosen = list.default || null;
       const why = chosen ? h('p', { class: 'muted small' },
-        chosen.via === state.namespace
-          ? t('workload.defaultByName', { name: chosen.registry, ns: state.namespace })
-          : t('workload.defaultByPattern', { name: chosen.registry, via: chosen.via }),
+        chosen.by === 'selector'
+          ? t('workload.defaultBySelector', { name: chosen.registry, via: chosen.via })
+          : chosen.by === 'pattern'
+            ? t('workload.defaultByPattern', { name: chosen.registry, via: chosen.via })
+            : t('workload.defaultByName', { name: chosen.registry, ns: state.namespace }),
         chosen.outranked.length ? ` ${t('workload.defaultOutranked', { names: chosen.outranked.join(', ') })}` : '') : null;
       mount(regStatus, state.registries.length ? why : alertBox('warn', t('workload.noRegistries', { ns: state.namespace })));
     } catch (error) {

@@ -33,6 +33,10 @@ pub enum StoreError {
     /// The record changed between our read and our write; the client may retry.
     #[error("registry {0:?} was changed by someone else meanwhile; read it again and retry")]
     Modified(String),
+    /// A field only a cluster gives meaning to (namespaces have labels
+    /// only there).
+    #[error("{0} needs Kubernetes mode: namespaces have labels only in a cluster")]
+    NeedsCluster(&'static str),
     /// Storage failure. The message never contains a password.
     #[error("storage error: {0}")]
     Backend(String),

@@ -109,6 +109,13 @@ impl Inner {
         spec: RegistrySpec,
         creating: bool,
     ) -> Result<Registry, StoreError> {
+        // Namespaces here are names only: a selector could never match.
+        if spec.namespace_selector.is_some() {
+            return Err(StoreError::NeedsCluster("namespaceSelector"));
+        }
+        if spec.default_for_selector.is_some() {
+            return Err(StoreError::NeedsCluster("defaultForSelector"));
+        }
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -147,6 +154,8 @@ impl Inner {
             description: spec.description.clone(),
             namespaces: spec.namespaces.clone(),
             default_for: spec.default_for.clone(),
+            namespace_selector: None,
+            default_for_selector: None,
             tls: spec.tls.clone(),
             pull_secret_name: spec.pull_secret_name.clone(),
             pin_digests: spec.pin_digests,
