@@ -219,5 +219,86 @@ fn pinned(c: &mut Criterion) {
     );
 }
 
-criterion_group!(admission_benches, benches, pinned);
+/// Kubernetes mode: what one watch event costs at 10,000 ImageRegistries
+/// over 2,000 labelled namespaces (50 of the records choose namespaces by
+/// label), against rebuilding the index from the caches — what every event
+/// cost before events were applied piecemeal.
+fn cluster_events(c: &mut Criterion) {
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
+    use registry_resolver::index::IndexHandle;
+    use registry_resolver::kubernetes::crd::ImageRegistry;
+    use registry_resolver::kubernetes::state::{Caches, Touched};
+    use serde_json::json;
+
+    let object = |i: usize| -> ImageRegistry {
+        let namespaces: Vec<String> = (0..5)
+            .map(|k| format!("ns-{}", (i + k * 401) % 2000))
+            .collect();
+        let mut spec = json!({"server": format!("r{i}.example.com"), "namespaces": namespaces});
+        if i % 200 == 0 {
+            let selector = json!({"matchLabels": {"ws": format!("ws{}", i % 20)}});
+            spec["namespaceSelector"] = selector.clone();
+            spec["defaultForSelector"] = selector;
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "registry-resolver.io/v1alpha1", "kind": "ImageRegistry",
+            "metadata": {"name": format!("r{i:05}"), "resourceVersion": "1", "creationTimestamp": "2026-11-01T00:00:00Z"},
+            "spec": spec
+        }))
+        .expect("ImageRegistry")
+    };
+    let namespace = |i: usize, ws: usize| -> Namespace {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": format!("ns-{i}"), "resourceVersion": "1", "labels": {"ws": format!("ws{ws}")}}}))
+        .expect("Namespace")
+    };
+    let mut registries = Writer::<ImageRegistry>::default();
+    let mut secrets = Writer::<Secret>::default();
+    let mut namespaces = Writer::<Namespace>::default();
+    registries.apply_watcher_event(&Event::Init);
+    for i in 0..10_000 {
+        registries.apply_watcher_event(&Event::InitApply(object(i)));
+    }
+    registries.apply_watcher_event(&Event::InitDone);
+    secrets.apply_watcher_event(&Event::Init);
+    secrets.apply_watcher_event(&Event::InitDone);
+    namespaces.apply_watcher_event(&Event::Init);
+    for i in 0..2000 {
+        namespaces.apply_watcher_event(&Event::InitApply(namespace(i, i % 20)));
+    }
+    namespaces.apply_watcher_event(&Event::InitDone);
+    let caches = Caches {
+        registries: registries.as_reader(),
+        secrets: secrets.as_reader(),
+        pull_secrets: None,
+        namespaces: Some(namespaces.as_reader()),
+    };
+    let index = IndexHandle::new();
+    caches.publish(&index);
+
+    c.bench_function("kubernetes_event_one_registry_10000_registries", |b| {
+        b.iter(|| caches.apply(&index, Touched::Registry(black_box("r05001".into()))))
+    });
+    let mut flip = 0;
+    c.bench_function(
+        "kubernetes_event_namespace_relabelled_2000_namespaces",
+        |b| {
+            b.iter(|| {
+                flip = (flip + 1) % 20;
+                namespaces.apply_watcher_event(&Event::Apply(namespace(7, flip)));
+                caches.apply(&index, Touched::Namespace(black_box("ns-7".into())))
+            })
+        },
+    );
+    c.bench_function("kubernetes_event_selector_record_10000_registries", |b| {
+        b.iter(|| caches.apply(&index, Touched::Registry(black_box("r00200".into()))))
+    });
+    c.bench_function("kubernetes_rebuild_10000_registries", |b| {
+        b.iter(|| caches.publish(black_box(&index)))
+    });
+}
+
+criterion_group!(admission_benches, benches, pinned, cluster_events);
 criterion_main!(admission_benches);

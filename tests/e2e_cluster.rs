@@ -197,6 +197,45 @@ fn registry_to_pull_secrets_to_resolved_deployment() {
         kubectl(&["delete", "mutatingwebhookconfiguration", "rr-e2e"]);
     }
 
+    // Namespaces by label: a label added later brings the pull Secret, and
+    // taking it away removes it.
+    let created = http(
+        "POST",
+        "https://localhost:18443/api/v1/registries?verify=false",
+        &token,
+        Some(
+            json!({"name": "rr-e2e-labels", "server": "labels.example.com", "username": "robot", "password": "pw",
+                    "namespaceSelector": {"matchLabels": {"registry-resolver.io/e2e": "yes"}}}),
+        ),
+    );
+    assert_eq!(created.0, 201, "{}", created.1);
+    kubectl(&[
+        "label",
+        "namespace",
+        NAMESPACES[2],
+        "registry-resolver.io/e2e=yes",
+    ]);
+    wait_for("pull secret in the labelled namespace", || {
+        kubectl_json(&["get", "secret", "rr-e2e-labels", "-n", NAMESPACES[2]]).is_some()
+    });
+    assert!(kubectl_json(&["get", "secret", "rr-e2e-labels", "-n", NAMESPACES[1]]).is_none());
+    kubectl(&[
+        "label",
+        "namespace",
+        NAMESPACES[2],
+        "registry-resolver.io/e2e-",
+    ]);
+    wait_for("pull secret gone once the label is", || {
+        kubectl_json(&["get", "secret", "rr-e2e-labels", "-n", NAMESPACES[2]]).is_none()
+    });
+    let deleted = http(
+        "DELETE",
+        "https://localhost:18443/api/v1/registries/rr-e2e-labels",
+        &token,
+        None,
+    );
+    assert_eq!(deleted.0, 204, "{}", deleted.1);
+
     let deleted = http(
         "DELETE",
         "https://localhost:18443/api/v1/registries/rr-e2e",
