@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use crate::api::{AppState, Auth};
 use crate::certs::{self, CertPaths, CertSubjects};
-use crate::cli::{CertsArgs, ResolveArgs, ServeArgs, StoreArgs, StoreKind};
+use crate::cli::{
+    CertsArgs, NodeAgentArgs, NodeConfigArgs, ResolveArgs, ServeArgs, StoreArgs, StoreKind,
+};
 use crate::index::IndexHandle;
 use crate::kubernetes::workloads::UserClients;
 use crate::registry::client::{AddressPolicy, ClientOptions};
@@ -57,6 +59,8 @@ pub enum AppError {
     Cluster(String),
     #[error("runtime or signal handler: {0}")]
     Signal(std::io::Error),
+    #[error(transparent)]
+    NodeTrust(#[from] crate::node_trust::sync::SyncError),
 }
 
 /// Opens the embedded store in `args.data_dir`, creating it on first use,
@@ -344,6 +348,82 @@ pub fn resolve(args: ResolveArgs) -> Result<crate::manifests::Resolved, AppError
         )
         .await?)
     })
+}
+
+/// What `node-config` did (or, with `--check`, would do).
+#[derive(Debug)]
+pub struct NodeConfigOutcome {
+    /// A line per change, conflict and problem.
+    pub lines: Vec<String>,
+    /// Something was (or would be) changed.
+    pub changed: bool,
+}
+
+/// `node-config`: this node's runtime trust configuration, once, from the
+/// embedded store.
+pub fn node_config(args: NodeConfigArgs) -> Result<NodeConfigOutcome, AppError> {
+    if !args.store.data_dir.join(DATABASE_FILE).exists() {
+        return Err(AppError::NoStore(args.store.data_dir.display().to_string()));
+    }
+    let index = IndexHandle::new();
+    open_embedded_store(&args.store, index.clone())?;
+    let records: Vec<crate::registry::Registry> = index
+        .load()
+        .records()
+        .map(|record| crate::registry::Registry::clone(record))
+        .collect();
+    let node = args.trust.node();
+    let pass = crate::node_trust::Pass::compute(&records, &node, &args.trust.containerd_config)
+        .map_err(AppError::NodeTrust)?;
+    let mut lines = pass.changes.describe();
+    for problem in &pass.problems {
+        lines.push(format!(
+            "skip   registry {}: {}",
+            problem.registry, problem.message
+        ));
+    }
+    if let Some(advice) = &pass.runtime_config {
+        lines.push(format!("note   {advice}"));
+    }
+    if !args.check {
+        node.apply(&pass.changes).map_err(AppError::NodeTrust)?;
+    }
+    Ok(NodeConfigOutcome {
+        lines,
+        changed: !pass.changes.is_empty(),
+    })
+}
+
+/// `node-agent`: keeps this node's runtime trust in step with the cluster
+/// until SIGTERM.
+pub async fn node_agent(args: NodeAgentArgs) -> Result<(), AppError> {
+    crate::server::tls::install_crypto_provider();
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| AppError::Cluster(e.to_string()))?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let options = crate::node_trust::agent::AgentOptions {
+        node_name: args.node_name.clone(),
+        namespace: args.namespace.clone(),
+        node: args.trust.node(),
+        containerd_config: args.trust.containerd_config.clone(),
+        resync: args.resync_interval,
+    };
+    tracing::info!(node = %args.node_name, runtimes = ?options.node.runtimes, "node agent starting");
+    let agent = tokio::spawn(crate::node_trust::agent::run(
+        client,
+        options,
+        shutdown.clone(),
+    ));
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(AppError::Signal)?;
+    tokio::select! {
+        _ = sigterm.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    shutdown.cancel();
+    let _ = agent.await;
+    Ok(())
 }
 
 /// `certs`: writes a CA and serving certificate.

@@ -51,6 +51,129 @@ pub enum Command {
     Certs(CertsArgs),
     /// Print the ImageRegistry CustomResourceDefinition (YAML).
     Crd,
+    /// Write this node's container runtime trust configuration (containerd
+    /// `hosts.toml`, CRI-O drop-ins, Docker `certs.d`) once, for the
+    /// registries in the embedded store that need it.
+    NodeConfig(NodeConfigArgs),
+    /// Keep this node's container runtime trust configuration in sync with
+    /// the cluster's ImageRegistries (runs on every node, as a DaemonSet).
+    NodeAgent(NodeAgentArgs),
+}
+
+/// Which runtimes, and where their configuration lives on the node.
+#[derive(Debug, Clone, Args)]
+pub struct NodeTrustArgs {
+    /// Runtimes to configure: containerd, crio, docker (repeat or
+    /// comma-separate).
+    #[arg(
+        long = "runtime",
+        env = "REGISTRY_RESOLVER_RUNTIMES",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "containerd"
+    )]
+    pub runtimes: Vec<crate::node_trust::Runtime>,
+
+    /// Where the node's `/` is: every path below is taken under it.
+    #[arg(long, env = "REGISTRY_RESOLVER_NODE_ROOT", default_value = "/")]
+    pub root: PathBuf,
+
+    /// containerd's per-host directory (its CRI `config_path`).
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_CONTAINERD_CERTS_DIR",
+        default_value = "/etc/containerd/certs.d"
+    )]
+    pub containerd_certs_dir: PathBuf,
+
+    /// containerd's config, read to tell whether it reads the directory above.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_CONTAINERD_CONFIG",
+        default_value = "/etc/containerd/config.toml"
+    )]
+    pub containerd_config: PathBuf,
+
+    /// CRI-O and Podman drop-ins.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_CONTAINERS_REGISTRIES_DIR",
+        default_value = "/etc/containers/registries.conf.d"
+    )]
+    pub containers_registries_dir: PathBuf,
+
+    /// CRI-O and Podman per-host certificates.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_CONTAINERS_CERTS_DIR",
+        default_value = "/etc/containers/certs.d"
+    )]
+    pub containers_certs_dir: PathBuf,
+
+    /// Docker Engine per-host certificates.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_DOCKER_CERTS_DIR",
+        default_value = "/etc/docker/certs.d"
+    )]
+    pub docker_certs_dir: PathBuf,
+
+    /// Docker's daemon.json, to keep plain-HTTP registries in its
+    /// `insecure-registries` (opt-in; Docker must then be reloaded, which
+    /// is never done for you). Unset: not touched.
+    #[arg(long, env = "REGISTRY_RESOLVER_DOCKER_DAEMON_JSON")]
+    pub docker_daemon_json: Option<PathBuf>,
+}
+
+impl NodeTrustArgs {
+    pub fn node(&self) -> crate::node_trust::sync::Node {
+        let mut runtimes = self.runtimes.clone();
+        runtimes.sort();
+        runtimes.dedup();
+        crate::node_trust::sync::Node {
+            root: self.root.clone(),
+            layout: crate::node_trust::Layout {
+                containerd_certs_d: self.containerd_certs_dir.clone(),
+                containers_registries_d: self.containers_registries_dir.clone(),
+                containers_certs_d: self.containers_certs_dir.clone(),
+                docker_certs_d: self.docker_certs_dir.clone(),
+                docker_daemon_json: self.docker_daemon_json.clone(),
+            },
+            runtimes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodeConfigArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub trust: NodeTrustArgs,
+    /// Print what would change and change nothing; exit status 1 when
+    /// something would.
+    #[arg(long, env = "REGISTRY_RESOLVER_CHECK")]
+    pub check: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodeAgentArgs {
+    #[command(flatten)]
+    pub trust: NodeTrustArgs,
+    /// This node's name (the Downward API's `spec.nodeName`).
+    #[arg(long, env = "REGISTRY_RESOLVER_NODE_NAME")]
+    pub node_name: String,
+    /// Where the node reports go (the install namespace).
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_NAMESPACE",
+        default_value = "registry-resolver"
+    )]
+    pub namespace: String,
+    /// How often the files are checked even without a change (repairs
+    /// hand edits and deletions).
+    #[arg(long, env = "REGISTRY_RESOLVER_RESYNC_INTERVAL", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub resync_interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Args)]

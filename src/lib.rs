@@ -23,6 +23,7 @@ pub mod kubernetes;
 pub mod listing;
 pub mod manifests;
 pub mod namespaces;
+pub mod node_trust;
 pub mod pod_template;
 pub mod reference;
 pub mod registry;

@@ -1,0 +1,236 @@
+//! `node-agent`: on every node, keeps the container runtime's trust files in
+//! step with the cluster's ImageRegistries — at once on a change, and every
+//! resync interval to repair hand edits — and reports what it did in a
+//! ConfigMap of its own (`node-trust-<node>` in the install namespace),
+//! which the controller sums into each registry's status. It reads
+//! ImageRegistries and nothing else of the cluster: trust needs no
+//! credentials.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::Pass;
+use super::report::{NodeReport, REPORT_KEY, REPORT_LABEL};
+use super::sync::Node;
+use crate::kubernetes::convert::to_record;
+use crate::kubernetes::crd::ImageRegistry;
+use crate::registry::Registry;
+
+/// The field manager of the agent's writes.
+const FIELD_MANAGER: &str = "registry-resolver-node-agent";
+
+pub struct AgentOptions {
+    pub node_name: String,
+    /// Where reports go.
+    pub namespace: String,
+    pub node: Node,
+    /// containerd's config, by node path.
+    pub containerd_config: PathBuf,
+    pub resync: Duration,
+}
+
+/// The report ConfigMap's name for a node: `node-trust-<node>`, or, for a
+/// node name too long to fit, a digest of it (the report names the node).
+pub fn report_name(node: &str) -> String {
+    let name = format!("node-trust-{node}");
+    if name.len() <= 253 {
+        return name;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, node.as_bytes());
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("node-trust-{hex}")
+}
+
+/// The records trust is made from: every ImageRegistry not being deleted
+/// whose spec converts (credentials play no part in trust).
+pub fn records(objects: &[Arc<ImageRegistry>]) -> Vec<Registry> {
+    objects
+        .iter()
+        .filter(|object| object.metadata.deletion_timestamp.is_none())
+        .filter_map(|object| to_record(object, None).ok())
+        .collect()
+}
+
+/// Runs until `shutdown`.
+pub async fn run(client: kube::Client, options: AgentOptions, shutdown: CancellationToken) {
+    let changed = Arc::new(Notify::new());
+    let registries = watch_registries(&client, &changed, &shutdown);
+    if registries.wait_until_ready().await.is_err() {
+        tracing::error!("the ImageRegistry watch stopped before it listed");
+        return;
+    }
+    let reports = Api::<ConfigMap>::namespaced(client.clone(), &options.namespace);
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(options.node_name.clone()),
+        },
+    );
+    let mut tick = tokio::time::interval(options.resync);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported: Option<NodeReport> = None;
+    let mut advised: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+            _ = changed.notified() => {
+                // A burst of edits becomes one pass.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        let records = records(&registries.state());
+        let node = options.node.clone();
+        let config = options.containerd_config.clone();
+        let name = options.node_name.clone();
+        // File work is blocking; it stays off the runtime's threads.
+        let outcome = tokio::task::spawn_blocking(move || {
+            let pass = Pass::compute(&records, &node, &config)?;
+            let applied = node.apply(&pass.changes);
+            let report = pass.report(&name, applied.as_ref().map(|_| ()));
+            Ok::<_, super::sync::SyncError>((pass, applied, report))
+        })
+        .await;
+        let (pass, applied, report) = match outcome {
+            Ok(Ok(done)) => done,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "reading the node's trust files failed");
+                continue;
+            }
+            Err(error) => {
+                tracing::error!(%error, "the sync task failed");
+                continue;
+            }
+        };
+        for line in pass.changes.describe() {
+            tracing::info!(change = %line, "node trust");
+        }
+        for problem in &pass.problems {
+            tracing::warn!(registry = %problem.registry, problem = %problem.message, "node trust not configured");
+        }
+        if let Err(error) = &applied {
+            tracing::error!(%error, "writing the node's trust files failed");
+        }
+        if pass.runtime_config != advised {
+            if let Some(advice) = &pass.runtime_config {
+                tracing::warn!(%advice, "containerd does not read the trust files");
+                let node_ref = ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Node".into()),
+                    name: Some(options.node_name.clone()),
+                    ..ObjectReference::default()
+                };
+                let event = Event {
+                    type_: EventType::Warning,
+                    reason: "ContainerdConfigPathMissing".into(),
+                    note: Some(advice.chars().take(1000).collect()),
+                    action: "ConfigureRegistryTrust".into(),
+                    secondary: None,
+                };
+                if let Err(error) = recorder.publish(&event, &node_ref).await {
+                    tracing::warn!(%error, "could not record an Event on the node");
+                }
+            }
+            advised = pass.runtime_config.clone();
+        }
+        if reported.as_ref() != Some(&report) {
+            match write_report(&reports, &report).await {
+                Ok(()) => reported = Some(report),
+                Err(error) => tracing::warn!(%error, "could not write the node's report"),
+            }
+        }
+    }
+}
+
+fn watch_registries(
+    client: &kube::Client,
+    changed: &Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> Store<ImageRegistry> {
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(
+            Api::<ImageRegistry>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff();
+    let (changed, shutdown) = (changed.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                event = stream.next() => match event {
+                    Some(Ok(_)) => changed.notify_one(),
+                    Some(Err(error)) => tracing::warn!(%error, "watch error; retrying"),
+                    None => return,
+                },
+            }
+        }
+    });
+    reader
+}
+
+/// Server-side apply of the node's report ConfigMap.
+async fn write_report(api: &Api<ConfigMap>, report: &NodeReport) -> Result<(), kube::Error> {
+    let name = report_name(&report.node);
+    let body = serde_json::to_string(report).unwrap_or_default();
+    let object = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "labels": {REPORT_LABEL: "true", "app.kubernetes.io/managed-by": "registry-resolver"},
+        },
+        "data": BTreeMap::from([(REPORT_KEY, body)]),
+    });
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Reads a report ConfigMap (the controller's side).
+pub fn parse_report(config_map: &ConfigMap) -> Option<NodeReport> {
+    let text = config_map.data.as_ref()?.get(REPORT_KEY)?;
+    let report: NodeReport = serde_json::from_str(text).ok()?;
+    (config_map.name_any() == report_name(&report.node)).then_some(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_names_fit_whatever_the_node_is_called() {
+        assert_eq!(report_name("worker-1"), "node-trust-worker-1");
+        let long = "n".repeat(253);
+        let name = report_name(&long);
+        assert!(
+            name.len() <= 253 && name.starts_with("node-trust-"),
+            "{name}"
+        );
+        assert_ne!(name, report_name(&"m".repeat(253)));
+    }
+}

@@ -1,0 +1,387 @@
+//! Bringing a node's files to what the plan says. Every write is atomic (a
+//! temporary file in the same directory, synced, then renamed over), so a
+//! runtime reading at any moment sees the old file or the new one; and only
+//! files carrying our marker are ever changed or removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::plan::{CA_FILE, DROP_IN_PREFIX, DesiredFile, Layout, MARKER, Runtime};
+
+/// The node's filesystem as this process sees it: `root` is where the
+/// node's `/` is (`/` for the agent, whose host directories are mounted at
+/// their own paths; a directory for `node-config --root`).
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub root: PathBuf,
+    pub layout: Layout,
+    pub runtimes: Vec<Runtime>,
+}
+
+/// What a sync would do, or did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Files to write (new or different), by node path.
+    pub write: Vec<DesiredFile>,
+    /// Files of ours nothing wants any more, by node path.
+    pub remove: Vec<PathBuf>,
+    /// Files in our way that we did not write: (node path, host, why).
+    pub conflicts: Vec<(PathBuf, String, String)>,
+    /// Docker's `insecure-registries`, when it changes.
+    pub docker_insecure: Option<InsecureRegistries>,
+}
+
+/// Docker's `insecure-registries` after a change: (every entry, ours).
+pub type InsecureRegistries = (Vec<String>, Vec<String>);
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.write.is_empty() && self.remove.is_empty() && self.docker_insecure.is_none()
+    }
+
+    /// What changes, a line each, for `--check` and the log.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for file in &self.write {
+            lines.push(format!("write  {}", file.path.display()));
+        }
+        for path in &self.remove {
+            lines.push(format!("remove {}", path.display()));
+        }
+        if let Some((entries, _)) = &self.docker_insecure {
+            lines.push(format!(
+                "set    insecure-registries = {entries:?} in Docker's daemon.json (then reload Docker: systemctl reload docker)"
+            ));
+        }
+        for (path, _, why) in &self.conflicts {
+            lines.push(format!("skip   {}: {why}", path.display()));
+        }
+        lines
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    DaemonJson { path: String, message: String },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SyncError + '_ {
+    move |source| SyncError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// How our entries in Docker's `insecure-registries` are remembered: JSON
+/// has no comments, so the marker lives beside `daemon.json`.
+fn docker_state_file(daemon_json: &Path) -> PathBuf {
+    let mut name = daemon_json.as_os_str().to_owned();
+    name.push(".registry-resolver");
+    PathBuf::from(name)
+}
+
+impl Node {
+    /// Where a node path is in this process's view.
+    pub fn local(&self, node_path: &Path) -> PathBuf {
+        self.root
+            .join(node_path.strip_prefix("/").unwrap_or(node_path))
+    }
+
+    /// What it takes to go from the files on disk to `desired` (and, for
+    /// Docker when its `daemon.json` is managed, to `insecure` listed).
+    pub fn changes(
+        &self,
+        desired: &[DesiredFile],
+        insecure: &[String],
+    ) -> Result<Changes, SyncError> {
+        let mut changes = Changes::default();
+        let wanted: BTreeSet<&Path> = desired.iter().map(|f| f.path.as_path()).collect();
+        for file in desired {
+            let local = self.local(&file.path);
+            match read_if_exists(&local)? {
+                None => changes.write.push(file.clone()),
+                Some(current) if current == file.contents.as_bytes() => {}
+                Some(current) if is_ours(&current) => changes.write.push(file.clone()),
+                Some(_) => changes.conflicts.push((
+                    file.path.clone(),
+                    file.host.clone(),
+                    "exists and was not written by registry-resolver; left as it is".into(),
+                )),
+            }
+        }
+        for path in self.ours()? {
+            if !wanted.contains(path.as_path()) {
+                changes.remove.push(path);
+            }
+        }
+        if self.runtimes.contains(&Runtime::Docker)
+            && let Some(daemon_json) = &self.layout.docker_daemon_json
+        {
+            changes.docker_insecure = self.docker_insecure_change(daemon_json, insecure)?;
+        }
+        Ok(changes)
+    }
+
+    /// Carries `changes` out. A failure stops at the file it happened on;
+    /// the next sync starts again from what is on disk.
+    pub fn apply(&self, changes: &Changes) -> Result<(), SyncError> {
+        for file in &changes.write {
+            write_atomically(&self.local(&file.path), file.contents.as_bytes())?;
+        }
+        for path in &changes.remove {
+            let local = self.local(path);
+            match std::fs::remove_file(&local) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&local)(e)),
+            }
+            // The host's directory goes with our last file in it; anything
+            // else in it keeps it (removing a non-empty directory fails).
+            if let Some(dir) = local.parent()
+                && self.is_host_dir(dir)
+            {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        if let (Some((entries, ours)), Some(daemon_json)) =
+            (&changes.docker_insecure, &self.layout.docker_daemon_json)
+        {
+            self.write_docker_insecure(daemon_json, entries, ours)?;
+        }
+        Ok(())
+    }
+
+    /// Is `dir` a per-host directory under one of the managed `certs.d`?
+    fn is_host_dir(&self, dir: &Path) -> bool {
+        let parents = [
+            &self.layout.containerd_certs_d,
+            &self.layout.containers_certs_d,
+            &self.layout.docker_certs_d,
+        ];
+        parents
+            .iter()
+            .any(|parent| dir.parent() == Some(self.local(parent).as_path()))
+    }
+
+    /// Every file of ours in the managed directories, by node path.
+    fn ours(&self) -> Result<Vec<PathBuf>, SyncError> {
+        let mut found = Vec::new();
+        let per_host = |certs_d: &Path, names: &[&str], found: &mut Vec<PathBuf>| {
+            for host in list_dir(&self.local(certs_d))? {
+                for name in names {
+                    let node_path = certs_d.join(&host).join(name);
+                    if file_is_ours(&self.local(&node_path))? {
+                        found.push(node_path);
+                    }
+                }
+            }
+            Ok::<_, SyncError>(())
+        };
+        for runtime in &self.runtimes {
+            match runtime {
+                Runtime::Containerd => per_host(
+                    &self.layout.containerd_certs_d,
+                    &["hosts.toml", CA_FILE],
+                    &mut found,
+                )?,
+                Runtime::Crio => {
+                    let dir = &self.layout.containers_registries_d;
+                    for name in list_dir(&self.local(dir))? {
+                        if name.starts_with(DROP_IN_PREFIX) && name.ends_with(".conf") {
+                            let node_path = dir.join(&name);
+                            if file_is_ours(&self.local(&node_path))? {
+                                found.push(node_path);
+                            }
+                        }
+                    }
+                    per_host(&self.layout.containers_certs_d, &[CA_FILE], &mut found)?;
+                }
+                Runtime::Docker => per_host(&self.layout.docker_certs_d, &[CA_FILE], &mut found)?,
+            }
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    /// `insecure-registries` as it should be: the admin's entries kept,
+    /// ours brought to `wanted`. `None` when nothing changes.
+    fn docker_insecure_change(
+        &self,
+        daemon_json: &Path,
+        wanted: &[String],
+    ) -> Result<Option<InsecureRegistries>, SyncError> {
+        let config = read_daemon_json(&self.local(daemon_json))?;
+        let current: Vec<String> = config
+            .get("insecure-registries")
+            .and_then(|v| v.as_array())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ours_before: BTreeSet<String> =
+            match read_if_exists(&self.local(&docker_state_file(daemon_json)))? {
+                Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+                None => BTreeSet::new(),
+            };
+        let mut entries: Vec<String> = current
+            .iter()
+            .filter(|e| !ours_before.contains(*e) || wanted.contains(e))
+            .cloned()
+            .collect();
+        let mut ours: Vec<String> = Vec::new();
+        for host in wanted {
+            if !entries.contains(host) {
+                entries.push(host.clone());
+                ours.push(host.clone());
+            } else if ours_before.contains(host) {
+                ours.push(host.clone());
+            }
+        }
+        ours.sort();
+        let unchanged =
+            entries == current && ours.iter().cloned().collect::<BTreeSet<_>>() == ours_before;
+        Ok((!unchanged).then_some((entries, ours)))
+    }
+
+    fn write_docker_insecure(
+        &self,
+        daemon_json: &Path,
+        entries: &[String],
+        ours: &[String],
+    ) -> Result<(), SyncError> {
+        let local = self.local(daemon_json);
+        let mut config = read_daemon_json(&local)?;
+        if entries.is_empty() {
+            config.remove("insecure-registries");
+        } else {
+            config.insert("insecure-registries".into(), entries.into());
+        }
+        let text = serde_json::to_vec_pretty(&config).map_err(|e| SyncError::DaemonJson {
+            path: local.display().to_string(),
+            message: e.to_string(),
+        })?;
+        write_atomically(&local, &text)?;
+        let state = serde_json::to_vec(ours).unwrap_or_default();
+        write_atomically(&self.local(&docker_state_file(daemon_json)), &state)
+    }
+}
+
+/// `daemon.json` as a JSON object (empty when there is none); anything
+/// else is refused rather than overwritten.
+fn read_daemon_json(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, SyncError> {
+    match read_if_exists(path)? {
+        None => Ok(serde_json::Map::new()),
+        Some(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            _ => Err(SyncError::DaemonJson {
+                path: path.display().to_string(),
+                message: "not a JSON object; left as it is".into(),
+            }),
+        },
+    }
+}
+
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, SyncError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(path)(e)),
+    }
+}
+
+fn is_ours(contents: &[u8]) -> bool {
+    contents.starts_with(MARKER.as_bytes())
+}
+
+/// Reads only as far as the marker.
+fn file_is_ours(path: &Path) -> Result<bool, SyncError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_error(path)(e)),
+    };
+    let mut head = vec![0; MARKER.len()];
+    match file.read_exact(&mut head) {
+        Ok(()) => Ok(is_ours(&head)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(io_error(path)(e)),
+    }
+}
+
+/// Names in a directory (none when it does not exist), sorted.
+fn list_dir(path: &Path) -> Result<Vec<String>, SyncError> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(path)(e)),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// A temporary file beside `path`, synced, renamed over it; the directory
+/// synced so the rename survives a crash. Readers see old or new, whole.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), SyncError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(io_error(dir))?;
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".registry-resolver-")
+        .tempfile_in(dir)
+        .map_err(io_error(dir))?;
+    temporary.write_all(contents).map_err(io_error(path))?;
+    temporary
+        .as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io_error(path))?;
+    temporary.as_file().sync_all().map_err(io_error(path))?;
+    temporary
+        .persist(path)
+        .map_err(|e| io_error(path)(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))
+}
+
+/// Hosts whose files are all in place after a sync (or were already), and
+/// hosts that are not, with why: what the node reports.
+pub fn hosts_in_place(
+    desired: &[DesiredFile],
+    changes: &Changes,
+    failed: Option<&SyncError>,
+) -> (BTreeSet<String>, BTreeMap<String, String>) {
+    let mut failed_hosts: BTreeMap<String, String> = BTreeMap::new();
+    for (path, host, why) in &changes.conflicts {
+        failed_hosts.insert(host.clone(), format!("{}: {why}", path.display()));
+    }
+    if let Some(error) = failed {
+        for file in &changes.write {
+            failed_hosts
+                .entry(file.host.clone())
+                .or_insert_with(|| error.to_string());
+        }
+    }
+    let in_place = desired
+        .iter()
+        .map(|f| f.host.clone())
+        .filter(|host| !failed_hosts.contains_key(host))
+        .collect();
+    (in_place, failed_hosts)
+}
