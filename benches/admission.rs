@@ -237,7 +237,7 @@ fn cluster_events(c: &mut Criterion) {
             .map(|k| format!("ns-{}", (i + k * 401) % 2000))
             .collect();
         let mut spec = json!({"server": format!("r{i}.example.com"), "namespaces": namespaces});
-        if i % 200 == 0 {
+        if i.is_multiple_of(200) {
             let selector = json!({"matchLabels": {"ws": format!("ws{}", i % 20)}});
             spec["namespaceSelector"] = selector.clone();
             spec["defaultForSelector"] = selector;
