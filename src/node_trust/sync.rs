@@ -385,3 +385,303 @@ pub fn hosts_in_place(
         .collect();
     (in_place, failed_hosts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::tests::record;
+    use crate::node_trust::plan;
+    use crate::registry::Registry;
+
+    fn with(name: &str, server: &str, ca: Option<&str>, skip: bool) -> Registry {
+        let mut r = record(name, server, &["a"], &[], false);
+        r.server = crate::registry::server::Server::parse(server)
+            .expect("valid")
+            .to_string();
+        r.tls.ca_bundle = ca.map(str::to_owned);
+        r.tls.insecure_skip_verify = skip;
+        r
+    }
+
+    fn node(root: &Path, runtimes: &[Runtime], daemon_json: bool) -> Node {
+        Node {
+            root: root.to_owned(),
+            layout: Layout {
+                docker_daemon_json: daemon_json.then(|| "/etc/docker/daemon.json".into()),
+                ..Layout::default()
+            },
+            runtimes: runtimes.to_vec(),
+        }
+    }
+
+    /// One sync to `records`; what changed.
+    fn sync(node: &Node, records: &[Registry]) -> Changes {
+        let (hosts, _) = plan::hosts(records);
+        let desired = plan::files(&hosts, &node.runtimes, &node.layout);
+        let changes = node
+            .changes(&desired, &plan::docker_insecure_registries(&hosts))
+            .expect("changes");
+        node.apply(&changes).expect("apply");
+        changes
+    }
+
+    /// Every file under `root`, with its contents.
+    fn tree(root: &Path) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![root.to_owned()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    out.insert(
+                        path.strip_prefix(root)
+                            .expect("under root")
+                            .display()
+                            .to_string(),
+                        std::fs::read_to_string(&path).unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn files_follow_the_records_and_a_second_run_changes_nothing() {
+        let root = tempfile::tempdir().expect("tmp");
+        let node = node(
+            root.path(),
+            &[Runtime::Containerd, Runtime::Crio, Runtime::Docker],
+            false,
+        );
+        let records = [
+            with("plain", "http://10.0.0.5:5000", None, false),
+            with(
+                "harbor",
+                "https://harbor.example.com/library",
+                Some("CA-1"),
+                false,
+            ),
+        ];
+        let first = sync(&node, &records);
+        assert_eq!(first.write.len(), 6, "{:?}", first.describe());
+        let after_first = tree(root.path());
+        assert!(after_first.contains_key("etc/containerd/certs.d/10.0.0.5:5000/hosts.toml"));
+        assert!(
+            after_first["etc/docker/certs.d/harbor.example.com/registry-resolver-ca.crt"]
+                .ends_with("CA-1\n")
+        );
+        // Idempotent: nothing to do, nothing touched.
+        let second = sync(&node, &records);
+        assert!(second.is_empty(), "{:?}", second.describe());
+        assert_eq!(tree(root.path()), after_first);
+
+        // A CA rotation rewrites the CA files, and only them.
+        let rotated = [
+            records[0].clone(),
+            with(
+                "harbor",
+                "https://harbor.example.com/library",
+                Some("CA-2"),
+                false,
+            ),
+        ];
+        let changes = sync(&node, &rotated);
+        assert!(
+            changes
+                .write
+                .iter()
+                .all(|f| f.path.ends_with(plan::CA_FILE)),
+            "{:?}",
+            changes.describe()
+        );
+        assert_eq!(changes.write.len(), 3);
+        assert!(
+            tree(root.path())["etc/containerd/certs.d/harbor.example.com/registry-resolver-ca.crt"]
+                .ends_with("CA-2\n")
+        );
+
+        // The record goes, or stops needing trust: its files and their
+        // directories go.
+        let changes = sync(
+            &node,
+            &[with(
+                "harbor",
+                "https://harbor.example.com/library",
+                None,
+                false,
+            )],
+        );
+        assert_eq!(changes.remove.len(), 6, "{:?}", changes.describe());
+        assert_eq!(tree(root.path()), BTreeMap::new());
+        assert!(
+            !root
+                .path()
+                .join("etc/containerd/certs.d/harbor.example.com")
+                .exists()
+        );
+        assert!(root.path().join("etc/containerd/certs.d").exists());
+    }
+
+    #[test]
+    fn files_we_did_not_write_are_never_changed_or_removed() {
+        let root = tempfile::tempdir().expect("tmp");
+        let node = node(
+            root.path(),
+            &[Runtime::Containerd, Runtime::Crio, Runtime::Docker],
+            false,
+        );
+        // An admin's own configuration, some in the very places we write.
+        let theirs = [
+            (
+                "etc/containerd/certs.d/10.0.0.5:5000/hosts.toml",
+                "server = \"http://10.0.0.5:5000\"\n",
+            ),
+            (
+                "etc/containerd/certs.d/docker.io/hosts.toml",
+                "server = \"https://registry-1.docker.io\"\n",
+            ),
+            (
+                "etc/containerd/certs.d/harbor.example.com/ca.crt",
+                "ADMIN CA",
+            ),
+            (
+                "etc/containerd/certs.d/harbor.example.com/registry-resolver-ca.crt",
+                "not ours after all",
+            ),
+            (
+                "etc/containers/registries.conf.d/registry-resolver-x.conf",
+                "[[registry]]\nlocation = \"x\"\n",
+            ),
+            (
+                "etc/containers/registries.conf.d/00-shortnames.conf",
+                "[aliases]\n",
+            ),
+            ("etc/docker/certs.d/other.example.com/ca.crt", "OTHER"),
+        ];
+        for (path, text) in theirs {
+            let path = root.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, text).expect("write");
+        }
+        let records = [
+            with("plain", "http://10.0.0.5:5000", None, false),
+            with("harbor", "https://harbor.example.com", Some("CA"), false),
+        ];
+        let changes = sync(&node, &records);
+        let conflicts: Vec<String> = changes
+            .conflicts
+            .iter()
+            .map(|(p, _, _)| p.display().to_string())
+            .collect();
+        assert_eq!(
+            conflicts,
+            [
+                "/etc/containerd/certs.d/10.0.0.5:5000/hosts.toml",
+                "/etc/containerd/certs.d/harbor.example.com/registry-resolver-ca.crt",
+            ]
+        );
+        // Everything else of ours was written; nothing of theirs moved.
+        sync(&node, &[]);
+        let after = tree(root.path());
+        for (path, text) in theirs {
+            assert_eq!(after.get(path).map(String::as_str), Some(text), "{path}");
+        }
+        assert_eq!(
+            after.len(),
+            theirs.len(),
+            "only theirs is left: {:?}",
+            after.keys()
+        );
+        // The hosts that conflicted are reported as not in place.
+        let (hosts, _) = plan::hosts(&records);
+        let desired = plan::files(&hosts, &node.runtimes, &node.layout);
+        let changes = node.changes(&desired, &[]).expect("changes");
+        let (in_place, failed) = hosts_in_place(&desired, &changes, None);
+        assert!(in_place.is_empty(), "{in_place:?}");
+        assert_eq!(failed.len(), 2);
+    }
+
+    #[test]
+    fn a_reader_never_sees_a_half_written_file() {
+        let root = tempfile::tempdir().expect("tmp");
+        let path = root.path().join("certs.d/h/hosts.toml");
+        let versions: Vec<String> = (0..2)
+            .map(|v| format!("{MARKER}\n{}", v.to_string().repeat(200_000)))
+            .collect();
+        write_atomically(&path, versions[0].as_bytes()).expect("first");
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (path, versions, done) = (path.clone(), versions.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let seen = std::fs::read_to_string(&path).expect("always there");
+                    assert!(
+                        versions.contains(&seen),
+                        "a partial file of {} bytes",
+                        seen.len()
+                    );
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 0..300 {
+            write_atomically(&path, versions[i % 2].as_bytes()).expect("write");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().expect("reader") > 0);
+        // No temporary file is left behind.
+        assert_eq!(
+            std::fs::read_dir(path.parent().expect("dir"))
+                .expect("dir")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn docker_daemon_json_keeps_every_other_key_and_entry() {
+        let root = tempfile::tempdir().expect("tmp");
+        let node = node(root.path(), &[Runtime::Docker], true);
+        let daemon = root.path().join("etc/docker/daemon.json");
+        std::fs::create_dir_all(daemon.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&daemon, r#"{"log-driver": "journald", "insecure-registries": ["admin.example:5000"], "mtu": 1400}"#).expect("write");
+        let changes = sync(&node, &[with("plain", "http://10.0.0.5:5000", None, false)]);
+        assert!(
+            changes
+                .describe()
+                .iter()
+                .any(|l| l.contains("reload Docker")),
+            "{:?}",
+            changes.describe()
+        );
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&daemon).expect("read")).expect("json");
+        assert_eq!(
+            config,
+            serde_json::json!({"log-driver": "journald", "insecure-registries": ["admin.example:5000", "10.0.0.5:5000"], "mtu": 1400})
+        );
+        assert!(sync(&node, &[with("plain", "http://10.0.0.5:5000", None, false)]).is_empty());
+        // Ours goes with the record; the admin's stays.
+        sync(&node, &[]);
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&daemon).expect("read")).expect("json");
+        assert_eq!(
+            config["insecure-registries"],
+            serde_json::json!(["admin.example:5000"])
+        );
+        assert_eq!(config["log-driver"], "journald");
+        // Not an object: refused, untouched.
+        std::fs::write(&daemon, "[1, 2]").expect("write");
+        let (hosts, _) = plan::hosts(&[with("plain", "http://10.0.0.5:5000", None, false)]);
+        assert!(
+            node.changes(&[], &plan::docker_insecure_registries(&hosts))
+                .is_err()
+        );
+        assert_eq!(std::fs::read_to_string(&daemon).expect("read"), "[1, 2]");
+    }
+}

@@ -302,6 +302,62 @@ impl Distribution {
         .await
     }
 
+    /// Pushes an image a container runtime can unpack: one gzip'd tar layer
+    /// (made by `tar` and `gzip`) holding one file. Returns its digest.
+    pub async fn push_runnable_image(&self, repository: &str, tag: &str) -> String {
+        let work = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            work.path().join("hello.txt"),
+            format!("{repository}:{tag}\n"),
+        )
+        .expect("file");
+        let tar = Command::new("tar")
+            .args(["--mtime=@0", "--owner=0", "--group=0", "-C"])
+            .arg(work.path())
+            .args(["-cf", "-", "hello.txt"])
+            .output()
+            .expect("tar");
+        assert!(tar.status.success());
+        let mut gzip = Command::new("gzip")
+            .args(["-n", "-c"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("gzip");
+        {
+            use std::io::Write;
+            gzip.stdin
+                .take()
+                .expect("stdin")
+                .write_all(&tar.stdout)
+                .expect("gzip input");
+        }
+        let layer = gzip.wait_with_output().expect("gzip").stdout;
+        let client = self.http();
+        let auth = self.push_auth(repository).await;
+        let config = json!({"architecture": "amd64", "os": "linux",
+                            "rootfs": {"type": "layers", "diff_ids": [sha256(&tar.stdout)]}});
+        let config = serde_json::to_vec(&config).expect("config");
+        let (config_digest, config_size) = self.put_blob(&client, &auth, repository, &config).await;
+        let (layer_digest, layer_size) = self.put_blob(&client, &auth, repository, &layer).await;
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer_size}]
+        });
+        let body = serde_json::to_vec(&manifest).expect("manifest");
+        self.put_manifest(
+            &client,
+            &auth,
+            repository,
+            tag,
+            "application/vnd.oci.image.manifest.v1+json",
+            &body,
+        )
+        .await
+    }
+
     /// Pushes amd64 and arm64 images and an OCI index over them at `tag`;
     /// returns the index digest.
     pub async fn push_multi_arch(&self, repository: &str, tag: &str) -> String {
