@@ -13,7 +13,6 @@
 //! hide what the files do.
 
 mod common;
-#[allow(dead_code)]
 mod distribution;
 
 use std::path::{Path, PathBuf};
