@@ -280,3 +280,192 @@ async fn runtimes_pull_once_node_config_has_written_their_files() {
     let refused = pull(&plain_image, false);
     assert!(!refused.status.success(), "{}", text(&refused));
 }
+
+/// The agent in Kubernetes mode, through the in-memory API server with the
+/// controller running: ImageRegistries appearing, changing CA and going
+/// drive two nodes' files; their reports become the registry's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_agents_follow_the_records_and_the_status_counts_nodes() {
+    use registry_resolver::node_trust::agent::{AgentOptions, run};
+    use registry_resolver::node_trust::sync::Node;
+    use registry_resolver::node_trust::{Layout, Runtime};
+
+    let ca = |dir: &Path| {
+        let paths = registry_resolver::certs::generate(
+            dir,
+            &registry_resolver::certs::CertSubjects {
+                service: "registry".into(),
+                namespace: "test".into(),
+                extra: vec![],
+            },
+        )
+        .expect("certs");
+        std::fs::read_to_string(paths.ca_cert).expect("ca")
+    };
+    let pems = tempfile::tempdir().expect("tmp");
+    let (ca_1, ca_2) = (ca(&pems.path().join("1")), ca(&pems.path().join("2")));
+    let mut cluster = common::TestServer::start_kubernetes_rbac().await;
+    let fake = cluster.fake().clone();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let nodes = [
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    ];
+    // node-2 already has an admin's own hosts.toml for that host.
+    let theirs = nodes[1]
+        .path()
+        .join("etc/containerd/certs.d/registry.test:5443/hosts.toml");
+    std::fs::create_dir_all(theirs.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&theirs, "server = \"https://registry.test:5443\"\n").expect("write");
+    for (i, root) in nodes.iter().enumerate() {
+        let options = AgentOptions {
+            node_name: format!("node-{}", i + 1),
+            namespace: "registry-resolver".into(),
+            node: Node {
+                root: root.path().to_owned(),
+                layout: Layout::default(),
+                runtimes: vec![Runtime::Containerd],
+            },
+            containerd_config: "/etc/containerd/config.toml".into(),
+            resync: Duration::from_secs(2),
+        };
+        tokio::spawn(run(fake.client(), options, shutdown.clone()));
+    }
+    let eventually = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let ca_file = nodes[0]
+        .path()
+        .join("etc/containerd/certs.d/registry.test:5443/registry-resolver-ca.crt");
+    let node_trust = |fake: &common::fake_apiserver::FakeApiServer| {
+        fake.get("imageregistries", None, "private")
+            .map(|r| r["status"]["nodeTrust"].clone())
+            .unwrap_or_default()
+    };
+
+    let call = |method: Method, path: &str, body: Option<serde_json::Value>| {
+        let mut request = cluster.api_as(method, path, "admin-token");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (
+                status,
+                response
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    let (status, body) = call(
+        Method::POST,
+        "/registries?verify=false",
+        Some(
+            json!({"name": "private", "server": "https://registry.test:5443", "namespaces": ["a"],
+                         "tls": {"caBundle": ca_1}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // A public registry needs nothing of the nodes: no files, no count.
+    let (status, _) = call(
+        Method::POST,
+        "/registries?verify=false",
+        Some(json!({"name": "public", "server": "public.example.com", "namespaces": ["a"]})),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    tokio::task::block_in_place(|| {
+        eventually("node-1 trusts the private CA", &|| {
+            std::fs::read_to_string(&ca_file).is_ok_and(|t| t.contains(ca_1.trim()))
+        });
+        eventually("the status counts node-1 in, node-2 failed", &|| {
+            let trust = node_trust(&fake);
+            trust["nodes"] == 2 && trust["configured"] == 1 && trust["failed"] == 1
+        });
+    });
+    let trust = node_trust(&fake);
+    assert_eq!(trust["failedNodes"][0]["node"], "node-2", "{trust}");
+    assert!(
+        trust["failedNodes"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not written by registry-resolver")),
+        "{trust}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&theirs).expect("theirs"),
+        "server = \"https://registry.test:5443\"\n",
+        "an admin's file is never changed"
+    );
+    assert!(
+        fake.get("imageregistries", None, "public")
+            .is_some_and(|r| r["status"]["nodeTrust"].is_null()),
+        "a public registry has no node trust to report"
+    );
+
+    // The CA rotates: every node has the new one within a resync, and the
+    // count is of nodes with the new one.
+    let response = cluster
+        .api_as(
+            Method::PATCH,
+            "/registries/private?verify=false",
+            "admin-token",
+        )
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"tls": {"caBundle": ca_2}}).to_string())
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    // The fingerprint of the rotated material, as the plan computes it.
+    let (_, record) = call(Method::GET, "/registries/private", None).await;
+    let record: registry_resolver::registry::Registry =
+        serde_json::from_value(record).expect("a record");
+    let (hosts, _) = registry_resolver::node_trust::plan::hosts(&[record]);
+    let rotated = hosts[0].fingerprint();
+    tokio::task::block_in_place(|| {
+        eventually("node-1 has the rotated CA", &|| {
+            std::fs::read_to_string(&ca_file)
+                .is_ok_and(|t| t.contains(ca_2.trim()) && !t.contains(ca_1.trim()))
+        });
+        eventually(
+            "node-1 reports the rotated CA, and the status counts it",
+            &|| {
+                let report = fake.get("configmaps", Some("registry-resolver"), "node-trust-node-1");
+                report.is_some_and(|r| {
+                    r["data"]["report.json"]
+                        .as_str()
+                        .is_some_and(|t| t.contains(&format!("\"private\":\"{rotated}\"")))
+                }) && node_trust(&fake)["configured"] == 1
+            },
+        );
+    });
+
+    // The record goes: its files go from every node that has them.
+    let (status, _) = call(Method::DELETE, "/registries/private", None).await;
+    assert_eq!(status, 204);
+    tokio::task::block_in_place(|| {
+        eventually("node-1's files are gone", &|| {
+            !nodes[0]
+                .path()
+                .join("etc/containerd/certs.d/registry.test:5443")
+                .exists()
+        });
+    });
+    assert!(theirs.exists(), "node-2's own file stays");
+    shutdown.cancel();
+    cluster.stop().await;
+}

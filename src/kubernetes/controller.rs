@@ -5,12 +5,12 @@
 //! Every replica runs the watches and serves the webhook and the API from
 //! its caches; the replica holding the Lease makes the loop's writes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
@@ -24,6 +24,7 @@ use super::state::{Caches, Touched};
 use super::status::Wanted;
 use super::store::KubeStore;
 use crate::index::IndexHandle;
+use crate::node_trust::report::{NodeReport, NodeTrustStatus, REPORT_KEY, REPORT_LABEL, summarize};
 use crate::registry::connectivity::Connectivity;
 use crate::registry::store::RegistryStore;
 
@@ -73,28 +74,38 @@ pub async fn start(
         Api::<ImageRegistry>::all(client.clone()),
         watcher::Config::default(),
         registries_writer,
-        |object| Touched::Registry(object.name_any()),
+        |object| Some(Touched::Registry(object.name_any())),
     );
     watching.watch(
         Api::<Secret>::namespaced(client.clone(), &options.namespace),
         watcher::Config::default().fields("type=kubernetes.io/basic-auth"),
         credentials_writer,
-        |secret| Touched::Credentials(secret.name_any()),
+        |secret| Some(Touched::Credentials(secret.name_any())),
     );
     watching.watch(
         Api::<Secret>::all(client.clone()),
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
         managed_writer,
-        |secret| Touched::PullSecret {
-            namespace: secret.namespace().unwrap_or_default(),
-            name: secret.name_any(),
+        |secret| {
+            Some(Touched::PullSecret {
+                namespace: secret.namespace().unwrap_or_default(),
+                name: secret.name_any(),
+            })
         },
     );
     watching.watch(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default(),
         namespaces_writer,
-        |namespace| Touched::Namespace(namespace.name_any()),
+        |namespace| Some(Touched::Namespace(namespace.name_any())),
+    );
+    // The node agents' reports: only the status reads them.
+    let (node_reports, node_reports_writer) = reflector::store();
+    watching.watch(
+        Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default().labels(&format!("{REPORT_LABEL}=true")),
+        node_reports_writer,
+        |_| None,
     );
     // Label selectors need the namespaces before the first answer, as
     // records need their credentials.
@@ -136,7 +147,15 @@ pub async fn start(
     }
     let statuses = Api::<ImageRegistry>::all(client.clone());
     tokio::spawn(reconcile_loop(
-        caches, managed, namespaces, replicator, statuses, changed, leading, shutdown,
+        caches,
+        managed,
+        namespaces,
+        node_reports,
+        replicator,
+        statuses,
+        changed,
+        leading,
+        shutdown,
     ));
     Cluster { store, client }
 }
@@ -160,7 +179,7 @@ impl Watching {
         api: Api<K>,
         config: watcher::Config,
         writer: reflector::store::Writer<K>,
-        touched: fn(&K) -> Touched,
+        touched: fn(&K) -> Option<Touched>,
     ) where
         K: kube::Resource
             + Clone
@@ -187,7 +206,7 @@ impl Watching {
                         Some(Ok(event)) => {
                             let what = match &event {
                                 watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
-                                    Some(touched(object))
+                                    touched(object)
                                 }
                                 watcher::Event::InitDone => Some(Touched::Everything),
                                 watcher::Event::Init | watcher::Event::InitApply(_) => None,
@@ -203,6 +222,60 @@ impl Watching {
                 }
             }
         });
+    }
+}
+
+/// What the node agents report, against what each registry needs now.
+struct NodeTrust {
+    reports: Vec<NodeReport>,
+    /// Registry → the fingerprint of its host's current trust material.
+    fingerprints: BTreeMap<String, String>,
+}
+
+impl NodeTrust {
+    /// The same records and plan the agents use, so both sides agree on
+    /// what "current" is.
+    fn of(registries: &[Arc<ImageRegistry>], reports: &[Arc<ConfigMap>]) -> Self {
+        let records = super::convert::trust_records(registries);
+        let (hosts, _) = crate::node_trust::plan::hosts(&records);
+        let fingerprints = hosts
+            .iter()
+            .flat_map(|host| {
+                let fingerprint = host.fingerprint();
+                host.registries
+                    .iter()
+                    .map(move |registry| (registry.clone(), fingerprint.clone()))
+            })
+            .collect();
+        Self {
+            reports: reports
+                .iter()
+                .filter_map(|config_map| {
+                    let text = config_map.data.as_ref()?.get(REPORT_KEY)?;
+                    crate::node_trust::report::parse(&config_map.name_any(), text)
+                })
+                .collect(),
+            fingerprints,
+        }
+    }
+
+    /// `None` without agents, or for a registry that needs nothing of the
+    /// nodes (a record needing trust but not in the plan — refused for a
+    /// conflicting host — counts every node's failure).
+    fn status(&self, registry: &str) -> Option<NodeTrustStatus> {
+        if self.reports.is_empty() {
+            return None;
+        }
+        let fingerprint = self.fingerprints.get(registry);
+        let failed_anywhere = self.reports.iter().any(|r| r.failed.contains_key(registry));
+        if fingerprint.is_none() && !failed_anywhere {
+            return None;
+        }
+        Some(summarize(
+            registry,
+            fingerprint.map(String::as_str).unwrap_or_default(),
+            &self.reports,
+        ))
     }
 }
 
@@ -258,6 +331,7 @@ async fn reconcile_loop(
     caches: Arc<Caches>,
     managed: Store<Secret>,
     namespaces: Store<Namespace>,
+    node_reports: Store<ConfigMap>,
     replicator: Replicator,
     statuses: Api<ImageRegistry>,
     changed: Arc<Notify>,
@@ -325,6 +399,7 @@ async fn reconcile_loop(
         for (registry, namespace, name, reason) in &outcome.conflicts {
             tracing::warn!(%registry, %namespace, secret = %name, %reason, "pull secret conflict");
         }
+        let node_trust = NodeTrust::of(&caches.registries.state(), &node_reports.state());
         for object in caches.registries.state() {
             let name = object.name_any();
             if object.metadata.deletion_timestamp.is_some() {
@@ -339,7 +414,8 @@ async fn reconcile_loop(
             let namespaces_done = replicated
                 .map(|r| outcome.replicated(r, &observed, &existing))
                 .unwrap_or_default();
-            write_status(&statuses, &object, &conditions, namespaces_done).await;
+            let trust = node_trust.status(&name);
+            write_status(&statuses, &object, &conditions, namespaces_done, trust).await;
         }
     }
 }
@@ -502,6 +578,7 @@ async fn write_status(
     object: &ImageRegistry,
     wanted: &[Wanted],
     replicated: Vec<String>,
+    node_trust: Option<NodeTrustStatus>,
 ) {
     let current = super::status::current(object);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -511,6 +588,7 @@ async fn write_status(
     if conditions.is_none()
         && status.replicated_namespaces == replicated
         && status.observed_generation == generation
+        && status.node_trust == node_trust
     {
         return;
     }
@@ -518,6 +596,7 @@ async fn write_status(
         "conditions": conditions.unwrap_or(current),
         "replicatedNamespaces": replicated,
         "observedGeneration": generation,
+        "nodeTrust": node_trust,
     }});
     let name = object.name_any();
     if let Err(error) = statuses

@@ -182,6 +182,17 @@ pub fn to_record(
     })
 }
 
+/// The records node trust is made from: every ImageRegistry not being
+/// deleted whose spec converts. Credentials play no part in trust, so a
+/// record whose Secret is missing still gets its nodes configured.
+pub fn trust_records(objects: &[std::sync::Arc<ImageRegistry>]) -> Vec<Registry> {
+    objects
+        .iter()
+        .filter(|object| object.metadata.deletion_timestamp.is_none())
+        .filter_map(|object| to_record(object, None).ok())
+        .collect()
+}
+
 /// `defaultFor` entries another registry claims ahead of this one, by the
 /// index's one precedence rule (the older registry keeps a contested entry),
 /// with the reason for the losing registry's status. Records are left as

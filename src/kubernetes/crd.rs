@@ -130,6 +130,11 @@ pub struct ImageRegistryStatus {
     pub last_verified_at: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicated_namespaces: Vec<String>,
+    /// With the node agent running, for a registry that needs node trust
+    /// (plain HTTP, a private CA, skipped verification): how many nodes
+    /// have the current configuration, and up to ten that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_trust: Option<crate::node_trust::report::NodeTrustStatus>,
 }
 
 fn is_auto(method: &crate::registry::BrowseMethod) -> bool {

@@ -13,20 +13,19 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, ResourceExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::Pass;
-use super::report::{NodeReport, REPORT_KEY, REPORT_LABEL};
+use super::report::{NodeReport, REPORT_KEY, REPORT_LABEL, report_name};
 use super::sync::Node;
-use crate::kubernetes::convert::to_record;
+use crate::kubernetes::convert::trust_records;
 use crate::kubernetes::crd::ImageRegistry;
-use crate::registry::Registry;
 
 /// The field manager of the agent's writes.
 const FIELD_MANAGER: &str = "registry-resolver-node-agent";
@@ -39,31 +38,6 @@ pub struct AgentOptions {
     /// containerd's config, by node path.
     pub containerd_config: PathBuf,
     pub resync: Duration,
-}
-
-/// The report ConfigMap's name for a node: `node-trust-<node>`, or, for a
-/// node name too long to fit, a digest of it (the report names the node).
-pub fn report_name(node: &str) -> String {
-    let name = format!("node-trust-{node}");
-    if name.len() <= 253 {
-        return name;
-    }
-    let digest = ring::digest::digest(&ring::digest::SHA256, node.as_bytes());
-    let hex: String = digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("node-trust-{hex}")
-}
-
-/// The records trust is made from: every ImageRegistry not being deleted
-/// whose spec converts (credentials play no part in trust).
-pub fn records(objects: &[Arc<ImageRegistry>]) -> Vec<Registry> {
-    objects
-        .iter()
-        .filter(|object| object.metadata.deletion_timestamp.is_none())
-        .filter_map(|object| to_record(object, None).ok())
-        .collect()
 }
 
 /// Runs until `shutdown`.
@@ -95,7 +69,7 @@ pub async fn run(client: kube::Client, options: AgentOptions, shutdown: Cancella
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         }
-        let records = records(&registries.state());
+        let records = trust_records(&registries.state());
         let node = options.node.clone();
         let config = options.containerd_config.clone();
         let name = options.node_name.clone();
@@ -209,28 +183,4 @@ async fn write_report(api: &Api<ConfigMap>, report: &NodeReport) -> Result<(), k
     )
     .await
     .map(|_| ())
-}
-
-/// Reads a report ConfigMap (the controller's side).
-pub fn parse_report(config_map: &ConfigMap) -> Option<NodeReport> {
-    let text = config_map.data.as_ref()?.get(REPORT_KEY)?;
-    let report: NodeReport = serde_json::from_str(text).ok()?;
-    (config_map.name_any() == report_name(&report.node)).then_some(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn report_names_fit_whatever_the_node_is_called() {
-        assert_eq!(report_name("worker-1"), "node-trust-worker-1");
-        let long = "n".repeat(253);
-        let name = report_name(&long);
-        assert!(
-            name.len() <= 253 && name.starts_with("node-trust-"),
-            "{name}"
-        );
-        assert_ne!(name, report_name(&"m".repeat(253)));
-    }
 }

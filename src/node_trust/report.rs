@@ -15,6 +15,28 @@ pub const REPORT_KEY: &str = "report.json";
 /// Most failing nodes one status names.
 pub const FAILED_NODES_SHOWN: usize = 10;
 
+/// The report ConfigMap's name for a node: `node-trust-<node>`, or, for a
+/// node name too long to fit, a digest of it (the report names the node).
+pub fn report_name(node: &str) -> String {
+    let name = format!("node-trust-{node}");
+    if name.len() <= 253 {
+        return name;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, node.as_bytes());
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("node-trust-{hex}")
+}
+
+/// A report as stored (`object` is the ConfigMap's name, `text` its
+/// [`REPORT_KEY`]); one claiming another node's name is ignored.
+pub fn parse(object: &str, text: &str) -> Option<NodeReport> {
+    let report: NodeReport = serde_json::from_str(text).ok()?;
+    (object == report_name(&report.node)).then_some(report)
+}
+
 /// One node's account, written by its agent after each sync.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -138,6 +160,24 @@ mod tests {
                 .collect(),
             runtime_config: None,
         }
+    }
+
+    #[test]
+    fn report_names_fit_whatever_the_node_is_called() {
+        assert_eq!(report_name("worker-1"), "node-trust-worker-1");
+        let long = "n".repeat(253);
+        let name = report_name(&long);
+        assert!(
+            name.len() <= 253 && name.starts_with("node-trust-"),
+            "{name}"
+        );
+        assert_ne!(name, report_name(&"m".repeat(253)));
+        let text = serde_json::to_string(&report("worker-1", &[], &[])).expect("json");
+        assert!(parse("node-trust-worker-1", &text).is_some());
+        assert!(
+            parse("node-trust-worker-2", &text).is_none(),
+            "a report names its own node"
+        );
     }
 
     #[test]

@@ -97,6 +97,22 @@ fn full(status: StatusCode, value: &Value) -> Response<ResponseBody> {
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
 }
 
+/// The kinds this server knows, by plural.
+fn kind_of(plural: &str) -> Option<&'static str> {
+    Some(match plural {
+        "secrets" => "Secret",
+        "configmaps" => "ConfigMap",
+        "events" => "Event",
+        "namespaces" => "Namespace",
+        "imageregistries" => "ImageRegistry",
+        "tokenreviews" => "TokenReview",
+        "subjectaccessreviews" => "SubjectAccessReview",
+        "leases" => "Lease",
+        "deployments" => "Deployment",
+        _ => return None,
+    })
+}
+
 fn parse_target(path: &str) -> Option<Target> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (api_version, rest): (String, &[&str]) = match segments.as_slice() {
@@ -114,16 +130,7 @@ fn parse_target(path: &str) -> Option<Target> {
         [plural, name, "status"] => (*plural, Some((*name).to_owned()), true),
         _ => return None,
     };
-    let kind = match plural {
-        "secrets" => "Secret",
-        "namespaces" => "Namespace",
-        "imageregistries" => "ImageRegistry",
-        "tokenreviews" => "TokenReview",
-        "subjectaccessreviews" => "SubjectAccessReview",
-        "leases" => "Lease",
-        "deployments" => "Deployment",
-        _ => return None,
-    };
+    let kind = kind_of(plural)?;
     Some(Target {
         collection: Collection {
             plural: plural.into(),
@@ -374,7 +381,7 @@ impl FakeApiServer {
         let collection = Collection {
             plural: plural.into(),
             api_version: "v1".into(),
-            kind: "Secret".into(),
+            kind: kind_of(plural).unwrap_or("Secret").into(),
         };
         state.remove(
             &(
