@@ -106,6 +106,16 @@ fn variants() -> Vec<(&'static str, Vec<String>)> {
                 "priorityClassName=system-cluster-critical".into(),
             ],
         ),
+        (
+            "node agent, every runtime",
+            vec![
+                "nodeAgent.enabled=true".into(),
+                "nodeAgent.runtimes={containerd,crio,docker}".into(),
+                "nodeAgent.docker.daemonJson=/etc/docker/daemon.json".into(),
+                "nodeAgent.containerd.certsDir=/var/lib/rancher/k3s/agent/etc/containerd/certs.d"
+                    .into(),
+            ],
+        ),
     ]
 }
 
@@ -158,6 +168,26 @@ fn lints_and_renders_in_every_mode() {
                 assert_eq!(
                     deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
                     "my-tls"
+                );
+            }
+            "node agent, every runtime" => {
+                let pod = &find(&docs, "DaemonSet")["spec"]["template"]["spec"];
+                let paths: Vec<&str> = pod["volumes"]
+                    .as_array()
+                    .expect("volumes")
+                    .iter()
+                    .filter_map(|v| v["hostPath"]["path"].as_str())
+                    .collect();
+                assert_eq!(
+                    paths,
+                    [
+                        "/var/lib/rancher/k3s/agent/etc/containerd/certs.d",
+                        "/etc/containerd",
+                        "/etc/containers/registries.conf.d",
+                        "/etc/containers/certs.d",
+                        "/etc/docker/certs.d",
+                        "/etc/docker",
+                    ]
                 );
             }
             _ => {
@@ -254,6 +284,111 @@ fn the_deployment_is_safe_by_default() {
         serde_yaml::from_str(&registry_resolver::kubernetes::crd::crd_yaml().expect("crd"))
             .expect("yaml");
     assert_eq!(crd, &generated);
+}
+
+/// The node agent: absent unless enabled; when enabled, fenced — only the
+/// directories it manages mounted, no privilege, read-only root, RBAC
+/// read-only on ImageRegistries — and its rendered args accepted by the
+/// real binary.
+#[test]
+fn the_node_agent_is_off_by_default_and_fenced_when_on() {
+    let docs = render(&[]);
+    assert!(
+        !docs.iter().any(|d| d["kind"] == "DaemonSet"),
+        "off by default"
+    );
+
+    let docs = render(&["nodeAgent.enabled=true"]);
+    let agent = find(&docs, "DaemonSet");
+    let pod = &agent["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["privileged"], false);
+    assert_eq!(
+        security["capabilities"],
+        json!({"drop": ["ALL"]}),
+        "no capability added"
+    );
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert!(pod["hostNetwork"].is_null() && pod["hostPID"].is_null());
+    // The default touches containerd only: its certs.d (written) and its
+    // config's directory (read-only).
+    let volumes: Vec<(&str, &str)> = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap_or(""),
+                v["hostPath"]["path"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        volumes,
+        [
+            ("containerd-certs", "/etc/containerd/certs.d"),
+            ("containerd-config", "/etc/containerd")
+        ]
+    );
+    let mounts = container["volumeMounts"].as_array().expect("mounts");
+    assert_eq!(
+        mounts[1]["readOnly"], true,
+        "containerd's config is only read"
+    );
+    assert_eq!(
+        container["env"][0],
+        json!({"name": "REGISTRY_RESOLVER_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
+    );
+    // Its pods are never behind the webhook's Service.
+    let service = find(&docs, "Service");
+    let labels = &agent["spec"]["template"]["metadata"]["labels"];
+    assert!(
+        service["spec"]["selector"]
+            .as_object()
+            .expect("selector")
+            .iter()
+            .any(|(k, v)| labels[k] != *v),
+        "the Service must not select node-agent pods"
+    );
+    // RBAC: read ImageRegistries, write its own report, record Events.
+    let role = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ClusterRole"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("-node-agent"))
+        })
+        .expect("the agent's ClusterRole");
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": ["registry-resolver.io"], "resources": ["imageregistries"], "verbs": ["get", "list", "watch"]}])
+    );
+
+    // The real binary takes the rendered arguments (it then fails to
+    // reach a cluster, which is all this machine has to offer).
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().unwrap_or("").to_owned())
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_registry-resolver"))
+        .args(&args)
+        .env("REGISTRY_RESOLVER_NODE_NAME", "node-1")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(2), "the args must parse: {stderr}");
+    assert!(stderr.contains("connecting to the cluster"), "{stderr}");
 }
 
 #[test]

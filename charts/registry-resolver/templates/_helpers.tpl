@@ -29,3 +29,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "rr.serviceName" -}}
 {{- include "rr.fullname" . -}}
 {{- end -}}
+
+{{/* The node agent's pods: a name of their own, so the Service and the
+Deployment's selector never pick them up. */}}
+{{- define "rr.agentSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-node-agent
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
