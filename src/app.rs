@@ -402,7 +402,24 @@ pub async fn node_agent(args: NodeAgentArgs) -> Result<(), AppError> {
         .await
         .map_err(|e| AppError::Cluster(e.to_string()))?;
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let metrics = Arc::new(crate::telemetry::Metrics::new());
+    let listener = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .map_err(AppError::Signal)?;
+    let admin = crate::node_trust::agent::admin_router(metrics.clone());
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, admin)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the admin listener stopped");
+            }
+        });
+    }
     let options = crate::node_trust::agent::AgentOptions {
+        metrics,
         node_name: args.node_name.clone(),
         namespace: args.namespace.clone(),
         node: args.trust.node(),

@@ -170,6 +170,13 @@ pub struct NodeAgentArgs {
         default_value = "registry-resolver"
     )]
     pub namespace: String,
+    /// Plain-HTTP address of `/healthz` and `/metrics`.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_ADMIN_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub admin_listen: SocketAddr,
     /// How often the files are checked even without a change (repairs
     /// hand edits and deletions).
     #[arg(long, env = "REGISTRY_RESOLVER_RESYNC_INTERVAL", value_parser = humantime::parse_duration, default_value = "5m")]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -74,6 +75,14 @@ pub struct Metrics {
     admission_duration: Family<OutcomeLabels, Histogram>,
     admission_requests: Family<OutcomeLabels, Counter>,
     http_requests: Family<ApiLabels, Counter>,
+    node_trust_registries: Family<StateLabels, Gauge>,
+    node_trust_runtime_config_missing: Gauge,
+    node_trust_syncs: Family<OutcomeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -112,12 +121,57 @@ impl Metrics {
             "HTTP requests by route, method and status",
             http_requests.clone(),
         );
+        let node_trust_registries = Family::<StateLabels, Gauge>::default();
+        let node_trust_runtime_config_missing = Gauge::default();
+        let node_trust_syncs = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "node_trust_registries",
+            "Node agent: registries whose trust is configured on this node, or failed",
+            node_trust_registries.clone(),
+        );
+        registry.register(
+            "node_trust_runtime_config_missing",
+            "Node agent: 1 when containerd's config does not read the certs.d written (see the node's Events)",
+            node_trust_runtime_config_missing.clone(),
+        );
+        registry.register(
+            "node_trust_syncs",
+            "Node agent: syncs of the node's trust files by outcome: ok, error",
+            node_trust_syncs.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             admission_duration,
             admission_requests,
             http_requests,
+            node_trust_registries,
+            node_trust_runtime_config_missing,
+            node_trust_syncs,
         }
+    }
+
+    /// After one node-trust sync.
+    pub fn observe_node_sync(
+        &self,
+        ok: bool,
+        configured: usize,
+        failed: usize,
+        config_missing: bool,
+    ) {
+        self.node_trust_syncs
+            .get_or_create(&OutcomeLabels {
+                outcome: if ok { "ok" } else { "error" },
+            })
+            .inc();
+        let set = |state, count: usize| {
+            self.node_trust_registries
+                .get_or_create(&StateLabels { state })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        };
+        set("configured", configured);
+        set("failed", failed);
+        self.node_trust_runtime_config_missing
+            .set(i64::from(config_missing));
     }
 
     pub fn observe_admission(&self, outcome: Option<Outcome>, elapsed: Duration) {

@@ -310,15 +310,28 @@ async fn node_agents_follow_the_records_and_the_status_counts_nodes() {
     let nodes = [
         tempfile::tempdir().expect("tmp"),
         tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
     ];
+    // node-3's containerd does not read certs.d (1.x without config_path).
+    let config = nodes[2].path().join("etc/containerd/config.toml");
+    std::fs::create_dir_all(config.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &config,
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n",
+    )
+    .expect("write");
     // node-2 already has an admin's own hosts.toml for that host.
     let theirs = nodes[1]
         .path()
         .join("etc/containerd/certs.d/registry.test:5443/hosts.toml");
     std::fs::create_dir_all(theirs.parent().expect("dir")).expect("mkdir");
     std::fs::write(&theirs, "server = \"https://registry.test:5443\"\n").expect("write");
+    let metrics: Vec<_> = (0..3)
+        .map(|_| std::sync::Arc::new(registry_resolver::telemetry::Metrics::new()))
+        .collect();
     for (i, root) in nodes.iter().enumerate() {
         let options = AgentOptions {
+            metrics: metrics[i].clone(),
             node_name: format!("node-{}", i + 1),
             namespace: "registry-resolver".into(),
             node: Node {
@@ -334,7 +347,13 @@ async fn node_agents_follow_the_records_and_the_status_counts_nodes() {
     let eventually = |what: &str, check: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for: {what}; the status: {}",
+                fake.get("imageregistries", None, "private")
+                    .map(|r| r["status"].to_string())
+                    .unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     };
@@ -387,10 +406,13 @@ async fn node_agents_follow_the_records_and_the_status_counts_nodes() {
         eventually("node-1 trusts the private CA", &|| {
             std::fs::read_to_string(&ca_file).is_ok_and(|t| t.contains(ca_1.trim()))
         });
-        eventually("the status counts node-1 in, node-2 failed", &|| {
-            let trust = node_trust(&fake);
-            trust["nodes"] == 2 && trust["configured"] == 1 && trust["failed"] == 1
-        });
+        eventually(
+            "the status counts node-1 in, node-2 and node-3 failed",
+            &|| {
+                let trust = node_trust(&fake);
+                trust["nodes"] == 3 && trust["configured"] == 1 && trust["failed"] == 2
+            },
+        );
     });
     let trust = node_trust(&fake);
     assert_eq!(trust["failedNodes"][0]["node"], "node-2", "{trust}");
@@ -400,10 +422,40 @@ async fn node_agents_follow_the_records_and_the_status_counts_nodes() {
             .is_some_and(|m| m.contains("not written by registry-resolver")),
         "{trust}"
     );
+    assert_eq!(trust["failedNodes"][1]["node"], "node-3", "{trust}");
+    assert!(
+        trust["failedNodes"][1]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("config_path = \"/etc/containerd/certs.d\"")),
+        "node-3 is told the exact line: {trust}"
+    );
+    assert!(
+        metrics[2]
+            .encode()
+            .contains("registry_resolver_node_trust_runtime_config_missing 1")
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.starts_with("POST /apis/events.k8s.io/v1/namespaces/default/events")),
+        "an Event on node-3: {:?}",
+        fake.requests()
+    );
     assert_eq!(
         std::fs::read_to_string(&theirs).expect("theirs"),
         "server = \"https://registry.test:5443\"\n",
         "an admin's file is never changed"
+    );
+    // Each node's metrics say the same.
+    let node_2 = metrics[1].encode();
+    assert!(
+        node_2.contains("registry_resolver_node_trust_registries{state=\"failed\"} 1"),
+        "{node_2}"
+    );
+    assert!(
+        metrics[0]
+            .encode()
+            .contains("registry_resolver_node_trust_registries{state=\"configured\"} 1")
     );
     assert!(
         fake.get("imageregistries", None, "public")

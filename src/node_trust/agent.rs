@@ -32,12 +32,35 @@ const FIELD_MANAGER: &str = "registry-resolver-node-agent";
 
 pub struct AgentOptions {
     pub node_name: String,
+    pub metrics: Arc<crate::telemetry::Metrics>,
     /// Where reports go.
     pub namespace: String,
     pub node: Node,
     /// containerd's config, by node path.
     pub containerd_config: PathBuf,
     pub resync: Duration,
+}
+
+/// `/healthz` and `/metrics` of the agent, on its admin listener.
+pub fn admin_router(metrics: Arc<crate::telemetry::Metrics>) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
 }
 
 /// Runs until `shutdown`.
@@ -101,6 +124,12 @@ pub async fn run(client: kube::Client, options: AgentOptions, shutdown: Cancella
         if let Err(error) = &applied {
             tracing::error!(%error, "writing the node's trust files failed");
         }
+        options.metrics.observe_node_sync(
+            applied.is_ok(),
+            report.configured.len(),
+            report.failed.len(),
+            pass.runtime_config.is_some(),
+        );
         if pass.runtime_config != advised {
             if let Some(advice) = &pass.runtime_config {
                 tracing::warn!(%advice, "containerd does not read the trust files");
