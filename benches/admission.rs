@@ -27,6 +27,7 @@ fn record(name: &str, server: &str, namespaces: &[&str], default_for: &[&str]) -
         updated_at: chrono::DateTime::UNIX_EPOCH,
         status: RegistryStatus::default(),
         pull_secrets: None,
+        node_trust: None,
     }
 }
 

@@ -870,6 +870,7 @@ pub(crate) mod tests {
             updated_at: chrono::DateTime::UNIX_EPOCH,
             status: RegistryStatus::default(),
             pull_secrets: None,
+            node_trust: None,
         }
     }
 

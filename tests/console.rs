@@ -136,6 +136,31 @@ async fn the_console_in_kubernetes_mode() {
         .await
         .expect("create");
     assert_eq!(created.status(), 201);
+    // A plain-HTTP registry and a node agent's report that it is in place:
+    // the registry's page shows the count.
+    let plain = server
+        .api_as(
+            reqwest::Method::POST,
+            "/registries?verify=false",
+            "admin-token",
+        )
+        .json(&serde_json::json!({"name": "lab", "server": "http://10.0.0.9:5000", "namespaces": ["team-a"], "browse": "none"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(plain.status(), 201);
+    let record: registry_resolver::registry::Registry = plain.json().await.expect("record");
+    let (hosts, _) = registry_resolver::node_trust::plan::hosts(&[record]);
+    let report = serde_json::json!({"node": "node-1", "configured": {"lab": hosts[0].fingerprint()}, "failed": {}});
+    server.fake().put(
+        "configmaps",
+        "v1",
+        "ConfigMap",
+        Some("registry-resolver"),
+        serde_json::json!({"metadata": {"name": "node-trust-node-1", "namespace": "registry-resolver",
+                                        "labels": {"registry-resolver.io/node-trust": "true"}},
+                           "data": {"report.json": report.to_string()}}),
+    );
     // A project of workspace ws1, for a registry chosen by labels.
     server.fake().put(
         "namespaces",

@@ -168,6 +168,7 @@ pub fn to_record(
                 .map(|c| c.message.clone())
                 .filter(|m| !m.is_empty()),
         },
+        node_trust: object.status.as_ref().and_then(|s| s.node_trust.clone()),
         // Only a registry with credentials has pull Secrets to place.
         pull_secrets: credentials.and(object.status.as_ref()).map(|status| {
             let replicated = status.conditions.iter().find(|c| c.type_ == "Replicated");

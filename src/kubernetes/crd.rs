@@ -134,7 +134,7 @@ pub struct ImageRegistryStatus {
     /// (plain HTTP, a private CA, skipped verification): how many nodes
     /// have the current configuration, and up to ten that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_trust: Option<crate::node_trust::report::NodeTrustStatus>,
+    pub node_trust: Option<crate::registry::NodeTrustStatus>,
 }
 
 fn is_auto(method: &crate::registry::BrowseMethod) -> bool {

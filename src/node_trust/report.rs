@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{HostTrust, Problem};
+pub use crate::registry::{FailedNode, NodeTrustStatus};
 
 /// Label on every node report (a ConfigMap in the install namespace).
 pub const REPORT_LABEL: &str = "registry-resolver.io/node-trust";
@@ -86,27 +87,6 @@ impl NodeReport {
         }
         report
     }
-}
-
-/// A registry's trust across the nodes, for its status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeTrustStatus {
-    /// Nodes whose agent has reported.
-    pub nodes: u32,
-    /// Nodes with the current trust material in place.
-    pub configured: u32,
-    /// Nodes that could not put it in place.
-    pub failed: u32,
-    /// Up to ten failing nodes and why, by node name.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failed_nodes: Vec<FailedNode>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct FailedNode {
-    pub node: String,
-    pub message: String,
 }
 
 /// The status of `registry`, whose current trust material has

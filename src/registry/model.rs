@@ -66,6 +66,33 @@ pub struct Registry {
     /// Secret is in place (from the ImageRegistry's status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_secrets: Option<PullSecretState>,
+    /// In Kubernetes mode with the node agent, for a registry that needs
+    /// node trust: how many nodes have it configured (from the status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_trust: Option<NodeTrustStatus>,
+}
+
+/// A registry's trust across the nodes, for its status.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, ToSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeTrustStatus {
+    /// Nodes whose agent has reported.
+    pub nodes: u32,
+    /// Nodes with the current trust material in place.
+    pub configured: u32,
+    /// Nodes that could not put it in place.
+    pub failed: u32,
+    /// Up to ten failing nodes and why, by node name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_nodes: Vec<FailedNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, ToSchema)]
+pub struct FailedNode {
+    pub node: String,
+    pub message: String,
 }
 
 /// Where a registry's pull Secret has been replicated.

@@ -66,6 +66,12 @@ def main():
             expect(page.get_by_text("pull Secret harbor in place")).to_have_count(2)
             page.screenshot(path=os.path.join(SHOTS, "kubernetes-registry.png"), full_page=True)
 
+            # A plain-HTTP registry: how many nodes can pull from it.
+            page.goto(URL + "/#/registries/lab")
+            expect(page.get_by_text("Nodes that can pull from this registry: 1 of 1.")).to_be_visible()
+            page.screenshot(path=os.path.join(SHOTS, "kubernetes-node-trust.png"), full_page=True)
+            page.goto(URL + "/#/registries")
+
             # The dialog suggests the cluster's namespaces.
             page.get_by_role("link", name="Registries", exact=True).click()
             page.get_by_role("button", name="Add registry").first.click()

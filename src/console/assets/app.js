@@ -725,7 +725,7 @@ async function registryPage(name) {
     h('div', { class: 'cards' },
       h('section', { class: 'card', 'aria-labelledby': 'sec-status' },
         h('h2', { id: 'sec-status' }, t('detail.status')), statusBox,
-        needsNodeTrust ? alertBox('warn', scheme === 'http' ? t('detail.nodeTrustHttp') : t('detail.nodeTrustCa')) : null),
+        needsNodeTrust ? nodeTrustBox(record, scheme) : null),
       h('section', { class: 'card', 'aria-labelledby': 'sec-conn' },
         h('h2', { id: 'sec-conn' }, t('detail.connection')),
         dl([t('field.server'), h('span', { class: 'mono' }, record.server)],
@@ -760,6 +760,19 @@ async function registryPage(name) {
       h('p', {}, t('detail.annotationBody')),
       h('pre', { class: 'code', tabindex: 0 }, `metadata:\n  annotations:\n    registry-resolver.io/registry: ${record.name}`)),
     repositoryBrowser(record));
+}
+
+/** Whether the nodes can pull from a registry that needs more than public
+ * HTTPS: the node agents' count when they run, else what to set up. */
+function nodeTrustBox(record, scheme) {
+  const trust = record.nodeTrust;
+  if (!trust) {
+    return alertBox('warn', scheme === 'http' ? t('detail.nodeTrustHttp') : t('detail.nodeTrustCa'), ' ', t('detail.nodeTrustAgent'));
+  }
+  const kind = trust.failed ? 'warn' : trust.configured === trust.nodes ? 'ok' : 'info';
+  return alertBox(kind, t('detail.nodeTrustCount', { configured: trust.configured, nodes: trust.nodes }),
+    trust.failed ? h('ul', {}, (trust.failedNodes || []).map((n) => h('li', {}, h('span', { class: 'mono' }, n.node), ': ', n.message)),
+      trust.failed > (trust.failedNodes || []).length ? h('li', {}, t('detail.nodeTrustMore', { count: trust.failed - trust.failedNodes.length })) : null) : null);
 }
 
 /** Repositories (filter as you type, paged), then a repository's tags. */

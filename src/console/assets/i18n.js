@@ -126,6 +126,9 @@ const en = {
   'detail.annotationBody': 'Elsewhere, choose it with an annotation on the pod template:',
   'detail.nodeTrustHttp': 'This check only proves that this server can reach the registry. Nodes pull over plain HTTP only if their container runtime is configured for it (containerd: certs.d/<host>/hosts.toml); until then pods fail with "server gave HTTP response to HTTPS client".',
   'detail.nodeTrustCa': 'This check used the CA given here. Nodes must trust the same CA (containerd: certs.d/<host>/hosts.toml with ca = …), or pods fail with "x509: certificate signed by unknown authority".',
+  'detail.nodeTrustAgent': 'The node agent does this on every node (nodeAgent.enabled in the Helm chart; node-config for a single machine).',
+  'detail.nodeTrustCount': 'Nodes that can pull from this registry: {configured} of {nodes}.',
+  'detail.nodeTrustMore': 'and {count} more nodes',
   'detail.deleteTitle': 'Delete {name}?',
   'detail.deleteBody': 'Workloads that use {name} can no longer be resolved.',
 
@@ -352,6 +355,9 @@ const zh = {
   'detail.annotationBody': '在其他项目中，通过 Pod 模板上的注解选择它：',
   'detail.nodeTrustHttp': '此验证只说明本服务可以访问该仓库。只有节点的容器运行时配置了允许明文 HTTP（containerd：certs.d/<host>/hosts.toml），节点才能拉取；否则 Pod 会报错 “server gave HTTP response to HTTPS client”。',
   'detail.nodeTrustCa': '此验证使用了此处提供的 CA。节点也必须信任同一个 CA（containerd：certs.d/<host>/hosts.toml 中的 ca = …），否则 Pod 会报错 “x509: certificate signed by unknown authority”。',
+  'detail.nodeTrustAgent': '节点代理会在每个节点上自动完成此配置（Helm chart 中的 nodeAgent.enabled；单机可用 node-config）。',
+  'detail.nodeTrustCount': '可以从此仓库拉取镜像的节点：{configured} / {nodes}。',
+  'detail.nodeTrustMore': '以及另外 {count} 个节点',
   'detail.deleteTitle': '删除 {name}？',
   'detail.deleteBody': '使用 {name} 的工作负载将无法再解析镜像。',
 

@@ -164,6 +164,7 @@ impl Inner {
             updated_at: now,
             // A record whose connection details changed must be checked again.
             pull_secrets: None,
+            node_trust: None,
             status: match (&spec.status, &existing) {
                 (Some(checked), _) => checked.clone(),
                 (None, Some((old, _))) if !spec.changes_connection(old) => old.status.clone(),
