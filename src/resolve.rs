@@ -150,10 +150,54 @@ impl Resolution {
     }
 }
 
+/// Why an image cannot be admitted: a fixed set, for metrics and logs
+/// (the message says it for a person).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenialReason {
+    /// No registry named and no default, or the named one does not exist.
+    NoRegistry,
+    /// The registry exists but is not authorized for the namespace.
+    NotAuthorized,
+    /// The image or a registry annotation is not well-formed.
+    InvalidReference,
+    /// The registry needs a pull secret the write may not add (Pod update).
+    PullSecretMissing,
+    /// The tag could not be pinned to a digest (policy `deny`).
+    PinFailed,
+}
+
+impl DenialReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoRegistry => "no_registry",
+            Self::NotAuthorized => "not_authorized",
+            Self::InvalidReference => "invalid_reference",
+            Self::PullSecretMissing => "pull_secret_missing",
+            Self::PinFailed => "pin_failed",
+        }
+    }
+}
+
+/// One problem with one image: its reason, and what to tell a person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Problem {
+    pub reason: DenialReason,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(reason: DenialReason, message: String) -> Self {
+        Self { reason, message }
+    }
+}
+
 /// Every reason the pod template cannot be admitted, one per problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct Denial {
     pub problems: Vec<String>,
+    /// The first problem's reason.
+    pub reason: DenialReason,
 }
 
 impl fmt::Display for Denial {
@@ -179,6 +223,7 @@ pub fn resolve(
 ) -> Result<Resolution, Denial> {
     let mut resolution = Resolution::default();
     let mut problems = Vec::new();
+    let mut reason = None;
     let pin_requested = template
         .template_annotations
         .and_then(|a| a.get(PIN_DIGEST_ANNOTATION))
@@ -197,6 +242,7 @@ pub fn resolve(
         let choice = match choose_registry(template, container.name) {
             Ok(choice) => choice,
             Err(problem) => {
+                reason.get_or_insert(DenialReason::InvalidReference);
                 problems.push(format!("{}: {problem}", what()));
                 continue;
             }
@@ -221,6 +267,7 @@ pub fn resolve(
                     if scope.pull_secrets_mutable {
                         resolution.add_pull_secrets.push(secret.clone());
                     } else {
+                        reason.get_or_insert(DenialReason::PullSecretMissing);
                         problems.push(format!(
                             "{}: registry {:?} needs pull secret {secret:?}, but imagePullSecrets cannot change on a Pod update; add it to the pod's imagePullSecrets when creating the pod",
                             what(),
@@ -240,13 +287,15 @@ pub fn resolve(
                     pin: expanded.pin,
                 });
             }
-            Err(problem) => problems.push(format!("{}: {problem}", what())),
+            Err(problem) => {
+                reason.get_or_insert(problem.reason);
+                problems.push(format!("{}: {problem}", what()));
+            }
         }
     }
-    if problems.is_empty() {
-        Ok(resolution)
-    } else {
-        Err(Denial { problems })
+    match reason {
+        None => Ok(resolution),
+        Some(reason) => Err(Denial { problems, reason }),
     }
 }
 
@@ -261,11 +310,16 @@ pub fn expand<'i>(
     namespace: &str,
     index: &'i Index,
     pin: bool,
-) -> Result<Expanded<'i>, String> {
+) -> Result<Expanded<'i>, Problem> {
+    use DenialReason::{InvalidReference, NoRegistry, NotAuthorized};
     // Quoted in denials: as short as a person needs to recognise it.
     let quoted = excerpt(image);
-    let parsed =
-        RelativeImage::parse(image).map_err(|e| format!("image {quoted:?} is invalid: {e}"))?;
+    let parsed = RelativeImage::parse(image).map_err(|e| {
+        Problem::new(
+            InvalidReference,
+            format!("image {quoted:?} is invalid: {e}"),
+        )
+    })?;
     let view = index.namespace(namespace);
     let view = view.as_deref();
     let authorized = || match view.map(|v| v.authorized().collect::<Vec<_>>()) {
@@ -282,29 +336,41 @@ pub fn expand<'i>(
         None => match view.and_then(NamespaceView::default_registry) {
             Some(default) => default,
             None => {
-                return Err(format!(
-                    "image {quoted:?} names no registry and namespace {namespace:?} has no default registry; set annotation {REGISTRY_ANNOTATION} ({})",
-                    authorized()
+                return Err(Problem::new(
+                    NoRegistry,
+                    format!(
+                        "image {quoted:?} names no registry and namespace {namespace:?} has no default registry; set annotation {REGISTRY_ANNOTATION} ({})",
+                        authorized()
+                    ),
                 ));
             }
         },
     };
     let registry = index.registry(name).ok_or_else(|| {
-        format!(
-            "registry {:?} (from {choice}) does not exist ({})",
-            excerpt(name),
-            authorized()
+        Problem::new(
+            NoRegistry,
+            format!(
+                "registry {:?} (from {choice}) does not exist ({})",
+                excerpt(name),
+                authorized()
+            ),
         )
     })?;
     if !view.is_some_and(|v| v.allows(name)) {
-        return Err(format!(
-            "registry {name:?} (from {choice}) is not authorized for namespace {namespace:?} ({})",
-            authorized()
+        return Err(Problem::new(
+            NotAuthorized,
+            format!(
+                "registry {name:?} (from {choice}) is not authorized for namespace {namespace:?} ({})",
+                authorized()
+            ),
         ));
     }
-    let image = parsed
-        .join(&registry.image_prefix)
-        .map_err(|e| format!("image {quoted:?} is invalid with registry {name:?}: {e}"))?;
+    let image = parsed.join(&registry.image_prefix).map_err(|e| {
+        Problem::new(
+            InvalidReference,
+            format!("image {quoted:?} is invalid with registry {name:?}: {e}"),
+        )
+    })?;
     let pin = ((pin || registry.pin_digests) && parsed.digest.is_none()).then(|| PinTarget {
         registry: registry.name.clone(),
         version: registry.version,

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::admission::Outcome;
+use crate::admission::{DenialReason, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -73,11 +73,17 @@ fn method_label(method: &http::Method) -> &'static str {
 pub struct Metrics {
     registry: Mutex<Registry>,
     admission_duration: Family<OutcomeLabels, Histogram>,
-    admission_requests: Family<OutcomeLabels, Counter>,
+    admission_requests: Family<ReasonLabels, Counter>,
     http_requests: Family<ApiLabels, Counter>,
     node_trust_registries: Family<StateLabels, Gauge>,
     node_trust_runtime_config_missing: Gauge,
     node_trust_syncs: Family<OutcomeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    outcome: &'static str,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -104,7 +110,7 @@ impl Metrics {
         let admission_duration = Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_005, 2.0, 20))
         });
-        let admission_requests = Family::<OutcomeLabels, Counter>::default();
+        let admission_requests = Family::<ReasonLabels, Counter>::default();
         let http_requests = Family::<ApiLabels, Counter>::default();
         registry.register(
             "admission_duration_seconds",
@@ -113,7 +119,7 @@ impl Metrics {
         );
         registry.register(
             "admission_requests",
-            "AdmissionReviews by outcome: mutated, allowed, denied, error",
+            "AdmissionReviews by outcome (mutated, allowed, denied, error) and, for a denial, reason (no_registry, not_authorized, invalid_reference, pull_secret_missing, pin_failed; else none)",
             admission_requests.clone(),
         );
         registry.register(
@@ -174,14 +180,26 @@ impl Metrics {
             .set(i64::from(config_missing));
     }
 
-    pub fn observe_admission(&self, outcome: Option<Outcome>, elapsed: Duration) {
-        let labels = OutcomeLabels {
+    /// One review: its outcome (`None`: not a review we could answer),
+    /// and for a denial, why.
+    pub fn observe_admission(
+        &self,
+        outcome: Option<Outcome>,
+        reason: Option<DenialReason>,
+        elapsed: Duration,
+    ) {
+        let outcome = OutcomeLabels {
             outcome: outcome.map_or("error", Outcome::as_str),
         };
         self.admission_duration
-            .get_or_create(&labels)
+            .get_or_create(&outcome)
             .observe(elapsed.as_secs_f64());
-        self.admission_requests.get_or_create(&labels).inc();
+        self.admission_requests
+            .get_or_create(&ReasonLabels {
+                outcome: outcome.outcome,
+                reason: reason.map_or("none", DenialReason::as_str),
+            })
+            .inc();
     }
 
     /// `route` is the router's matched pattern or `None`; never the raw path.

@@ -1049,9 +1049,38 @@ async fn health_readiness_and_metrics(backend: Backend) {
         .await
         .expect("text");
     assert!(
-        metrics.contains(r#"registry_resolver_admission_requests_total{outcome="mutated"} 1"#),
+        metrics.contains(
+            r#"registry_resolver_admission_requests_total{outcome="mutated",reason="none"} 1"#
+        ),
         "{metrics}"
     );
+    // A denial says why: here, a namespace with no registry at all.
+    server
+        .review(&common::admission_review(&job, "nowhere", "CREATE"))
+        .await;
+    // A registry that exists but is not authorized there.
+    let mut annotated = job.clone();
+    annotated["spec"]["template"]["metadata"]["annotations"] =
+        json!({"registry-resolver.io/registry": "demo"});
+    server
+        .review(&common::admission_review(&annotated, "elsewhere", "CREATE"))
+        .await;
+    let metrics = http
+        .get(server.admin_url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for reason in ["no_registry", "not_authorized"] {
+        assert!(
+            metrics.contains(&format!(
+                r#"registry_resolver_admission_requests_total{{outcome="denied",reason="{reason}"}} 1"#
+            )),
+            "{reason}: {metrics}"
+        );
+    }
     // Sub-millisecond buckets exist.
     assert!(
         metrics.contains(r#"registry_resolver_admission_duration_seconds_bucket{le="0.00001","#),

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use common::{client_trusting, fixture_path};
 use serde_json::{Value, json};
 
@@ -435,6 +436,27 @@ async fn passwords_and_tokens_never_reach_the_log() {
         .await
         .expect("request");
     assert_eq!(wrong_token.status(), 401);
+    // An admission that injects the pull secret, and one denied.
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {}, "template": {"metadata": {}, "spec": {"containers": [{"name": "app", "image": "/team/app:1"}]}}}});
+    for namespace in ["team-a", "elsewhere"] {
+        let mut review = common::admission_review(&deployment, namespace, "CREATE");
+        review["request"]["name"] = json!("web");
+        let answer: Value = client
+            .post(served.url("/mutate"))
+            .json(&review)
+            .send()
+            .await
+            .expect("review")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            answer["response"]["allowed"],
+            namespace == "team-a",
+            "{answer}"
+        );
+    }
 
     let log_path = served.log.clone();
     served.sigterm();
@@ -443,7 +465,34 @@ async fn passwords_and_tokens_never_reach_the_log() {
         log.contains("registry created"),
         "the log has content: {log}"
     );
-    for secret in [password, TOKEN, "not-the-token"] {
+    // The denial: at info, with its reason and the registries allowed,
+    // inside the review's span.
+    let denied: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "admission denied")
+        .unwrap_or_else(|| panic!("no denial logged: {log}"));
+    assert_eq!(denied["level"], "INFO", "{denied}");
+    assert_eq!(denied["reason"], "no_registry", "{denied}");
+    assert!(
+        denied["denial"]
+            .as_str()
+            .is_some_and(|d| d.contains("no registry is authorized in namespace \"elsewhere\"")),
+        "{denied}"
+    );
+    let span = &denied["span"];
+    for (field, value) in [
+        ("namespace", "elsewhere"),
+        ("kind", "Deployment"),
+        ("object", "web"),
+        ("operation", "CREATE"),
+        ("outcome", "denied"),
+    ] {
+        assert_eq!(span[field], value, "{field}: {denied}");
+    }
+    assert!(span["uid"].is_string(), "{denied}");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("robot:{password}"));
+    for secret in [password, TOKEN, "not-the-token", auth.as_str()] {
         assert!(!log.contains(secret), "log contains {secret:?}");
     }
 }

@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use crate::excerpt::{MESSAGE_CHARS, excerpt, shorten};
 use crate::index::Index;
 use crate::pod_template::{LocateSeed, Located, Str};
+pub use crate::resolve::DenialReason;
 use crate::resolve::{self, Choice, Denial, Resolution, Scope};
 pub use kinds::{HANDLED_KINDS, PodBearingKind};
 
@@ -55,6 +56,21 @@ pub struct Reviewed {
     /// The encoded AdmissionReview response.
     pub body: Vec<u8>,
     pub outcome: Outcome,
+    /// Why, when denied.
+    pub reason: Option<DenialReason>,
+    /// The message of a denial, for the log.
+    pub denial: Option<String>,
+}
+
+/// What a review is about, for its tracing span: the request's own fields,
+/// borrowed from the body.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Subject<'a> {
+    pub uid: &'a str,
+    pub namespace: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub operation: &'a str,
 }
 
 /// The review, decoded in one pass over the body.
@@ -86,6 +102,7 @@ struct RequestIn<'a> {
     kind: Option<GroupVersionKind<'a>>,
     sub_resource: Option<Str<'a>>,
     namespace: Option<Str<'a>>,
+    name: Option<Str<'a>>,
     operation: Option<Str<'a>>,
     object: ObjectIn<'a>,
 }
@@ -121,6 +138,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RequestIn<'a> {
                         "kind" => request.kind = map.next_value()?,
                         "subResource" => request.sub_resource = map.next_value()?,
                         "namespace" => request.namespace = map.next_value()?,
+                        "name" => request.name = map.next_value()?,
                         "operation" => request.operation = map.next_value()?,
                         "object" => {
                             request.object = match request.kind.as_ref().map(|k| kinds_lookup(k)) {
@@ -322,6 +340,16 @@ pub fn plan<'a>(
 pub struct Prepared<'a> {
     uid: String,
     pending: Pending<'a>,
+    subject: SubjectIn<'a>,
+}
+
+/// The request fields a span names, kept from the decode.
+#[derive(Debug, Default)]
+struct SubjectIn<'a> {
+    namespace: Option<Str<'a>>,
+    kind: Option<Str<'a>>,
+    name: Option<Str<'a>>,
+    operation: Option<Str<'a>>,
 }
 
 // One short-lived value per review, on the stack: not worth a heap
@@ -330,7 +358,7 @@ pub struct Prepared<'a> {
 #[derive(Debug)]
 enum Pending<'a> {
     Allow,
-    Deny(String),
+    Deny(DenialReason, String),
     Mutate(Plan<'a>),
 }
 
@@ -344,12 +372,30 @@ impl<'a> Prepared<'a> {
     }
 
     /// Turns the answer into a denial.
-    pub fn deny(&mut self, message: String) {
-        self.pending = Pending::Deny(format!("registry-resolver: {message}"));
+    pub fn deny(&mut self, reason: DenialReason, message: String) {
+        self.pending = Pending::Deny(reason, format!("registry-resolver: {message}"));
+    }
+
+    /// What the review is about.
+    pub fn subject(&self) -> Subject<'_> {
+        fn text<'s>(s: &'s Option<Str<'_>>) -> &'s str {
+            s.as_ref().map_or("", Str::as_str)
+        }
+        Subject {
+            uid: &self.uid,
+            namespace: text(&self.subject.namespace),
+            kind: text(&self.subject.kind),
+            name: text(&self.subject.name),
+            operation: text(&self.subject.operation),
+        }
     }
 
     /// Encodes the AdmissionReview response.
     pub fn finish(self) -> Result<Reviewed, AdmissionError> {
+        let (reason, denial) = match &self.pending {
+            Pending::Deny(reason, message) => (Some(*reason), Some(message.clone())),
+            _ => (None, None),
+        };
         let (response, outcome) = match self.pending {
             Pending::Allow => (
                 ResponseOut {
@@ -359,7 +405,7 @@ impl<'a> Prepared<'a> {
                 },
                 Outcome::Allowed,
             ),
-            Pending::Deny(message) => deny(self.uid, message),
+            Pending::Deny(_, message) => deny(self.uid, message),
             Pending::Mutate(plan) => mutated(self.uid, plan.into_mutation()),
         };
         let body = serde_json::to_vec(&ReviewOut {
@@ -368,7 +414,12 @@ impl<'a> Prepared<'a> {
             response,
         })
         .map_err(|e| AdmissionError::Malformed(e.to_string()))?;
-        Ok(Reviewed { body, outcome })
+        Ok(Reviewed {
+            body,
+            outcome,
+            reason,
+            denial,
+        })
     }
 }
 
@@ -409,26 +460,33 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
             "uid is longer than {UID_MAX} bytes"
         )));
     }
-    let allow = |uid: String| {
+    let subject = SubjectIn {
+        namespace: request.namespace.clone(),
+        kind: request.kind.as_ref().and_then(|k| k.kind.clone()),
+        name: request.name.clone(),
+        operation: request.operation.clone(),
+    };
+    let allow = |uid: String, subject: SubjectIn<'a>| {
         Ok(Prepared {
             uid,
             pending: Pending::Allow,
+            subject,
         })
     };
     let Some(kind) = request.kind.as_ref().and_then(kinds_lookup) else {
-        return allow(uid);
+        return allow(uid, subject);
     };
     let update = match request.operation.as_ref().map(Str::as_str) {
         Some("CREATE") => false,
         Some("UPDATE") => true,
-        _ => return allow(uid),
+        _ => return allow(uid, subject),
     };
     let sub_resource = request.sub_resource.as_ref().map_or("", Str::as_str);
     let write = match (sub_resource, kind.kind) {
         ("", "Pod") if update => WriteKind::PodUpdate,
         ("", _) => WriteKind::Full,
         ("ephemeralcontainers", "Pod") => WriteKind::EphemeralContainers,
-        _ => return allow(uid),
+        _ => return allow(uid, subject),
     };
     let malformed =
         |e: serde_json::Error| AdmissionError::Malformed(format!("request.object: {e}"));
@@ -440,7 +498,7 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
         ObjectIn::Absent | ObjectIn::Skipped => None,
     };
     let Some(located) = located else {
-        return allow(uid);
+        return allow(uid, subject);
     };
     let namespace = request
         .namespace
@@ -453,9 +511,13 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
     let pending = match plan(located, kind, &namespace, write, index) {
         Ok(None) => Pending::Allow,
         Ok(Some(plan)) => Pending::Mutate(plan),
-        Err(denial) => Pending::Deny(format!("registry-resolver: {denial}")),
+        Err(denial) => Pending::Deny(denial.reason, format!("registry-resolver: {denial}")),
     };
-    Ok(Prepared { uid, pending })
+    Ok(Prepared {
+        uid,
+        pending,
+        subject,
+    })
 }
 
 fn mutated(uid: String, mutation: Mutation) -> (ResponseOut, Outcome) {

@@ -579,7 +579,7 @@ pub async fn resolve_preview(
         &index,
         false,
     )
-    .map_err(ApiError::Denied)?;
+    .map_err(|problem| ApiError::Denied(problem.message))?;
     Ok(Json(ResolveResponse {
         image: expanded.image,
         registry: Some(expanded.registry.name.clone()),

@@ -24,9 +24,10 @@ use crate::admission;
 use crate::api::body::read_body;
 use crate::api::error::ApiError;
 use crate::api::{self, AppState};
-use crate::excerpt::{MESSAGE_CHARS, shorten};
+use crate::excerpt::{MESSAGE_CHARS, excerpt, shorten};
 pub use connection::ConnectionLimits;
 pub use tls::{ReloadingCert, TlsError};
+use tracing::Instrument;
 
 /// Largest AdmissionReview we read; the API server's own limit is 3 MiB objects.
 pub const MAX_REVIEW_BYTES: usize = 3 * 1024 * 1024;
@@ -91,37 +92,54 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
     {
         Ok(bytes) => bytes,
         Err(error) => {
-            state.metrics.observe_admission(None, Duration::ZERO);
+            state.metrics.observe_admission(None, None, Duration::ZERO);
             return error.into_response();
         }
     };
     let started = Instant::now();
     let index = state.index.load_full();
-    let result = match admission::prepare(&bytes, &index) {
+    let (result, span) = match admission::prepare(&bytes, &index) {
         Ok(mut prepared) => {
+            let subject = prepared.subject();
+            // Every review in its own span: what it is about, and (recorded
+            // below) how it ended. Values come from the request as sent;
+            // nothing from a pull secret is ever here.
+            let span = tracing::info_span!(
+                "admission",
+                uid = %excerpt(subject.uid),
+                namespace = %excerpt(subject.namespace),
+                kind = %excerpt(subject.kind),
+                object = %excerpt(subject.name),
+                operation = %excerpt(subject.operation),
+                outcome = tracing::field::Empty,
+            );
             if let Some(plan) = prepared.plan_mut()
                 && plan.needs_pinning()
-                && let Err(message) = state.pinner.pin(plan).await
+                && let Err(message) = state.pinner.pin(plan).instrument(span.clone()).await
             {
-                prepared.deny(message);
+                prepared.deny(admission::DenialReason::PinFailed, message);
             }
-            prepared.finish()
+            (prepared.finish(), span)
         }
-        Err(error) => Err(error),
+        Err(error) => (Err(error), tracing::Span::none()),
     };
     let elapsed = started.elapsed();
+    let _entered = span.enter();
     match result {
         Ok(reviewed) => {
             state
                 .metrics
-                .observe_admission(Some(reviewed.outcome), elapsed);
-            if reviewed.outcome == admission::Outcome::Denied {
-                tracing::info!("admission denied");
+                .observe_admission(Some(reviewed.outcome), reviewed.reason, elapsed);
+            span.record("outcome", reviewed.outcome.as_str());
+            if let (Some(reason), Some(message)) = (reviewed.reason, &reviewed.denial) {
+                // The message names the image, the problem and the
+                // registries authorized in the namespace.
+                tracing::info!(reason = reason.as_str(), denial = %message, "admission denied");
             }
             ([(header::CONTENT_TYPE, "application/json")], reviewed.body).into_response()
         }
         Err(error) => {
-            state.metrics.observe_admission(None, elapsed);
+            state.metrics.observe_admission(None, None, elapsed);
             let error_text = error.to_string();
             tracing::warn!(error = %shorten(&error_text, MESSAGE_CHARS), "rejected AdmissionReview");
             ApiError::from(error).into_response()
