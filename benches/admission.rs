@@ -144,7 +144,7 @@ fn benches(c: &mut Criterion) {
 /// One review with pinning when the digest is cached: the cost a pinned
 /// admission pays after the first lookup of a tag.
 fn pinned(c: &mut Criterion) {
-    use registry_resolver::registry::pinning::{PinOptions, Pinner};
+    use registry_resolver::pinning::{PinOptions, Pinner};
     use registry_resolver::registry::store::RegistryStore;
     use registry_resolver::registry::{RegistryInput, WriteMode};
     use std::sync::Arc;

@@ -11,9 +11,9 @@ use crate::cli::{
 };
 use crate::index::IndexHandle;
 use crate::kubernetes::workloads::UserClients;
+use crate::pinning::{PinOptions, Pinner};
 use crate::registry::client::{AddressPolicy, ClientOptions};
 use crate::registry::connectivity::{Connectivity, ConnectivityOptions};
-use crate::registry::pinning::{PinOptions, Pinner};
 use crate::registry::store::{Cipher, CipherError, RegistryStore, SqliteStore, StoreError};
 use crate::server::{self, ConnectionLimits, ServeError, ServeOptions};
 use crate::telemetry::Metrics;

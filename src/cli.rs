@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::registry::pinning::PinFailurePolicy;
+use crate::pinning::PinFailurePolicy;
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::admission::{self, WriteKind};
 use crate::cli::OutputFormat;
 use crate::index::Index;
-use crate::registry::pinning::Pinner;
+use crate::pinning::Pinner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{TestServer, admission_review, apply_patch};
 use distribution::{Distribution, Mode, PASSWORD, USER};
-use registry_resolver::registry::pinning::PinFailurePolicy;
+use registry_resolver::pinning::PinFailurePolicy;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -21,8 +21,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::index::IndexHandle;
 use crate::kubernetes::auth::{AuthError, ClusterAuth, Permission};
+use crate::pinning::Pinner;
 use crate::registry::connectivity::Connectivity;
-use crate::registry::pinning::Pinner;
 use crate::registry::store::RegistryStore;
 use crate::telemetry::Metrics;
 use contract::Contract;

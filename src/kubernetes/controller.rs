@@ -17,6 +17,7 @@ use kube::{Api, ResourceExt};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::convert::RecordProblem;
 use super::crd::ImageRegistry;
 use super::desired::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, Registry as Replicated};
 use super::replicate::{Replicator, observed};
@@ -422,7 +423,7 @@ async fn reconcile_loop(
 
 /// Held on every ImageRegistry until its pull Secrets are gone, so a
 /// deletion while no replica leads still cleans up afterwards.
-pub const FINALIZER: &str = "registry-resolver.io/pull-secrets";
+use super::crd::FINALIZER;
 
 async fn add_finalizer(api: &Api<ImageRegistry>, object: &ImageRegistry) {
     let mut finalizers = object.finalizers().to_vec();
@@ -482,9 +483,9 @@ fn conditions_for(
     name: &str,
     replicated: Option<&Replicated>,
     outcome: &super::replicate::Outcome,
-    problems: &[(String, String)],
+    problems: &[(String, RecordProblem)],
 ) -> Vec<Wanted> {
-    let mine: Vec<&String> = problems
+    let mine: Vec<&RecordProblem> = problems
         .iter()
         .filter(|(r, _)| r == name)
         .map(|(_, p)| p)
@@ -497,23 +498,18 @@ fn conditions_for(
             message: String::new(),
         }
     } else {
-        let reason = if mine
+        let reason = mine
             .iter()
-            .any(|p| p.contains("already has default registry"))
-        {
-            "DefaultConflict"
-        } else if mine.iter().any(|p| p.contains("credentials Secret")) {
-            "CredentialsMissing"
-        } else {
-            "Invalid"
-        };
+            .map(|p| p.condition_reason())
+            .max()
+            .map_or("Invalid", |(_, reason)| reason);
         Wanted {
             type_: "Accepted",
             status: "False",
             reason: reason.into(),
             message: mine
                 .iter()
-                .map(|p| p.as_str())
+                .map(|p| p.to_string())
                 .collect::<Vec<_>>()
                 .join("; "),
         }

@@ -198,16 +198,43 @@ pub fn trust_records(objects: &[std::sync::Arc<ImageRegistry>]) -> Vec<Registry>
 /// index's one precedence rule (the older registry keeps a contested entry),
 /// with the reason for the losing registry's status. Records are left as
 /// written: the index applies the same rule when it resolves.
-pub fn contested_defaults(records: &[Registry]) -> Vec<(String, String)> {
+pub fn contested_defaults(records: &[Registry]) -> Vec<(String, RecordProblem)> {
     crate::index::outranked_claims(records)
         .into_iter()
         .map(|(registry, entry, holder)| {
-            (
-                registry,
-                format!("namespace {entry:?} already has default registry {holder:?}"),
-            )
+            (registry, RecordProblem::DefaultOutranked { entry, holder })
         })
         .collect()
+}
+
+/// Why an ImageRegistry cannot be used as written; its status says so.
+/// Decisions (the condition's reason) follow the variant, never the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordProblem {
+    #[error("credentials Secret {0:?} not found")]
+    CredentialsMissing(String),
+    #[error("credentials Secret {0:?} has no non-empty username and password")]
+    CredentialsIncomplete(String),
+    /// The spec does not convert (an invalid server, name, entry…).
+    #[error("{0}")]
+    Invalid(String),
+    /// A `defaultFor` entry another record claims ahead of this one.
+    #[error("namespace {entry:?} already has default registry {holder:?}")]
+    DefaultOutranked { entry: String, holder: String },
+}
+
+impl RecordProblem {
+    /// The `Accepted` condition's reason; the most telling of several
+    /// problems is the one with the highest rank.
+    pub fn condition_reason(&self) -> (u8, &'static str) {
+        match self {
+            Self::DefaultOutranked { .. } => (3, "DefaultConflict"),
+            Self::CredentialsMissing(_) | Self::CredentialsIncomplete(_) => {
+                (2, "CredentialsMissing")
+            }
+            Self::Invalid(_) => (1, "Invalid"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -301,7 +328,10 @@ mod tests {
             dropped,
             [(
                 "newer".to_string(),
-                "namespace \"a\" already has default registry \"older\"".to_string()
+                RecordProblem::DefaultOutranked {
+                    entry: "a".into(),
+                    holder: "older".into()
+                }
             )]
         );
     }

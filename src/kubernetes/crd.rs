@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 /// the server parses it fully before anything is used.
 const SERVER_RULE: &str = r"self.matches('^([hH][tT][tT][pP][sS]?://)?([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?(/[a-z0-9]+([._/-]+[a-z0-9]+)*)?/?$')";
 
+/// Held by every ImageRegistry until its pull Secrets are gone.
+pub const FINALIZER: &str = "registry-resolver.io/pull-secrets";
+
 /// A Secret name, as Kubernetes checks it (DNS-1123 subdomain).
 const SECRET_NAME_RULE: &str =
     r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')";

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use super::convert::{BasicAuth, basic_auth, contested_defaults, to_record};
+use super::convert::{BasicAuth, RecordProblem, basic_auth, contested_defaults, to_record};
 use super::crd::ImageRegistry;
 use crate::index::{Change, Index, IndexHandle, Labels};
 use crate::registry::Registry;
@@ -21,13 +21,13 @@ pub struct Records {
     pub credentials: HashMap<String, BasicAuth>,
     /// (registry, problem) for the registry's status: a missing or
     /// malformed credentials Secret, an unparsable server, a lost default.
-    pub problems: Vec<(String, String)>,
+    pub problems: Vec<(String, RecordProblem)>,
 }
 
 /// One object as the index uses it: its record and credentials, or the
 /// problem that keeps it out. `None`: nothing to say (being deleted, or
 /// without a name).
-type Converted = Option<Result<(Registry, Option<BasicAuth>), (String, String)>>;
+type Converted = Option<Result<(Registry, Option<BasicAuth>), (String, RecordProblem)>>;
 
 /// Converts one ImageRegistry; `secret` finds a credentials Secret of the
 /// install namespace by name.
@@ -45,17 +45,14 @@ fn convert(object: &ImageRegistry, secret: impl Fn(&str) -> Option<Arc<Secret>>)
                 None => {
                     return Some(Err((
                         name,
-                        format!(
-                            "credentials Secret {:?} has no non-empty username and password",
-                            reference.name
-                        ),
+                        RecordProblem::CredentialsIncomplete(reference.name.clone()),
                     )));
                 }
             },
             None => {
                 return Some(Err((
                     name,
-                    format!("credentials Secret {:?} not found", reference.name),
+                    RecordProblem::CredentialsMissing(reference.name.clone()),
                 )));
             }
         },
@@ -68,7 +65,7 @@ fn convert(object: &ImageRegistry, secret: impl Fn(&str) -> Option<Arc<Secret>>)
                 .map(|(auth, secret)| (auth, secret.as_ref())),
         ) {
             Ok(record) => Ok((record, credentials.map(|(auth, _)| auth))),
-            Err(problem) => Err((name, problem)),
+            Err(problem) => Err((name, RecordProblem::Invalid(problem))),
         },
     )
 }
@@ -421,13 +418,8 @@ mod tests {
             index.load().default_registry("team-a").as_deref(),
             Some("harbor")
         );
-        assert!(
-            caches
-                .converted()
-                .problems
-                .iter()
-                .any(|(r, p)| r == "zeta" && p.contains("already has default registry \"harbor\""))
-        );
+        assert!(caches.converted().problems.iter().any(|(r, p)| r == "zeta"
+            && matches!(p, RecordProblem::DefaultOutranked { holder, .. } if holder == "harbor")));
 
         secrets.apply_watcher_event(&Event::Delete(basic_auth_secret("harbor-credentials")));
         caches.apply(&index, Touched::Credentials("harbor-credentials".into()));
@@ -440,7 +432,7 @@ mod tests {
                 .converted()
                 .problems
                 .iter()
-                .any(|(r, p)| r == "harbor" && p.contains("not found"))
+                .any(|(r, p)| r == "harbor" && matches!(p, RecordProblem::CredentialsMissing(_)))
         );
         assert_eq!(
             index.load().default_registry("team-a").as_deref(),

@@ -216,7 +216,7 @@ impl RegistryStore for KubeStore {
             _ => None,
         };
         let mut object = ImageRegistry::new(&spec.name, crd_spec(&spec, credentials.is_some()));
-        object.metadata.finalizers = Some(vec![super::controller::FINALIZER.into()]);
+        object.metadata.finalizers = Some(vec![super::crd::FINALIZER.into()]);
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PostParams::default()

@@ -3,7 +3,6 @@
 pub mod client;
 pub mod connectivity;
 mod model;
-pub mod pinning;
 pub mod server;
 pub mod store;
 

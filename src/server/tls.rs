@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
@@ -32,16 +31,7 @@ pub enum TlsError {
     Config(String),
 }
 
-/// The crypto provider we use everywhere, chosen explicitly.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Installs our provider as the process default (needed by libraries that
-/// build their own rustls configs). Safe to call more than once.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::crypto::{install_crypto_provider, provider};
 
 #[derive(Debug)]
 pub struct ReloadingCert {

@@ -29,7 +29,7 @@ fn system_roots() -> &'static RootCertStore {
 
 /// The client config for a registry with these options.
 pub fn client_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, ConnectError> {
-    let provider = crate::server::tls::provider();
+    let provider = crate::crypto::provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ConnectError::Config(e.to_string()))?;

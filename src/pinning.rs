@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use moka::future::Cache;
 
-use super::client::{ClientOptions, ConnectError, RegistryClient};
-use super::store::RegistryStore;
 use crate::admission::Plan;
+use crate::registry::client::{ClientOptions, ConnectError, RegistryClient};
+use crate::registry::store::RegistryStore;
 use crate::resolve::PinTarget;
 
 /// What to do with an admission when a digest cannot be had.
@@ -214,7 +214,7 @@ impl Lookups {
     async fn client(&self, name: &str, version: i64) -> Result<Arc<RegistryClient>, ConnectError> {
         self.clients
             .try_get_with((name.to_owned(), version), async {
-                let stored = |e: super::store::StoreError| {
+                let stored = |e: crate::registry::store::StoreError| {
                     ConnectError::Config(format!("registry {name:?}: {e}"))
                 };
                 let record = self.store.get(name).await.map_err(stored)?.ok_or_else(|| {
