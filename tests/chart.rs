@@ -278,6 +278,24 @@ fn the_deployment_is_safe_by_default() {
     assert_eq!(hook["matchPolicy"], "Equivalent");
     assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
     assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+    // ImageRegistries are checked by the API's validation; that webhook
+    // sees nothing else, through the same Service and CA.
+    let validating = &find(&docs, "ValidatingWebhookConfiguration")["webhooks"][0];
+    assert_eq!(validating["failurePolicy"], "Fail");
+    assert_eq!(validating["sideEffects"], "None");
+    assert_eq!(
+        validating["clientConfig"]["service"]["path"],
+        "/validate/imageregistries"
+    );
+    assert_eq!(
+        validating["clientConfig"]["caBundle"],
+        hook["clientConfig"]["caBundle"]
+    );
+    assert_eq!(
+        validating["rules"],
+        json!([{"apiGroups": ["registry-resolver.io"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+                "resources": ["imageregistries"], "scope": "Cluster"}])
+    );
     // The CRD in crds/ is the generated one.
     let crd = find(&docs, "CustomResourceDefinition");
     let generated: Value =

@@ -532,3 +532,58 @@ async fn malformed_requests_get_clear_errors() {
         .await;
     assert_eq!(response["allowed"], true);
 }
+
+/// The validating webhook for ImageRegistries, over HTTPS as the API
+/// server calls it: a good object passes, a bad one is refused with the
+/// API's own field messages, a malformed review is a 400.
+#[tokio::test]
+async fn image_registries_applied_directly_are_checked_like_the_api_does() {
+    let server = server_with_registries().await;
+    let review = |object: Value| {
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+               "request": {"uid": "u-7",
+                           "kind": {"group": "registry-resolver.io", "version": "v1alpha1", "kind": "ImageRegistry"},
+                           "resource": {"group": "registry-resolver.io", "version": "v1alpha1", "resource": "imageregistries"},
+                           "operation": "CREATE", "userInfo": {"username": "gitops"}, "object": object}})
+    };
+    let object = |spec: Value| {
+        json!({"apiVersion": "registry-resolver.io/v1alpha1", "kind": "ImageRegistry",
+               "metadata": {"name": "applied"}, "spec": spec})
+    };
+    let post = |body: Value| {
+        let request = server
+            .client
+            .post(server.url("/validate/imageregistries"))
+            .json(&body);
+        async move { request.send().await.expect("request") }
+    };
+    let good = post(review(object(
+        json!({"server": "harbor.example.com", "namespaces": ["team-c"]}),
+    )))
+    .await;
+    assert_eq!(good.status(), 200);
+    let good: Value = good.json().await.expect("json");
+    assert_eq!(
+        good["response"],
+        json!({"uid": "u-7", "allowed": true, "status": {}}),
+        "{good}"
+    );
+
+    let bad: Value = post(review(object(
+        json!({"server": "ftp://harbor.example.com", "namespaces": ["Team_C"]}),
+    )))
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(bad["response"]["allowed"], false, "{bad}");
+    let message = bad["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("server: unsupported scheme"), "{message}");
+    assert!(message.contains("namespaces[0]"), "{message}");
+
+    let malformed =
+        post(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"})).await;
+    assert_eq!(malformed.status(), 400);
+}

@@ -11,6 +11,7 @@ pub mod replicate;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod validate;
 pub mod workloads;
 
 /// What the unit tests' mock API server answers with (tower-test).

@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     Router::new()
         .route("/mutate", post(mutate))
+        .route("/validate/imageregistries", post(validate_image_registry))
         .route("/openapi.json", get(openapi_json))
         .with_state(state.clone())
         .nest("/api/v1", api::router(state))
@@ -143,6 +144,36 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
             let error_text = error.to_string();
             tracing::warn!(error = %shorten(&error_text, MESSAGE_CHARS), "rejected AdmissionReview");
             ApiError::from(error).into_response()
+        }
+    }
+}
+
+/// The validating webhook for ImageRegistries (see `kubernetes::validate`).
+async fn validate_image_registry(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = match read_body(
+        body,
+        &parts.headers,
+        MAX_REVIEW_BYTES,
+        &["application/json"],
+        state.body_read_timeout,
+    )
+    .await
+    {
+        Ok(bytes) => bytes,
+        Err(error) => return error.into_response(),
+    };
+    let index = state.index.load();
+    match crate::kubernetes::validate::review(&bytes, &index) {
+        Ok(review) => {
+            if let Some(response) = review.response.as_ref().filter(|r| !r.allowed) {
+                tracing::info!(uid = %excerpt(&response.uid), denial = %response.result.message, "ImageRegistry refused");
+            }
+            axum::Json(review).into_response()
+        }
+        Err(error) => {
+            ApiError::MalformedJson(shorten(&error.to_string(), MESSAGE_CHARS).into_owned())
+                .into_response()
         }
     }
 }
