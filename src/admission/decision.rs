@@ -1,0 +1,138 @@
+//! The decision for one object: locate its pod template, resolve every
+//! registry-relative image, and say what would change (a [`Plan`]), or why
+//! it cannot be admitted. Pure: no I/O, no wire format.
+
+use json_patch::PatchOperation;
+
+use super::kinds::{self, PodBearingKind};
+use super::patch;
+use crate::index::Index;
+use crate::pod_template::Located;
+use crate::resolve::{self, Denial, Resolution, Scope};
+
+/// The edits for one object: the patch and what it does.
+#[derive(Debug, Clone)]
+pub struct Mutation {
+    pub patch: Vec<PatchOperation>,
+    pub resolution: Resolution,
+    pub warnings: Vec<String>,
+}
+
+/// How an object is being written, which limits what we may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// CREATE, or UPDATE of anything but a Pod.
+    Full,
+    /// UPDATE of a Pod: images may change, `imagePullSecrets` may not.
+    PodUpdate,
+    /// `pods/ephemeralcontainers`: only the ephemeral containers are applied.
+    EphemeralContainers,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MutateError {
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    #[error("object is not a valid {kind}: {message}")]
+    Malformed { kind: &'static str, message: String },
+}
+
+/// A resolution not yet turned into a patch: pinning may still change
+/// its images, and add warnings.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    located: Located<'a>,
+    kind: &'static PodBearingKind,
+    write: WriteKind,
+    pub resolution: Resolution,
+    /// Said to the user beside the rewrites (e.g. a tag that could not be pinned).
+    pub warnings: Vec<String>,
+}
+
+impl Plan<'_> {
+    /// Whether any rewrite waits for a digest.
+    pub fn needs_pinning(&self) -> bool {
+        self.resolution.rewrites.iter().any(|r| r.pin.is_some())
+    }
+
+    /// The patch and what it does.
+    pub fn into_mutation(self) -> Mutation {
+        let annotate = self.write != WriteKind::EphemeralContainers;
+        let patch = patch::build(
+            &self.located.template,
+            self.kind.template_path,
+            &self.resolution,
+            annotate,
+        );
+        Mutation {
+            patch,
+            resolution: self.resolution,
+            warnings: self.warnings,
+        }
+    }
+}
+
+/// Locates and resolves one object of a pod-bearing kind given as JSON
+/// text: `Ok(None)` when nothing needs to change. Used by `resolve`.
+pub fn plan_object<'a>(
+    object: &'a str,
+    kind: &'static PodBearingKind,
+    namespace: &str,
+    write: WriteKind,
+    index: &Index,
+) -> Result<Option<Plan<'a>>, MutateError> {
+    let located = crate::pod_template::locate(object, kind.template_path).map_err(|e| {
+        MutateError::Malformed {
+            kind: kind.kind,
+            message: e.to_string(),
+        }
+    })?;
+    match located {
+        Some(located) => Ok(plan(located, kind, namespace, write, index)?),
+        None => Ok(None),
+    }
+}
+
+/// Resolves an object whose pod template has been located.
+pub fn plan<'a>(
+    located: Located<'a>,
+    kind: &'static PodBearingKind,
+    namespace: &str,
+    write: WriteKind,
+    index: &Index,
+) -> Result<Option<Plan<'a>>, Denial> {
+    let template = kinds::resolution_input(&located);
+    if !template
+        .containers
+        .iter()
+        .any(|c| crate::reference::is_registry_relative(c.image))
+    {
+        return Ok(None);
+    }
+    let scope = Scope {
+        namespace,
+        pull_secrets_mutable: write == WriteKind::Full,
+    };
+    let resolution = resolve::resolve(&template, scope, index)?;
+    drop(template);
+    if resolution.is_empty() {
+        return Ok(None);
+    }
+    // Where the store knows the cluster's pull Secrets, say so when one we
+    // inject is not there yet: the pods would fail to pull until it is.
+    let warnings = resolution
+        .add_pull_secrets
+        .iter()
+        .filter(|secret| index.pull_secret_missing(namespace, secret))
+        .map(|secret| {
+            format!("pull secret {secret:?} is not yet present in namespace {namespace:?}; pods cannot pull until it is replicated")
+        })
+        .collect();
+    Ok(Some(Plan {
+        located,
+        kind,
+        write,
+        resolution,
+        warnings,
+    }))
+}
