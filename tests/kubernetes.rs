@@ -758,3 +758,71 @@ async fn workloads_are_created_with_the_callers_own_token() {
         .expect("request");
     assert_eq!(answer.status(), 501);
 }
+
+/// Two writers of one status racing (the controller's conditions and the
+/// re-verification's, each from its own stale copy): every write of each
+/// survives, none is lost to the other's (resourceVersion preconditions,
+/// re-read and recompute on a conflict).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_status_writers_racing_lose_nothing() {
+    use registry_resolver::kubernetes::crd::ImageRegistry;
+    use registry_resolver::kubernetes::status::{Wanted, current, upsert, write_status};
+
+    let fake = FakeApiServer::new();
+    fake.put(
+        "imageregistries",
+        "registry-resolver.io/v1alpha1",
+        "ImageRegistry",
+        None,
+        json!({"apiVersion": "registry-resolver.io/v1alpha1", "kind": "ImageRegistry",
+               "metadata": {"name": "raced", "generation": 1},
+               "spec": {"server": "r.example", "namespaces": ["a"]}}),
+    );
+    let api = kube::Api::<ImageRegistry>::all(fake.client());
+    let stale = api.get("raced").await.expect("object");
+    let writer = |type_: &'static str, rounds: usize| {
+        let (api, stale) = (api.clone(), stale.clone());
+        tokio::spawn(async move {
+            for round in 0..rounds {
+                let wanted = [Wanted {
+                    type_,
+                    status: "True",
+                    reason: "Raced".into(),
+                    message: format!("{type_} {round}"),
+                }];
+                // Always from the stale copy: every write but the first
+                // meets a newer object and must recompute from it.
+                write_status(&api, "raced", Some(stale.clone()), |object| {
+                    let conditions = current(object);
+                    upsert(&conditions, &wanted, None, "2026-11-30T00:00:00Z")
+                        .map(|c| json!({"conditions": c}))
+                })
+                .await
+                .expect("written");
+            }
+        })
+    };
+    let (a, b) = (writer("Replicated", 25), writer("Verified", 25));
+    a.await.expect("writer a");
+    b.await.expect("writer b");
+    let status = api
+        .get_status("raced")
+        .await
+        .expect("object")
+        .status
+        .expect("status");
+    let mut messages: Vec<(String, String)> = status
+        .conditions
+        .iter()
+        .map(|c| (c.type_.clone(), c.message.clone()))
+        .collect();
+    messages.sort();
+    assert_eq!(
+        messages,
+        [
+            ("Replicated".to_owned(), "Replicated 24".to_owned()),
+            ("Verified".to_owned(), "Verified 24".to_owned())
+        ],
+        "both writers' last words survive"
+    );
+}

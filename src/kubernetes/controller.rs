@@ -576,33 +576,29 @@ async fn write_status(
     replicated: Vec<String>,
     node_trust: Option<NodeTrustStatus>,
 ) {
-    let current = super::status::current(object);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let generation = object.metadata.generation;
-    let status = object.status.clone().unwrap_or_default();
-    let conditions = super::status::upsert(&current, wanted, generation, &now);
-    if conditions.is_none()
-        && status.replicated_namespaces == replicated
-        && status.observed_generation == generation
-        && status.node_trust == node_trust
-    {
-        return;
-    }
-    let patch = serde_json::json!({"status": {
-        "conditions": conditions.unwrap_or(current),
-        "replicatedNamespaces": replicated,
-        "observedGeneration": generation,
-        "nodeTrust": node_trust,
-    }});
     let name = object.name_any();
-    if let Err(error) = statuses
-        .patch_status(
-            &name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-    {
+    let written = super::status::write_status(statuses, &name, Some(object.clone()), |object| {
+        let current = super::status::current(object);
+        let generation = object.metadata.generation;
+        let status = object.status.clone().unwrap_or_default();
+        let conditions = super::status::upsert(&current, wanted, generation, &now);
+        if conditions.is_none()
+            && status.replicated_namespaces == replicated
+            && status.observed_generation == generation
+            && status.node_trust == node_trust
+        {
+            return None;
+        }
+        Some(serde_json::json!({
+            "conditions": conditions.unwrap_or(current),
+            "replicatedNamespaces": replicated,
+            "observedGeneration": generation,
+            "nodeTrust": node_trust,
+        }))
+    })
+    .await;
+    if let Err(error) = written {
         tracing::warn!(registry = %name, %error, "writing status failed");
     }
 }

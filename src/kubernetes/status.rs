@@ -2,9 +2,56 @@
 //! `Replicated` (pull Secrets in place) and `Accepted` (usable as written:
 //! credentials found, default not claimed by an older registry).
 
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::crd::ImageRegistry;
+
+/// Tries of one status write against writers racing it (as client-go's
+/// `RetryOnConflict`, with a growing pause between tries).
+const WRITE_TRIES: u32 = 8;
+
+/// Writes a status computed from the object as last seen, never over a
+/// newer one: the patch carries the `resourceVersion` it was computed
+/// from, and on a conflict (another writer got there first — the
+/// controller and the re-verification write the same conditions list) the
+/// object is read again and the status computed again. `compute` returns
+/// the `status` to merge, or `None` when nothing needs writing. `seen` is
+/// the cached object, if any, to start from.
+pub async fn write_status(
+    api: &Api<ImageRegistry>,
+    name: &str,
+    seen: Option<ImageRegistry>,
+    compute: impl Fn(&ImageRegistry) -> Option<Value>,
+) -> Result<Option<ImageRegistry>, kube::Error> {
+    let mut object = match seen {
+        Some(object) => object,
+        None => api.get_status(name).await?,
+    };
+    let mut tries = 0;
+    loop {
+        let Some(status) = compute(&object) else {
+            return Ok(None);
+        };
+        let patch = json!({
+            "metadata": {"resourceVersion": object.metadata.resource_version},
+            "status": status,
+        });
+        match api
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(written) => return Ok(Some(written)),
+            Err(kube::Error::Api(status)) if status.code == 409 && tries + 1 < WRITE_TRIES => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(tries))).await;
+                object = api.get_status(name).await?;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
 
 /// One condition as we mean it, before timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -149,6 +149,8 @@ impl KubeStore {
         &self,
         name: &str,
         status: &RegistryStatus,
+        // The object as last seen (the cache's, or the one just written).
+        seen: Option<ImageRegistry>,
     ) -> Result<ImageRegistry, StoreError> {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let (state, reason) = if status.verified {
@@ -158,28 +160,25 @@ impl KubeStore {
         } else {
             ("Unknown", "NotChecked")
         };
-        let cached = self.cached(name);
-        let current = cached
-            .as_deref()
-            .map(super::status::current)
-            .unwrap_or_default();
         let wanted = [super::status::Wanted {
             type_: "Verified",
             status: state,
             reason: reason.into(),
             message: status.message.clone().unwrap_or_default(),
         }];
-        let generation = cached.as_ref().and_then(|o| o.metadata.generation);
-        let conditions =
-            super::status::upsert(&current, &wanted, generation, &now).unwrap_or(current);
-        let patch = json!({"status": {
-            "conditions": conditions,
-            "lastVerifiedAt": status.last_verified_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        }});
-        self.registries()
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(backend)
+        let last_verified_at = status
+            .last_verified_at
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let written = super::status::write_status(&self.registries(), name, seen, |object| {
+            let current = super::status::current(object);
+            let conditions =
+                super::status::upsert(&current, &wanted, object.metadata.generation, &now)
+                    .unwrap_or(current);
+            Some(json!({"conditions": conditions, "lastVerifiedAt": last_verified_at}))
+        })
+        .await
+        .map_err(backend)?;
+        written.ok_or_else(|| StoreError::NotFound(name.to_owned()))
     }
 }
 
@@ -230,7 +229,9 @@ impl RegistryStore for KubeStore {
         };
         self.write_credentials(&created, credentials).await?;
         if let Some(status) = &spec.status {
-            created = self.write_status(&spec.name, status).await?;
+            created = self
+                .write_status(&spec.name, status, Some(created.clone()))
+                .await?;
         }
         self.settled(&spec.name, created.resource_version().as_deref())
             .await;
@@ -292,7 +293,9 @@ impl RegistryStore for KubeStore {
                 .then(RegistryStatus::default)
         });
         if let Some(status) = status {
-            updated = self.write_status(&spec.name, &status).await?;
+            updated = self
+                .write_status(&spec.name, &status, Some(updated.clone()))
+                .await?;
         }
         self.settled(&spec.name, updated.resource_version().as_deref())
             .await;
@@ -301,7 +304,10 @@ impl RegistryStore for KubeStore {
     }
 
     async fn set_status(&self, name: &str, status: RegistryStatus) -> Result<Registry, StoreError> {
-        let updated = self.write_status(name, &status).await?;
+        let seen = self
+            .cached(name)
+            .map(|object| ImageRegistry::clone(&object));
+        let updated = self.write_status(name, &status, seen).await?;
         self.settled(name, updated.resource_version().as_deref())
             .await;
         self.record(name)

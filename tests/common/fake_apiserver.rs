@@ -570,6 +570,24 @@ impl FakeApiServer {
             (Method::PATCH, Some(name)) => {
                 let key = State::key(&target, name);
                 let existing = state.objects.get(&key).cloned();
+                // A patch carrying a resourceVersion is a precondition, as
+                // on the API server.
+                if let (Some(wanted), Some(existing)) =
+                    (body["metadata"]["resourceVersion"].as_str(), &existing)
+                    && existing["metadata"]["resourceVersion"].as_str() != Some(wanted)
+                {
+                    return full(
+                        StatusCode::CONFLICT,
+                        &status_body(
+                            409,
+                            "Conflict",
+                            format!(
+                                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified",
+                                target.collection.plural
+                            ),
+                        ),
+                    );
+                }
                 let next = match (&existing, content_type.as_str(), target.status) {
                     (None, "application/apply-patch+yaml", false) => body,
                     (None, _, _) => {
