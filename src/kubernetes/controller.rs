@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -191,37 +191,21 @@ impl Watching {
             + 'static,
         K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
     {
-        let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
-        let (caches, index, changed, shutdown) = (
+        let (caches, index, changed) = (
             self.caches.clone(),
             self.index.clone(),
             self.changed.clone(),
-            self.shutdown.clone(),
         );
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    event = stream.next() => match event {
-                        Some(Ok(event)) => {
-                            let what = match &event {
-                                watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
-                                    touched(object)
-                                }
-                                watcher::Event::InitDone => Some(Touched::Everything),
-                                watcher::Event::Init | watcher::Event::InitApply(_) => None,
-                            };
-                            if let Some(what) = what {
-                                caches.apply(&index, what);
-                            }
-                            changed.notify_one();
-                        }
-                        Some(Err(error)) => tracing::warn!(%error, "watch error; retrying"),
-                        None => return,
-                    },
-                }
+        super::reflect::spawn(api, config, writer, self.shutdown.clone(), move |event| {
+            let what = match event {
+                watcher::Event::Apply(object) | watcher::Event::Delete(object) => touched(object),
+                watcher::Event::InitDone => Some(Touched::Everything),
+                watcher::Event::Init | watcher::Event::InitApply(_) => None,
+            };
+            if let Some(what) = what {
+                caches.apply(&index, what);
             }
+            changed.notify_one();
         });
     }
 }

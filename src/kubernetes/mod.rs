@@ -7,6 +7,7 @@ pub mod convert;
 pub mod crd;
 pub mod desired;
 pub mod lease;
+pub mod reflect;
 pub mod replicate;
 pub mod state;
 pub mod status;

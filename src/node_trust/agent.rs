@@ -11,13 +11,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -167,28 +166,14 @@ fn watch_registries(
     shutdown: &CancellationToken,
 ) -> Store<ImageRegistry> {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
+    let changed = changed.clone();
+    crate::kubernetes::reflect::spawn(
+        Api::<ImageRegistry>::all(client.clone()),
+        watcher::Config::default(),
         writer,
-        watcher(
-            Api::<ImageRegistry>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff();
-    let (changed, shutdown) = (changed.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                event = stream.next() => match event {
-                    Some(Ok(_)) => changed.notify_one(),
-                    Some(Err(error)) => tracing::warn!(%error, "watch error; retrying"),
-                    None => return,
-                },
-            }
-        }
-    });
+        shutdown.clone(),
+        move |_| changed.notify_one(),
+    );
     reader
 }
 

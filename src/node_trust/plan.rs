@@ -352,11 +352,12 @@ fn toml_text(document: &toml::Table) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::index::tests::record;
 
-    fn with(server: &str, ca: Option<&str>, skip: bool, name: &str) -> Registry {
+    /// A stored record of `server` with these TLS settings.
+    pub(crate) fn with(server: &str, ca: Option<&str>, skip: bool, name: &str) -> Registry {
         let mut r = record(name, server, &["a"], &[], false);
         r.server = crate::registry::server::Server::parse(server)
             .expect("valid")

@@ -389,19 +389,9 @@ pub fn hosts_in_place(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::tests::record;
     use crate::node_trust::plan;
+    use crate::node_trust::plan::tests::with;
     use crate::registry::Registry;
-
-    fn with(name: &str, server: &str, ca: Option<&str>, skip: bool) -> Registry {
-        let mut r = record(name, server, &["a"], &[], false);
-        r.server = crate::registry::server::Server::parse(server)
-            .expect("valid")
-            .to_string();
-        r.tls.ca_bundle = ca.map(str::to_owned);
-        r.tls.insecure_skip_verify = skip;
-        r
-    }
 
     fn node(root: &Path, runtimes: &[Runtime], daemon_json: bool) -> Node {
         Node {
@@ -457,12 +447,12 @@ mod tests {
             false,
         );
         let records = [
-            with("plain", "http://10.0.0.5:5000", None, false),
+            with("http://10.0.0.5:5000", None, false, "plain"),
             with(
-                "harbor",
                 "https://harbor.example.com/library",
                 Some("CA-1"),
                 false,
+                "harbor",
             ),
         ];
         let first = sync(&node, &records);
@@ -482,10 +472,10 @@ mod tests {
         let rotated = [
             records[0].clone(),
             with(
-                "harbor",
                 "https://harbor.example.com/library",
                 Some("CA-2"),
                 false,
+                "harbor",
             ),
         ];
         let changes = sync(&node, &rotated);
@@ -508,10 +498,10 @@ mod tests {
         let changes = sync(
             &node,
             &[with(
-                "harbor",
                 "https://harbor.example.com/library",
                 None,
                 false,
+                "harbor",
             )],
         );
         assert_eq!(changes.remove.len(), 6, "{:?}", changes.describe());
@@ -567,8 +557,8 @@ mod tests {
             std::fs::write(&path, text).expect("write");
         }
         let records = [
-            with("plain", "http://10.0.0.5:5000", None, false),
-            with("harbor", "https://harbor.example.com", Some("CA"), false),
+            with("http://10.0.0.5:5000", None, false, "plain"),
+            with("https://harbor.example.com", Some("CA"), false, "harbor"),
         ];
         let changes = sync(&node, &records);
         let conflicts: Vec<String> = changes
@@ -650,7 +640,7 @@ mod tests {
         let daemon = root.path().join("etc/docker/daemon.json");
         std::fs::create_dir_all(daemon.parent().expect("dir")).expect("mkdir");
         std::fs::write(&daemon, r#"{"log-driver": "journald", "insecure-registries": ["admin.example:5000"], "mtu": 1400}"#).expect("write");
-        let changes = sync(&node, &[with("plain", "http://10.0.0.5:5000", None, false)]);
+        let changes = sync(&node, &[with("http://10.0.0.5:5000", None, false, "plain")]);
         assert!(
             changes
                 .describe()
@@ -665,7 +655,7 @@ mod tests {
             config,
             serde_json::json!({"log-driver": "journald", "insecure-registries": ["admin.example:5000", "10.0.0.5:5000"], "mtu": 1400})
         );
-        assert!(sync(&node, &[with("plain", "http://10.0.0.5:5000", None, false)]).is_empty());
+        assert!(sync(&node, &[with("http://10.0.0.5:5000", None, false, "plain")]).is_empty());
         // Ours goes with the record; the admin's stays.
         sync(&node, &[]);
         let config: serde_json::Value =
@@ -677,7 +667,7 @@ mod tests {
         assert_eq!(config["log-driver"], "journald");
         // Not an object: refused, untouched.
         std::fs::write(&daemon, "[1, 2]").expect("write");
-        let (hosts, _) = plan::hosts(&[with("plain", "http://10.0.0.5:5000", None, false)]);
+        let (hosts, _) = plan::hosts(&[with("http://10.0.0.5:5000", None, false, "plain")]);
         assert!(
             node.changes(&[], &plan::docker_insecure_registries(&hosts))
                 .is_err()

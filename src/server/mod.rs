@@ -80,9 +80,11 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(metrics, count_requests))
 }
 
-async fn mutate(State(state): State<AppState>, request: Request) -> Response {
+/// An AdmissionReview's body, as both webhooks take it: JSON, bounded in
+/// size and in time.
+async fn read_review(state: &AppState, request: Request) -> Result<axum::body::Bytes, ApiError> {
     let (parts, body) = request.into_parts();
-    let bytes = match read_body(
+    read_body(
         body,
         &parts.headers,
         MAX_REVIEW_BYTES,
@@ -90,7 +92,10 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
         state.body_read_timeout,
     )
     .await
-    {
+}
+
+async fn mutate(State(state): State<AppState>, request: Request) -> Response {
+    let bytes = match read_review(&state, request).await {
         Ok(bytes) => bytes,
         Err(error) => {
             state.metrics.observe_admission(None, None, Duration::ZERO);
@@ -150,16 +155,7 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
 
 /// The validating webhook for ImageRegistries (see `kubernetes::validate`).
 async fn validate_image_registry(State(state): State<AppState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let bytes = match read_body(
-        body,
-        &parts.headers,
-        MAX_REVIEW_BYTES,
-        &["application/json"],
-        state.body_read_timeout,
-    )
-    .await
-    {
+    let bytes = match read_review(&state, request).await {
         Ok(bytes) => bytes,
         Err(error) => return error.into_response(),
     };
