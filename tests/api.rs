@@ -1024,14 +1024,20 @@ async fn health_readiness_and_metrics(backend: Backend) {
         200
     );
     server.create_registry(demo()).await;
-    let metrics = http
-        .get(server.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    // The admin listener's metrics as they are now.
+    let scrape = || {
+        let request = http.get(server.admin_url("/metrics"));
+        async move {
+            request
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    let metrics = scrape().await;
     assert!(
         metrics.contains(r#"registry_resolver_http_requests_total{route="/api/v1/registries",method="POST",status="201"} 1"#),
         "{metrics}"
@@ -1040,14 +1046,7 @@ async fn health_readiness_and_metrics(backend: Backend) {
     server
         .review(&common::admission_review(&job, "team-a", "CREATE"))
         .await;
-    let metrics = http
-        .get(server.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape().await;
     assert!(
         metrics.contains(
             r#"registry_resolver_admission_requests_total{outcome="mutated",reason="none"} 1"#
@@ -1065,14 +1064,7 @@ async fn health_readiness_and_metrics(backend: Backend) {
     server
         .review(&common::admission_review(&annotated, "elsewhere", "CREATE"))
         .await;
-    let metrics = http
-        .get(server.admin_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape().await;
     for reason in ["no_registry", "not_authorized"] {
         assert!(
             metrics.contains(&format!(

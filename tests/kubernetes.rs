@@ -299,30 +299,17 @@ async fn a_pattern_reaches_namespaces_created_later() {
     );
     let object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
         "spec": {"selector": {}, "template": {"metadata": {}, "spec": {"containers": [{"name": "app", "image": "/team/app:1"}]}}}});
+    // The webhook's answer (`response`) for the Deployment in `namespace`.
     let review = |namespace: &str| {
-        let client = cluster.client.clone();
-        let url = format!("https://localhost:{}/mutate", cluster.addr().port());
         let body = common::admission_review(&object, namespace, "CREATE");
-        async move {
-            client
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .expect("review")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
+        let cluster = &cluster;
+        async move { cluster.review(&body).await }
     };
     let answer = review("team-new").await;
-    assert_eq!(answer["response"]["allowed"], true, "{answer}");
-    assert!(
-        answer["response"]["patch"].is_string(),
-        "expanded: {answer}"
-    );
+    assert_eq!(answer["allowed"], true, "{answer}");
+    assert!(answer["patch"].is_string(), "expanded: {answer}");
     let answer = review("prod").await;
-    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    assert_eq!(answer["allowed"], false, "{answer}");
 
     // The record narrows: the namespace it no longer reaches loses its copy.
     let response = cluster
@@ -422,26 +409,16 @@ async fn a_namespace_selector_follows_namespace_labels() {
 
     let object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
         "spec": {"selector": {}, "template": {"metadata": {}, "spec": {"containers": [{"name": "app", "image": "/team/app:1"}]}}}});
+    // The webhook's answer (`response`) for the Deployment in `namespace`.
     let review = |namespace: &str| {
-        let client = cluster.client.clone();
-        let url = format!("https://localhost:{}/mutate", cluster.addr().port());
         let body = common::admission_review(&object, namespace, "CREATE");
-        async move {
-            client
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .expect("review")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
+        let cluster = &cluster;
+        async move { cluster.review(&body).await }
     };
     let answer = review("proj-1").await;
-    assert_eq!(answer["response"]["allowed"], true, "{answer}");
-    assert!(answer["response"]["patch"].is_string(), "{answer}");
-    assert_eq!(review("proj-2").await["response"]["allowed"], false);
+    assert_eq!(answer["allowed"], true, "{answer}");
+    assert!(answer["patch"].is_string(), "{answer}");
+    assert_eq!(review("proj-2").await["allowed"], false);
 
     // Relabelled into the workspace, and a project created later: both
     // gain the registry; the one relabelled out loses it.
@@ -454,8 +431,8 @@ async fn a_namespace_selector_follows_namespace_labels() {
             && fake.get("secrets", Some("proj-1"), "harbor-ws1").is_none()
     })
     .await;
-    assert_eq!(review("proj-2").await["response"]["allowed"], true);
-    assert_eq!(review("proj-1").await["response"]["allowed"], false);
+    assert_eq!(review("proj-2").await["allowed"], true);
+    assert_eq!(review("proj-1").await["allowed"], false);
     eventually("the status counts the namespaces reached by labels", || {
         fake.get("imageregistries", None, "harbor-ws1")
             .is_some_and(|r| r["status"]["replicatedNamespaces"] == json!(["proj-2", "proj-3"]))

@@ -175,22 +175,13 @@ impl Watching {
     /// once, and wakes the replication loop; a relist rebuilds the index.
     /// Errors are retried with backoff by the watcher; the task ends with
     /// `shutdown`.
-    fn watch<K>(
+    fn watch<K: super::reflect::Watched>(
         &self,
         api: Api<K>,
         config: watcher::Config,
         writer: reflector::store::Writer<K>,
         touched: fn(&K) -> Option<Touched>,
-    ) where
-        K: kube::Resource
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned
-            + Send
-            + Sync
-            + 'static,
-        K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
-    {
+    ) {
         let (caches, index, changed) = (
             self.caches.clone(),
             self.index.clone(),

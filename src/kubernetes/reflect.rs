@@ -9,23 +9,37 @@ use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio_util::sync::CancellationToken;
 
-/// Spawns the reflector; it ends with `shutdown`.
-pub fn spawn<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    writer: Writer<K>,
-    shutdown: CancellationToken,
-    on_event: impl Fn(&watcher::Event<K>) + Send + 'static,
-) where
-    K: kube::Resource
+/// What a reflector can keep: kube's bounds, named once.
+pub trait Watched:
+    kube::Resource<DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: kube::Resource<DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync>
         + Clone
         + std::fmt::Debug
         + serde::de::DeserializeOwned
         + Send
         + Sync
-        + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+        + 'static
 {
+}
+
+/// Spawns the reflector; it ends with `shutdown`.
+pub fn spawn<K: Watched>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: Writer<K>,
+    shutdown: CancellationToken,
+    on_event: impl Fn(&watcher::Event<K>) + Send + 'static,
+) {
     let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);

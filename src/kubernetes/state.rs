@@ -287,6 +287,14 @@ mod tests {
         .expect("Namespace")
     }
 
+    /// The object an Apply or Delete event carries, by name.
+    fn event_name<K: kube::ResourceExt>(event: &Event<K>) -> String {
+        match event {
+            Event::Apply(object) | Event::Delete(object) => object.name_any(),
+            _ => String::new(),
+        }
+    }
+
     /// Caches over fresh writers, listed empty, and their index published.
     struct Cluster {
         registries: Writer<ImageRegistry>,
@@ -322,6 +330,21 @@ mod tests {
                 caches,
                 index,
             }
+        }
+
+        /// A registry event as its watch delivers it: into the cache, then
+        /// what it touches into the index.
+        fn registry_event(&mut self, event: Event<ImageRegistry>) {
+            let name = event_name(&event);
+            self.registries.apply_watcher_event(&event);
+            self.caches.apply(&self.index, Touched::Registry(name));
+        }
+
+        /// A namespace event, the same way.
+        fn namespace_event(&mut self, event: Event<Namespace>) {
+            let name = event_name(&event);
+            self.namespaces.apply_watcher_event(&event);
+            self.caches.apply(&self.index, Touched::Namespace(name));
         }
 
         /// What the webhook would see in `ns`: authorized registries, the
@@ -481,18 +504,13 @@ mod tests {
             object
         };
         let ws1 = json!({"matchLabels": {"kubesphere.io/workspace": "ws1"}});
-        cluster
-            .registries
-            .apply_watcher_event(&Event::Apply(with_selectors(
-                "harbor-ws1",
-                "2026-11-01T00:00:00Z",
-                &[],
-                ws1.clone(),
-                Some(ws1.clone()),
-            )));
-        cluster
-            .caches
-            .apply(&cluster.index, Touched::Registry("harbor-ws1".into()));
+        cluster.registry_event(Event::Apply(with_selectors(
+            "harbor-ws1",
+            "2026-11-01T00:00:00Z",
+            &[],
+            ws1.clone(),
+            Some(ws1.clone()),
+        )));
         assert_eq!(
             cluster.sees("proj-1"),
             (vec![], None),
@@ -500,32 +518,22 @@ mod tests {
         );
 
         // A project of the workspace appears: it gets the registry, as default.
-        cluster
-            .namespaces
-            .apply_watcher_event(&Event::Apply(namespace(
-                "proj-1",
-                json!({"kubesphere.io/workspace": "ws1"}),
-            )));
-        cluster
-            .caches
-            .apply(&cluster.index, Touched::Namespace("proj-1".into()));
+        cluster.namespace_event(Event::Apply(namespace(
+            "proj-1",
+            json!({"kubesphere.io/workspace": "ws1"}),
+        )));
         assert_eq!(
             cluster.sees("proj-1"),
             (vec!["harbor-ws1".into()], Some("harbor-ws1".into()))
         );
 
         // Another registry claims it by name: a name comes before labels.
-        cluster
-            .registries
-            .apply_watcher_event(&Event::Apply(registry(
-                "named",
-                &["proj-1"],
-                &["proj-1"],
-                None,
-            )));
-        cluster
-            .caches
-            .apply(&cluster.index, Touched::Registry("named".into()));
+        cluster.registry_event(Event::Apply(registry(
+            "named",
+            &["proj-1"],
+            &["proj-1"],
+            None,
+        )));
         assert_eq!(
             cluster.sees("proj-1"),
             (
@@ -536,21 +544,13 @@ mod tests {
         cluster.assert_consistent(&["proj-1"]);
 
         // A second selector default, younger: the older record keeps it.
-        cluster.registries.apply_watcher_event(&Event::Apply(with_selectors(
+        cluster.registry_event(Event::Apply(with_selectors(
             "younger", "2026-11-20T00:00:00Z", &[], json!({"matchExpressions": [{"key": "kubesphere.io/workspace", "operator": "Exists"}]}), Some(json!({"matchExpressions": [{"key": "kubesphere.io/workspace", "operator": "Exists"}]})),
         )));
-        cluster
-            .caches
-            .apply(&cluster.index, Touched::Registry("younger".into()));
-        cluster
-            .namespaces
-            .apply_watcher_event(&Event::Apply(namespace(
-                "proj-2",
-                json!({"kubesphere.io/workspace": "ws1"}),
-            )));
-        cluster
-            .caches
-            .apply(&cluster.index, Touched::Namespace("proj-2".into()));
+        cluster.namespace_event(Event::Apply(namespace(
+            "proj-2",
+            json!({"kubesphere.io/workspace": "ws1"}),
+        )));
         assert_eq!(
             cluster.sees("proj-2"),
             (
@@ -560,55 +560,35 @@ mod tests {
         );
 
         // Relabelled into another workspace: harbor-ws1 is gone from it.
-        cluster
-            .namespaces
-            .apply_watcher_event(&Event::Apply(namespace(
-                "proj-2",
-                json!({"kubesphere.io/workspace": "ws2"}),
-            )));
-        cluster
-            .caches
-            .apply(&cluster.index, Touched::Namespace("proj-2".into()));
+        cluster.namespace_event(Event::Apply(namespace(
+            "proj-2",
+            json!({"kubesphere.io/workspace": "ws2"}),
+        )));
         assert_eq!(
             cluster.sees("proj-2"),
             (vec!["younger".into()], Some("younger".into()))
         );
 
         // Labels removed: nothing selects it any more.
-        cluster
-            .namespaces
-            .apply_watcher_event(&Event::Apply(namespace("proj-2", json!({}))));
-        cluster
-            .caches
-            .apply(&cluster.index, Touched::Namespace("proj-2".into()));
+        cluster.namespace_event(Event::Apply(namespace("proj-2", json!({}))));
         assert_eq!(cluster.sees("proj-2"), (vec![], None));
         cluster.assert_consistent(&["proj-1", "proj-2"]);
 
         // The record's selector changes: every namespace follows at once.
-        cluster
-            .registries
-            .apply_watcher_event(&Event::Apply(with_selectors(
-                "harbor-ws1",
-                "2026-11-01T00:00:00Z",
-                &[],
-                json!({"matchLabels": {"kubesphere.io/workspace": "ws9"}}),
-                None,
-            )));
-        cluster
-            .caches
-            .apply(&cluster.index, Touched::Registry("harbor-ws1".into()));
+        cluster.registry_event(Event::Apply(with_selectors(
+            "harbor-ws1",
+            "2026-11-01T00:00:00Z",
+            &[],
+            json!({"matchLabels": {"kubesphere.io/workspace": "ws9"}}),
+            None,
+        )));
         assert_eq!(
             cluster.sees("proj-1"),
             (vec!["named".into(), "younger".into()], Some("named".into()))
         );
 
         // The namespace goes.
-        cluster
-            .namespaces
-            .apply_watcher_event(&Event::Delete(namespace("proj-1", json!({}))));
-        cluster
-            .caches
-            .apply(&cluster.index, Touched::Namespace("proj-1".into()));
+        cluster.namespace_event(Event::Delete(namespace("proj-1", json!({}))));
         assert_eq!(
             cluster.sees("proj-1"),
             (vec!["named".into()], Some("named".into())),

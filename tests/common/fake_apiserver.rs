@@ -89,6 +89,22 @@ fn not_found(target: &Target, name: &str) -> Response<ResponseBody> {
     )
 }
 
+/// A write whose resourceVersion is not the stored one, as the API server
+/// answers it.
+fn conflict(target: &Target, name: &str) -> Response<ResponseBody> {
+    full(
+        StatusCode::CONFLICT,
+        &status_body(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified",
+                target.collection.plural
+            ),
+        ),
+    )
+}
+
 fn full(status: StatusCode, value: &Value) -> Response<ResponseBody> {
     Response::builder()
         .status(status)
@@ -576,17 +592,7 @@ impl FakeApiServer {
                     (body["metadata"]["resourceVersion"].as_str(), &existing)
                     && existing["metadata"]["resourceVersion"].as_str() != Some(wanted)
                 {
-                    return full(
-                        StatusCode::CONFLICT,
-                        &status_body(
-                            409,
-                            "Conflict",
-                            format!(
-                                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified",
-                                target.collection.plural
-                            ),
-                        ),
-                    );
+                    return conflict(&target, name);
                 }
                 let next = match (&existing, content_type.as_str(), target.status) {
                     (None, "application/apply-patch+yaml", false) => body,
@@ -629,17 +635,7 @@ impl FakeApiServer {
                 };
                 // Optimistic concurrency, as the API server does it.
                 if body["metadata"]["resourceVersion"] != existing["metadata"]["resourceVersion"] {
-                    return full(
-                        StatusCode::CONFLICT,
-                        &status_body(
-                            409,
-                            "Conflict",
-                            format!(
-                                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified",
-                                target.collection.plural
-                            ),
-                        ),
-                    );
+                    return conflict(&target, name);
                 }
                 let stored = state.store(&target, name, body, Some(&existing));
                 full(StatusCode::OK, &stored)

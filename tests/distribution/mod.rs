@@ -276,14 +276,27 @@ impl Distribution {
     }
 
     async fn push_platform_image(&self, repository: &str, reference: &str, arch: &str) -> String {
-        let client = self.http();
-        let auth = self.push_auth(repository).await;
         let config = json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
                             "config": {"Labels": {"test": format!("{repository}:{reference}")}}});
-        let config = serde_json::to_vec(&config).expect("config");
         let layer = format!("layer of {repository}:{reference} for {arch}").into_bytes();
+        self.push_one_layer(repository, reference, &config, &layer)
+            .await
+    }
+
+    /// Pushes `config` and `layer` as blobs and an OCI manifest over them at
+    /// `reference`; returns the manifest's digest.
+    async fn push_one_layer(
+        &self,
+        repository: &str,
+        reference: &str,
+        config: &Value,
+        layer: &[u8],
+    ) -> String {
+        let client = self.http();
+        let auth = self.push_auth(repository).await;
+        let config = serde_json::to_vec(config).expect("config");
         let (config_digest, config_size) = self.put_blob(&client, &auth, repository, &config).await;
-        let (layer_digest, layer_size) = self.put_blob(&client, &auth, repository, &layer).await;
+        let (layer_digest, layer_size) = self.put_blob(&client, &auth, repository, layer).await;
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -333,29 +346,9 @@ impl Distribution {
                 .expect("gzip input");
         }
         let layer = gzip.wait_with_output().expect("gzip").stdout;
-        let client = self.http();
-        let auth = self.push_auth(repository).await;
         let config = json!({"architecture": "amd64", "os": "linux",
                             "rootfs": {"type": "layers", "diff_ids": [sha256(&tar.stdout)]}});
-        let config = serde_json::to_vec(&config).expect("config");
-        let (config_digest, config_size) = self.put_blob(&client, &auth, repository, &config).await;
-        let (layer_digest, layer_size) = self.put_blob(&client, &auth, repository, &layer).await;
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer_size}]
-        });
-        let body = serde_json::to_vec(&manifest).expect("manifest");
-        self.put_manifest(
-            &client,
-            &auth,
-            repository,
-            tag,
-            "application/vnd.oci.image.manifest.v1+json",
-            &body,
-        )
-        .await
+        self.push_one_layer(repository, tag, &config, &layer).await
     }
 
     /// Pushes amd64 and arm64 images and an OCI index over them at `tag`;
