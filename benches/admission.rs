@@ -347,6 +347,19 @@ fn replication_pass(c: &mut Criterion) {
         plan(&registries, &namespaces, &observed).is_empty(),
         "the steady state plans nothing"
     );
+    // What a per-object controller's reconcile of one of those registries
+    // would plan: that registry against the Secrets of its name.
+    let one = &registries[500..501];
+    let its: Vec<ObservedSecret> = observed
+        .iter()
+        .filter(|s| s.name == one[0].pull_secret_name)
+        .cloned()
+        .collect();
+    assert!(plan(one, &namespaces, &its).is_empty());
+    c.bench_function(
+        "replication_one_registry_of_1000_2000_namespaces_steady",
+        |b| b.iter(|| plan(black_box(one), black_box(&namespaces), black_box(&its))),
+    );
     c.bench_function(
         "replication_pass_1000_registries_2000_namespaces_steady",
         |b| {

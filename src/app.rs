@@ -203,6 +203,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         browse_cache_entries: args.browse_cache_entries,
         dockerhub_url: args.dockerhub_url.clone(),
     }));
+    let metrics = Arc::new(Metrics::new());
     // Stops the cluster watches when the server stops.
     let background = tokio_util::sync::CancellationToken::new();
     let (store, auth, workloads): (Arc<dyn RegistryStore>, Auth, _) = match args.store_kind {
@@ -229,6 +230,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
                 },
                 index.clone(),
                 connectivity.clone(),
+                metrics.clone(),
                 background.clone(),
             )
             .await;
@@ -258,7 +260,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
     let state = AppState {
         store,
         index: index.clone(),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         auth: Arc::new(auth),
         pinner,
         connectivity,

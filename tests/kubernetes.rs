@@ -342,6 +342,78 @@ async fn a_pattern_reaches_namespaces_created_later() {
     cluster.stop().await;
 }
 
+/// A pull Secret write the API server refuses is tried again, with no
+/// other event to wake the controller, and the status follows: failed
+/// first, then in place. The leader's passes are counted on `/metrics`.
+#[tokio::test]
+async fn failed_pull_secret_writes_are_retried_with_backoff() {
+    let mut cluster = TestServer::start_kubernetes_rbac().await;
+    let fake = cluster.fake().clone();
+    // The first three writes into team-b fail, as when etcd is slow.
+    fake.fail_writes("secrets", "team-b", 3);
+    let created = cluster
+        .api_as(Method::POST, "/registries?verify=false", "admin-token")
+        .json(&json!({"name": "harbor", "server": "harbor.example.com", "username": "robot", "password": "pw-1",
+                      "namespaces": ["team-a", "team-b"]}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let replicated = |reason: &str| {
+        let reason = reason.to_owned();
+        let fake = fake.clone();
+        move || {
+            fake.get("imageregistries", None, "harbor")
+                .and_then(|o| {
+                    o["status"]["conditions"]
+                        .as_array()?
+                        .iter()
+                        .find(|c| c["type"] == "Replicated")
+                        .map(|c| c["reason"] == reason.as_str())
+                })
+                .unwrap_or(false)
+        }
+    };
+    eventually("the failed write in the status", replicated("WriteFailed")).await;
+    assert!(fake.get("secrets", Some("team-a"), "harbor").is_some());
+    // Two passes fail (the second, woken by the first's writes, writes
+    // nothing new); nothing else changes, and the backoff alone (1 s, then
+    // 2 s) brings the third failure and the success.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.get("secrets", Some("team-b"), "harbor").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the refused write was never tried again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("the status after the retry", replicated("AllNamespaces")).await;
+    let status = fake.get("imageregistries", None, "harbor").expect("object")["status"].clone();
+    assert_eq!(status["replicatedNamespaces"], json!(["team-a", "team-b"]));
+
+    let metrics = reqwest::get(cluster.admin_url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let count = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        count(r#"registry_resolver_replication_passes_total{outcome="error"}"#) >= 1.0,
+        "{metrics}"
+    );
+    assert!(count(r#"registry_resolver_replication_passes_total{outcome="ok"}"#) >= 1.0);
+    assert!(count(r#"registry_resolver_pull_secret_writes_total{outcome="error"}"#) >= 1.0);
+    assert!(count(r#"registry_resolver_pull_secret_writes_total{outcome="ok"}"#) >= 2.0);
+    assert!(count("registry_resolver_replication_pass_duration_seconds_count") >= 2.0);
+    cluster.stop().await;
+}
+
 /// `namespaceSelector` and `defaultForSelector`: namespaces created or
 /// relabelled later gain the registry, its pull Secret and its default;
 /// one relabelled away loses them; the record is never touched.
@@ -743,7 +815,9 @@ async fn workloads_are_created_with_the_callers_own_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_status_writers_racing_lose_nothing() {
     use registry_resolver::kubernetes::crd::ImageRegistry;
-    use registry_resolver::kubernetes::status::{Wanted, current, upsert, write_status};
+    use registry_resolver::kubernetes::status::{
+        ConditionType, Truth, Wanted, current, now, upsert, write_status,
+    };
 
     let fake = FakeApiServer::new();
     fake.put(
@@ -757,29 +831,31 @@ async fn two_status_writers_racing_lose_nothing() {
     );
     let api = kube::Api::<ImageRegistry>::all(fake.client());
     let stale = api.get("raced").await.expect("object");
-    let writer = |type_: &'static str, rounds: usize| {
+    let writer = |type_: ConditionType, rounds: usize| {
         let (api, stale) = (api.clone(), stale.clone());
         tokio::spawn(async move {
             for round in 0..rounds {
                 let wanted = [Wanted {
                     type_,
-                    status: "True",
+                    status: Truth::True,
                     reason: "Raced".into(),
-                    message: format!("{type_} {round}"),
+                    message: format!("{} {round}", type_.as_str()),
                 }];
                 // Always from the stale copy: every write but the first
                 // meets a newer object and must recompute from it.
                 write_status(&api, "raced", Some(stale.clone()), |object| {
                     let conditions = current(object);
-                    upsert(&conditions, &wanted, None, "2026-11-30T00:00:00Z")
-                        .map(|c| json!({"conditions": c}))
+                    upsert(&conditions, &wanted, None, &now()).map(|c| json!({"conditions": c}))
                 })
                 .await
                 .expect("written");
             }
         })
     };
-    let (a, b) = (writer("Replicated", 25), writer("Verified", 25));
+    let (a, b) = (
+        writer(ConditionType::Replicated, 25),
+        writer(ConditionType::Verified, 25),
+    );
     a.await.expect("writer a");
     b.await.expect("writer b");
     let status = api

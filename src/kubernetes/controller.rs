@@ -22,12 +22,13 @@ use super::crd::ImageRegistry;
 use super::desired::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, Registry as Replicated};
 use super::replicate::{Replicator, observed};
 use super::state::{Caches, Touched};
-use super::status::Wanted;
+use super::status::{ConditionType, Truth, Wanted};
 use super::store::KubeStore;
 use crate::index::IndexHandle;
 use crate::node_trust::report::{NodeReport, NodeTrustStatus, REPORT_KEY, REPORT_LABEL, summarize};
 use crate::registry::connectivity::Connectivity;
 use crate::registry::store::RegistryStore;
+use crate::telemetry::Metrics;
 
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -52,6 +53,7 @@ pub async fn start(
     options: ClusterOptions,
     index: Arc<IndexHandle>,
     connectivity: Arc<Connectivity>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Cluster {
     let changed = Arc::new(Notify::new());
@@ -148,12 +150,15 @@ pub async fn start(
     }
     let statuses = Api::<ImageRegistry>::all(client.clone());
     tokio::spawn(reconcile_loop(
-        caches,
-        managed,
-        namespaces,
-        node_reports,
-        replicator,
-        statuses,
+        Reconciler {
+            caches,
+            managed,
+            namespaces,
+            node_reports,
+            replicator,
+            statuses,
+            metrics,
+        },
         changed,
         leading,
         shutdown,
@@ -302,34 +307,103 @@ async fn reverify_all(store: Arc<KubeStore>, connectivity: Arc<Connectivity>) {
         .await;
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn reconcile_loop(
+/// What a replication pass reads and writes.
+struct Reconciler {
     caches: Arc<Caches>,
     managed: Store<Secret>,
     namespaces: Store<Namespace>,
     node_reports: Store<ConfigMap>,
     replicator: Replicator,
     statuses: Api<ImageRegistry>,
+    metrics: Arc<Metrics>,
+}
+
+/// The first wait after a pass whose writes failed; it doubles with each
+/// failing pass, up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+/// A pass even when nothing changed: the watches report every change, so
+/// this only repairs what a lost write left behind.
+const RESYNC: Duration = Duration::from_secs(600);
+
+/// The wait before the next pass when nothing changes: after a pass with
+/// failed writes, `previous` doubled (the first time [`RETRY_FIRST`]); after
+/// a clean one, the resync period.
+fn next_wait(failed: bool, previous: Option<Duration>) -> Option<Duration> {
+    failed.then(|| previous.map_or(RETRY_FIRST, |wait| (wait * 2).min(RETRY_MAX)))
+}
+
+/// The share of its time the loop may spend in passes under a stream of
+/// events: after a pass that took `d`, the next starts no sooner than
+/// `d × (1 / DUTY − 1)` later (at most [`REST_MAX`]). A quiet cluster's
+/// first event is handled at once; a storm of namespace creations costs
+/// at most a tenth of a core, at any record count.
+const DUTY: u32 = 10;
+const REST_MAX: Duration = Duration::from_secs(1);
+
+/// How long to rest after a pass that took `elapsed`.
+fn rest_after(elapsed: Duration) -> Duration {
+    (elapsed * (DUTY - 1)).min(REST_MAX)
+}
+
+/// Runs a pass on every change (the watches notify), on a new lease, after
+/// a failed pass with backoff, and every [`RESYNC`]. Events arriving while
+/// a pass runs or rests leave one wake-up behind (`Notify` keeps a single
+/// permit), so a burst costs at most one pass more, whatever its size.
+async fn reconcile_loop(
+    reconciler: Reconciler,
     changed: Arc<Notify>,
     mut leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
+    let mut retry: Option<Duration> = None;
+    let mut rest = Duration::ZERO;
     loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(rest) => {}
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = changed.notified() => {}
             // A new leader makes a full pass at once.
             Ok(()) = leading.changed() => {}
+            _ = tokio::time::sleep(retry.unwrap_or(RESYNC)) => {}
         }
-        // The webhook saw the change at once (the watches apply it to the
-        // index); replication waits for a burst of events to settle into
-        // one pass.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let converted = caches.converted();
         // Every replica serves from its caches; only the leader writes.
         if !*leading.borrow() {
+            retry = None;
             continue;
         }
+        let started = tokio::time::Instant::now();
+        let (written, failed) = reconciler.pass().await;
+        let elapsed = started.elapsed();
+        reconciler
+            .metrics
+            .observe_replication_pass(written, failed, elapsed);
+        rest = rest_after(elapsed);
+        retry = next_wait(failed > 0, retry);
+        if let Some(wait) = retry {
+            tracing::info!(failed, retry_in = ?wait, "replication pass left failed writes");
+        }
+    }
+}
+
+impl Reconciler {
+    /// One pass over every registry: pull Secrets made to match, then each
+    /// registry's status. Returns the writes made and those that failed
+    /// (pull Secrets and statuses).
+    async fn pass(&self) -> (usize, usize) {
+        let Self {
+            caches,
+            managed,
+            namespaces,
+            node_reports,
+            replicator,
+            statuses,
+            metrics: _,
+        } = self;
+        let converted = caches.converted();
         for (registry, problem) in &converted.problems {
             tracing::warn!(registry = %registry, %problem, "registry not usable as is");
         }
@@ -376,14 +450,19 @@ async fn reconcile_loop(
             tracing::warn!(%registry, %namespace, secret = %name, %reason, "pull secret conflict");
         }
         let node_trust = NodeTrust::of(&caches.registries.state(), &node_reports.state());
+        let mut failed = outcome.failed.len();
         for object in caches.registries.state() {
             let name = object.name_any();
             if object.metadata.deletion_timestamp.is_some() {
-                release_when_clean(&statuses, &object, &managed).await;
+                if !release_when_clean(statuses, &object, managed).await {
+                    failed += 1;
+                }
                 continue;
             }
-            if !object.finalizers().iter().any(|f| f == FINALIZER) {
-                add_finalizer(&statuses, &object).await;
+            if !object.finalizers().iter().any(|f| f == FINALIZER)
+                && !add_finalizer(statuses, &object).await
+            {
+                failed += 1;
             }
             let replicated = wanted.iter().find(|r| r.name == name);
             let conditions = conditions_for(&name, replicated, &outcome, &converted.problems);
@@ -391,8 +470,11 @@ async fn reconcile_loop(
                 .map(|r| outcome.replicated(r, &observed, &existing))
                 .unwrap_or_default();
             let trust = node_trust.status(&name);
-            write_status(&statuses, &object, &conditions, namespaces_done, trust).await;
+            if !write_status(statuses, &object, &conditions, namespaces_done, trust).await {
+                failed += 1;
+            }
         }
+        (outcome.applied.len() + outcome.deleted.len(), failed)
     }
 }
 
@@ -400,7 +482,8 @@ async fn reconcile_loop(
 /// deletion while no replica leads still cleans up afterwards.
 use super::crd::FINALIZER;
 
-async fn add_finalizer(api: &Api<ImageRegistry>, object: &ImageRegistry) {
+/// `false` when the write failed.
+async fn add_finalizer(api: &Api<ImageRegistry>, object: &ImageRegistry) -> bool {
     let mut finalizers = object.finalizers().to_vec();
     finalizers.push(FINALIZER.into());
     let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": object.resource_version()}});
@@ -413,18 +496,21 @@ async fn add_finalizer(api: &Api<ImageRegistry>, object: &ImageRegistry) {
         .await
     {
         tracing::warn!(registry = %object.name_any(), %error, "adding the finalizer failed");
+        return false;
     }
+    true
 }
 
-/// Removes our finalizer once no pull Secret of the registry is left.
+/// Removes our finalizer once no pull Secret of the registry is left;
+/// `false` when the write failed.
 async fn release_when_clean(
     api: &Api<ImageRegistry>,
     object: &ImageRegistry,
     managed: &Store<Secret>,
-) {
+) -> bool {
     let name = object.name_any();
     if !object.finalizers().iter().any(|f| f == FINALIZER) {
-        return;
+        return true;
     }
     let remaining = managed
         .state()
@@ -432,7 +518,7 @@ async fn release_when_clean(
         .filter_map(|s| observed(s))
         .any(|s| s.managed_for.as_deref() == Some(name.as_str()));
     if remaining {
-        return;
+        return true;
     }
     let finalizers: Vec<String> = object
         .finalizers()
@@ -450,7 +536,9 @@ async fn release_when_clean(
         .await
     {
         tracing::warn!(registry = %name, %error, "releasing the finalizer failed");
+        return false;
     }
+    true
 }
 
 /// What the status should say after a pass, for one registry.
@@ -467,8 +555,8 @@ fn conditions_for(
         .collect();
     let accepted = if mine.is_empty() {
         Wanted {
-            type_: "Accepted",
-            status: "True",
+            type_: ConditionType::Accepted,
+            status: Truth::True,
             reason: "Accepted".into(),
             message: String::new(),
         }
@@ -479,8 +567,8 @@ fn conditions_for(
             .max()
             .map_or("Invalid", |(_, reason)| reason);
         Wanted {
-            type_: "Accepted",
-            status: "False",
+            type_: ConditionType::Accepted,
+            status: Truth::False,
             reason: reason.into(),
             message: mine
                 .iter()
@@ -509,32 +597,32 @@ fn conditions_for(
         .unwrap_or_default();
     let replication = match replicated {
         None => Wanted {
-            type_: "Replicated",
-            status: "False",
+            type_: ConditionType::Replicated,
+            status: Truth::False,
             reason: "NotAccepted".into(),
             message: "not replicated until the registry is accepted".into(),
         },
         Some(r) if r.credentials.is_none() => Wanted {
-            type_: "Replicated",
-            status: "True",
+            type_: ConditionType::Replicated,
+            status: Truth::True,
             reason: "NoCredentials".into(),
             message: "a public registry needs no pull secret".into(),
         },
         Some(_) if !conflicts.is_empty() => Wanted {
-            type_: "Replicated",
-            status: "False",
+            type_: ConditionType::Replicated,
+            status: Truth::False,
             reason: "SecretConflict".into(),
             message: conflicts.join("; "),
         },
         Some(_) if !failures.is_empty() => Wanted {
-            type_: "Replicated",
-            status: "False",
+            type_: ConditionType::Replicated,
+            status: Truth::False,
             reason: "WriteFailed".into(),
             message: failures.join("; "),
         },
         Some(_) => Wanted {
-            type_: "Replicated",
-            status: "True",
+            type_: ConditionType::Replicated,
+            status: Truth::True,
             reason: "AllNamespaces".into(),
             message: String::new(),
         },
@@ -543,15 +631,15 @@ fn conditions_for(
 }
 
 /// Patches the status when it changed (a write that changes nothing would
-/// wake every watcher for nothing).
+/// wake every watcher for nothing); `false` when the write failed.
 async fn write_status(
     statuses: &Api<ImageRegistry>,
     object: &ImageRegistry,
     wanted: &[Wanted],
     replicated: Vec<String>,
     node_trust: Option<NodeTrustStatus>,
-) {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+) -> bool {
+    let now = super::status::now();
     let name = object.name_any();
     let written = super::status::write_status(statuses, &name, Some(object.clone()), |object| {
         let current = super::status::current(object);
@@ -575,13 +663,47 @@ async fn write_status(
     .await;
     if let Err(error) = written {
         tracing::warn!(registry = %name, %error, "writing status failed");
+        return false;
     }
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// After failed writes the next pass waits 1 s, then twice as long each
+    /// failing pass, never more than 5 minutes; a clean pass ends the
+    /// backoff (the next waits for an event or the resync).
+    #[test]
+    fn failed_passes_back_off_and_a_clean_one_resets() {
+        let mut wait = None;
+        let mut waits = Vec::new();
+        for _ in 0..11 {
+            wait = next_wait(true, wait);
+            waits.push(wait.map(|w| w.as_secs()));
+        }
+        assert_eq!(
+            waits,
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300].map(Some),
+        );
+        assert_eq!(next_wait(false, wait), None);
+        assert_eq!(next_wait(true, None), Some(RETRY_FIRST));
+    }
+
+    /// Passes take at most a tenth of the loop's time, and a slow pass
+    /// (writes waiting on the API server) delays the next by a second at
+    /// most.
+    #[test]
+    fn passes_rest_in_proportion_to_their_cost() {
+        assert_eq!(rest_after(Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            rest_after(Duration::from_micros(6_500)),
+            Duration::from_micros(58_500)
+        );
+        assert_eq!(rest_after(Duration::from_secs(3)), REST_MAX);
+    }
 
     /// Re-verification writes status, so it runs only while this replica
     /// leads: no pass as a follower, one per interval as the leader, none

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::crd::ImageRegistry;
+use super::status::{self, ConditionType};
 use crate::excerpt::excerpt;
 use crate::registry::{
     NAMESPACES_MAX, PullSecretState, Registry, RegistryStatus, Server, TlsOptions,
@@ -132,7 +133,7 @@ pub fn to_record(
     let verified = object
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Verified"));
+        .and_then(|s| status::find(&s.conditions, ConditionType::Verified));
     Ok(Registry {
         name: name.clone(),
         server: server.to_string(),
@@ -157,7 +158,7 @@ pub fn to_record(
         created_at: created,
         updated_at: updated,
         status: RegistryStatus {
-            verified: verified.is_some_and(|c| c.status == "True"),
+            verified: verified.is_some_and(status::holds),
             last_verified_at: object
                 .status
                 .as_ref()
@@ -170,13 +171,13 @@ pub fn to_record(
         },
         node_trust: object.status.as_ref().and_then(|s| s.node_trust.clone()),
         // Only a registry with credentials has pull Secrets to place.
-        pull_secrets: credentials.and(object.status.as_ref()).map(|status| {
-            let replicated = status.conditions.iter().find(|c| c.type_ == "Replicated");
+        pull_secrets: credentials.and(object.status.as_ref()).map(|observed| {
+            let replicated = status::find(&observed.conditions, ConditionType::Replicated);
             PullSecretState {
-                replicated_namespaces: status.replicated_namespaces.clone(),
-                ready: replicated.is_some_and(|c| c.status == "True"),
+                replicated_namespaces: observed.replicated_namespaces.clone(),
+                ready: replicated.is_some_and(status::holds),
                 message: replicated
-                    .filter(|c| c.status != "True" && !c.message.is_empty())
+                    .filter(|c| !status::holds(c) && !c.message.is_empty())
                     .map(|c| c.message.clone()),
             }
         }),

@@ -2,6 +2,7 @@
 //! `Replicated` (pull Secrets in place) and `Accepted` (usable as written:
 //! credentials found, default not claimed by an older registry).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
@@ -53,26 +54,60 @@ pub async fn write_status(
     }
 }
 
-/// One condition as we mean it, before timestamps.
+/// The condition types an ImageRegistry carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionType {
+    /// The registry accepted the login (or needs none).
+    Verified,
+    /// Pull Secrets are in every namespace the record reaches.
+    Replicated,
+    /// The record is usable as written.
+    Accepted,
+}
+
+impl ConditionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "Verified",
+            Self::Replicated => "Replicated",
+            Self::Accepted => "Accepted",
+        }
+    }
+}
+
+/// A condition's `status`, as Kubernetes spells the three values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truth {
+    True,
+    False,
+    Unknown,
+}
+
+impl Truth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
+
+/// One condition as we mean it, before timestamps and generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
-    pub type_: &'static str,
-    pub status: &'static str,
+    pub type_: ConditionType,
+    pub status: Truth,
     pub reason: String,
     pub message: String,
 }
 
-/// The object's conditions as JSON, for merging.
-pub fn current(object: &ImageRegistry) -> Vec<Value> {
+/// The object's conditions.
+pub fn current(object: &ImageRegistry) -> Vec<Condition> {
     object
         .status
         .as_ref()
-        .map(|s| {
-            s.conditions
-                .iter()
-                .filter_map(|c| serde_json::to_value(c).ok())
-                .collect()
-        })
+        .map(|s| s.conditions.clone())
         .unwrap_or_default()
 }
 
@@ -80,33 +115,35 @@ pub fn current(object: &ImageRegistry) -> Vec<Value> {
 /// time moves only when the status does. `None` when nothing changes, so
 /// no write (and no watch event) happens.
 pub fn upsert(
-    conditions: &[Value],
+    conditions: &[Condition],
     wanted: &[Wanted],
     observed_generation: Option<i64>,
-    now: &str,
-) -> Option<Vec<Value>> {
-    let mut next: Vec<Value> = conditions.to_vec();
+    now: &Time,
+) -> Option<Vec<Condition>> {
+    let mut next = conditions.to_vec();
     let mut changed = false;
     for want in wanted {
-        let position = next.iter().position(|c| c["type"] == want.type_);
-        let existing = position.map(|i| next[i].clone());
-        let same = existing.as_ref().is_some_and(|c| {
-            c["status"] == want.status
-                && c["reason"] == want.reason.as_str()
-                && c["message"] == want.message.as_str()
+        let (type_, status) = (want.type_.as_str(), want.status.as_str());
+        let position = next.iter().position(|c| c.type_ == type_);
+        let existing = position.map(|i| &next[i]);
+        let same = existing.is_some_and(|c| {
+            c.status == status && c.reason == want.reason && c.message == want.message
         });
         if same {
             continue;
         }
-        let transition = match &existing {
-            Some(c) if c["status"] == want.status => c["lastTransitionTime"].clone(),
-            _ => json!(now),
+        let last_transition_time = match existing {
+            Some(c) if c.status == status => c.last_transition_time.clone(),
+            _ => now.clone(),
         };
-        let mut condition = json!({"type": want.type_, "status": want.status, "reason": want.reason,
-                                   "message": want.message, "lastTransitionTime": transition});
-        if let Some(generation) = observed_generation {
-            condition["observedGeneration"] = json!(generation);
-        }
+        let condition = Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: want.reason.clone(),
+            message: want.message.clone(),
+            last_transition_time,
+            observed_generation,
+        };
         match position {
             Some(i) => next[i] = condition,
             None => next.push(condition),
@@ -116,11 +153,26 @@ pub fn upsert(
     changed.then_some(next)
 }
 
+/// The condition of `type_` in `conditions`, if set.
+pub fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == type_.as_str())
+}
+
+/// Whether `condition` says `True`.
+pub fn holds(condition: &Condition) -> bool {
+    condition.status == Truth::True.as_str()
+}
+
+/// Now, as conditions record it.
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn wanted(type_: &'static str, status: &'static str, reason: &str) -> Wanted {
+    fn wanted(type_: ConditionType, status: Truth, reason: &str) -> Wanted {
         Wanted {
             type_,
             status,
@@ -129,30 +181,36 @@ mod tests {
         }
     }
 
+    fn at(text: &str) -> Time {
+        Time(text.parse().expect("timestamp"))
+    }
+
     #[test]
     fn sets_keeps_and_moves_transition_times() {
-        let verified = json!({"type": "Verified", "status": "True", "reason": "LoginSucceeded", "message": "ok",
-                              "lastTransitionTime": "2026-11-01T00:00:00Z"});
+        let verified = Condition {
+            type_: "Verified".into(),
+            status: "True".into(),
+            reason: "LoginSucceeded".into(),
+            message: "ok".into(),
+            last_transition_time: at("2026-11-01T00:00:00Z"),
+            observed_generation: None,
+        };
+        let replicated = wanted(ConditionType::Replicated, Truth::True, "AllNamespaces");
         let first = upsert(
             std::slice::from_ref(&verified),
-            &[wanted("Replicated", "True", "AllNamespaces")],
+            std::slice::from_ref(&replicated),
             Some(3),
-            "2026-11-02T00:00:00Z",
+            &at("2026-11-02T00:00:00Z"),
         )
         .expect("changed");
         assert_eq!(first.len(), 2);
         assert_eq!(first[0], verified, "other conditions are kept");
-        assert_eq!(first[1]["lastTransitionTime"], "2026-11-02T00:00:00Z");
-        assert_eq!(first[1]["observedGeneration"], 3);
+        assert_eq!(first[1].type_, "Replicated");
+        assert_eq!(first[1].last_transition_time, at("2026-11-02T00:00:00Z"));
+        assert_eq!(first[1].observed_generation, Some(3));
 
         assert!(
-            upsert(
-                &first,
-                &[wanted("Replicated", "True", "AllNamespaces")],
-                Some(3),
-                "later"
-            )
-            .is_none(),
+            upsert(&first, std::slice::from_ref(&replicated), Some(3), &now()).is_none(),
             "no change, no write"
         );
 
@@ -160,23 +218,43 @@ mod tests {
             &first,
             &[Wanted {
                 message: "other".into(),
-                ..wanted("Replicated", "True", "AllNamespaces")
+                ..replicated.clone()
             }],
             Some(3),
-            "2026-11-03T00:00:00Z",
+            &at("2026-11-03T00:00:00Z"),
         )
         .expect("changed");
         assert_eq!(
-            message_only[1]["lastTransitionTime"], "2026-11-02T00:00:00Z",
+            message_only[1].last_transition_time,
+            at("2026-11-02T00:00:00Z"),
             "same status: time stays"
         );
         let flipped = upsert(
             &message_only,
-            &[wanted("Replicated", "False", "Conflict")],
+            &[wanted(ConditionType::Replicated, Truth::False, "Conflict")],
             Some(3),
-            "2026-11-04T00:00:00Z",
+            &at("2026-11-04T00:00:00Z"),
         )
         .expect("changed");
-        assert_eq!(flipped[1]["lastTransitionTime"], "2026-11-04T00:00:00Z");
+        assert_eq!(flipped[1].status, "False");
+        assert_eq!(flipped[1].last_transition_time, at("2026-11-04T00:00:00Z"));
+    }
+
+    /// What the API server stores: RFC 3339 to the second, as every
+    /// Kubernetes client writes conditions.
+    #[test]
+    fn conditions_serialize_as_kubernetes_writes_them() {
+        let written = upsert(
+            &[],
+            &[wanted(ConditionType::Accepted, Truth::Unknown, "Pending")],
+            None,
+            &at("2026-11-30T23:10:05.123Z"),
+        )
+        .expect("changed");
+        let json = serde_json::to_value(&written[0]).expect("serialize");
+        assert_eq!(json["lastTransitionTime"], "2026-11-30T23:10:05Z");
+        assert_eq!(json["status"], "Unknown");
+        assert_eq!(json["type"], "Accepted");
+        assert!(json.get("observedGeneration").is_none());
     }
 }

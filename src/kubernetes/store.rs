@@ -85,9 +85,9 @@ impl KubeStore {
         loop {
             let current = self.cached(name);
             let done = match (resource_version, &current) {
-                (Some(wanted), Some(object)) => {
-                    object.resource_version().as_deref() == Some(wanted)
-                }
+                (Some(wanted), Some(object)) => object
+                    .resource_version()
+                    .is_some_and(|seen| at_least(&seen, wanted)),
                 (None, None) => true,
                 _ => false,
             };
@@ -152,16 +152,17 @@ impl KubeStore {
         // The object as last seen (the cache's, or the one just written).
         seen: Option<ImageRegistry>,
     ) -> Result<ImageRegistry, StoreError> {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        use super::status::{ConditionType, Truth, Wanted};
+        let now = super::status::now();
         let (state, reason) = if status.verified {
-            ("True", "LoginSucceeded")
+            (Truth::True, "LoginSucceeded")
         } else if status.last_verified_at.is_some() {
-            ("False", "CheckFailed")
+            (Truth::False, "CheckFailed")
         } else {
-            ("Unknown", "NotChecked")
+            (Truth::Unknown, "NotChecked")
         };
-        let wanted = [super::status::Wanted {
-            type_: "Verified",
+        let wanted = [Wanted {
+            type_: ConditionType::Verified,
             status: state,
             reason: reason.into(),
             message: status.message.clone().unwrap_or_default(),
@@ -200,6 +201,17 @@ fn crd_spec(spec: &RegistrySpec, has_credentials: bool) -> ImageRegistrySpec {
         credentials_secret_ref: has_credentials.then(|| SecretRef {
             name: credentials_secret_name(&spec.name),
         }),
+    }
+}
+
+/// Whether the cache's `seen` version includes the write at `wanted`. The
+/// controller may write the status right after us, so the cache can skip
+/// past our version: an etcd-backed API server's versions are increasing
+/// integers, compared as such; anything else must match exactly.
+fn at_least(seen: &str, wanted: &str) -> bool {
+    match (seen.parse::<u64>(), wanted.parse::<u64>()) {
+        (Ok(seen), Ok(wanted)) => seen >= wanted,
+        _ => seen == wanted,
     }
 }
 
@@ -384,6 +396,15 @@ mod tests {
     use kube::client::Body;
     use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher::Event;
+
+    /// A write is seen once the cache holds it or anything after it.
+    #[test]
+    fn a_later_version_includes_the_write() {
+        assert!(at_least("120", "120"));
+        assert!(at_least("121", "120"), "the controller wrote after us");
+        assert!(!at_least("119", "120"));
+        assert!(at_least("9", "9") && !at_least("10", "9x"));
+    }
 
     #[tokio::test]
     async fn create_writes_the_object_its_owned_secret_and_status_then_reads_it_back() {

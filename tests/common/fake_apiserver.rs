@@ -65,6 +65,8 @@ struct State {
     /// The bearer token of every Deployment request.
     deployment_tokens: Vec<String>,
     requests: Vec<String>,
+    /// (plural, namespace) → writes still to refuse with a 500.
+    failing_writes: BTreeMap<(String, String), usize>,
 }
 
 #[derive(Clone, Default)]
@@ -415,6 +417,16 @@ impl FakeApiServer {
     }
 
     /// Every request line seen, `METHOD path?query`.
+    /// The next `count` writes (anything but GET) of `plural` in
+    /// `namespace` fail with a 500, as when etcd is slow.
+    pub fn fail_writes(&self, plural: &str, namespace: &str, count: usize) {
+        self.state
+            .lock()
+            .expect("lock")
+            .failing_writes
+            .insert((plural.into(), namespace.into()), count);
+    }
+
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().expect("lock").requests.clone()
     }
@@ -448,6 +460,19 @@ impl FakeApiServer {
         };
         let mut state = self.state.lock().expect("lock");
         state.requests.push(format!("{method} {path}"));
+        if method != Method::GET {
+            let key = (
+                target.collection.plural.clone(),
+                target.namespace.clone().unwrap_or_default(),
+            );
+            if let Some(left) = state.failing_writes.get_mut(&key).filter(|n| **n > 0) {
+                *left -= 1;
+                return full(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &status_body(500, "InternalError", "etcdserver: request timed out".into()),
+                );
+            }
+        }
         // Workloads are written by users with their own tokens: who they
         // are, and RBAC (admins may, others may not), as the API server does.
         if target.collection.plural == "deployments" {

@@ -142,6 +142,7 @@ impl TestServer {
             ..ConnectivityOptions::default()
         }));
         let stop = tokio_util::sync::CancellationToken::new();
+        let metrics = Arc::new(Metrics::new());
         let cluster = controller::start(
             fake.client(),
             ClusterOptions {
@@ -152,6 +153,7 @@ impl TestServer {
             },
             index.clone(),
             connectivity.clone(),
+            metrics.clone(),
             stop.clone(),
         )
         .await;
@@ -162,7 +164,7 @@ impl TestServer {
             pinner: Arc::new(Pinner::new(store.clone(), PinOptions::default())),
             store,
             index: index.clone(),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             auth: Arc::new(if cluster_rbac {
                 Auth::cluster(registry_resolver::kubernetes::auth::ClusterAuth::new(
                     fake.client(),
