@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::api::{AppState, Auth};
+use crate::api::{AppState, Auth, Services};
 use crate::certs::{self, CertPaths, CertSubjects};
 use crate::cli::{
     CertsArgs, NodeAgentArgs, NodeConfigArgs, ResolveArgs, ServeArgs, StoreArgs, StoreKind,
@@ -257,7 +257,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
             client: client_options,
         },
     ));
-    let state = AppState {
+    let state = AppState::from(Services {
         store,
         index: index.clone(),
         metrics,
@@ -266,7 +266,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         connectivity,
         workloads,
         body_read_timeout: args.body_read_timeout,
-    };
+    });
     let options = ServeOptions {
         listen: args.listen,
         admin_listen: args.admin_listen,

@@ -30,13 +30,9 @@ pub async fn read_body(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if !accepted.contains(&essence.as_str()) {
+    // Media types compare case-insensitively (RFC 9110 §8.3.1).
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !accepted.iter().any(|a| a.eq_ignore_ascii_case(essence)) {
         return Err(ApiError::UnsupportedMediaType {
             got: content_type.to_owned(),
             expected: accepted.first().copied().unwrap_or("application/json"),
@@ -120,5 +116,50 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
                 field: None,
                 message: format!("query string: {}", rejection.body_text()),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read(content_type: &str) -> Result<Bytes, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, content_type.parse().expect("header"));
+        read_body(
+            Body::from("{}"),
+            &headers,
+            1024,
+            &["application/json", "application/merge-patch+json"],
+            Duration::from_secs(1),
+        )
+        .await
+    }
+
+    /// Media types compare without regard to case and parameters, as the
+    /// API server and kubectl send them; anything else is a 415.
+    #[tokio::test]
+    async fn media_types_match_as_http_says() {
+        for accepted in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            " application/merge-patch+json ;x=y",
+        ] {
+            assert_eq!(
+                read(accepted).await.expect(accepted).as_ref(),
+                b"{}",
+                "{accepted}"
+            );
+        }
+        for refused in ["text/plain", "application/jsonx", "application", ""] {
+            assert!(
+                matches!(
+                    read(refused).await,
+                    Err(ApiError::UnsupportedMediaType { .. })
+                ),
+                "{refused}"
+            );
+        }
     }
 }

@@ -28,9 +28,27 @@ use crate::telemetry::Metrics;
 use contract::Contract;
 use error::ApiError;
 
-/// What every handler shares. Cheap to clone.
+/// What every handler shares, behind one `Arc`: axum clones the state for
+/// every request, so a clone is one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl From<Services> for AppState {
+    fn from(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services the webhook, the API and the console use.
+pub struct Services {
     pub store: Arc<dyn RegistryStore>,
     pub index: Arc<IndexHandle>,
     pub metrics: Arc<Metrics>,

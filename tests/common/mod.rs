@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use registry_resolver::api::{AppState, Auth};
+use registry_resolver::api::{AppState, Auth, Services};
 use registry_resolver::certs::{self, CertPaths, CertSubjects};
 use registry_resolver::cli::StoreArgs;
 use registry_resolver::index::IndexHandle;
@@ -160,7 +160,7 @@ impl TestServer {
         let store: Arc<dyn RegistryStore> = cluster.store;
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = generate_certs(&dir.path().join("certs"));
-        let state = AppState {
+        let state = AppState::from(Services {
             pinner: Arc::new(Pinner::new(store.clone(), PinOptions::default())),
             store,
             index: index.clone(),
@@ -183,7 +183,7 @@ impl TestServer {
                 )),
             )),
             body_read_timeout: Duration::from_secs(10),
-        };
+        });
         let options = ServeOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
             admin_listen: "127.0.0.1:0".parse().expect("addr"),
@@ -300,7 +300,7 @@ impl TestServer {
                 client: client.clone(),
             },
         ));
-        let state = AppState {
+        let state = AppState::from(Services {
             store,
             pinner,
             index: index.clone(),
@@ -315,7 +315,7 @@ impl TestServer {
             })),
             workloads: None,
             body_read_timeout,
-        };
+        });
         let options = ServeOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
             admin_listen: "127.0.0.1:0".parse().expect("addr"),
