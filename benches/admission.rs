@@ -296,6 +296,11 @@ fn cluster_events(c: &mut Criterion) {
     c.bench_function("kubernetes_event_selector_record_10000_registries", |b| {
         b.iter(|| caches.apply(&index, Touched::Registry(black_box("r00200".into()))))
     });
+    // What a replication pass reads before it plans: every record
+    // converted, with its credentials.
+    c.bench_function("kubernetes_pass_inputs_converted_10000_registries", |b| {
+        b.iter(|| black_box(caches.converted()))
+    });
     c.bench_function("kubernetes_rebuild_10000_registries", |b| {
         b.iter(|| caches.publish(black_box(&index)))
     });

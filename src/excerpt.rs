@@ -42,6 +42,12 @@ impl Excerpt<'_> {
     pub fn to_owned_string(self) -> String {
         shorten(self.0, VALUE_CHARS).into_owned()
     }
+
+    /// The value as `{:?}` quotes it, owned, for error types that print it
+    /// later exactly as a message formatted now would.
+    pub fn quoted(self) -> String {
+        format!("{self:?}")
+    }
 }
 
 impl fmt::Display for Excerpt<'_> {

@@ -129,7 +129,10 @@ async fn resolve_object(
     };
     if plan.needs_pinning() {
         match pinner {
-            Some(pinner) => pinner.pin(&mut plan).await.map_err(denied)?,
+            Some(pinner) => pinner
+                .pin(&mut plan)
+                .await
+                .map_err(|failed| denied(failed.to_string()))?,
             None => {
                 return Err(denied(
                     "digest pinning was asked for but is not available here".into(),

@@ -49,11 +49,23 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// Why a `namespaces` or `defaultFor` entry is neither a name nor a
+/// pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error(transparent)]
+    Name(#[from] crate::registry::NameError),
+    #[error(
+        "{0} is not a namespace pattern: a namespace's beginning (lowercase letters, digits and '-', starting with a letter or digit) followed by '*', or '*' alone"
+    )]
+    Pattern(String),
+}
+
 /// A valid entry: a DNS-1123 label, `*`, or a label's beginning followed by
 /// `*` (lowercase letters, digits and '-', starting with a letter or digit).
-pub fn check_entry(entry: &str) -> Result<(), String> {
+pub fn check_entry(entry: &str) -> Result<(), EntryError> {
     match Entry::of(entry) {
-        Entry::Name(name) => crate::registry::check_dns1123_label(name),
+        Entry::Name(name) => Ok(crate::registry::check_dns1123_label(name)?),
         Entry::Prefix("") => Ok(()),
         Entry::Prefix(prefix) => {
             let bytes = prefix.as_bytes();
@@ -65,10 +77,7 @@ pub fn check_entry(entry: &str) -> Result<(), String> {
             if valid {
                 Ok(())
             } else {
-                Err(format!(
-                    "{:?} is not a namespace pattern: a namespace's beginning (lowercase letters, digits and '-', starting with a letter or digit) followed by '*', or '*' alone",
-                    excerpt(entry)
-                ))
+                Err(EntryError::Pattern(excerpt(entry).quoted()))
             }
         }
     }

@@ -49,6 +49,21 @@ impl Default for PinOptions {
     }
 }
 
+/// One image whose tag could not be pinned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("container {container:?}: cannot pin {image:?} to a digest ({}: {error})", error.code())]
+pub struct ImageNotPinned {
+    pub container: String,
+    pub image: String,
+    pub error: ConnectError,
+}
+
+/// Under the deny policy: every image that could not be pinned, as the
+/// denial says them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct PinFailed(pub Vec<ImageNotPinned>);
+
 pub struct Pinner {
     options: PinOptions,
     lookups: Lookups,
@@ -111,7 +126,7 @@ impl Pinner {
     /// Pins every rewrite of `plan` that asks for it. Under the deny policy
     /// a failure is returned as the denial message; under allow it becomes
     /// a warning and the tag stays.
-    pub async fn pin(&self, plan: &mut Plan<'_>) -> Result<(), String> {
+    pub async fn pin(&self, plan: &mut Plan<'_>) -> Result<(), PinFailed> {
         let targets: Vec<(usize, PinTarget)> = plan
             .resolution
             .rewrites
@@ -152,16 +167,15 @@ impl Pinner {
             match result {
                 Ok(digest) => rewrite.resolved = format!("{}@{digest}", rewrite.resolved),
                 Err(error) => {
-                    let what = format!(
-                        "container {:?}: cannot pin {:?} to a digest ({}: {error})",
-                        rewrite.container,
-                        rewrite.resolved,
-                        error.code()
-                    );
+                    let failure = ImageNotPinned {
+                        container: rewrite.container.clone(),
+                        image: rewrite.resolved.clone(),
+                        error,
+                    };
                     match self.options.policy {
-                        PinFailurePolicy::Deny => problems.push(what),
+                        PinFailurePolicy::Deny => problems.push(failure),
                         PinFailurePolicy::Allow => {
-                            plan.warnings.push(format!("{what}; kept the tag"))
+                            plan.warnings.push(format!("{failure}; kept the tag"))
                         }
                     }
                 }
@@ -170,7 +184,7 @@ impl Pinner {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("; "))
+            Err(PinFailed(problems))
         }
     }
 

@@ -387,12 +387,18 @@ pub fn expand<'i>(
     })
 }
 
+/// An entry of the container-registries annotation that is not
+/// `container=registry` (held quoted, see `Excerpt::quoted`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("annotation {CONTAINER_REGISTRIES_ANNOTATION}: entry {0} is not container=registry")]
+struct NotAnEntry(String);
+
 /// The registry a container asks for, most specific first; `None` means
 /// the namespace default applies.
 fn choose_registry<'a>(
     template: &PodTemplate<'a>,
     container: &str,
-) -> Result<Option<(&'a str, Choice)>, String> {
+) -> Result<Option<(&'a str, Choice)>, NotAnEntry> {
     let lookup = |map: Option<&'a Annotations<'a>>, key: &str| -> Option<&'a str> {
         map.and_then(|m| m.get(key))
             .map(str::trim)
@@ -413,9 +419,9 @@ fn choose_registry<'a>(
         CONTAINER_REGISTRIES_ANNOTATION,
     ) {
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (name, registry) = entry.split_once('=').ok_or_else(|| {
-                format!("annotation {CONTAINER_REGISTRIES_ANNOTATION}: entry {:?} is not container=registry", excerpt(entry))
-            })?;
+            let (name, registry) = entry
+                .split_once('=')
+                .ok_or_else(|| NotAnEntry(excerpt(entry).quoted()))?;
             if name.trim() == container {
                 return Ok(Some((
                     registry.trim(),

@@ -71,11 +71,11 @@ pub fn problems(wire: &LabelSelector) -> Vec<(String, String)> {
         }
         for (key, value) in labels {
             let field = format!("matchLabels.{}", excerpt(key));
-            if let Err(message) = check_label_key(key) {
-                out.push((field.clone(), message));
+            if let Err(problem) = check_label_key(key) {
+                out.push((field.clone(), problem.to_string()));
             }
-            if let Err(message) = check_label_value(value) {
-                out.push((field, message));
+            if let Err(problem) = check_label_value(value) {
+                out.push((field, problem.to_string()));
             }
         }
     }
@@ -88,8 +88,8 @@ pub fn problems(wire: &LabelSelector) -> Vec<(String, String)> {
     }
     for (i, requirement) in expressions.iter().enumerate() {
         let field = |part: &str| format!("matchExpressions[{i}].{part}");
-        if let Err(message) = check_label_key(&requirement.key) {
-            out.push((field("key"), message));
+        if let Err(problem) = check_label_key(&requirement.key) {
+            out.push((field("key"), problem.to_string()));
         }
         let values = requirement.values.as_deref().unwrap_or_default();
         match requirement.operator.as_str() {
@@ -103,8 +103,8 @@ pub fn problems(wire: &LabelSelector) -> Vec<(String, String)> {
                     out.push((field("values"), format!("at most {VALUES_MAX} values")));
                 } else {
                     for (j, value) in values.iter().enumerate() {
-                        if let Err(message) = check_label_value(value) {
-                            out.push((field(&format!("values[{j}]")), message));
+                        if let Err(problem) = check_label_value(value) {
+                            out.push((field(&format!("values[{j}]")), problem.to_string()));
                         }
                     }
                 }
@@ -129,28 +129,57 @@ pub fn problems(wire: &LabelSelector) -> Vec<(String, String)> {
     out
 }
 
+/// Why a label key or value is not one Kubernetes accepts (values held
+/// quoted, see `Excerpt::quoted`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    #[error("label key prefix {prefix}: {problem}")]
+    Prefix {
+        prefix: String,
+        problem: crate::registry::NameError,
+    },
+    #[error("a label key needs a name")]
+    NoName,
+    #[error("label key {key}: {problem}")]
+    Key {
+        key: String,
+        problem: Box<LabelError>,
+    },
+    #[error("at most 63 characters")]
+    TooLong,
+    #[error(
+        "{0} is not a label value: letters, digits, '-', '_' and '.', beginning and ending with a letter or digit"
+    )]
+    NotValue(String),
+}
+
 /// A label key: an optional DNS-subdomain prefix and `/`, then a name of at
 /// most 63 characters (`[A-Za-z0-9]`, inner `-_.`).
-fn check_label_key(key: &str) -> Result<(), String> {
+fn check_label_key(key: &str) -> Result<(), LabelError> {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
     if let Some(prefix) = prefix {
-        check_dns1123_subdomain(prefix)
-            .map_err(|message| format!("label key prefix {:?}: {message}", excerpt(prefix)))?;
+        check_dns1123_subdomain(prefix).map_err(|problem| LabelError::Prefix {
+            prefix: excerpt(prefix).quoted(),
+            problem,
+        })?;
     }
     if name.is_empty() {
-        return Err("a label key needs a name".into());
+        return Err(LabelError::NoName);
     }
-    check_label_value(name).map_err(|message| format!("label key {:?}: {message}", excerpt(key)))
+    check_label_value(name).map_err(|problem| LabelError::Key {
+        key: excerpt(key).quoted(),
+        problem: Box::new(problem),
+    })
 }
 
 /// A label value: empty, or at most 63 characters, alphanumeric at both
 /// ends, `-`, `_` and `.` inside.
-fn check_label_value(value: &str) -> Result<(), String> {
+fn check_label_value(value: &str) -> Result<(), LabelError> {
     if value.len() > 63 {
-        return Err("at most 63 characters".into());
+        return Err(LabelError::TooLong);
     }
     let inner_ok = value
         .bytes()
@@ -161,10 +190,7 @@ fn check_label_value(value: &str) -> Result<(), String> {
     if inner_ok && ends_ok {
         Ok(())
     } else {
-        Err(format!(
-            "{:?} is not a label value: letters, digits, '-', '_' and '.', beginning and ending with a letter or digit",
-            excerpt(value)
-        ))
+        Err(LabelError::NotValue(excerpt(value).quoted()))
     }
 }
 

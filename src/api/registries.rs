@@ -234,9 +234,9 @@ impl BatchDeleteRequest {
             .iter()
             .enumerate()
             .filter_map(|(i, name)| {
-                check_dns1123_label(name).err().map(|message| FieldError {
+                check_dns1123_label(name).err().map(|problem| FieldError {
                     field: format!("names[{i}]"),
-                    message,
+                    message: problem.to_string(),
                 })
             })
             .collect();
@@ -588,9 +588,9 @@ pub async fn resolve_preview(
 }
 
 fn check_namespace(namespace: &str) -> Result<(), ApiError> {
-    check_dns1123_label(namespace).map_err(|message| ApiError::InvalidField {
+    check_dns1123_label(namespace).map_err(|problem| ApiError::InvalidField {
         field: Some("namespace".into()),
-        message,
+        message: problem.to_string(),
     })
 }
 

@@ -61,64 +61,89 @@ fn last_spec_write(meta: &ObjectMeta) -> Option<DateTime<Utc>> {
     created.max(written)
 }
 
+/// Why an ImageRegistry object does not make a record. Names are held
+/// quoted (see `Excerpt::quoted`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidObject {
+    #[error("ImageRegistry without a name")]
+    NoName,
+    #[error("ImageRegistry name: {0}")]
+    Name(crate::registry::NameError),
+    /// A spec field the API would refuse, with the API's message.
+    #[error("ImageRegistry {registry}: {field}: {message}")]
+    Field {
+        registry: String,
+        field: String,
+        message: String,
+    },
+    #[error("ImageRegistry {registry}: {problem}")]
+    Server {
+        registry: String,
+        problem: crate::registry::ServerError,
+    },
+}
+
 /// The record for an ImageRegistry and its credentials (if any).
 pub fn to_record(
     object: &ImageRegistry,
     credentials: Option<(&BasicAuth, &Secret)>,
-) -> Result<Registry, String> {
-    let name = object
-        .metadata
-        .name
-        .clone()
-        .ok_or("ImageRegistry without a name")?;
+) -> Result<Registry, InvalidObject> {
+    let name = object.metadata.name.clone().ok_or(InvalidObject::NoName)?;
     let spec = &object.spec;
     // The API refuses these on write; objects applied to the cluster
     // directly are checked here, so no record with an unusable name or
     // pull Secret name reaches the webhook.
-    check_dns1123_label(&name).map_err(|e| format!("ImageRegistry name: {e}"))?;
-    let label = excerpt(&name);
+    check_dns1123_label(&name).map_err(InvalidObject::Name)?;
+    let field = |field: &str, message: String| InvalidObject::Field {
+        registry: excerpt(&name).quoted(),
+        field: field.to_owned(),
+        message,
+    };
     if let Some(secret) = &spec.pull_secret_name {
         check_dns1123_subdomain(secret)
-            .map_err(|e| format!("ImageRegistry {label:?}: pullSecretName: {e}"))?;
+            .map_err(|problem| field("pullSecretName", problem.to_string()))?;
     }
-    for (field, list) in [
+    for (name, list) in [
         ("namespaces", &spec.namespaces),
         ("defaultFor", &spec.default_for),
     ] {
         if list.len() > NAMESPACES_MAX {
-            return Err(format!(
-                "ImageRegistry {label:?}: {field}: at most {NAMESPACES_MAX} namespaces (got {})",
-                list.len()
+            return Err(field(
+                name,
+                format!("at most {NAMESPACES_MAX} namespaces (got {})", list.len()),
             ));
         }
     }
-    if let Some((field, message)) =
+    if let Some((at, message)) =
         crate::registry::namespace_entry_errors(&spec.namespaces, &spec.default_for)
             .into_iter()
             .next()
     {
-        return Err(format!("ImageRegistry {label:?}: {field}: {message}"));
+        return Err(field(&at, message));
     }
     if spec.namespaces.is_empty() && spec.namespace_selector.is_none() {
-        return Err(format!(
-            "ImageRegistry {label:?}: namespaces: at least one namespace is required (or a namespaceSelector)"
+        return Err(field(
+            "namespaces",
+            "at least one namespace is required (or a namespaceSelector)".into(),
         ));
     }
-    for (field, selector) in [
+    for (name, selector) in [
         ("namespaceSelector", &spec.namespace_selector),
         ("defaultForSelector", &spec.default_for_selector),
     ] {
         if let Some((part, message)) = selector.iter().flat_map(crate::selector::problems).next() {
             let at = if part.is_empty() {
-                field.to_owned()
+                name.to_owned()
             } else {
-                format!("{field}.{part}")
+                format!("{name}.{part}")
             };
-            return Err(format!("ImageRegistry {label:?}: {at}: {message}"));
+            return Err(field(&at, message));
         }
     }
-    let server =
-        Server::parse(&spec.server).map_err(|e| format!("ImageRegistry {label:?}: {e}"))?;
+    let server = Server::parse(&spec.server).map_err(|problem| InvalidObject::Server {
+        registry: excerpt(&name).quoted(),
+        problem,
+    })?;
     let created = object
         .metadata
         .creation_timestamp
@@ -217,8 +242,8 @@ pub enum RecordProblem {
     #[error("credentials Secret {0:?} has no non-empty username and password")]
     CredentialsIncomplete(String),
     /// The spec does not convert (an invalid server, name, entry…).
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(InvalidObject),
     /// A `defaultFor` entry another record claims ahead of this one.
     #[error("namespace {entry:?} already has default registry {holder:?}")]
     DefaultOutranked { entry: String, holder: String },
@@ -297,17 +322,21 @@ mod tests {
     fn objects_with_unusable_names_never_become_records() {
         let dotted = object("a.b", "2026-11-01T00:00:00Z", &[]);
         let error = to_record(&dotted, None).expect_err("a record name is a DNS-1123 label");
-        assert!(error.contains("ImageRegistry name"), "{error}");
+        assert!(matches!(error, InvalidObject::Name(_)), "{error}");
+        assert!(error.to_string().contains("ImageRegistry name"), "{error}");
         for secret in ["", "Pull_Secret"] {
             let mut bad = object("harbor", "2026-11-01T00:00:00Z", &[]);
             bad.spec.pull_secret_name = Some(secret.into());
             let error = to_record(&bad, None).expect_err("pullSecretName is checked");
-            assert!(error.contains("pullSecretName"), "{error}");
+            assert!(
+                matches!(&error, InvalidObject::Field { field, .. } if field == "pullSecretName"),
+                "{error}"
+            );
         }
         let mut many = object("harbor", "2026-11-01T00:00:00Z", &[]);
         many.spec.namespaces = (0..=NAMESPACES_MAX).map(|i| format!("ns-{i}")).collect();
         let error = to_record(&many, None).expect_err("too many namespaces");
-        assert!(error.contains("at most"), "{error}");
+        assert!(error.to_string().contains("at most"), "{error}");
     }
 
     #[test]

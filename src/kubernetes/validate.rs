@@ -9,6 +9,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 
 use super::crd::ImageRegistry;
 use crate::index::Index;
+use crate::registry::store::StoreError;
 use crate::registry::{RegistryInput, RegistrySpec, TlsOptions, ValidationErrors, WriteMode};
 
 /// Why a review could not be read (400).
@@ -38,13 +39,22 @@ pub fn as_input(object: &ImageRegistry) -> RegistryInput {
     }
 }
 
-/// What the API would say about this object: its field errors, or the
-/// default another record already claims.
-pub fn check(object: &ImageRegistry, index: &Index) -> Result<RegistrySpec, String> {
-    let spec = as_input(object)
-        .validate(WriteMode::Create, None)
-        .map_err(|errors: ValidationErrors| errors.to_string())?;
-    crate::registry::store::check_default_conflict(&spec, index).map_err(|e| e.to_string())?;
+/// Why the API would refuse an object.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Its field errors.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// A default another record already claims.
+    #[error(transparent)]
+    DefaultClaimed(StoreError),
+}
+
+/// What the API would say about this object.
+pub fn check(object: &ImageRegistry, index: &Index) -> Result<RegistrySpec, Refusal> {
+    let spec = as_input(object).validate(WriteMode::Create, None)?;
+    crate::registry::store::check_default_conflict(&spec, index)
+        .map_err(Refusal::DefaultClaimed)?;
     Ok(spec)
 }
 
@@ -66,10 +76,10 @@ pub fn review(
     let response = match (&request.object, judged) {
         (Some(object), true) => match check(object, index) {
             Ok(_) => response,
-            Err(message) => {
+            Err(refusal) => {
                 let name = object.metadata.name.as_deref().unwrap_or_default();
                 response.deny(format!(
-                    "registry-resolver: ImageRegistry {:?} is invalid: {message}",
+                    "registry-resolver: ImageRegistry {:?} is invalid: {refusal}",
                     crate::excerpt::excerpt(name)
                 ))
             }

@@ -9,14 +9,29 @@ use std::path::Path;
 const V2_SECTION: &str = "plugins.\"io.containerd.grpc.v1.cri\".registry";
 const V3_SECTION: &str = "plugins.\"io.containerd.cri.v1.images\".registry";
 
+/// containerd will not read the `certs.d` written; says the exact lines to
+/// add.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{}containerd does not read {certs_d}: add to its config.toml\n[{section}]\n  config_path = \"{certs_d}\"\nand restart containerd once",
+    if *.unparsable { "containerd's config.toml does not parse as TOML; " } else { "" }
+)]
+pub struct ConfigPathMissing {
+    pub certs_d: String,
+    /// The config section for the file's version.
+    pub section: &'static str,
+    /// The file is not TOML (the lines are those of version 2).
+    pub unparsable: bool,
+}
+
 /// `Ok` when containerd's config (its text, `None` when there is no config
 /// file) reads `certs_d`; otherwise what to add, word for word.
-pub fn check(config: Option<&str>, certs_d: &Path) -> Result<(), String> {
+pub fn check(config: Option<&str>, certs_d: &Path) -> Result<(), ConfigPathMissing> {
     let wanted = certs_d.display().to_string();
-    let advice = |section: &str| {
-        format!(
-            "containerd does not read {wanted}: add to its config.toml\n[{section}]\n  config_path = \"{wanted}\"\nand restart containerd once"
-        )
+    let missing = |section: &'static str, unparsable: bool| ConfigPathMissing {
+        certs_d: wanted.clone(),
+        section,
+        unparsable,
     };
     let Some(text) = config else {
         // containerd 2 reads /etc/containerd/certs.d without a config; 1.x
@@ -24,14 +39,11 @@ pub fn check(config: Option<&str>, certs_d: &Path) -> Result<(), String> {
         return if wanted == "/etc/containerd/certs.d" {
             Ok(())
         } else {
-            Err(advice(V2_SECTION))
+            Err(missing(V2_SECTION, false))
         };
     };
     let Ok(document) = text.parse::<toml::Table>() else {
-        return Err(format!(
-            "containerd's config.toml does not parse as TOML; {}",
-            advice(V2_SECTION)
-        ));
+        return Err(missing(V2_SECTION, true));
     };
     let version = document
         .get("version")
@@ -53,7 +65,7 @@ pub fn check(config: Option<&str>, certs_d: &Path) -> Result<(), String> {
         Some(paths) if paths.split(':').any(|p| Path::new(p) == certs_d) => Ok(()),
         // containerd 2's default when the key is absent.
         None if version >= 3 && wanted == "/etc/containerd/certs.d" => Ok(()),
-        _ => Err(advice(section)),
+        _ => Err(missing(section, false)),
     }
 }
 
@@ -71,7 +83,9 @@ mod tests {
         let v2_list = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/other:/etc/containerd/certs.d\"\n";
         assert_eq!(check(Some(v2_list), certs), Ok(()));
         let v2_missing = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n";
-        let advice = check(Some(v2_missing), certs).expect_err("missing");
+        let advice = check(Some(v2_missing), certs)
+            .expect_err("missing")
+            .to_string();
         assert!(
             advice.contains("[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\""),
             "{advice}"
@@ -82,9 +96,16 @@ mod tests {
         assert!(
             check(Some(v3_elsewhere), certs)
                 .expect_err("elsewhere")
+                .to_string()
                 .contains("io.containerd.cri.v1.images")
         );
-        assert!(check(Some("not = [toml"), certs).is_err());
+        let unparsable = check(Some("not = [toml"), certs).expect_err("not TOML");
+        assert!(
+            unparsable
+                .to_string()
+                .starts_with("containerd's config.toml does not parse as TOML; containerd does not read /etc/containerd/certs.d"),
+            "{unparsable}"
+        );
         assert_eq!(check(None, certs), Ok(()));
         assert!(
             check(

@@ -47,7 +47,9 @@ impl Pass {
         let changes = node.changes(&desired, &insecure)?;
         let runtime_config = if node.runtimes.contains(&Runtime::Containerd) && !hosts.is_empty() {
             let text = std::fs::read_to_string(node.local(containerd_config)).ok();
-            containerd_config::check(text.as_deref(), &node.layout.containerd_certs_d).err()
+            containerd_config::check(text.as_deref(), &node.layout.containerd_certs_d)
+                .err()
+                .map(|missing| missing.to_string())
         } else {
             None
         };

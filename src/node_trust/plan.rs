@@ -125,10 +125,10 @@ pub fn hosts(records: &[Registry]) -> (Vec<HostTrust>, Vec<Problem>) {
                 continue;
             }
         };
-        if let Err(message) = check_host(&server.host) {
+        if let Err(problem) = check_host(&server.host) {
             problems.push(Problem {
                 registry: record.name.clone(),
-                message,
+                message: problem.to_string(),
             });
             continue;
         }
@@ -181,24 +181,47 @@ pub fn hosts(records: &[Registry]) -> (Vec<HostTrust>, Vec<Problem>) {
     (by_host.into_values().collect(), problems)
 }
 
+/// Why a record's host cannot name a directory on the node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{host} cannot name a directory: {why}")]
+pub struct HostError {
+    /// Quoted (see `Excerpt::quoted`).
+    pub host: String,
+    pub why: HostFault,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostFault {
+    #[error("text after the IPv6 address")]
+    AfterIpv6,
+    #[error("an unclosed IPv6 address")]
+    UnclosedIpv6,
+    #[error("the port is not a number")]
+    Port,
+    #[error("not an IPv6 address")]
+    NotIpv6,
+    #[error("only lowercase letters, digits, '-' and '.' between labels")]
+    Name,
+}
+
 /// A host may become a directory name only if it is exactly what an image
 /// reference names: a DNS name or IP address, lowercase, an optional port.
 /// No separators, no `..`, nothing absolute — whatever a record says.
-pub fn check_host(host: &str) -> Result<(), String> {
-    let refuse = |why: &str| {
-        Err(format!(
-            "{:?} cannot name a directory: {why}",
-            excerpt(host)
-        ))
+pub fn check_host(host: &str) -> Result<(), HostError> {
+    let refuse = |why: HostFault| {
+        Err(HostError {
+            host: excerpt(host).quoted(),
+            why,
+        })
     };
     let (name, port) = match host.strip_prefix('[') {
         Some(rest) => match rest.split_once(']') {
             Some((literal, "")) => (literal, None),
             Some((literal, after)) => match after.strip_prefix(':') {
                 Some(port) => (literal, Some(port)),
-                None => return refuse("text after the IPv6 address"),
+                None => return refuse(HostFault::AfterIpv6),
             },
-            None => return refuse("an unclosed IPv6 address"),
+            None => return refuse(HostFault::UnclosedIpv6),
         },
         None => match host.split_once(':') {
             Some((name, port)) => (name, Some(port)),
@@ -208,12 +231,12 @@ pub fn check_host(host: &str) -> Result<(), String> {
     if let Some(port) = port
         && (port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()))
     {
-        return refuse("the port is not a number");
+        return refuse(HostFault::Port);
     }
     if host.starts_with('[') {
         return match name.parse::<std::net::Ipv6Addr>() {
             Ok(_) => Ok(()),
-            Err(_) => refuse("not an IPv6 address"),
+            Err(_) => refuse(HostFault::NotIpv6),
         };
     }
     let labels_ok = !name.is_empty()
@@ -230,7 +253,7 @@ pub fn check_host(host: &str) -> Result<(), String> {
     if labels_ok {
         Ok(())
     } else {
-        refuse("only lowercase letters, digits, '-' and '.' between labels")
+        refuse(HostFault::Name)
     }
 }
 

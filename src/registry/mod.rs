@@ -8,7 +8,7 @@ pub mod store;
 
 pub use model::{
     BrowseMethod, DNS1123_LABEL_PATTERN, Dns1123Label, FailedNode, FieldError, NAMESPACES_MAX,
-    NodeTrustStatus, Password, PasswordChange, PullSecretState, Registry, RegistryInput,
+    NameError, NodeTrustStatus, Password, PasswordChange, PullSecretState, Registry, RegistryInput,
     RegistrySpec, RegistryStatus, TlsOptions, ValidationErrors, WriteMode, check_dns1123_label,
     check_dns1123_subdomain, dedup, namespace_entry_errors,
 };

@@ -406,8 +406,8 @@ impl RegistryInput {
         };
         // An empty name is refused like any invalid one: a record that
         // cannot be named in a URL could never be read, changed or deleted.
-        if let Some(Err(message)) = name.as_deref().map(check_dns1123_label) {
-            fail("name", message);
+        if let Some(Err(problem)) = name.as_deref().map(check_dns1123_label) {
+            fail("name", problem.to_string());
         }
         let name = name.unwrap_or_default();
 
@@ -512,19 +512,19 @@ impl RegistryInput {
 
         let tls = self.tls.unwrap_or_default();
         if let Some(pem) = &tls.ca_bundle
-            && let Err(message) = check_ca_bundle(pem)
+            && let Err(problem) = check_ca_bundle(pem)
         {
-            fail("tls.caBundle", message);
+            fail("tls.caBundle", problem.to_string());
         }
 
         // Defaulted from the name, it is only as valid as the name, which
         // was checked above: report one problem once.
         let pull_secret_name = match self.pull_secret_name {
             Some(given) => {
-                if let Err(message) = check_dns1123_subdomain(&given) {
+                if let Err(problem) = check_dns1123_subdomain(&given) {
                     fail(
                         "pullSecretName",
-                        format!("{message}; leave it out to use the record's name"),
+                        format!("{problem}; leave it out to use the record's name"),
                     );
                 }
                 given
@@ -576,8 +576,8 @@ pub fn namespace_entry_errors(
     let mut errors = Vec::new();
     for (field, list) in [("namespaces", namespaces), ("defaultFor", default_for)] {
         for (i, entry) in list.iter().enumerate() {
-            if let Err(message) = crate::namespaces::check_entry(entry) {
-                errors.push((format!("{field}[{i}]"), message));
+            if let Err(problem) = crate::namespaces::check_entry(entry) {
+                errors.push((format!("{field}[{i}]"), problem.to_string()));
             }
         }
     }
@@ -650,36 +650,55 @@ impl utoipa::PartialSchema for Dns1123Label {
 
 impl ToSchema for Dns1123Label {}
 
+/// Why a name is not one Kubernetes accepts. Values are quoted as an
+/// excerpt: they come from requests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("must not be empty")]
+    Empty,
+    /// `value` fields hold the value quoted (see `Excerpt::quoted`).
+    #[error("{value} is longer than {max} characters")]
+    TooLong { value: String, max: usize },
+    #[error(
+        "{0} is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+    )]
+    NotLabel(String),
+    #[error("{0} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'")]
+    NotSubdomain(String),
+}
+
 /// RFC 1123 label, as Kubernetes checks namespace and object names.
-pub fn check_dns1123_label(value: &str) -> Result<(), String> {
+pub fn check_dns1123_label(value: &str) -> Result<(), NameError> {
     if value.is_empty() {
-        return Err("must not be empty".into());
+        return Err(NameError::Empty);
     }
-    let quoted = excerpt(value);
+    let quoted = || excerpt(value).quoted();
     if value.len() > 63 {
-        return Err(format!("{quoted:?} is longer than 63 characters"));
+        return Err(NameError::TooLong {
+            value: quoted(),
+            max: 63,
+        });
     }
     if !is_label(value) {
-        return Err(format!(
-            "{quoted:?} is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
-        ));
+        return Err(NameError::NotLabel(quoted()));
     }
     Ok(())
 }
 
 /// RFC 1123 subdomain, as Kubernetes checks Secret names.
-pub fn check_dns1123_subdomain(value: &str) -> Result<(), String> {
+pub fn check_dns1123_subdomain(value: &str) -> Result<(), NameError> {
     if value.is_empty() {
-        return Err("must not be empty".into());
+        return Err(NameError::Empty);
     }
-    let quoted = excerpt(value);
+    let quoted = || excerpt(value).quoted();
     if value.len() > 253 {
-        return Err(format!("{quoted:?} is longer than 253 characters"));
+        return Err(NameError::TooLong {
+            value: quoted(),
+            max: 253,
+        });
     }
     if !value.split('.').all(is_label) {
-        return Err(format!(
-            "{quoted:?} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'"
-        ));
+        return Err(NameError::NotSubdomain(quoted()));
     }
     Ok(())
 }
@@ -693,23 +712,32 @@ fn is_label(value: &str) -> bool {
         && bytes.iter().all(|b| alnum(b) || *b == b'-')
 }
 
+/// Why a CA bundle cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaBundleError {
+    #[error("not valid PEM: {0}")]
+    NotPem(String),
+    #[error("certificate {position} is not a usable CA certificate: {reason}")]
+    NotCa { position: usize, reason: String },
+    #[error("contains no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    Empty,
+}
+
 /// The bundle must hold at least one certificate a TLS client could trust.
-fn check_ca_bundle(pem: &str) -> Result<(), String> {
+fn check_ca_bundle(pem: &str) -> Result<(), CaBundleError> {
     use rustls_pki_types::{CertificateDer, pem::PemObject};
     let mut roots = rustls::RootCertStore::empty();
     let mut count = 0usize;
     for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-        let cert = cert.map_err(|e| format!("not valid PEM: {e}"))?;
-        roots.add(cert).map_err(|e| {
-            format!(
-                "certificate {} is not a usable CA certificate: {e}",
-                count + 1
-            )
+        let cert = cert.map_err(|e| CaBundleError::NotPem(e.to_string()))?;
+        roots.add(cert).map_err(|e| CaBundleError::NotCa {
+            position: count + 1,
+            reason: e.to_string(),
         })?;
         count += 1;
     }
     if count == 0 {
-        return Err("contains no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        return Err(CaBundleError::Empty);
     }
     Ok(())
 }

@@ -121,9 +121,9 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
             );
             if let Some(plan) = prepared.plan_mut()
                 && plan.needs_pinning()
-                && let Err(message) = state.pinner.pin(plan).instrument(span.clone()).await
+                && let Err(failed) = state.pinner.pin(plan).instrument(span.clone()).await
             {
-                prepared.deny(admission::DenialReason::PinFailed, message);
+                prepared.deny(admission::DenialReason::PinFailed, failed.to_string());
             }
             (prepared.finish(), span)
         }
