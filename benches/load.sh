@@ -22,17 +22,8 @@ ADMIN_PORT=${ADMIN_PORT:-18080}
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
 cargo build --quiet --release --locked --bin registry-resolver --example noop-responder
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-bin=target/release/registry-resolver
-$bin certs --out-dir "$work/certs" 2>/dev/null
+# shellcheck source=benches/common.sh
+source benches/common.sh
 $bin serve --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
   --data-dir "$work/data" --certs-dir "$work/certs" --admin-token bench --log-level warn &
 pids+=($!)
@@ -55,13 +46,7 @@ target/release/examples/noop-responder "127.0.0.1:$NOOP_PORT" "$work/certs/tls.c
 pids+=($!)
 sleep 0.5
 
-cat > "$work/post.lua" <<EOF
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$review", "rb")
-wrk.body = f:read("*a")
-f:close()
-EOF
+write_post_script "$review"
 
 run() { # name port
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/post.lua" "https://localhost:$2/mutate" > "$work/$1.txt"

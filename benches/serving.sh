@@ -32,39 +32,21 @@ for tool in wrk nginx taskset; do
 done
 cargo build --quiet --release --locked --bin registry-resolver --example noop-responder
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-bin=target/release/registry-resolver
+# shellcheck source=benches/common.sh
+source benches/common.sh
 review=benches/review-deployment.json
-$bin certs --out-dir "$work/certs" 2>/dev/null
 cert=$work/certs/tls.crt
 key=$work/certs/tls.key
 
 pin=()
 [[ -n "$SERVER_CPU" ]] && pin=(taskset -c "$SERVER_CPU")
 
-wait_for() { # port
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on $1" >&2
-  exit 1
-}
-
 # registry-resolver, with the record the review resolves against.
 start_resolver() { # binary port data-dir
   "${pin[@]}" "$1" serve --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$(($2 + 10))" \
     --data-dir "$3" --certs-dir "$work/certs" --admin-token bench --log-level warn &
   pids+=($!)
-  wait_for "$2"
+  wait_for_port "$2"
   curl -sf --cacert "$work/certs/ca.crt" -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' \
     "https://localhost:$2/api/v1/registries?verify=false" \
     -d '{"name":"demo","server":"dockerhub.qingcloud.com","username":"robot","password":"pw","namespaces":["team-a"],"defaultFor":["team-a"]}' >/dev/null
@@ -101,13 +83,13 @@ http {
 EOF
 "${pin[@]}" nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 pids+=($!)
-wait_for "$nginx_port"
+wait_for_port "$nginx_port"
 
 # Our same-stack no-op.
 noop_port=$((BASE_PORT + 2))
 "${pin[@]}" target/release/examples/noop-responder "127.0.0.1:$noop_port" "$cert" "$key" "$work/response.json" 2>/dev/null &
 pids+=($!)
-wait_for "$noop_port"
+wait_for_port "$noop_port"
 
 sides=(nginx resolver noop)
 declare -A port=([nginx]=$nginx_port [resolver]=$resolver_port [noop]=$noop_port)
@@ -125,17 +107,11 @@ if [[ -n "${KUBE_RS_EXAMPLE:-}" ]]; then
   pids+=($!)
   # The example listens on 8443.
   port[kube-rs]=8443
-  wait_for 8443
+  wait_for_port 8443
   sides+=(kube-rs)
 fi
 
-cat > "$work/post.lua" <<EOF
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$review", "rb")
-wrk.body = f:read("*a")
-f:close()
-EOF
+write_post_script "$review"
 
 run() { # name port duration
   taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$3" --latency -s "$work/post.lua" "https://localhost:$2/mutate"

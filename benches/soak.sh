@@ -20,17 +20,8 @@ ADMIN_PORT=${ADMIN_PORT:-18180}
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
 cargo build --quiet --release --locked --bin registry-resolver
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-bin=target/release/registry-resolver
-$bin certs --out-dir "$work/certs" 2>/dev/null
+# shellcheck source=benches/common.sh
+source benches/common.sh
 $bin serve --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
   --data-dir "$work/data" --certs-dir "$work/certs" --admin-token soak --log-level warn &
 server=$!
@@ -58,13 +49,7 @@ api "https://localhost:$PORT/api/v1/registries?verify=false" \
 ) &
 pids+=($!)
 
-cat > "$work/post.lua" <<EOF
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("benches/review-deployment.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-EOF
+write_post_script "benches/review-deployment.json"
 
 sample() { # elapsed seconds
   local rss fds

@@ -394,26 +394,24 @@ impl Reconciler {
     /// registry's status. Returns the writes made and those that failed
     /// (pull Secrets and statuses).
     async fn pass(&self) -> (usize, usize) {
-        let Self {
-            caches,
-            managed,
-            namespaces,
-            node_reports,
-            replicator,
-            statuses,
-            metrics: _,
-        } = self;
-        let converted = caches.converted();
+        let converted = self.caches.converted();
         for (registry, problem) in &converted.problems {
             tracing::warn!(registry = %registry, %problem, "registry not usable as is");
         }
-        let existing: Namespaces = namespaces
+        let existing: Namespaces = self
+            .namespaces
             .state()
             .iter()
             .map(|n| (n.name_any(), n.labels().clone()))
             .collect();
-        let observed: Vec<_> = managed.state().iter().filter_map(|s| observed(s)).collect();
-        let deleting: BTreeSet<String> = caches
+        let observed: Vec<_> = self
+            .managed
+            .state()
+            .iter()
+            .filter_map(|s| observed(s))
+            .collect();
+        let deleting: BTreeSet<String> = self
+            .caches
             .registries
             .state()
             .iter()
@@ -442,25 +440,28 @@ impl Reconciler {
                 })
             })
             .collect();
-        let outcome = replicator.reconcile(&wanted, &existing, &observed).await;
+        let outcome = self
+            .replicator
+            .reconcile(&wanted, &existing, &observed)
+            .await;
         for (namespace, name, error) in &outcome.failed {
             tracing::error!(%namespace, secret = %name, %error, "pull secret write failed");
         }
         for (registry, namespace, name, reason) in &outcome.conflicts {
             tracing::warn!(%registry, %namespace, secret = %name, %reason, "pull secret conflict");
         }
-        let node_trust = NodeTrust::of(&caches.registries.state(), &node_reports.state());
+        let node_trust = NodeTrust::of(&self.caches.registries.state(), &self.node_reports.state());
         let mut failed = outcome.failed.len();
-        for object in caches.registries.state() {
+        for object in self.caches.registries.state() {
             let name = object.name_any();
             if object.metadata.deletion_timestamp.is_some() {
-                if !release_when_clean(statuses, &object, managed).await {
+                if !release_when_clean(&self.statuses, &object, &self.managed).await {
                     failed += 1;
                 }
                 continue;
             }
             if !object.finalizers().iter().any(|f| f == FINALIZER)
-                && !add_finalizer(statuses, &object).await
+                && !add_finalizer(&self.statuses, &object).await
             {
                 failed += 1;
             }
@@ -470,7 +471,7 @@ impl Reconciler {
                 .map(|r| outcome.replicated(r, &observed, &existing))
                 .unwrap_or_default();
             let trust = node_trust.status(&name);
-            if !write_status(statuses, &object, &conditions, namespaces_done, trust).await {
+            if !write_status(&self.statuses, &object, &conditions, namespaces_done, trust).await {
                 failed += 1;
             }
         }
