@@ -147,11 +147,17 @@ impl<'a> Prepared<'a> {
             Pending::Deny(_, message) => deny(self.uid, message),
             Pending::Mutate(plan) => mutated(self.uid, plan.into_mutation()),
         };
-        let body = serde_json::to_vec(&ReviewOut {
-            api_version: API_VERSION,
-            kind: "AdmissionReview",
-            response,
-        })
+        // Sized for a typical answer (a mutated 3-container Deployment's is
+        // about 1.8 KB), so encoding does not grow the buffer step by step.
+        let mut body = Vec::with_capacity(RESPONSE_CAPACITY);
+        serde_json::to_writer(
+            &mut body,
+            &ReviewOut {
+                api_version: API_VERSION,
+                kind: "AdmissionReview",
+                response,
+            },
+        )
         .map_err(|e| AdmissionError::Malformed(e.to_string()))?;
         Ok(Reviewed {
             body,
@@ -161,6 +167,9 @@ impl<'a> Prepared<'a> {
         })
     }
 }
+
+/// The response buffer's starting size.
+const RESPONSE_CAPACITY: usize = 2048;
 
 /// Reviews one encoded AdmissionReview against the index snapshot, without
 /// pinning digests.

@@ -12,18 +12,20 @@ use super::wire::{ResponseOut, StatusOut};
 use crate::excerpt::{MESSAGE_CHARS, shorten};
 use crate::resolve::Choice;
 
+/// The patch buffer's starting size: three images, a pull secret and the
+/// original-images annotation come to about 700 bytes.
+const PATCH_CAPACITY: usize = 1024;
+
 pub(super) fn mutated(uid: String, mutation: Mutation) -> (ResponseOut, Outcome) {
-    let patch = match serde_json::to_vec(&mutation.patch) {
-        Ok(patch) => patch,
-        // Serializing plain strings cannot fail; if it ever did, deny
-        // rather than admit an unresolvable image.
-        Err(e) => {
-            return deny(
-                uid,
-                format!("registry-resolver: internal error encoding patch: {e}"),
-            );
-        }
-    };
+    let mut patch = Vec::with_capacity(PATCH_CAPACITY);
+    // Serializing plain strings cannot fail; if it ever did, deny rather
+    // than admit an unresolvable image.
+    if let Err(e) = serde_json::to_writer(&mut patch, &mutation.patch) {
+        return deny(
+            uid,
+            format!("registry-resolver: internal error encoding patch: {e}"),
+        );
+    }
     let resolution = &mutation.resolution;
     let mut warnings: Vec<String> = resolution
         .rewrites
