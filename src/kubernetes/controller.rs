@@ -343,7 +343,7 @@ const REST_MAX: Duration = Duration::from_secs(1);
 
 /// How long to rest after a pass that took `elapsed`.
 fn rest_after(elapsed: Duration) -> Duration {
-    (elapsed * (DUTY - 1)).min(REST_MAX)
+    elapsed.saturating_mul(DUTY - 1).min(REST_MAX)
 }
 
 /// Runs a pass on every change (the watches notify), on a new lease, after
