@@ -158,6 +158,7 @@ pub async fn start(
             replicator,
             statuses,
             metrics,
+            logged: BTreeSet::new(),
         },
         changed,
         leading,
@@ -316,6 +317,9 @@ struct Reconciler {
     replicator: Replicator,
     statuses: Api<ImageRegistry>,
     metrics: Arc<Metrics>,
+    /// The record problems the last pass logged: a pass runs on every
+    /// event, and a record that stays broken is logged once, not per pass.
+    logged: BTreeSet<(String, String)>,
 }
 
 /// The first wait after a pass whose writes failed; it doubles with each
@@ -333,11 +337,11 @@ fn next_wait(failed: bool, previous: Option<Duration>) -> Option<Duration> {
     failed.then(|| previous.map_or(RETRY_FIRST, |wait| (wait * 2).min(RETRY_MAX)))
 }
 
-/// The share of its time the loop may spend in passes under a stream of
+/// Passes take at most `1 / DUTY` of the loop's time under a stream of
 /// events: after a pass that took `d`, the next starts no sooner than
-/// `d × (1 / DUTY − 1)` later (at most [`REST_MAX`]). A quiet cluster's
-/// first event is handled at once; a storm of namespace creations costs
-/// at most a tenth of a core, at any record count.
+/// `d × (DUTY − 1)` later (at most [`REST_MAX`]). A quiet cluster's first
+/// event is handled at once; a storm of namespace creations costs at most
+/// a tenth of a core, at any record count.
 const DUTY: u32 = 10;
 const REST_MAX: Duration = Duration::from_secs(1);
 
@@ -351,7 +355,7 @@ fn rest_after(elapsed: Duration) -> Duration {
 /// a pass runs or rests leave one wake-up behind (`Notify` keeps a single
 /// permit), so a burst costs at most one pass more, whatever its size.
 async fn reconcile_loop(
-    reconciler: Reconciler,
+    mut reconciler: Reconciler,
     changed: Arc<Notify>,
     mut leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
@@ -393,9 +397,9 @@ impl Reconciler {
     /// One pass over every registry: pull Secrets made to match, then each
     /// registry's status. Returns the writes made and those that failed
     /// (pull Secrets and statuses).
-    async fn pass(&self) -> (usize, usize) {
+    async fn pass(&mut self) -> (usize, usize) {
         let converted = self.caches.converted();
-        for (registry, problem) in &converted.problems {
+        for (registry, problem) in newly_broken(&converted.problems, &mut self.logged) {
             tracing::warn!(registry = %registry, %problem, "registry not usable as is");
         }
         let existing: Namespaces = self
@@ -477,6 +481,22 @@ impl Reconciler {
         }
         (outcome.applied.len() + outcome.deleted.len(), failed)
     }
+}
+
+/// The problems of `now` not already in `logged`, which becomes `now`: a
+/// problem is told when it appears, not again while it stays, and again if
+/// it goes and comes back.
+fn newly_broken(
+    now: &[(String, RecordProblem)],
+    logged: &mut BTreeSet<(String, String)>,
+) -> Vec<(String, String)> {
+    let current: BTreeSet<(String, String)> = now
+        .iter()
+        .map(|(registry, problem)| (registry.clone(), problem.to_string()))
+        .collect();
+    let new = current.difference(logged).cloned().collect();
+    *logged = current;
+    new
 }
 
 /// Held on every ImageRegistry until its pull Secrets are gone, so a
@@ -691,6 +711,28 @@ mod tests {
         );
         assert_eq!(next_wait(false, wait), None);
         assert_eq!(next_wait(true, None), Some(RETRY_FIRST));
+    }
+
+    #[test]
+    fn a_broken_record_is_logged_when_it_breaks_not_on_every_pass() {
+        let missing = || {
+            (
+                "harbor".to_owned(),
+                RecordProblem::CredentialsMissing("harbor-credentials".into()),
+            )
+        };
+        let mut logged = BTreeSet::new();
+        assert_eq!(newly_broken(&[missing()], &mut logged).len(), 1);
+        assert!(
+            newly_broken(&[missing()], &mut logged).is_empty(),
+            "still broken"
+        );
+        assert!(newly_broken(&[], &mut logged).is_empty(), "mended");
+        assert_eq!(
+            newly_broken(&[missing()], &mut logged).len(),
+            1,
+            "broken again"
+        );
     }
 
     /// Passes take at most a tenth of the loop's time, and a slow pass
