@@ -73,20 +73,14 @@ for round in $(seq "$ROUNDS"); do
 done
 
 python3 - "$work" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$THREADS" "$(wc -c < "$review")" "$(wc -c < "$work/response.json")" "$(wc -c < "$work/pinned.json")" <<'PY'
-import re, sys
+import sys
 work, rounds, duration, conns, threads, req_bytes, resp_bytes, pinned_bytes = sys.argv[1:]
 rounds = int(rounds)
+sys.path.insert(0, "benches")
+from wrk_output import clean
 def parse(name):
-    text = open(f"{work}/{name}.txt").read()
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    def pct(p):
-        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-        value, unit = float(m.group(1)), m.group(2)
-        return value * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    if errors:
-        sys.exit(f"{name}: {errors.group(1)} non-2xx responses")
-    return rps, pct(50), pct(99)
+    run = clean(f"{work}/{name}.txt", name)
+    return run.rps, run.p50, run.p99
 labels = {"noop": "no-op (same stack)", "resolver": "registry-resolver /mutate",
           "pinned": "registry-resolver /mutate, pinning (warm cache)"}
 print(f"wrk -t{threads} -c{conns} -d{duration}, request {req_bytes} B, response {resp_bytes} B "

@@ -122,19 +122,14 @@ for round in $(seq "$ROUNDS"); do
 done
 
 python3 - "$work" "$ROUNDS" "$DURATION" "$CONNECTIONS" "${sides[*]}" "$SERVER_CPU" "$CLIENT_CPU" <<'PY'
-import re, sys
+import sys
 work, rounds, duration, conns, sides = sys.argv[1:6]
 rounds, sides = int(rounds), sides.split()
+sys.path.insert(0, "benches")
+from wrk_output import clean
 def parse(name):
-    text = open(f"{work}/{name}.txt").read()
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    def pct(p):
-        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    if errors:
-        sys.exit(f"{name}: {errors.group(1)} non-2xx responses")
-    return rps, pct(50), pct(99)
+    run = clean(f"{work}/{name}.txt", name)
+    return run.rps, run.p50, run.p99
 labels = {"nginx": "nginx (same response bytes)", "resolver": "registry-resolver /mutate",
           "before": "registry-resolver /mutate, BEFORE build",
           "noop": "no-op (our stack)", "kube-rs": "kube-rs examples/admission_controller"}

@@ -71,19 +71,15 @@ wait "$wrk_pid" || true
 sample "$elapsed"
 
 python3 - "$work" "$DURATION" "$CONNECTIONS" <<'PY'
-import re, sys
+import sys
 work, duration, conns = sys.argv[1:]
-text = open(f"{work}/wrk.txt").read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-def pct(p):
-    m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-socket_errors = re.search(r"Socket errors: (.*)", text)
+sys.path.insert(0, "benches")
+from wrk_output import Run
+run = Run(f"{work}/wrk.txt")
 samples = [tuple(map(int, l.split())) for l in open(f"{work}/samples")]
 print(f"soak: {duration} s of /mutate (wrk -c{conns}) with a record created and deleted 10 times a second")
-print(f"throughput {rps:,.0f}/s, p50 {pct(50):.2f} ms, p99 {pct(99):.2f} ms; "
-      f"non-2xx {errors.group(1) if errors else 0}; socket errors: {socket_errors.group(1) if socket_errors else 'none'}")
+print(f"throughput {run.rps:,.0f}/s, p50 {run.p50:.2f} ms, p99 {run.p99:.2f} ms; "
+      f"non-2xx {run.non2xx}; socket errors: {run.socket_errors or 'none'}")
 print()
 print("| after (s) | RSS (MiB) | open fds |")
 print("|---:|---:|---:|")
