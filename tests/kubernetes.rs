@@ -816,7 +816,7 @@ async fn workloads_are_created_with_the_callers_own_token() {
 async fn two_status_writers_racing_lose_nothing() {
     use registry_resolver::kubernetes::crd::ImageRegistry;
     use registry_resolver::kubernetes::status::{
-        ConditionType, Truth, Wanted, current, now, upsert, write_status,
+        ConditionType, Truth, Wanted, now, with_wanted, write_status,
     };
 
     let fake = FakeApiServer::new();
@@ -844,8 +844,8 @@ async fn two_status_writers_racing_lose_nothing() {
                 // Always from the stale copy: every write but the first
                 // meets a newer object and must recompute from it.
                 write_status(&api, "raced", Some(stale.clone()), |object| {
-                    let conditions = current(object);
-                    upsert(&conditions, &wanted, None, &now()).map(|c| json!({"conditions": c}))
+                    let (conditions, changed) = with_wanted(object, &wanted, &now());
+                    changed.then(|| json!({"conditions": conditions}))
                 })
                 .await
                 .expect("written");

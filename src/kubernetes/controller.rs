@@ -663,11 +663,10 @@ async fn write_status(
     let now = super::status::now();
     let name = object.name_any();
     let written = super::status::write_status(statuses, &name, Some(object.clone()), |object| {
-        let current = super::status::current(object);
         let generation = object.metadata.generation;
         let status = object.status.clone().unwrap_or_default();
-        let conditions = super::status::upsert(&current, wanted, generation, &now);
-        if conditions.is_none()
+        let (conditions, changed) = super::status::with_wanted(object, wanted, &now);
+        if !changed
             && status.replicated_namespaces == replicated
             && status.observed_generation == generation
             && status.node_trust == node_trust
@@ -675,7 +674,7 @@ async fn write_status(
             return None;
         }
         Some(serde_json::json!({
-            "conditions": conditions.unwrap_or(current),
+            "conditions": conditions,
             "replicatedNamespaces": replicated,
             "observedGeneration": generation,
             "nodeTrust": node_trust,

@@ -102,19 +102,29 @@ pub struct Wanted {
     pub message: String,
 }
 
-/// The object's conditions.
-pub fn current(object: &ImageRegistry) -> Vec<Condition> {
-    object
+/// The object's conditions with `wanted` set (see [`upsert`]) for the
+/// object's generation, and whether that changed anything. Every status
+/// writer starts here.
+pub fn with_wanted(
+    object: &ImageRegistry,
+    wanted: &[Wanted],
+    now: &Time,
+) -> (Vec<Condition>, bool) {
+    let current = object
         .status
         .as_ref()
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    match upsert(current, wanted, object.metadata.generation, now) {
+        Some(changed) => (changed, true),
+        None => (current.to_vec(), false),
+    }
 }
 
 /// `conditions` with `wanted` set: other types are kept; the transition
 /// time moves only when the status does. `None` when nothing changes, so
 /// no write (and no watch event) happens.
-pub fn upsert(
+fn upsert(
     conditions: &[Condition],
     wanted: &[Wanted],
     observed_generation: Option<i64>,

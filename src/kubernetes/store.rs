@@ -171,10 +171,7 @@ impl KubeStore {
             .last_verified_at
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         let written = super::status::write_status(&self.registries(), name, seen, |object| {
-            let current = super::status::current(object);
-            let conditions =
-                super::status::upsert(&current, &wanted, object.metadata.generation, &now)
-                    .unwrap_or(current);
+            let (conditions, _) = super::status::with_wanted(object, &wanted, &now);
             Some(json!({"conditions": conditions, "lastVerifiedAt": last_verified_at}))
         })
         .await
