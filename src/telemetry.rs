@@ -206,11 +206,19 @@ impl Metrics {
             .set(i64::from(config_missing));
     }
 
-    /// After one replication pass: its writes that succeeded and failed.
-    pub fn observe_replication_pass(&self, written: usize, failed: usize, elapsed: Duration) {
+    /// After one replication pass: its pull Secret writes that succeeded
+    /// and failed, and whether any write of the pass failed (a status or a
+    /// finalizer as well).
+    pub fn observe_replication_pass(
+        &self,
+        written: usize,
+        failed: usize,
+        any_failed: bool,
+        elapsed: Duration,
+    ) {
         let outcome = |outcome| OutcomeLabels { outcome };
         self.replication_passes
-            .get_or_create(&outcome(if failed == 0 { "ok" } else { "error" }))
+            .get_or_create(&outcome(if any_failed { "error" } else { "ok" }))
             .inc();
         self.replication_pass_duration
             .observe(elapsed.as_secs_f64());

@@ -380,11 +380,15 @@ async fn reconcile_loop(
             continue;
         }
         let started = tokio::time::Instant::now();
-        let (written, failed) = reconciler.pass().await;
+        let done = reconciler.pass().await;
         let elapsed = started.elapsed();
-        reconciler
-            .metrics
-            .observe_replication_pass(written, failed, elapsed);
+        let failed = done.secrets_failed + done.objects_failed;
+        reconciler.metrics.observe_replication_pass(
+            done.secrets_written,
+            done.secrets_failed,
+            failed > 0,
+            elapsed,
+        );
         rest = rest_after(elapsed);
         retry = next_wait(failed > 0, retry);
         if let Some(wait) = retry {
@@ -393,11 +397,19 @@ async fn reconcile_loop(
     }
 }
 
+/// What one pass wrote, and what it failed to.
+struct PassDone {
+    /// Pull Secrets applied or deleted.
+    secrets_written: usize,
+    secrets_failed: usize,
+    /// Finalizer and status writes on ImageRegistries.
+    objects_failed: usize,
+}
+
 impl Reconciler {
     /// One pass over every registry: pull Secrets made to match, then each
-    /// registry's status. Returns the writes made and those that failed
-    /// (pull Secrets and statuses).
-    async fn pass(&mut self) -> (usize, usize) {
+    /// registry's status.
+    async fn pass(&mut self) -> PassDone {
         let converted = self.caches.converted();
         for (registry, problem) in newly_broken(&converted.problems, &mut self.logged) {
             tracing::warn!(registry = %registry, %problem, "registry not usable as is");
@@ -414,10 +426,9 @@ impl Reconciler {
             .iter()
             .filter_map(|s| observed(s))
             .collect();
-        let deleting: BTreeSet<String> = self
-            .caches
-            .registries
-            .state()
+        // One snapshot of the records for the whole pass.
+        let objects = self.caches.registries.state();
+        let deleting: BTreeSet<String> = objects
             .iter()
             .filter(|r| r.metadata.deletion_timestamp.is_some())
             .map(|r| r.name_any())
@@ -454,20 +465,20 @@ impl Reconciler {
         for (registry, namespace, name, reason) in &outcome.conflicts {
             tracing::warn!(%registry, %namespace, secret = %name, %reason, "pull secret conflict");
         }
-        let node_trust = NodeTrust::of(&self.caches.registries.state(), &self.node_reports.state());
-        let mut failed = outcome.failed.len();
-        for object in self.caches.registries.state() {
+        let node_trust = NodeTrust::of(&objects, &self.node_reports.state());
+        let mut objects_failed = 0;
+        for object in &objects {
             let name = object.name_any();
             if object.metadata.deletion_timestamp.is_some() {
-                if !release_when_clean(&self.statuses, &object, &self.managed).await {
-                    failed += 1;
+                if !release_when_clean(&self.statuses, object, &self.managed).await {
+                    objects_failed += 1;
                 }
                 continue;
             }
             if !object.finalizers().iter().any(|f| f == FINALIZER)
-                && !add_finalizer(&self.statuses, &object).await
+                && !add_finalizer(&self.statuses, object).await
             {
-                failed += 1;
+                objects_failed += 1;
             }
             let replicated = wanted.iter().find(|r| r.name == name);
             let conditions = conditions_for(&name, replicated, &outcome, &converted.problems);
@@ -475,11 +486,15 @@ impl Reconciler {
                 .map(|r| outcome.replicated(r, &observed, &existing))
                 .unwrap_or_default();
             let trust = node_trust.status(&name);
-            if !write_status(&self.statuses, &object, &conditions, namespaces_done, trust).await {
-                failed += 1;
+            if !write_status(&self.statuses, object, &conditions, namespaces_done, trust).await {
+                objects_failed += 1;
             }
         }
-        (outcome.applied.len() + outcome.deleted.len(), failed)
+        PassDone {
+            secrets_written: outcome.applied.len() + outcome.deleted.len(),
+            secrets_failed: outcome.failed.len(),
+            objects_failed,
+        }
     }
 }
 
