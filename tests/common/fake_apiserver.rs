@@ -416,7 +416,6 @@ impl FakeApiServer {
         self.state.lock().expect("lock").deployment_tokens.clone()
     }
 
-    /// Every request line seen, `METHOD path?query`.
     /// The next `count` writes (anything but GET) of `plural` in
     /// `namespace` fail with a 500, as when etcd is slow.
     pub fn fail_writes(&self, plural: &str, namespace: &str, count: usize) {
@@ -427,6 +426,7 @@ impl FakeApiServer {
             .insert((plural.into(), namespace.into()), count);
     }
 
+    /// Every request line seen, `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().expect("lock").requests.clone()
     }
