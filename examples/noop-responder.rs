@@ -55,6 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cert_reload_interval: Duration::from_secs(3600),
         shutdown_timeout: Duration::from_secs(1),
         limits: Default::default(),
+        metrics: None,
     };
     let running = server::start_routers(
         https,

@@ -255,6 +255,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
             deadline: args.pin_deadline,
             policy: args.pin_failure_policy,
             client: client_options,
+            max_lookups_per_review: args.pin_max_lookups as usize,
+            max_in_flight_per_registry: args.pin_max_in_flight as usize,
         },
     ));
     let state = AppState::from(Services {
@@ -275,9 +277,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         cert_reload_interval: args.cert_reload_interval,
         shutdown_timeout: args.shutdown_timeout,
         limits: ConnectionLimits {
+            handshake_timeout: args.tls_handshake_timeout,
             header_read_timeout: args.header_read_timeout,
             max_connections: args.max_connections as usize,
+            max_connections_per_peer: args.max_connections_per_peer as usize,
         },
+        metrics: None,
     };
     let running = server::start(state, &options).await?;
     tracing::info!(
@@ -305,23 +310,36 @@ pub fn resolve(args: ResolveArgs) -> Result<crate::manifests::Resolved, AppError
     if !args.store.data_dir.join(DATABASE_FILE).exists() {
         return Err(AppError::NoStore(args.store.data_dir.display().to_string()));
     }
+    // Several inputs become one stream: a document separator between them,
+    // and every byte of each kept.
     let mut input = String::new();
+    let separate = |input: &mut String| {
+        if !input.is_empty() {
+            if !input.ends_with('\n') {
+                input.push('\n');
+            }
+            input.push_str("---\n");
+        }
+    };
     let stdin = args.files.is_empty() || args.files.iter().any(|f| f.as_os_str() == "-");
     for file in args.files.iter().filter(|f| f.as_os_str() != "-") {
         let text = std::fs::read_to_string(file).map_err(|source| AppError::Input {
             path: file.display().to_string(),
             source,
         })?;
+        separate(&mut input);
         input.push_str(&text);
-        input.push_str("\n---\n");
     }
     if stdin {
+        let mut text = String::new();
         std::io::stdin()
-            .read_to_string(&mut input)
+            .read_to_string(&mut text)
             .map_err(|source| AppError::Input {
                 path: "stdin".into(),
                 source,
             })?;
+        separate(&mut input);
+        input.push_str(&text);
     }
     crate::server::tls::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -340,6 +340,25 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_RESOLVER_PIN_DEADLINE", default_value = "2s", value_parser = humantime::parse_duration)]
     pub pin_deadline: Duration,
 
+    /// Distinct uncached tags one admission may have looked up; over it,
+    /// none is and the pin failure policy answers, saying why.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_PIN_MAX_LOOKUPS",
+        default_value = "64",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub pin_max_lookups: u32,
+
+    /// Digest look-ups sent to one registry at once, across all admissions.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_PIN_MAX_IN_FLIGHT",
+        default_value = "8",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub pin_max_in_flight: u32,
+
     /// When a digest cannot be had: deny the request, or allow it with the tag and a warning.
     #[arg(
         long,
@@ -349,23 +368,40 @@ pub struct ServeArgs {
     )]
     pub pin_failure_policy: PinFailurePolicy,
 
+    /// Deadline for a TLS handshake, from accept.
+    #[arg(long, env = "REGISTRY_RESOLVER_TLS_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub tls_handshake_timeout: Duration,
+
     /// Deadline for a request's line and headers, from when the server
     /// starts waiting for them; also how long a keep-alive connection may idle.
-    #[arg(long, env = "REGISTRY_RESOLVER_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "REGISTRY_RESOLVER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 
     /// Deadline for a whole request body, from its headers on (408 after it).
     #[arg(long, env = "REGISTRY_RESOLVER_BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub body_read_timeout: Duration,
 
-    /// Connections served at once on each listener; more wait to be accepted.
+    /// Connections open at once on each listener; more are closed at once
+    /// (counted in `registry_resolver_connections_refused_total`), and
+    /// `/readyz` fails while the HTTPS listener is full.
     #[arg(
         long,
         env = "REGISTRY_RESOLVER_MAX_CONNECTIONS",
-        default_value = "1024",
+        default_value = "4096",
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_connections: u32,
+
+    /// Connections open at once from one peer address on each listener;
+    /// more from that address are closed at once, so one client cannot
+    /// take every slot.
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_MAX_CONNECTIONS_PER_PEER",
+        default_value = "512",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections_per_peer: u32,
 
     /// How long in-flight requests may take to finish on SIGTERM.
     #[arg(long, env = "REGISTRY_RESOLVER_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
@@ -410,6 +446,9 @@ pub struct ResolveArgs {
     )]
     pub namespace: String,
 
+    /// `yaml`: the input as written, only the resolved edits changed (JSON
+    /// input stays JSON, which is YAML too); `json`: every object encoded
+    /// again as JSON (several as one `List`).
     #[arg(
         short = 'o',
         long,

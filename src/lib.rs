@@ -33,3 +33,4 @@ pub mod resolve;
 pub mod selector;
 pub mod server;
 pub mod telemetry;
+pub mod yaml_edit;

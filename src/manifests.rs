@@ -1,22 +1,39 @@
 //! The `resolve` command's core: multi-document manifests in, the same
 //! manifests with the webhook's edits applied out.
+//!
+//! The output is the input, byte for byte, except the edits themselves
+//! (images, added `imagePullSecrets` entries, the original-images
+//! annotation): as a Helm post-renderer, what we print is what reaches the
+//! cluster, and a re-serialized ConfigMap or `defaultMode` would not be
+//! what Helm rendered. See `yaml_edit`.
 
-use serde::Deserialize;
+use json_patch::PatchOperation;
+use json_patch::jsonptr::PointerBuf;
 use serde_json::Value;
 
 use crate::admission::{self, WriteKind};
 use crate::cli::OutputFormat;
 use crate::index::Index;
 use crate::pinning::Pinner;
+use crate::yaml_edit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("document {doc}: not valid YAML or JSON: {message}")]
-    Parse { doc: usize, message: String },
+    #[error("not valid YAML or JSON: {0}")]
+    Parse(#[from] yaml_edit::YamlError),
     #[error("{object}: {message}")]
     Denied { object: String, message: String },
     #[error("{object}: applying the patch failed: {message}")]
     Patch { object: String, message: String },
+    #[error("document {doc}: cannot be edited in place: {source}")]
+    Edit {
+        doc: usize,
+        source: yaml_edit::EditError,
+    },
+    #[error(
+        "document {doc}: the edited text does not read back as the resolved object (a bug; nothing was written)"
+    )]
+    EditMismatch { doc: usize },
     #[error("encoding output: {0}")]
     Encode(String),
 }
@@ -38,35 +55,48 @@ pub async fn resolve_documents(
     output: OutputFormat,
     pinner: Option<&Pinner>,
 ) -> Result<Resolved, ManifestError> {
-    let mut objects = Vec::new();
-    for (doc, document) in serde_yaml::Deserializer::from_str(input).enumerate() {
-        let value = Value::deserialize(document).map_err(|e| ManifestError::Parse {
-            doc: doc + 1,
-            message: e.to_string(),
-        })?;
-        if !value.is_null() {
-            objects.push(value);
-        }
-    }
+    let documents = yaml_edit::parse_stream(input)?;
     let mut warnings = Vec::new();
-    for object in &mut objects {
-        resolve_object(object, namespace, index, pinner, &mut warnings).await?;
+    let mut edits = Vec::new();
+    // Every document's value after the patch (null for empty ones).
+    let mut objects = Vec::with_capacity(documents.len());
+    for (doc, document) in documents.iter().enumerate() {
+        let mut object = document.to_value()?;
+        if object.is_null() {
+            objects.push(object);
+            continue;
+        }
+        let mut ops = Vec::new();
+        resolve_object(
+            &object,
+            &mut Vec::new(),
+            namespace,
+            index,
+            pinner,
+            &mut warnings,
+            &mut ops,
+        )
+        .await?;
+        if !ops.is_empty() {
+            json_patch::patch(&mut object, &ops).map_err(|e| ManifestError::Patch {
+                object: format!("document {}", doc + 1),
+                message: e.to_string(),
+            })?;
+            edits.extend(document.edits(&ops).map_err(|source| ManifestError::Edit {
+                doc: doc + 1,
+                source,
+            })?);
+        }
+        objects.push(object);
     }
     let output = match output {
         OutputFormat::Yaml => {
-            let mut out = String::new();
-            for (i, object) in objects.iter().enumerate() {
-                if i > 0 {
-                    out.push_str("---\n");
-                }
-                out.push_str(
-                    &serde_yaml::to_string(object)
-                        .map_err(|e| ManifestError::Encode(e.to_string()))?,
-                );
-            }
-            out
+            let text = yaml_edit::apply(input, edits);
+            verify_edited(&text, &objects)?;
+            text
         }
         OutputFormat::Json => {
+            let mut objects: Vec<Value> = objects.into_iter().filter(|o| !o.is_null()).collect();
             let value = match objects.len() {
                 1 => objects.pop().unwrap_or(Value::Null),
                 _ => serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects}),
@@ -80,21 +110,67 @@ pub async fn resolve_documents(
     Ok(Resolved { output, warnings })
 }
 
+/// The edited text must read back as exactly the patched objects: a text
+/// edit that meant something else is a bug, and is never printed.
+fn verify_edited(text: &str, objects: &[Value]) -> Result<(), ManifestError> {
+    let documents = yaml_edit::parse_stream(text)?;
+    if documents.len() != objects.len() {
+        return Err(ManifestError::EditMismatch {
+            doc: documents.len().min(objects.len()) + 1,
+        });
+    }
+    for (doc, (document, object)) in documents.iter().zip(objects).enumerate() {
+        if document.to_value()? != *object {
+            return Err(ManifestError::EditMismatch { doc: doc + 1 });
+        }
+    }
+    Ok(())
+}
+
+/// `op` with its path under `prefix` (an item of a `List`).
+fn prefixed(op: PatchOperation, prefix: &[String]) -> PatchOperation {
+    if prefix.is_empty() {
+        return op;
+    }
+    let under = |path: &PointerBuf| {
+        let tail: Vec<String> = path.tokens().map(|t| t.decoded().into_owned()).collect();
+        PointerBuf::from_tokens(prefix.iter().chain(tail.iter()))
+    };
+    match op {
+        PatchOperation::Add(mut add) => {
+            add.path = under(&add.path);
+            PatchOperation::Add(add)
+        }
+        PatchOperation::Replace(mut replace) => {
+            replace.path = under(&replace.path);
+            PatchOperation::Replace(replace)
+        }
+        other => other,
+    }
+}
+
 async fn resolve_object(
-    object: &mut Value,
+    object: &Value,
+    prefix: &mut Vec<String>,
     namespace: &str,
     index: &Index,
     pinner: Option<&Pinner>,
     warnings: &mut Vec<String>,
+    ops: &mut Vec<PatchOperation>,
 ) -> Result<(), ManifestError> {
     let kind = object
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if kind == "List" {
-        if let Some(items) = object.get_mut("items").and_then(Value::as_array_mut) {
-            for item in items {
-                Box::pin(resolve_object(item, namespace, index, pinner, warnings)).await?;
+        if let Some(items) = object.get("items").and_then(Value::as_array) {
+            for (i, item) in items.iter().enumerate() {
+                prefix.extend(["items".to_owned(), i.to_string()]);
+                Box::pin(resolve_object(
+                    item, prefix, namespace, index, pinner, warnings, ops,
+                ))
+                .await?;
+                prefix.truncate(prefix.len() - 2);
             }
         }
         return Ok(());
@@ -142,9 +218,6 @@ async fn resolve_object(
     }
     let mutation = plan.into_mutation();
     warnings.extend(mutation.warnings.iter().map(|w| format!("{label}: {w}")));
-    json_patch::patch(object, &mutation.patch).map_err(|e| ManifestError::Patch {
-        object: label,
-        message: e.to_string(),
-    })?;
+    ops.extend(mutation.patch.into_iter().map(|op| prefixed(op, prefix)));
     Ok(())
 }

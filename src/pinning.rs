@@ -5,13 +5,19 @@
 //! bounded: digests are cached (TTL and size), concurrent misses for the
 //! same reference share one registry request, tokens are reused per
 //! registry and scope, and the whole lookup for one admission has a
-//! deadline well under the webhook timeout. When a registry cannot answer,
-//! the policy decides: deny the request, or keep the tag and warn.
+//! deadline well under the webhook timeout. One review is bounded in how
+//! many distinct tags it may have looked up (an object with thousands of
+//! containers must not become thousands of registry requests), and each
+//! registry in how many look-ups it serves at once. When a registry cannot
+//! answer, or a bound is reached, the policy decides: deny the request, or
+//! keep the tag and warn.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
+use tokio::sync::Semaphore;
 
 use crate::admission::Plan;
 use crate::registry::client::{ClientOptions, ConnectError, RegistryClient};
@@ -35,6 +41,10 @@ pub struct PinOptions {
     pub deadline: Duration,
     pub policy: PinFailurePolicy,
     pub client: ClientOptions,
+    /// Distinct tags one review may have looked up (cached ones are free).
+    pub max_lookups_per_review: usize,
+    /// Look-ups sent to one registry at once, across all reviews.
+    pub max_in_flight_per_registry: usize,
 }
 
 impl Default for PinOptions {
@@ -45,6 +55,8 @@ impl Default for PinOptions {
             deadline: Duration::from_secs(2),
             policy: PinFailurePolicy::Allow,
             client: ClientOptions::default(),
+            max_lookups_per_review: 64,
+            max_in_flight_per_registry: 8,
         }
     }
 }
@@ -58,11 +70,26 @@ pub struct ImageNotPinned {
     pub error: ConnectError,
 }
 
-/// Under the deny policy: every image that could not be pinned, as the
-/// denial says them.
+/// Under the deny policy, why the review is denied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-pub struct PinFailed(pub Vec<ImageNotPinned>);
+pub enum PinFailed {
+    /// Every image that could not be pinned, as the denial says them.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Images(Vec<ImageNotPinned>),
+    /// More distinct uncached tags than one review may look up.
+    #[error("{0}")]
+    TooManyLookups(TooManyLookups),
+}
+
+/// One review asked for more look-ups than it may make; none was made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{distinct} distinct tags would have to be looked up to pin this object's images, more than the {max} one review may ask for (--pin-max-lookups); none was looked up"
+)]
+pub struct TooManyLookups {
+    pub distinct: usize,
+    pub max: usize,
+}
 
 pub struct Pinner {
     options: PinOptions,
@@ -83,6 +110,9 @@ struct Lookups {
     /// or a tag is missing, admissions answer at once instead of each
     /// waiting out the deadline, and the registry is not hammered.
     failures: Cache<PinTarget, ConnectError>,
+    /// Per registry: the look-ups it may be sent at once.
+    in_flight: Cache<String, Arc<Semaphore>>,
+    max_in_flight: usize,
 }
 
 /// How long a failed lookup is remembered.
@@ -114,6 +144,11 @@ impl Pinner {
                     .max_capacity(options.cache_entries)
                     .time_to_live(FAILURE_TTL.min(options.cache_ttl))
                     .build(),
+                in_flight: Cache::builder()
+                    .max_capacity(1000)
+                    .time_to_idle(Duration::from_secs(600))
+                    .build(),
+                max_in_flight: options.max_in_flight_per_registry.max(1),
             },
             options,
         }
@@ -136,6 +171,17 @@ impl Pinner {
             .collect();
         if targets.is_empty() {
             return Ok(());
+        }
+        if let Some(over) = self.over_bound(&targets).await {
+            // Nothing is looked up: the images keep their tags (allow) or
+            // the review is denied (deny), with one message saying why.
+            return match self.options.policy {
+                PinFailurePolicy::Deny => Err(PinFailed::TooManyLookups(over)),
+                PinFailurePolicy::Allow => {
+                    plan.warnings.push(format!("{over}; kept the tags"));
+                    Ok(())
+                }
+            };
         }
         let lookups = futures_util::future::join_all(targets.iter().map(|(_, t)| self.digest(t)));
         let results = match tokio::time::timeout(self.options.deadline, lookups).await {
@@ -184,8 +230,30 @@ impl Pinner {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(PinFailed(problems))
+            Err(PinFailed::Images(problems))
         }
+    }
+
+    /// Whether `targets` would send more distinct look-ups to registries
+    /// than one review may: what is cached (or failed recently) is free.
+    async fn over_bound(&self, targets: &[(usize, PinTarget)]) -> Option<TooManyLookups> {
+        let distinct: HashSet<&PinTarget> = targets.iter().map(|(_, t)| t).collect();
+        let max = self.options.max_lookups_per_review;
+        if distinct.len() <= max {
+            return None;
+        }
+        let mut uncached = 0;
+        for target in distinct {
+            if !self.lookups.digests.contains_key(target)
+                && !self.lookups.failures.contains_key(target)
+            {
+                uncached += 1;
+            }
+        }
+        (uncached > max).then_some(TooManyLookups {
+            distinct: uncached,
+            max,
+        })
     }
 
     /// The digest of a tag, from the cache or (once, however many ask at
@@ -212,6 +280,18 @@ impl Lookups {
             .digests
             .try_get_with_by_ref(target, async {
                 let client = self.client(&target.registry, target.version).await?;
+                // At most `max_in_flight` look-ups at one registry at once;
+                // the rest wait here (within the review's deadline).
+                let slots = self
+                    .in_flight
+                    .get_with_by_ref(&target.registry, async {
+                        Arc::new(Semaphore::new(self.max_in_flight))
+                    })
+                    .await;
+                let _slot = slots
+                    .acquire()
+                    .await
+                    .map_err(|_| ConnectError::Config("pinning is shutting down".to_owned()))?;
                 client
                     .manifest_digest(&target.repository, &target.tag)
                     .await

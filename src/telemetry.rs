@@ -81,6 +81,19 @@ pub struct Metrics {
     replication_passes: Family<OutcomeLabels, Counter>,
     replication_pass_duration: Histogram,
     pull_secret_writes: Family<OutcomeLabels, Counter>,
+    connections_open: Family<ListenerLabels, Gauge>,
+    connections_refused: Family<RefusedLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    listener: &'static str,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -168,7 +181,21 @@ impl Metrics {
             "Kubernetes mode, the leader: pull Secret applies and deletes by outcome: ok, error",
             pull_secret_writes.clone(),
         );
+        let connections_open = Family::<ListenerLabels, Gauge>::default();
+        let connections_refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "connections_open",
+            "Connections open now, by listener (https, admin)",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept by listener and reason: total_limit (--max-connections), peer_limit (--max-connections-per-peer)",
+            connections_refused.clone(),
+        );
         Self {
+            connections_open,
+            connections_refused,
             replication_passes,
             replication_pass_duration,
             pull_secret_writes,
@@ -180,6 +207,20 @@ impl Metrics {
             node_trust_runtime_config_missing,
             node_trust_syncs,
         }
+    }
+
+    /// The connections a listener holds now.
+    pub fn set_connections_open(&self, listener: &'static str, open: usize) {
+        self.connections_open
+            .get_or_create(&ListenerLabels { listener })
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// A connection closed at accept, over a cap.
+    pub fn connection_refused(&self, listener: &'static str, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&RefusedLabels { listener, reason })
+            .inc();
     }
 
     /// After one node-trust sync.

@@ -710,7 +710,10 @@ fn resolve_command_denies_with_the_webhook_message() {
     );
     let (ok, _, stderr) = run_resolve(&[], &data, b"kind: [unclosed");
     assert!(!ok);
-    assert!(stderr.contains("document 1"), "{stderr}");
+    assert!(
+        stderr.contains("not valid YAML or JSON: line 2 column 1: while parsing a flow sequence"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = run_resolve(&[], &dir.path().join("missing"), b"");
     assert!(!ok);
     assert!(stderr.contains("no registry store"), "{stderr}");
@@ -784,4 +787,161 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
                 .find(|p| p.is_file())
         })
         .ok_or(())
+}
+
+/// The edited output is the input, byte for byte, but for the images, the
+/// added pull Secret and the original-images annotation: YAML 1.1 scalars,
+/// comments, quoting, key order, block scalars, documents not touched,
+/// JSON input; with CRLF line ends and a byte order mark too.
+#[test]
+fn resolve_changes_only_what_it_owns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    seed_store(&data);
+    let input = std::fs::read_to_string(fixture_path("resolve/as-written.yaml")).expect("fixture");
+    let expected =
+        std::fs::read_to_string(fixture_path("resolve/as-written.resolved.yaml")).expect("fixture");
+    for (variant, input, expected) in [
+        ("LF", input.clone(), expected.clone()),
+        (
+            "CRLF",
+            input.replace('\n', "\r\n"),
+            expected.replace('\n', "\r\n"),
+        ),
+        (
+            "BOM",
+            format!("\u{feff}{input}"),
+            format!("\u{feff}{expected}"),
+        ),
+    ] {
+        let (ok, stdout, stderr) = run_resolve(&["-n", "team-a"], &data, input.as_bytes());
+        assert!(ok, "{variant}: {stderr}");
+        assert_eq!(stdout, expected, "{variant}");
+        // A second pass changes nothing at all.
+        let (ok, again, stderr) = run_resolve(&["-n", "team-a"], &data, stdout.as_bytes());
+        assert!(ok, "{variant}: {stderr}");
+        assert_eq!(again, stdout, "{variant}: idempotent");
+    }
+    // A stream with nothing to resolve comes out as it went in.
+    let (ok, stdout, _) = run_resolve(
+        &["-n", "team-a"],
+        &data,
+        b"# only\nkind: ConfigMap\ndata: {a: 0644, b: yes}\n---\n---\n",
+    );
+    assert!(ok);
+    assert_eq!(
+        stdout,
+        "# only\nkind: ConfigMap\ndata: {a: 0644, b: yes}\n---\n---\n"
+    );
+}
+
+/// What differs between `before` and `after`, line by line: lines that
+/// only one side has, in order: (removed, added).
+fn changed_lines<'a>(before: &'a str, after: &'a str) -> (Vec<&'a str>, Vec<&'a str>) {
+    // Longest common subsequence of lines: the charts render ~1,000 lines.
+    let a: Vec<&str> = before.lines().collect();
+    let b: Vec<&str> = after.lines().collect();
+    let mut table = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            table[i][j] = if a[i] == b[j] {
+                table[i + 1][j + 1] + 1
+            } else {
+                table[i + 1][j].max(table[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut removed, mut added) = (0, 0, Vec::new(), Vec::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || table[i][j + 1] >= table[i + 1][j]) {
+            added.push(b[j]);
+            j += 1;
+        } else {
+            removed.push(a[i]);
+            i += 1;
+        }
+    }
+    (removed, added)
+}
+
+/// Real third-party charts (tests/fixtures/charts, Apache-2.0) rendered by
+/// helm with an empty registry value, through `resolve`: a diff of input
+/// and output shows only image lines, the added pull Secret and the
+/// annotation.
+#[test]
+fn resolve_on_real_charts_changes_only_image_lines() {
+    let helm = which("helm").expect("helm on PATH: ./scripts/test installs it");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    seed_store(&data);
+    for (chart, sets) in [
+        (
+            "prometheus-node-exporter",
+            &[
+                "image.registry=",
+                "kubeRBACProxy.enabled=true",
+                "kubeRBACProxy.image.registry=",
+            ][..],
+        ),
+        (
+            "kube-state-metrics",
+            &["image.registry=", "customResourceState.enabled=true"][..],
+        ),
+    ] {
+        let mut command = Command::new(&helm);
+        command
+            .args(["template", "monitoring"])
+            .arg(fixture_path(&format!("charts/{chart}")))
+            .args(["--namespace", "team-a"])
+            .env("HELM_CACHE_HOME", dir.path().join("cache"))
+            .env("HELM_CONFIG_HOME", dir.path().join("config"))
+            .env("HELM_DATA_HOME", dir.path().join("helmdata"));
+        for set in sets {
+            command.args(["--set", set]);
+        }
+        let rendered = command.output().expect("helm template");
+        assert!(
+            rendered.status.success(),
+            "{chart}: {}",
+            String::from_utf8_lossy(&rendered.stderr)
+        );
+        let input = String::from_utf8(rendered.stdout).expect("utf-8");
+        assert!(
+            input.contains("image: /"),
+            "{chart}: renders registry-relative images"
+        );
+        let (ok, output, stderr) = run_resolve(&["-n", "team-a"], &data, input.as_bytes());
+        assert!(ok, "{chart}: {stderr}");
+        let (removed, added) = changed_lines(&input, &output);
+        assert!(!removed.is_empty(), "{chart}: something was resolved");
+        // `image: /x`, `- image: "/x"`: the value after `image: `, unquoted.
+        let image = |line: &str| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("- ").unwrap_or(line);
+            line.strip_prefix("image: ")
+                .map(|value| value.trim_matches('"').to_owned())
+        };
+        for line in &removed {
+            assert!(
+                image(line).is_some_and(|value| value.starts_with('/')),
+                "{chart}: only image lines change, not {line:?}"
+            );
+        }
+        for line in &added {
+            let resolved =
+                image(line).is_some_and(|value| value.starts_with("dockerhub.qingcloud.com/"));
+            let line = line.trim_start();
+            assert!(
+                resolved
+                    || line == "imagePullSecrets:"
+                    || line == "- name: demo"
+                    || line == "annotations:"
+                    || line.starts_with("registry-resolver.io/original-images: "),
+                "{chart}: only the resolved edits are added, not {line:?}"
+            );
+        }
+    }
 }

@@ -935,6 +935,12 @@ async fn link_local_and_refused_addresses_are_never_contacted() {
 async fn tls_connect(
     server: &TestServer,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    try_tls_connect(server).await.expect("TLS handshake")
+}
+
+async fn try_tls_connect(
+    server: &TestServer,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     let ca = rustls_pki_types::CertificateDer::from_pem_file(&server.certs.ca_cert).expect("CA");
@@ -942,14 +948,11 @@ async fn tls_connect(
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(server.addr())
-        .await
-        .expect("connect");
+    let tcp = tokio::net::TcpStream::connect(server.addr()).await?;
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .expect("TLS handshake")
 }
 
 /// Reads until the connection ends (or `limit` passes), returning what came.
@@ -1021,6 +1024,7 @@ fn short_limits() -> registry_resolver::server::ConnectionLimits {
     registry_resolver::server::ConnectionLimits {
         header_read_timeout: std::time::Duration::from_secs(1),
         max_connections: 64,
+        ..registry_resolver::server::ConnectionLimits::default()
     }
 }
 
@@ -1089,46 +1093,112 @@ async fn the_admin_listener_bounds_headers_and_idle_connections() {
     assert!(closed, "an idle HTTPS connection is closed");
 }
 
-#[tokio::test]
-async fn connections_over_the_cap_wait_for_a_free_slot() {
+/// A TCP connection to the HTTPS listener from `source` (a loopback
+/// address of its own, so the server sees another peer).
+async fn connect_from(server: &TestServer, source: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("addr"))
+        .expect("bind to a loopback address");
+    socket.connect(server.addr()).await.expect("connect")
+}
+
+/// What an HTTPS `GET /openapi.json` on a fresh connection from 127.0.0.1
+/// gets: a status, or none when the connection is refused.
+async fn fresh_request(server: &TestServer) -> Option<u16> {
     use tokio::io::AsyncWriteExt;
+    // A refused connection fails the handshake.
+    let mut stream = try_tls_connect(server).await.ok()?;
+    stream
+        .write_all(b"GET /openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let (answer, _) = read_until_closed(&mut stream, std::time::Duration::from_secs(10)).await;
+    String::from_utf8_lossy(&answer)
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+}
+
+#[tokio::test]
+async fn connections_over_a_cap_are_refused_at_once_and_others_still_served() {
     let server = TestServer::start_with_limits(
         registry_resolver::server::ConnectionLimits {
-            max_connections: 2,
+            max_connections: 4,
+            max_connections_per_peer: 2,
             ..registry_resolver::server::ConnectionLimits::default()
         },
         std::time::Duration::from_secs(10),
     )
     .await;
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let mut stream = tokio::net::TcpStream::connect(server.admin_addr())
+    let ready = || async {
+        reqwest::get(server.admin_url("/readyz"))
             .await
-            .expect("connect");
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("readyz")
+    };
+    // One address holds its two slots with connections that never even
+    // start a handshake.
+    let mut held = vec![
+        connect_from(&server, "127.0.0.2").await,
+        connect_from(&server, "127.0.0.2").await,
+    ];
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // A third from that address is closed at once, not queued.
+    let mut third = connect_from(&server, "127.0.0.2").await;
+    let (_, closed) = read_until_closed(&mut third, std::time::Duration::from_secs(2)).await;
+    assert!(closed, "over the per-peer cap: closed at once");
+    // Everyone else is still served.
+    assert_eq!(fresh_request(&server).await, Some(200));
+    assert_eq!(ready().await.status(), 200);
+
+    // A second address fills the listener.
+    held.push(connect_from(&server, "127.0.0.3").await);
+    held.push(connect_from(&server, "127.0.0.3").await);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let answer = ready().await;
+    assert_eq!(answer.status(), 503, "not ready while every slot is held");
+    assert!(
+        answer
+            .text()
             .await
-            .expect("write");
-        let mut buf = [0u8; 256];
-        let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf)
-            .await
-            .expect("read");
-        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-        held.push(stream);
+            .expect("body")
+            .contains("connection limit"),
+        "readiness says why"
+    );
+    assert_eq!(fresh_request(&server).await, None, "over the total cap");
+    let text = metrics(&server).await;
+    for series in [
+        "registry_resolver_connections_refused_total{listener=\"https\",reason=\"peer_limit\"} 1",
+        "registry_resolver_connections_refused_total{listener=\"https\",reason=\"total_limit\"} 1",
+        "registry_resolver_connections_open{listener=\"https\"} 4",
+    ] {
+        assert!(text.contains(series), "{series} in\n{text}");
     }
-    // Both slots are taken by idle keep-alive connections: a third client
-    // waits in the backlog (it is not served, nor refused).
-    let admin = server.admin_url("/healthz");
-    let third = tokio::spawn(async move { reqwest::get(admin).await.map(|r| r.status().as_u16()) });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(!third.is_finished(), "served beyond the cap");
-    drop(held.pop());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(15), third)
-        .await
-        .expect("served once a slot is free")
-        .expect("task")
-        .expect("request");
-    assert_eq!(status, 200);
+
+    // Slots free as connections close: served and ready again.
+    held.truncate(2);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(ready().await.status(), 200);
+    assert_eq!(fresh_request(&server).await, Some(200));
+}
+
+#[tokio::test]
+async fn a_connection_that_never_handshakes_is_closed_at_the_deadline() {
+    let server = TestServer::start_with_limits(
+        registry_resolver::server::ConnectionLimits {
+            handshake_timeout: std::time::Duration::from_millis(300),
+            ..registry_resolver::server::ConnectionLimits::default()
+        },
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    let mut silent = connect_from(&server, "127.0.0.2").await;
+    let started = std::time::Instant::now();
+    let (answer, closed) = read_until_closed(&mut silent, std::time::Duration::from_secs(10)).await;
+    assert!(closed && answer.is_empty(), "closed without an answer");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "closed at the handshake deadline, not the header deadline"
+    );
 }
 
 #[tokio::test]

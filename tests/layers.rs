@@ -24,6 +24,7 @@ const LAYERS: &[&[&str]] = &[
         "index",
         "resolve",
         "listing",
+        "yaml_edit",
     ],
     &["admission"],
     &["pinning", "telemetry"],

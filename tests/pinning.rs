@@ -340,3 +340,101 @@ async fn resolve_command_pins_too() {
         format!("{}/team/app:1.0.0@{digest}", registry.host())
     );
 }
+
+/// An object with as many containers as a caller likes.
+fn deployment_with_tags(tags: impl Iterator<Item = String>) -> Value {
+    let containers: Vec<Value> = tags
+        .enumerate()
+        .map(|(i, tag)| json!({"name": format!("c{i}"), "image": format!("/team/app:{tag}")}))
+        .collect();
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "team-a"},
+        "spec": {"selector": {}, "template": {"spec": {"containers": containers}}}})
+}
+
+/// One unauthenticated review with 5,000 containers naming 5,000 distinct
+/// tags under a pinning record: no registry request at all, and the policy
+/// answers with one message saying why.
+#[tokio::test]
+async fn one_review_cannot_fan_out_into_thousands_of_lookups() {
+    let registry = Distribution::start(Mode::Basic).await;
+    registry.push_image("team/app", "1.0.0").await;
+    let object = deployment_with_tags((0..5000).map(|i| format!("t{i}")));
+    for policy in [PinFailurePolicy::Allow, PinFailurePolicy::Deny] {
+        let server = TestServer::start_pinning(policy).await;
+        add_registry(&server, &registry, true).await;
+        let before = registry.requests_matching("/manifests/");
+        let response = server
+            .review(&admission_review(&object, "team-a", "CREATE"))
+            .await;
+        assert_eq!(
+            registry.requests_matching("/manifests/"),
+            before,
+            "{policy:?}: no look-up was sent"
+        );
+        let why = "5000 distinct tags would have to be looked up to pin this object's images, more than the 64 one review may ask for (--pin-max-lookups); none was looked up";
+        match policy {
+            PinFailurePolicy::Allow => {
+                assert_eq!(response["allowed"], true, "{response}");
+                let warnings = response["warnings"].to_string();
+                assert!(warnings.contains(why), "{warnings}");
+                let patched = apply_patch(&object, &response).expect("a patch");
+                assert_eq!(
+                    patched["spec"]["template"]["spec"]["containers"][4999]["image"],
+                    format!("{}/team/app:t4999", registry.host()),
+                    "resolved, tag kept"
+                );
+            }
+            PinFailurePolicy::Deny => {
+                assert_eq!(response["allowed"], false, "{response}");
+                let message = response["status"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains(why), "{message}");
+            }
+        }
+    }
+    // Under the bound, tags are looked up and pinned as always.
+    let server = TestServer::start_pinning(PinFailurePolicy::Deny).await;
+    add_registry(&server, &registry, true).await;
+    let (image, _) = admitted_image(&server, &deployment("/team/app:1.0.0", json!({}))).await;
+    assert!(image.contains("@sha256:"), "{image}");
+}
+
+/// Look-ups at one registry are bounded across reviews: 40 distinct tags at
+/// a registry that never answers hold 8 connections, not 40.
+#[tokio::test]
+async fn lookups_in_flight_per_registry_are_bounded() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let server = TestServer::start_pinning(PinFailurePolicy::Allow).await;
+    server
+        .create_registry(json!({"name": "hangs", "server": format!("http://{addr}"),
+            "namespaces": ["team-a"], "defaultFor": ["team-a"], "pinDigests": true}))
+        .await;
+    let first = deployment_with_tags((0..20).map(|i| format!("a{i}")));
+    let second = deployment_with_tags((0..20).map(|i| format!("b{i}")));
+    let (first, second) = (
+        admission_review(&first, "team-a", "CREATE"),
+        admission_review(&second, "team-a", "CREATE"),
+    );
+    let (one, two) = tokio::join!(server.review(&first), server.review(&second));
+    for response in [one, two] {
+        assert_eq!(response["allowed"], true, "{response}");
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        8,
+        "40 look-ups, at most 8 at the registry at once"
+    );
+}

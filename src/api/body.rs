@@ -100,16 +100,44 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-/// `Query` for the API: a malformed query string gets our error shape.
+/// `Query` for the API: a parameter the operation does not declare (in its
+/// `IntoParams`, the same list the OpenAPI document shows) is refused with
+/// 422 naming it, so a typo (`?verfy=false`) never silently changes what a
+/// write does; a malformed value gets our error shape too.
 pub struct ApiQuery<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+impl<S: Send + Sync, T: DeserializeOwned + utoipa::IntoParams> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        if !query.is_empty() {
+            let declared: Vec<String> =
+                T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query))
+                    .into_iter()
+                    .map(|p| p.name)
+                    .collect();
+            for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
+                if !declared.iter().any(|d| *d == name) {
+                    let takes = match declared.as_slice() {
+                        [] => "no query parameters".to_owned(),
+                        names => format!("only {}", names.join(", ")),
+                    };
+                    let name = crate::excerpt::excerpt(&name);
+                    return Err(ApiError::InvalidField {
+                        message: format!(
+                            "unknown query parameter {name:?}: this operation takes {takes}"
+                        ),
+                        field: Some(name.to_owned_string()),
+                    });
+                }
+            }
+        }
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|q| ApiQuery(q.0))
             .map_err(|rejection| ApiError::InvalidField {
@@ -118,6 +146,11 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
             })
     }
 }
+
+/// The query of an operation that takes no parameters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NoQuery {}
 
 #[cfg(test)]
 mod tests {

@@ -91,10 +91,6 @@ fn error(description: &str) -> utoipa::openapi::Response {
 fn add_common_statuses(method: &str, operation: &mut Operation) {
     let public = is_public(operation);
     let has_body = operation.request_body.is_some();
-    let has_query = operation.parameters.iter().flatten().any(|parameter| {
-        matches!(parameter, utoipa::openapi::RefOr::T(p)
-            if p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
-    });
     let mut add = |status: &str, description: &str| {
         operation
             .responses
@@ -132,12 +128,11 @@ fn add_common_statuses(method: &str, operation: &mut Operation) {
             "Invalid fields; `details` lists every one by its JSON path",
         );
     }
-    if has_query {
-        add(
-            "422",
-            "An invalid or unknown query parameter; `field` names it",
-        );
-    }
+    // Every operation refuses query parameters it does not declare.
+    add(
+        "422",
+        "An invalid or unknown query parameter; `field` names it",
+    );
     if method == "patch" {
         add(
             "409",

@@ -256,15 +256,18 @@ pub struct Info {
 
 #[utoipa::path(get, path = "/api/v1/info", tag = "server", security(()),
     responses((status = 200, description = "Version and how to sign in (no token needed)", body = Info)))]
-pub async fn info(State(state): State<AppState>) -> axum::Json<Info> {
-    axum::Json(Info {
+pub async fn info(
+    State(state): State<AppState>,
+    _: body::ApiQuery<body::NoQuery>,
+) -> Result<axum::Json<Info>, ApiError> {
+    Ok(axum::Json(Info {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         store: match state.auth.as_ref() {
             Auth::AdminToken(_) => "embedded",
             Auth::Cluster(_) => "kubernetes",
         }
         .to_owned(),
-    })
+    }))
 }
 
 #[derive(OpenApi)]

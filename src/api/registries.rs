@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::body::{API_BODY_LIMIT, ApiJson, ApiQuery, parse_json, read_body};
+use super::body::{API_BODY_LIMIT, ApiJson, ApiQuery, NoQuery, parse_json, read_body};
 use super::error::{ApiError, ErrorBody};
 use super::paging::{self, ListMeta};
 use crate::index::ClaimedBy;
@@ -60,6 +60,7 @@ pub enum ClaimKind {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct WriteQuery {
     /// `false` saves without checking the registry (air-gapped setups); the
     /// status then says it is unverified. Default `true`.
@@ -353,6 +354,7 @@ pub async fn list(
     ))]
 pub async fn get(
     State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
     Path(name): Path<String>,
 ) -> Result<Json<Registry>, ApiError> {
     find(&state, &name).await.map(Json)
@@ -460,6 +462,7 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     ))]
 pub async fn delete(
     State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.store.delete(&name).await? {
@@ -478,6 +481,7 @@ pub async fn delete(
     ))]
 pub async fn batch_delete(
     State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
     ApiJson(request): ApiJson<BatchDeleteRequest>,
 ) -> Result<Json<BatchDeleteResponse>, ApiError> {
     let result = state.store.delete_many(request.validate()?).await?;
@@ -498,6 +502,7 @@ pub async fn batch_delete(
     ))]
 pub async fn namespace_registries(
     State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
     Path(namespace): Path<String>,
 ) -> Result<Json<RegistryList>, ApiError> {
     check_namespace(&namespace)?;
@@ -554,6 +559,7 @@ pub async fn namespace_registries(
     ))]
 pub async fn resolve_preview(
     State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
     Path(namespace): Path<String>,
     ApiJson(request): ApiJson<ResolveRequest>,
 ) -> Result<Json<ResolveResponse>, ApiError> {
@@ -649,6 +655,7 @@ async fn check_write(
     ))]
 pub async fn verify_unsaved(
     State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
     ApiJson(mut input): ApiJson<RegistryInput>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
     // The create dialog may check before the name is typed.
@@ -670,6 +677,7 @@ pub async fn verify_unsaved(
     ))]
 pub async fn verify_saved(
     State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
     Path(name): Path<String>,
 ) -> Result<Json<Registry>, ApiError> {
     let record = find(&state, &name).await?;
@@ -785,6 +793,7 @@ async fn find(state: &AppState, name: &str) -> Result<Registry, ApiError> {
 /// API server's RBAC and admission apply as they do for `kubectl`.
 pub async fn create_deployment(
     State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
     Path(namespace): Path<String>,
     headers: axum::http::HeaderMap,
     ApiJson(deployment): ApiJson<k8s_openapi::api::apps::v1::Deployment>,
@@ -809,7 +818,10 @@ pub async fn create_deployment(
 
 #[utoipa::path(get, path = "/api/v1/namespaces", tag = "namespaces",
     responses((status = 200, description = "Namespaces to suggest when authorizing a registry: the cluster's (Kubernetes mode), or those the records already name", body = NameList)))]
-pub async fn namespaces(State(state): State<AppState>) -> Result<Json<NameList>, ApiError> {
+pub async fn namespaces(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+) -> Result<Json<NameList>, ApiError> {
     Ok(Json(NameList {
         items: state.store.namespace_names().await?,
         metadata: ListMeta::default(),

@@ -1,12 +1,20 @@
-//! Serving connections on a listener, bounded: how many at once, how long a
-//! client may take to send headers (and how long a keep-alive connection
-//! may sit idle), and a lingering close so an early answer (a 413 while the
+//! Serving connections on a listener, bounded: how many at once in total
+//! and from one peer address, how long a client may take for its TLS
+//! handshake and to send headers (and how long a keep-alive connection may
+//! sit idle), and a lingering close so an early answer (a 413 while the
 //! client is still sending) reaches the client instead of a reset.
+//!
+//! A connection over a cap is closed at once and counted, never queued:
+//! with `failurePolicy: Fail`, a backlog that idle clients fill would stall
+//! every workload write in the cluster behind them.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,26 +24,142 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// Bounds on what one client can hold. (The body deadline is the
+use crate::telemetry::Metrics;
+
+/// Bounds on what clients can hold. (The body deadline is the
 /// handlers': only they know when they read a body; see `read_body`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
+    /// For the TLS handshake, from accept.
+    pub handshake_timeout: Duration,
     /// For the request line and headers, counted from when the server
     /// starts waiting for them: also how long a keep-alive connection may
     /// stay idle between requests.
     pub header_read_timeout: Duration,
-    /// Connections served at once per listener; more wait in the backlog.
+    /// Connections open at once per listener; more are closed at once.
     pub max_connections: usize,
+    /// Connections open at once from one peer address per listener.
+    pub max_connections_per_peer: usize,
 }
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(30),
-            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_connections_per_peer: 512,
+        }
+    }
+}
+
+/// Why a connection was closed at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The listener holds `max_connections`.
+    TotalLimit,
+    /// The peer address holds `max_connections_per_peer`.
+    PeerLimit,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TotalLimit => "total_limit",
+            Self::PeerLimit => "peer_limit",
+        }
+    }
+}
+
+/// The connections one listener holds, in total and per peer address.
+#[derive(Debug)]
+pub struct ConnectionTracker {
+    listener: &'static str,
+    limits: ConnectionLimits,
+    open: AtomicUsize,
+    per_peer: Mutex<HashMap<IpAddr, usize>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl ConnectionTracker {
+    pub fn new(
+        listener: &'static str,
+        limits: ConnectionLimits,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            listener,
+            limits,
+            open: AtomicUsize::new(0),
+            per_peer: Mutex::new(HashMap::new()),
+            metrics,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Every slot is taken: the next connection from anyone is refused.
+    pub fn is_full(&self) -> bool {
+        self.open() >= self.limits.max_connections.max(1)
+    }
+
+    /// A slot for a connection from `peer`, held until the guard drops.
+    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admitted, Refusal> {
+        let admitted = {
+            let mut per_peer = self.per_peer.lock().unwrap_or_else(|p| p.into_inner());
+            if self.open.load(Ordering::Acquire) >= self.limits.max_connections.max(1) {
+                Err(Refusal::TotalLimit)
+            } else {
+                let held = per_peer.entry(peer).or_insert(0);
+                if *held >= self.limits.max_connections_per_peer.max(1) {
+                    Err(Refusal::PeerLimit)
+                } else {
+                    *held += 1;
+                    self.open.fetch_add(1, Ordering::AcqRel);
+                    Ok(Admitted {
+                        tracker: self.clone(),
+                        peer,
+                    })
+                }
+            }
+        };
+        if let Some(metrics) = &self.metrics {
+            match &admitted {
+                Ok(_) => metrics.set_connections_open(self.listener, self.open()),
+                Err(refusal) => metrics.connection_refused(self.listener, refusal.as_str()),
+            }
+        }
+        admitted
+    }
+}
+
+/// A connection's slot; freed on drop.
+#[derive(Debug)]
+pub struct Admitted {
+    tracker: Arc<ConnectionTracker>,
+    peer: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let tracker = &self.tracker;
+        {
+            let mut per_peer = tracker.per_peer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(held) = per_peer.get_mut(&self.peer) {
+                *held -= 1;
+                if *held == 0 {
+                    per_peer.remove(&self.peer);
+                }
+            }
+            tracker.open.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(metrics) = &tracker.metrics {
+            metrics.set_connections_open(tracker.listener, tracker.open());
         }
     }
 }
@@ -45,15 +169,16 @@ impl Default for ConnectionLimits {
 const LINGER_TIME: Duration = Duration::from_secs(5);
 const LINGER_BYTES: usize = 16 * 1024 * 1024;
 
-/// Accepts on `listener` until `shutdown`, turns each TCP stream into a
-/// transport with `handshake` (TLS, or none), and serves `router` on it
+/// Accepts on `listener` until `shutdown`, admits each connection through
+/// `tracker` (closing it at once over a cap), turns each TCP stream into a
+/// transport with `handshake` (TLS, or none) and serves `router` on it
 /// with HTTP/1.1 keep-alive. Returns once every connection has drained or
 /// `drain_timeout` has passed.
 pub async fn serve<S, H, Fut>(
     listener: TcpListener,
     handshake: H,
     router: Router,
-    limits: ConnectionLimits,
+    tracker: Arc<ConnectionTracker>,
     shutdown: CancellationToken,
     drain_timeout: Duration,
 ) where
@@ -62,17 +187,8 @@ pub async fn serve<S, H, Fut>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let header_read_timeout = tracker.limits.header_read_timeout;
     loop {
-        // A free slot first: at the cap, new connections wait in the
-        // kernel's backlog instead of costing us memory and tasks.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            _ = shutdown.cancelled() => break,
-        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -85,6 +201,16 @@ pub async fn serve<S, H, Fut>(
             },
             _ = shutdown.cancelled() => break,
         };
+        // Over a cap: closed now (a reset, so no state lingers), never
+        // left waiting where it would hold up everyone behind it.
+        let slot = match tracker.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                tracing::debug!(%peer, reason = refusal.as_str(), "connection refused");
+                let _ = tcp.set_zero_linger();
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let handshake = handshake(tcp);
         let service = TowerToHyperService::new(router.clone());
@@ -96,7 +222,7 @@ pub async fn serve<S, H, Fut>(
             };
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
+                .header_read_timeout(header_read_timeout)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(Lingering::new(stream)), service);
             if let Err(error) = watcher.watch(connection).await {

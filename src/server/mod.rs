@@ -25,14 +25,12 @@ use crate::api::body::read_body;
 use crate::api::error::ApiError;
 use crate::api::{self, AppState};
 use crate::excerpt::{MESSAGE_CHARS, excerpt, shorten};
-pub use connection::ConnectionLimits;
+pub use connection::{ConnectionLimits, ConnectionTracker};
 pub use tls::{ReloadingCert, TlsError};
 use tracing::Instrument;
 
 /// Largest AdmissionReview we read; the API server's own limit is 3 MiB objects.
 pub const MAX_REVIEW_BYTES: usize = 3 * 1024 * 1024;
-/// A TLS handshake that takes longer is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -54,8 +52,10 @@ pub struct ServeOptions {
     pub cert_reload_interval: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_timeout: Duration,
-    /// Per listener: header and body deadlines, connections at once.
+    /// Per listener: handshake and header deadlines, connections at once.
     pub limits: ConnectionLimits,
+    /// Counts connections and refusals (none for the bench's responder).
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 /// Whether we should receive traffic.
@@ -63,6 +63,8 @@ pub struct ServeOptions {
 pub struct Readiness {
     tls_loaded: AtomicBool,
     shutting_down: AtomicBool,
+    /// The HTTPS listener's connections, once it serves.
+    https_connections: std::sync::OnceLock<Arc<ConnectionTracker>>,
 }
 
 /// The HTTPS router: the webhook, the API and the OpenAPI document.
@@ -232,6 +234,9 @@ async fn readyz(State(state): State<AdminState>) -> Response {
         Some("serving certificate not loaded")
     } else if !state.app.index.is_loaded() {
         Some("registry index not loaded")
+    } else if r.https_connections.get().is_some_and(|c| c.is_full()) {
+        // Every slot is held: new clients are refused until one frees.
+        Some("connection limit reached (--max-connections)")
     } else {
         None
     };
@@ -301,7 +306,11 @@ impl Running {
 pub async fn start(app: AppState, options: &ServeOptions) -> Result<Running, ServeError> {
     let readiness = Arc::new(Readiness::default());
     let admin = admin_router(app.clone(), readiness.clone());
-    start_routers(router(app), admin, readiness, options).await
+    let options = ServeOptions {
+        metrics: Some(app.metrics.clone()),
+        ..options.clone()
+    };
+    start_routers(router(app), admin, readiness, &options).await
 }
 
 /// Serves any router on our HTTPS stack (TLS with reload, HTTP/1.1
@@ -352,13 +361,17 @@ pub async fn start_routers(
     // in-flight admissions finish.
     let drained = CancellationToken::new();
     let limits = options.limits;
+    let https_tracker = ConnectionTracker::new("https", limits, options.metrics.clone());
+    let _ = readiness.https_connections.set(https_tracker.clone());
+    let admin_tracker = ConnectionTracker::new("admin", limits, options.metrics.clone());
+    let handshake_timeout = limits.handshake_timeout;
     let https = {
         let (drained, token) = (drained.clone(), shutdown.clone());
         let timeout = options.shutdown_timeout;
         let handshake = move |tcp| {
             let tls = tls.clone();
             async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
                     Ok(Ok(stream)) => Some(stream),
                     Ok(Err(error)) => {
                         tracing::debug!(%error, "TLS handshake failed");
@@ -372,7 +385,7 @@ pub async fn start_routers(
             }
         };
         tokio::spawn(async move {
-            connection::serve(listener, handshake, https, limits, token, timeout).await;
+            connection::serve(listener, handshake, https, https_tracker, token, timeout).await;
             drained.cancel();
         })
     };
@@ -381,7 +394,7 @@ pub async fn start_routers(
             admin_listener,
             connection::plain,
             admin,
-            limits,
+            admin_tracker,
             drained,
             Duration::from_secs(1),
         )

@@ -192,6 +192,7 @@ impl TestServer {
             cert_reload_interval: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             limits: Default::default(),
+            metrics: None,
         };
         let running = server::start(state, &options).await.expect("server starts");
         let client = client_trusting(&certs.ca_cert);
@@ -298,6 +299,7 @@ impl TestServer {
                 deadline: Duration::from_secs(2),
                 policy,
                 client: client.clone(),
+                ..PinOptions::default()
             },
         ));
         let state = AppState::from(Services {
@@ -324,6 +326,7 @@ impl TestServer {
             cert_reload_interval: reload,
             shutdown_timeout: Duration::from_secs(5),
             limits,
+            metrics: None,
         };
         let running = server::start(state, &options).await.expect("server starts");
         let client = client_trusting(&certs.ca_cert);

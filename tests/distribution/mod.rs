@@ -529,6 +529,7 @@ impl TokenServer {
                 cert_reload_interval: Duration::from_secs(60),
                 shutdown_timeout: Duration::from_secs(1),
                 limits: Default::default(),
+                metrics: None,
             },
         )
         .await
