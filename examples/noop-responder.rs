@@ -56,6 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shutdown_timeout: Duration::from_secs(1),
         limits: Default::default(),
         metrics: None,
+        webhook_client_ca: None,
     };
     let running = server::start_routers(
         https,

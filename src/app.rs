@@ -283,6 +283,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
             max_connections_per_peer: args.max_connections_per_peer as usize,
         },
         metrics: None,
+        webhook_client_ca: args.webhook_client_ca.clone(),
     };
     let running = server::start(state, &options).await?;
     tracing::info!(

@@ -264,6 +264,14 @@ pub struct ServeArgs {
     )]
     pub tls_key_file: Option<PathBuf>,
 
+    /// CA bundle (PEM) for client certificates: when set, `/mutate` and
+    /// `/validate/imageregistries` answer only clients presenting a
+    /// certificate from it (the API server, through its
+    /// `AdmissionConfiguration` kubeconfig); the console and the API still
+    /// authenticate by token. Default: any client may call the webhooks.
+    #[arg(long, env = "REGISTRY_RESOLVER_WEBHOOK_CLIENT_CA")]
+    pub webhook_client_ca: Option<PathBuf>,
+
     /// Where the development certificates live when no certificate files are given.
     #[arg(long, env = "REGISTRY_RESOLVER_CERTS_DIR", default_value = "./certs")]
     pub certs_dir: PathBuf,

@@ -103,6 +103,8 @@ fn variants() -> Vec<(&'static str, Vec<String>)> {
                 "server.logFormat=text".into(),
                 "server.pinFailurePolicy=deny".into(),
                 "server.registryDenyCidrs={10.96.0.0/12,fd00::/8}".into(),
+                "server.webhookClientCASecret=apiserver-client-ca".into(),
+                "server.connections.maxPerPeer=128".into(),
                 "priorityClassName=system-cluster-critical".into(),
             ],
         ),
@@ -302,6 +304,56 @@ fn the_deployment_is_safe_by_default() {
         serde_yaml::from_str(&registry_resolver::kubernetes::crd::crd_yaml().expect("crd"))
             .expect("yaml");
     assert_eq!(crd, &generated);
+}
+
+/// The server's rendered arguments are flags the real binary takes; the
+/// connection limits and the webhook client CA reach it as set.
+#[test]
+fn the_servers_rendered_args_are_taken_by_the_binary() {
+    for sets in [
+        &[][..],
+        &[
+            "server.webhookClientCASecret=apiserver-client-ca",
+            "server.connections.max=100",
+            "server.connections.maxPerPeer=10",
+            "server.pinMaxLookups=5",
+        ][..],
+    ] {
+        let docs = render(sets);
+        let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let args: Vec<String> = container["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .map(|a| a.as_str().unwrap_or("").to_owned())
+            .collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_registry-resolver"))
+            .args(&args)
+            .arg("--help")
+            .output()
+            .expect("binary runs");
+        assert!(
+            out.status.success(),
+            "{sets:?}: the args must parse: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let client_ca = args.iter().any(|a| {
+            a == "--webhook-client-ca=/etc/registry-resolver/client-ca/ca.crt"
+        });
+        let mounted = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .any(|v| v["secret"]["secretName"] == "apiserver-client-ca");
+        assert_eq!(client_ca, !sets.is_empty(), "{sets:?}: {args:?}");
+        assert_eq!(mounted, !sets.is_empty(), "{sets:?}");
+        if !sets.is_empty() {
+            for flag in ["--max-connections=100", "--max-connections-per-peer=10", "--pin-max-lookups=5"] {
+                assert!(args.iter().any(|a| a == flag), "{flag} in {args:?}");
+            }
+        }
+    }
 }
 
 /// The node agent: absent unless enabled; when enabled, fenced — only the

@@ -340,3 +340,99 @@ async fn shutdown_finishes_in_flight_requests_and_reports_not_ready() {
         .expect("stops after the in-flight request")
         .expect("join");
 }
+
+/// A CA and a client certificate it signed (PEM: CA, certificate + key).
+fn client_ca_and_identity(name: &str) -> (String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair,
+    };
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{name} client CA"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let ca_cert = ca.self_signed(&ca_key).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let mut client = CertificateParams::new(Vec::<String>::new()).expect("params");
+    client.distinguished_name.push(DnType::CommonName, name);
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = client
+        .signed_by(&key, &Issuer::new(ca, ca_key))
+        .expect("client certificate");
+    (
+        ca_cert.pem(),
+        format!("{}{}", cert.pem(), key.serialize_pem()),
+    )
+}
+
+/// With --webhook-client-ca, only a client holding a certificate from that
+/// CA (the API server) gets an answer from the webhooks; the API and the
+/// console still take a bearer token without one.
+#[tokio::test]
+async fn webhooks_can_require_the_api_servers_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, apiserver) = client_ca_and_identity("kube-apiserver");
+    let (_, stranger) = client_ca_and_identity("someone else");
+    let ca_path = dir.path().join("client-ca.crt");
+    std::fs::write(&ca_path, ca).expect("write CA");
+    let server = TestServer::start_setup(common::Setup {
+        webhook_client_ca: Some(ca_path),
+        ..common::Setup::default()
+    })
+    .await;
+    server
+        .create_registry(serde_json::json!({"name": "demo", "server": "r.example", "namespaces": ["team-a"], "defaultFor": ["team-a"]}))
+        .await;
+    let review = common::admission_review(
+        &common::fixture_json("deployment-kubectl.json"),
+        "team-a",
+        "CREATE",
+    );
+    let with_identity = |pem: &str| {
+        let ca = std::fs::read(&server.certs.ca_cert).expect("CA");
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA")])
+            .identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity"))
+            .build()
+            .expect("client")
+    };
+
+    // No certificate: refused, with the reason.
+    for path in ["/mutate", "/validate/imageregistries"] {
+        let response = server
+            .client
+            .post(server.url(path))
+            .json(&review)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 401, "{path}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "client_certificate_required", "{body}");
+    }
+    // The API server's certificate: answered.
+    let response = with_identity(&apiserver)
+        .post(server.url("/mutate"))
+        .json(&review)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+    // A certificate from another CA does not get through the handshake.
+    assert!(
+        with_identity(&stranger)
+            .post(server.url("/mutate"))
+            .json(&review)
+            .send()
+            .await
+            .is_err()
+    );
+    // The API still takes a token alone.
+    let (status, _) = server
+        .call(reqwest::Method::GET, "/registries", None)
+        .await;
+    assert_eq!(status, 200);
+}

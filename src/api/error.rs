@@ -35,6 +35,12 @@ pub enum ApiError {
     Denied(String),
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// The webhooks accept only clients with a certificate from the CA
+    /// given with --webhook-client-ca (the API server).
+    #[error(
+        "this webhook accepts only clients with a certificate from its client CA (--webhook-client-ca)"
+    )]
+    ClientCertificateRequired,
     /// Authenticated, but RBAC says no; the message names the permission.
     #[error("{0}")]
     Forbidden(String),
@@ -142,6 +148,12 @@ impl ApiError {
                 vec![],
             ),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None, vec![]),
+            Self::ClientCertificateRequired => (
+                StatusCode::UNAUTHORIZED,
+                "client_certificate_required",
+                None,
+                vec![],
+            ),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None, vec![]),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, vec![]),
             Self::PayloadTooLarge(_) => (

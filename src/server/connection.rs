@@ -55,6 +55,23 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// What the handshake established about a client, in every request's
+/// extensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The listener asks for client certificates (`--webhook-client-ca`).
+    pub certificates_checked: bool,
+    /// The client presented one, and it chains to that CA.
+    pub verified_certificate: bool,
+}
+
+impl ClientIdentity {
+    /// Whether a caller restricted to certificate holders may go on.
+    pub fn may_call_webhooks(&self) -> bool {
+        !self.certificates_checked || self.verified_certificate
+    }
+}
+
 /// Why a connection was closed at accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -183,7 +200,7 @@ pub async fn serve<S, H, Fut>(
     drain_timeout: Duration,
 ) where
     H: Fn(TcpStream) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Option<S>> + Send + 'static,
+    Fut: Future<Output = Option<(S, ClientIdentity)>> + Send + 'static,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
@@ -213,13 +230,20 @@ pub async fn serve<S, H, Fut>(
         };
         let _ = tcp.set_nodelay(true);
         let handshake = handshake(tcp);
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
-            let Some(stream) = handshake.await else {
+            let Some((stream, identity)) = handshake.await else {
                 return;
             };
+            let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                router,
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(identity);
+                    request
+                },
+            ));
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_read_timeout)
@@ -329,6 +353,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<S> {
 }
 
 /// The handshake for a plain-TCP listener: none.
-pub fn plain(tcp: TcpStream) -> std::future::Ready<Option<TcpStream>> {
-    std::future::ready(Some(tcp))
+pub fn plain(tcp: TcpStream) -> std::future::Ready<Option<(TcpStream, ClientIdentity)>> {
+    std::future::ready(Some((tcp, ClientIdentity::default())))
 }

@@ -25,7 +25,7 @@ use crate::api::body::read_body;
 use crate::api::error::ApiError;
 use crate::api::{self, AppState};
 use crate::excerpt::{MESSAGE_CHARS, excerpt, shorten};
-pub use connection::{ConnectionLimits, ConnectionTracker};
+pub use connection::{ClientIdentity, ConnectionLimits, ConnectionTracker};
 pub use tls::{ReloadingCert, TlsError};
 use tracing::Instrument;
 
@@ -56,6 +56,10 @@ pub struct ServeOptions {
     pub limits: ConnectionLimits,
     /// Counts connections and refusals (none for the bench's responder).
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
+    /// When set, the webhooks answer only clients with a certificate from
+    /// this CA bundle (the API server's `AdmissionConfiguration`); the
+    /// console and the API keep authenticating by token.
+    pub webhook_client_ca: Option<PathBuf>,
 }
 
 /// Whether we should receive traffic.
@@ -86,6 +90,13 @@ pub fn router(state: AppState) -> Router {
 /// size and in time.
 async fn read_review(state: &AppState, request: Request) -> Result<axum::body::Bytes, ApiError> {
     let (parts, body) = request.into_parts();
+    if !parts
+        .extensions
+        .get::<ClientIdentity>()
+        .is_none_or(ClientIdentity::may_call_webhooks)
+    {
+        return Err(ApiError::ClientCertificateRequired);
+    }
     read_body(
         body,
         &parts.headers,
@@ -325,7 +336,9 @@ pub async fn start_routers(
     let shutdown = CancellationToken::new();
 
     let cert = Arc::new(ReloadingCert::load(&options.cert_file, &options.key_file)?);
-    let tls = TlsAcceptor::from(Arc::new(cert.clone().server_config()?));
+    let client_ca = options.webhook_client_ca.as_deref();
+    let tls = TlsAcceptor::from(Arc::new(cert.clone().server_config(client_ca)?));
+    let certificates_checked = client_ca.is_some();
     cert.spawn_reloader(options.cert_reload_interval, shutdown.clone());
     readiness.tls_loaded.store(true, Ordering::Release);
 
@@ -372,7 +385,15 @@ pub async fn start_routers(
             let tls = tls.clone();
             async move {
                 match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
-                    Ok(Ok(stream)) => Some(stream),
+                    Ok(Ok(stream)) => {
+                        // A certificate that did not chain to the CA failed
+                        // the handshake; one that is here is verified.
+                        let identity = ClientIdentity {
+                            certificates_checked,
+                            verified_certificate: stream.get_ref().1.peer_certificates().is_some(),
+                        };
+                        Some((stream, identity))
+                    }
                     Ok(Err(error)) => {
                         tracing::debug!(%error, "TLS handshake failed");
                         None

@@ -96,16 +96,53 @@ impl ReloadingCert {
         });
     }
 
-    /// A TLS 1.2+ server config that always serves the current pair.
-    pub fn server_config(self: Arc<Self>) -> Result<rustls::ServerConfig, TlsError> {
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    /// A TLS 1.2+ server config that always serves the current pair. With
+    /// `client_ca`, clients may present a certificate, which must then
+    /// chain to it; those that present none still connect (the console
+    /// and the API authenticate by token) and the webhooks refuse them.
+    pub fn server_config(
+        self: Arc<Self>,
+        client_ca: Option<&Path>,
+    ) -> Result<rustls::ServerConfig, TlsError> {
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(self);
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => builder.with_client_cert_verifier(client_verifier(path)?),
+        };
+        let mut config = builder.with_cert_resolver(self);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
+}
+
+/// Verifies client certificates against the CA bundle at `path`; a client
+/// without one is let through (marked unauthenticated).
+fn client_verifier(
+    path: &Path,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let parse_err = |message: String| TlsError::Parse {
+        path: path.display().to_string(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.map_err(|e| parse_err(e.to_string()))?)
+            .map_err(|e| parse_err(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(parse_err("no CA certificate found".into()));
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))
 }
 
 impl ResolvesServerCert for ReloadingCert {

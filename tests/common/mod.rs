@@ -65,6 +65,8 @@ pub struct Setup {
     pub limits: ConnectionLimits,
     pub body_read_timeout: Duration,
     pub dockerhub_url: String,
+    /// The webhooks answer only clients with a certificate from this CA.
+    pub webhook_client_ca: Option<PathBuf>,
 }
 
 impl Default for Setup {
@@ -77,6 +79,7 @@ impl Default for Setup {
             limits: ConnectionLimits::default(),
             body_read_timeout: Duration::from_secs(10),
             dockerhub_url: "https://hub.docker.com".into(),
+            webhook_client_ca: None,
         }
     }
 }
@@ -193,6 +196,7 @@ impl TestServer {
             shutdown_timeout: Duration::from_secs(5),
             limits: Default::default(),
             metrics: None,
+            webhook_client_ca: None,
         };
         let running = server::start(state, &options).await.expect("server starts");
         let client = client_trusting(&certs.ca_cert);
@@ -277,6 +281,7 @@ impl TestServer {
             limits,
             body_read_timeout,
             dockerhub_url,
+            webhook_client_ca,
         } = setup;
         registry_resolver::server::tls::install_crypto_provider();
         let index = IndexHandle::new();
@@ -327,6 +332,7 @@ impl TestServer {
             shutdown_timeout: Duration::from_secs(5),
             limits,
             metrics: None,
+            webhook_client_ca,
         };
         let running = server::start(state, &options).await.expect("server starts");
         let client = client_trusting(&certs.ca_cert);

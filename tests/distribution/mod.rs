@@ -530,6 +530,7 @@ impl TokenServer {
                 shutdown_timeout: Duration::from_secs(1),
                 limits: Default::default(),
                 metrics: None,
+                webhook_client_ca: None,
             },
         )
         .await
