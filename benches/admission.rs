@@ -379,11 +379,58 @@ fn replication_pass(c: &mut Criterion) {
     );
 }
 
+/// `resolve`'s parser on 1 MiB of the worst shapes: flow collections
+/// nested to just under the depth limit, over and over (a 64 KiB nest of
+/// this shape took 3.5 s before `resolve` edited text), and a long stream of
+/// the real-world fixture, parsed and resolved with its edits.
+fn resolve_text(c: &mut Criterion) {
+    use registry_resolver::yaml_edit;
+    let depth = yaml_edit::MAX_DEPTH - 2;
+    let nest = format!("- {}{}\n", "[".repeat(depth), "]".repeat(depth));
+    let deep = nest.repeat((1 << 20) / nest.len());
+    let mappings = format!("- {}x{}\n", "{a: ".repeat(depth), "}".repeat(depth));
+    let deep_maps = mappings.repeat((1 << 20) / mappings.len());
+    let fixture = include_str!("../tests/fixtures/resolve/as-written.yaml");
+    let stream = vec![fixture; (1 << 20) / fixture.len()].join("---\n");
+    let index = index();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("resolve_text");
+    group.sample_size(10);
+    for (name, text) in [
+        ("deep_sequences_1mib", &deep),
+        ("deep_mappings_1mib", &deep_maps),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let documents = yaml_edit::parse_stream(black_box(text)).expect("parses");
+                black_box(documents[0].to_value().expect("value"))
+            })
+        });
+    }
+    group.bench_function("fixture_stream_1mib_resolved", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(registry_resolver::manifests::resolve_documents(
+                    black_box(&stream),
+                    "team-a",
+                    &index,
+                    registry_resolver::cli::OutputFormat::Yaml,
+                    None,
+                ))
+                .expect("resolves")
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     admission_benches,
     benches,
     pinned,
     cluster_events,
-    replication_pass
+    replication_pass,
+    resolve_text
 );
 criterion_main!(admission_benches);

@@ -344,8 +344,7 @@ async fn shutdown_finishes_in_flight_requests_and_reports_not_ready() {
 /// A CA and a client certificate it signed (PEM: CA, certificate + key).
 fn client_ca_and_identity(name: &str) -> (String, String) {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
     let ca_key = KeyPair::generate().expect("key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -409,7 +408,10 @@ async fn webhooks_can_require_the_api_servers_client_certificate() {
             .expect("request");
         assert_eq!(response.status(), 401, "{path}");
         let body: serde_json::Value = response.json().await.expect("json");
-        assert_eq!(body["error"]["code"], "client_certificate_required", "{body}");
+        assert_eq!(
+            body["error"]["code"], "client_certificate_required",
+            "{body}"
+        );
     }
     // The API server's certificate: answered.
     let response = with_identity(&apiserver)
@@ -431,8 +433,6 @@ async fn webhooks_can_require_the_api_servers_client_certificate() {
             .is_err()
     );
     // The API still takes a token alone.
-    let (status, _) = server
-        .call(reqwest::Method::GET, "/registries", None)
-        .await;
+    let (status, _) = server.call(reqwest::Method::GET, "/registries", None).await;
     assert_eq!(status, 200);
 }
