@@ -380,6 +380,143 @@ pub struct NodeConfigOutcome {
     pub changed: bool,
 }
 
+/// `import`: records from Docker configs, registry Secrets and export
+/// files into the embedded store.
+pub fn import(args: crate::cli::ImportArgs) -> Result<crate::import::Outcome, AppError> {
+    use crate::import::{ImportOptions, Plan, sources};
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| AppError::Input {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    crate::server::tls::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Signal)?;
+    runtime.block_on(async {
+        let mut plans: Vec<Plan> = Vec::new();
+        for path in &args.docker_config {
+            let from = path.display().to_string();
+            plans.push(sources::from_docker_config(
+                &read(path)?,
+                &from,
+                &args.namespaces,
+            ));
+        }
+        for path in &args.secrets {
+            let from = path.display().to_string();
+            let dump: serde_json::Value = serde_json::from_slice(&read(path)?)
+                .map_err(|e| AppError::Cluster(format!("{from}: not JSON: {e}")))?;
+            plans.push(sources::from_secrets(&dump, &from));
+        }
+        if args.from_cluster {
+            plans.push(sources::from_secrets(
+                &cluster_secrets().await?,
+                "the cluster",
+            ));
+        }
+        for path in &args.records {
+            let from = path.display().to_string();
+            plans.push(sources::from_records(&read(path)?, &from));
+        }
+        let plan = plans.into_iter().fold(Plan::default(), |mut all, plan| {
+            all.records.extend(plan.records);
+            all.problems.extend(plan.problems);
+            all
+        });
+        let index = IndexHandle::new();
+        let store = open_embedded_store(&args.store, index)?;
+        let connectivity = Connectivity::new(ConnectivityOptions {
+            client: ClientOptions {
+                addresses: Arc::new(AddressPolicy {
+                    allow_loopback: args.registry_allow_loopback,
+                    ..AddressPolicy::default()
+                }),
+                ..ClientOptions::default()
+            },
+            check_timeout: args.registry_check_timeout,
+            ..ConnectivityOptions::default()
+        });
+        Ok(crate::import::apply(
+            plan,
+            &store,
+            &connectivity,
+            ImportOptions {
+                dry_run: args.dry_run,
+                verify: args.verify,
+            },
+        )
+        .await)
+    })
+}
+
+/// The cluster's `kubernetes.io/dockerconfigjson` Secrets, as a list.
+async fn cluster_secrets() -> Result<serde_json::Value, AppError> {
+    use k8s_openapi::api::core::v1::Secret;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| AppError::Cluster(e.to_string()))?;
+    let secrets = kube::Api::<Secret>::all(client)
+        .list(&kube::api::ListParams::default().fields("type=kubernetes.io/dockerconfigjson"))
+        .await
+        .map_err(|e| AppError::Cluster(format!("listing Secrets: {e}")))?;
+    serde_json::to_value(&secrets).map_err(|e| AppError::Cluster(e.to_string()))
+}
+
+/// `export`: every record, in the form `import --records` reads; with
+/// passwords only into a file created 0600.
+pub fn export(args: crate::cli::ExportArgs) -> Result<Option<String>, AppError> {
+    if !args.store.data_dir.join(DATABASE_FILE).exists() {
+        return Err(AppError::NoStore(args.store.data_dir.display().to_string()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Signal)?;
+    let document = runtime.block_on(async {
+        let store = open_embedded_store(&args.store, IndexHandle::new())?;
+        let records = store.list().await?;
+        let mut passwords = Vec::new();
+        if args.include_passwords {
+            for record in &records {
+                if let Some(credentials) = store.credentials(&record.name).await? {
+                    passwords.push((
+                        record.name.clone(),
+                        credentials.password.expose().to_owned(),
+                    ));
+                }
+            }
+        }
+        Ok::<_, AppError>(crate::import::export(&records, &passwords))
+    })?;
+    let mut text =
+        serde_json::to_string_pretty(&document).map_err(|e| AppError::Cluster(e.to_string()))?;
+    text.push('\n');
+    let Some(path) = &args.output else {
+        return Ok(Some(text));
+    };
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |source| AppError::Input {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    // An existing file keeps its mode when opened: make it private too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(failed)?;
+    file.write_all(text.as_bytes()).map_err(failed)?;
+    Ok(None)
+}
+
 /// `node-config`: this node's runtime trust configuration, once, from the
 /// embedded store.
 pub fn node_config(args: NodeConfigArgs) -> Result<NodeConfigOutcome, AppError> {

@@ -58,6 +58,80 @@ pub enum Command {
     /// Keep this node's container runtime trust configuration in sync with
     /// the cluster's ImageRegistries (runs on every node, as a DaemonSet).
     NodeAgent(NodeAgentArgs),
+    /// Bring in registries people already have: a Docker/Podman
+    /// `config.json`, KubeSphere's image registry Secrets (a `kubectl get
+    /// secrets -A -o json` dump or the live cluster), or an `export` file.
+    Import(ImportArgs),
+    /// Write every record to a file `import --records` reads (without
+    /// passwords unless asked).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// A Docker/Podman `config.json` (repeatable). Its registries are
+    /// authorized in the --namespace given.
+    #[arg(long, env = "REGISTRY_RESOLVER_DOCKER_CONFIG", value_delimiter = ',')]
+    pub docker_config: Vec<PathBuf>,
+
+    /// A dump of Secrets, `kubectl get secrets -A -o json` (repeatable):
+    /// every `kubernetes.io/dockerconfigjson` Secret in it, KubeSphere's
+    /// annotations honoured.
+    #[arg(long, env = "REGISTRY_RESOLVER_SECRETS", value_delimiter = ',')]
+    pub secrets: Vec<PathBuf>,
+
+    /// Read the `kubernetes.io/dockerconfigjson` Secrets of the cluster
+    /// (KUBECONFIG, or in-cluster) as --secrets reads a dump.
+    #[arg(long, env = "REGISTRY_RESOLVER_FROM_CLUSTER")]
+    pub from_cluster: bool,
+
+    /// A file written by `export` (repeatable).
+    #[arg(long, env = "REGISTRY_RESOLVER_RECORDS", value_delimiter = ',')]
+    pub records: Vec<PathBuf>,
+
+    /// Namespaces the registries of a --docker-config are authorized for
+    /// (repeatable or comma-separated; names, `*` or `prefix*`).
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        env = "REGISTRY_RESOLVER_IMPORT_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+
+    /// Print what would be created or updated; write nothing.
+    #[arg(long, env = "REGISTRY_RESOLVER_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Log in to each registry before its record is written, like the API
+    /// (`--verify=false` for air-gapped imports).
+    #[arg(long, env = "REGISTRY_RESOLVER_VERIFY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub verify: bool,
+
+    /// Send registry checks to loopback addresses (a laptop lab).
+    #[arg(long, env = "REGISTRY_RESOLVER_REGISTRY_ALLOW_LOOPBACK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub registry_allow_loopback: bool,
+
+    /// Deadline for one registry check.
+    #[arg(long, env = "REGISTRY_RESOLVER_REGISTRY_CHECK_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub registry_check_timeout: Duration,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Where to write; standard output when absent.
+    #[arg(short = 'o', long = "output", env = "REGISTRY_RESOLVER_EXPORT_OUTPUT")]
+    pub output: Option<PathBuf>,
+
+    /// Include each record's password: only into a file (-o), created 0600.
+    #[arg(long, env = "REGISTRY_RESOLVER_INCLUDE_PASSWORDS", requires = "output")]
+    pub include_passwords: bool,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Which runtimes, and where their configuration lives on the node.

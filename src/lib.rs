@@ -19,6 +19,7 @@ pub mod cli;
 pub mod console;
 pub mod crypto;
 pub mod excerpt;
+pub mod import;
 pub mod index;
 pub mod kubernetes;
 pub mod listing;

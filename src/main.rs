@@ -45,6 +45,28 @@ fn main() -> ExitCode {
                 })
                 .map_err(|e| e.to_string()),
         ),
+        Command::Import(args) => app::import(args)
+            .map(|outcome| {
+                for line in &outcome.lines {
+                    println!("{line}");
+                }
+                if outcome.failed > 0 {
+                    eprintln!("{} could not be imported", outcome.failed);
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            })
+            .map_err(|e| e.to_string()),
+        Command::Export(args) => done(
+            app::export(args)
+                .map(|text| {
+                    if let Some(text) = text {
+                        print!("{text}");
+                    }
+                })
+                .map_err(|e| e.to_string()),
+        ),
         Command::NodeConfig(args) => {
             let check = args.check;
             app::node_config(args)

@@ -4,6 +4,7 @@
 //! matchConditions on samples against the server's own decision.
 
 mod common;
+mod distribution;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,15 +17,21 @@ fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/registry-resolver")
 }
 
-fn helm(args: &[&str]) -> (bool, String) {
+/// `helm args…` with its own empty home directories.
+fn helm_output(args: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new("helm")
+    Command::new("helm")
         .args(args)
         .env("HELM_CACHE_HOME", dir.path().join("cache"))
         .env("HELM_CONFIG_HOME", dir.path().join("config"))
         .env("HELM_DATA_HOME", dir.path().join("data"))
         .output()
-        .expect("helm on PATH: ./scripts/test installs it");
+        .expect("helm on PATH: ./scripts/test installs it")
+}
+
+/// Whether `helm args…` succeeded, and all it printed.
+fn helm(args: &[&str]) -> (bool, String) {
+    let out = helm_output(args);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -338,9 +345,9 @@ fn the_servers_rendered_args_are_taken_by_the_binary() {
             "{sets:?}: the args must parse: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let client_ca = args.iter().any(|a| {
-            a == "--webhook-client-ca=/etc/registry-resolver/client-ca/ca.crt"
-        });
+        let client_ca = args
+            .iter()
+            .any(|a| a == "--webhook-client-ca=/etc/registry-resolver/client-ca/ca.crt");
         let mounted = pod["volumes"]
             .as_array()
             .expect("volumes")
@@ -349,7 +356,11 @@ fn the_servers_rendered_args_are_taken_by_the_binary() {
         assert_eq!(client_ca, !sets.is_empty(), "{sets:?}: {args:?}");
         assert_eq!(mounted, !sets.is_empty(), "{sets:?}");
         if !sets.is_empty() {
-            for flag in ["--max-connections=100", "--max-connections-per-peer=10", "--pin-max-lookups=5"] {
+            for flag in [
+                "--max-connections=100",
+                "--max-connections-per-peer=10",
+                "--pin-max-lookups=5",
+            ] {
                 assert!(args.iter().any(|a| a == flag), "{flag} in {args:?}");
             }
         }
@@ -772,4 +783,150 @@ async fn the_rendered_deployment_starts_with_its_args_and_mounted_certificate() 
         .expect("TLS with the mounted certificate");
     assert_eq!(response.status(), 200);
     let _ = child.kill().await;
+}
+
+/// The chart as a cluster admin installs it: packaged, pushed to a real
+/// registry as an OCI artifact, and rendered from `oci://` with the image
+/// pinned by digest (overriding the tag, for the server and the node
+/// agent); the pulled chart passes `helm lint --strict`, its objects the
+/// Kubernetes schemas. The chart's version and appVersion are the binary's.
+#[tokio::test]
+async fn the_chart_installs_from_a_registry_with_the_image_by_digest() {
+    let version = env!("CARGO_PKG_VERSION");
+    let chart_yaml: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(chart().join("Chart.yaml")).expect("Chart.yaml"),
+    )
+    .expect("yaml");
+    assert_eq!(
+        chart_yaml["version"], version,
+        "the chart's version is the binary's"
+    );
+    assert_eq!(
+        chart_yaml["appVersion"], version,
+        "the chart's appVersion is the binary's"
+    );
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"))
+            .expect("Dockerfile");
+    assert!(
+        dockerfile.contains(&format!("ARG VERSION={version}\n")),
+        "the Dockerfile labels the image with the binary's version"
+    );
+    let printed = Command::new(env!("CARGO_BIN_EXE_registry-resolver"))
+        .arg("--version")
+        .output()
+        .expect("binary");
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout).trim(),
+        format!("registry-resolver {version}")
+    );
+
+    let registry = distribution::Distribution::start(distribution::Mode::Open).await;
+    let host = format!("127.0.0.1:{}", registry.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().to_str().expect("utf-8");
+    let (ok, text) = helm(&["package", chart().to_str().expect("utf-8"), "-d", out]);
+    assert!(ok, "{text}");
+    let package = dir.path().join(format!("registry-resolver-{version}.tgz"));
+    let (ok, text) = helm(&[
+        "push",
+        package.to_str().expect("utf-8"),
+        &format!("oci://{host}/charts"),
+        "--plain-http",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("Digest: sha256:"), "{text}");
+
+    let digest = format!("sha256:{}", "5b0bcabd".repeat(8));
+    let reference = format!("oci://{host}/charts/registry-resolver");
+    // Only standard output: helm says what it pulled on standard error.
+    let rendered = helm_output(&[
+        "template",
+        "rr",
+        &reference,
+        "--version",
+        version,
+        "--plain-http",
+        "--namespace",
+        "registry-resolver",
+        "--set",
+        &format!("image.repository={host}/registry-resolver"),
+        "--set",
+        "image.tag=not-this-one",
+        "--set",
+        &format!("image.digest={digest}"),
+        "--set",
+        "nodeAgent.enabled=true",
+    ]);
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let rendered = String::from_utf8(rendered.stdout).expect("utf-8");
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&rendered)
+        .map(|doc| Value::deserialize(doc).expect("rendered YAML"))
+        .filter(|v| !v.is_null())
+        .collect();
+    let pinned = format!("{host}/registry-resolver@{digest}");
+    for kind in ["Deployment", "DaemonSet"] {
+        assert_eq!(
+            find(&docs, kind)["spec"]["template"]["spec"]["containers"][0]["image"],
+            pinned.as_str(),
+            "{kind}"
+        );
+    }
+    // A digest that is not one is refused by the schema.
+    let (ok, text) = helm(&[
+        "template",
+        "rr",
+        &reference,
+        "--version",
+        version,
+        "--plain-http",
+        "--set",
+        "image.digest=latest",
+    ]);
+    assert!(!ok, "a malformed digest renders: {text}");
+
+    // The pulled chart lints strictly; its objects validate.
+    let (ok, text) = helm(&[
+        "pull",
+        &reference,
+        "--version",
+        version,
+        "--plain-http",
+        "--untar",
+        "-d",
+        out,
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = helm(&[
+        "lint",
+        "--strict",
+        dir.path()
+            .join("registry-resolver")
+            .to_str()
+            .expect("utf-8"),
+        "--set",
+        &format!("image.digest={digest}"),
+    ]);
+    assert!(ok, "{text}");
+    let mut files = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        let path = dir.path().join(format!("{i}.yaml"));
+        std::fs::write(&path, serde_yaml::to_string(doc).expect("yaml")).expect("write");
+        files.push(path);
+    }
+    let validated = Command::new("python3")
+        .args(["-m", "kubernetes_validate", "--strict", "-k", "1.30.0"])
+        .args(&files)
+        .output()
+        .expect("kubernetes-validate");
+    assert!(
+        validated.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&validated.stdout),
+        String::from_utf8_lossy(&validated.stderr)
+    );
 }

@@ -33,7 +33,7 @@ const LAYERS: &[&[&str]] = &[
     &["console"],
     &["server"],
     // The commands.
-    &["manifests", "certs", "app", "cli", "lib", "main"],
+    &["manifests", "import", "certs", "app", "cli", "lib", "main"],
 ];
 
 /// The layer `module` is in, if it is placed.

@@ -13,67 +13,19 @@
 //! hide what the files do.
 
 mod common;
+mod containerd;
 mod distribution;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use containerd::Containerd;
 use distribution::{Distribution, Mode, PASSWORD, USER};
 use reqwest::Method;
 use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_registry-resolver");
-
-/// A containerd of our own, stopped on drop.
-struct Containerd {
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Containerd {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("containerd.sock");
-        let config = format!(
-            "version = 2\nroot = {:?}\nstate = {:?}\n[grpc]\n  address = {:?}\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable = true\n",
-            dir.path().join("root"),
-            dir.path().join("state"),
-            socket
-        );
-        let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, config).expect("config");
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(&config_path)
-            .stdout(std::fs::File::create(dir.path().join("log")).expect("log"))
-            .stderr(std::fs::File::create(dir.path().join("err")).expect("log"))
-            .spawn()
-            .expect("containerd is installed (the test command installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not start: {}",
-                std::fs::read_to_string(dir.path().join("err")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            socket,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Runs `program args` in a private mount namespace where `registry.test`
 /// is 127.0.0.1 and each (source, target) directory is bind-mounted.

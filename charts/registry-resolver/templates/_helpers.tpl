@@ -36,3 +36,13 @@ Deployment's selector never pick them up. */}}
 app.kubernetes.io/name: {{ .Chart.Name }}-node-agent
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{/* The image: by digest when one is given (what was pushed, exactly),
+else by tag (the chart's appVersion unless set). */}}
+{{- define "rr.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}

@@ -54,9 +54,7 @@ impl SqliteStore {
         // instead of the default 2 MiB).
         conn.pragma_update(None, "cache_size", -512)
             .map_err(backend)?;
-        migrations()
-            .to_latest(&mut conn)
-            .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
+        migrate(&mut conn, path, &migrations())?;
         let inner = Inner {
             conn: Mutex::new(conn),
             cipher,
@@ -300,6 +298,38 @@ impl RegistryStore for SqliteStore {
 /// SQLite creates the other two with the database file's mode, so creating
 /// that one 0600 is enough for a new store; an older store's files are
 /// tightened here too.
+/// Brings the database at `path` to the newest schema. A database that
+/// holds records and needs migrating is first copied, consistently (WAL
+/// included), to `<path>.schema-v<N>.bak`: an upgrade can always be undone
+/// by putting the copy back and running the older binary. A database newer
+/// than this binary knows is refused, unchanged.
+fn migrate(conn: &mut Connection, path: &Path, migrations: &Migrations) -> Result<(), StoreError> {
+    let failed = |e: rusqlite_migration::Error| {
+        StoreError::Backend(format!("migrating {}: {e}", path.display()))
+    };
+    let pending = migrations.pending_migrations(conn).map_err(failed)?;
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(backend)?;
+    if pending > 0 && current > 0 {
+        let mut backup = path.as_os_str().to_owned();
+        backup.push(format!(".schema-v{current}.bak"));
+        let backup = Path::new(&backup);
+        if backup.exists() {
+            return Err(StoreError::Backend(format!(
+                "{} exists: a backup from an earlier upgrade; move it away to upgrade again",
+                backup.display()
+            )));
+        }
+        // Created empty and private first: VACUUM INTO fills an empty file.
+        make_private(backup)?;
+        conn.execute("VACUUM INTO ?1", params![backup.to_string_lossy()])
+            .map_err(|e| StoreError::Backend(format!("backing up to {}: {e}", backup.display())))?;
+        tracing::info!(backup = %backup.display(), from = current, migrations = pending, "database backed up before migrating");
+    }
+    migrations.to_latest(conn).map_err(failed)
+}
+
 fn make_private(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let private = std::fs::Permissions::from_mode(0o600);
@@ -375,5 +405,57 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(migrations().validate().is_ok());
+    }
+
+    /// A database that needs migrating is copied first; a fresh one is
+    /// not; a newer one is refused unchanged.
+    #[test]
+    fn migrating_backs_up_first_and_refuses_newer_schemas() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("registries.db");
+        let v1 = Migrations::new(vec![M::up("CREATE TABLE t (x TEXT) STRICT;")]);
+        let v2 = Migrations::new(vec![
+            M::up("CREATE TABLE t (x TEXT) STRICT;"),
+            M::up("ALTER TABLE t ADD COLUMN y TEXT;"),
+        ]);
+        let backup = dir.path().join("registries.db.schema-v1.bak");
+
+        let mut conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("wal");
+        migrate(&mut conn, &path, &v1).expect("fresh");
+        assert!(!backup.exists(), "nothing to back up in a new database");
+        conn.execute("INSERT INTO t (x) VALUES ('kept')", [])
+            .expect("insert");
+
+        migrate(&mut conn, &path, &v2).expect("upgrade");
+        let copy = Connection::open(&backup).expect("the backup opens");
+        let (version, kept): (i64, String) = copy
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version), x FROM t",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("the backup holds the data as it was");
+        assert_eq!((version, kept.as_str()), (1, "kept"));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&backup)
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        conn.execute("UPDATE t SET y = 'new'", [])
+            .expect("migrated");
+
+        // The older binary meets the newer database: refused, unchanged.
+        let error = migrate(&mut conn, &path, &v1).expect_err("too new");
+        assert!(error.to_string().contains("migrating"), "{error}");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, 2);
     }
 }
