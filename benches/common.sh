@@ -34,3 +34,21 @@ wait_for_port() {
   echo "nothing listens on 127.0.0.1:$1" >&2
   exit 1
 }
+
+# Waits (up to 10 s) until the server's admin listener on 127.0.0.1:$1 says ready.
+wait_ready() {
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "not ready on 127.0.0.1:$1" >&2
+  exit 1
+}
+
+# Creates the record the review resolves against, on the server at
+# https://localhost:$1 whose admin token is $2.
+add_demo_record() {
+  curl -sf --cacert "$work/certs/ca.crt" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+    "https://localhost:$1/api/v1/registries?verify=false" \
+    -d '{"name":"demo","server":"dockerhub.qingcloud.com","username":"robot","password":"pw","namespaces":["team-a"],"defaultFor":["team-a"]}' >/dev/null
+}

@@ -40,13 +40,8 @@ bench() { # name binary
   local server=$!
   pids+=("$server")
   wait_for_port "$ADMIN_PORT"
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break
-    sleep 0.1
-  done
-  curl -sf --cacert "$work/certs/ca.crt" -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' \
-    "https://localhost:$PORT/api/v1/registries?verify=false" \
-    -d '{"name":"demo","server":"dockerhub.qingcloud.com","username":"robot","password":"pw","namespaces":["team-a"],"defaultFor":["team-a"]}' >/dev/null
+  wait_ready "$ADMIN_PORT"
+  add_demo_record "$PORT" bench
   wrk -t1 -c4 -d2s -s "$work/post.lua" "https://localhost:$PORT/mutate" >/dev/null
 
   wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency --timeout 10s -s "$work/post.lua" \

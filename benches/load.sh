@@ -27,14 +27,8 @@ source benches/common.sh
 $bin serve --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
   --data-dir "$work/data" --certs-dir "$work/certs" --admin-token bench --log-level warn &
 pids+=($!)
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break
-  sleep 0.1
-done
-
-curl -sf --cacert "$work/certs/ca.crt" -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' \
-  "https://localhost:$PORT/api/v1/registries?verify=false" \
-  -d '{"name":"demo","server":"dockerhub.qingcloud.com","username":"robot","password":"pw","namespaces":["team-a"],"defaultFor":["team-a"]}' >/dev/null
+wait_ready "$ADMIN_PORT"
+add_demo_record "$PORT" bench
 
 review=benches/review-deployment.json
 # The canned response is the real one, so both sides send the same bytes.

@@ -47,9 +47,7 @@ start_resolver() { # binary port data-dir
     --data-dir "$3" --certs-dir "$work/certs" --admin-token bench --log-level warn &
   pids+=($!)
   wait_for_port "$2"
-  curl -sf --cacert "$work/certs/ca.crt" -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' \
-    "https://localhost:$2/api/v1/registries?verify=false" \
-    -d '{"name":"demo","server":"dockerhub.qingcloud.com","username":"robot","password":"pw","namespaces":["team-a"],"defaultFor":["team-a"]}' >/dev/null
+  add_demo_record "$2" bench
 }
 resolver_port=$BASE_PORT
 start_resolver $bin "$resolver_port" "$work/data"

@@ -26,10 +26,7 @@ $bin serve --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
   --data-dir "$work/data" --certs-dir "$work/certs" --admin-token soak --log-level warn &
 server=$!
 pids+=($server)
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break
-  sleep 0.1
-done
+wait_ready "$ADMIN_PORT"
 api() {
   curl -sf --cacert "$work/certs/ca.crt" -H 'Authorization: Bearer soak' -H 'Content-Type: application/json' "$@"
 }

@@ -305,6 +305,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The one-thread runtime of a command that does a little I/O and ends.
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Signal)
+}
+
 /// `resolve`: manifests in, resolved manifests out (stdout); warnings are
 /// returned for stderr.
 pub fn resolve(args: ResolveArgs) -> Result<crate::manifests::Resolved, AppError> {
@@ -343,10 +351,7 @@ pub fn resolve(args: ResolveArgs) -> Result<crate::manifests::Resolved, AppError
         input.push_str(&text);
     }
     crate::server::tls::install_crypto_provider();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(AppError::Signal)?;
+    let runtime = current_thread_runtime()?;
     runtime.block_on(async {
         let index = IndexHandle::new();
         // Opening publishes the records into the index.
@@ -391,10 +396,7 @@ pub fn import(args: crate::cli::ImportArgs) -> Result<crate::import::Outcome, Ap
         })
     };
     crate::server::tls::install_crypto_provider();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(AppError::Signal)?;
+    let runtime = current_thread_runtime()?;
     runtime.block_on(async {
         let mut plans: Vec<Plan> = Vec::new();
         for path in &args.docker_config {
@@ -471,10 +473,7 @@ pub fn export(args: crate::cli::ExportArgs) -> Result<Option<String>, AppError> 
     if !args.store.data_dir.join(DATABASE_FILE).exists() {
         return Err(AppError::NoStore(args.store.data_dir.display().to_string()));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(AppError::Signal)?;
+    let runtime = current_thread_runtime()?;
     let document = runtime.block_on(async {
         let store = open_embedded_store(&args.store, IndexHandle::new())?;
         let records = store.list().await?;

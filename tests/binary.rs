@@ -15,13 +15,6 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_registry-resolver");
 const TOKEN: &str = "binary-test-token";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 struct Served {
     child: Child,
     port: u16,
@@ -46,7 +39,7 @@ impl Served {
     }
 
     fn start_logging(dir: &Path, token: Option<&str>, level: &str, env: &[(&str, &str)]) -> Self {
-        let (port, admin_port) = (free_port(), free_port());
+        let (port, admin_port) = (common::free_port(), common::free_port());
         let log = dir.join(format!("serve-{port}.log"));
         let mut command = Command::new(BIN);
         command.envs(env.iter().copied());

@@ -62,6 +62,16 @@ fn render(sets: &[&str]) -> Vec<Value> {
         .collect()
 }
 
+/// A rendered container's `args`, as strings.
+fn container_args(container: &Value) -> Vec<String> {
+    container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
 fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     docs.iter()
         .find(|d| d["kind"] == kind)
@@ -329,12 +339,7 @@ fn the_servers_rendered_args_are_taken_by_the_binary() {
         let docs = render(sets);
         let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
         let container = &pod["containers"][0];
-        let args: Vec<String> = container["args"]
-            .as_array()
-            .expect("args")
-            .iter()
-            .map(|a| a.as_str().unwrap_or("").to_owned())
-            .collect();
+        let args = container_args(container);
         let out = Command::new(env!("CARGO_BIN_EXE_registry-resolver"))
             .args(&args)
             .arg("--help")
@@ -454,12 +459,7 @@ fn the_node_agent_is_off_by_default_and_fenced_when_on() {
 
     // The real binary takes the rendered arguments (it then fails to
     // reach a cluster, which is all this machine has to offer).
-    let args: Vec<String> = container["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .map(|a| a.as_str().unwrap_or("").to_owned())
-        .collect();
+    let args = container_args(container);
     let out = Command::new(env!("CARGO_BIN_EXE_registry-resolver"))
         .args(&args)
         .env("REGISTRY_RESOLVER_NODE_NAME", "node-1")
@@ -672,13 +672,7 @@ async fn the_rendered_deployment_starts_with_its_args_and_mounted_certificate() 
             .and_then(|p| p["containerPort"].as_u64())
             .unwrap_or_else(|| panic!("container port {name}"))
     };
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port")
-    };
-    let (https, admin) = (free(), free());
+    let (https, admin) = (common::free_port(), common::free_port());
     let args: Vec<String> = container["args"]
         .as_array()
         .expect("args")

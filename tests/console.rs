@@ -21,13 +21,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_registry-resolver");
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const TOKEN: &str = "console-test-token";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn wait_ready(admin_port: u16, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -67,7 +60,7 @@ async fn every_console_flow_in_a_real_browser() {
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, admin_port) = (free_port(), free_port());
+    let (port, admin_port) = (common::free_port(), common::free_port());
     let log = dir.path().join("serve.log");
     let mut server = Command::new(BIN)
         .arg("serve")

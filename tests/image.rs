@@ -251,13 +251,7 @@ async fn the_image_is_built_pushed_pulled_and_run_as_the_chart_runs_it() {
     let data = work.path().join("data");
     std::fs::create_dir(&data).expect("mkdir");
     std::os::unix::fs::chown(&data, Some(65532), Some(65532)).expect("chown");
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port")
-    };
-    let (https, admin) = (free(), free());
+    let (https, admin) = (common::free_port(), common::free_port());
     // runc keeps its state outside containerd's root: a name of this run's own.
     let id = format!("rr-image-test-{}", std::process::id());
     let mut run: Vec<String> = [

@@ -37,6 +37,28 @@ async fn add_registry(server: &TestServer, registry: &Distribution, pin: bool) {
     );
 }
 
+/// A "registry" that accepts connections and never answers: its address,
+/// and how many connections it has been sent.
+async fn hanging_registry() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (addr, connections)
+}
+
 async fn admitted_image(server: &TestServer, object: &Value) -> (String, Value) {
     let response = server
         .review(&admission_review(object, "team-a", "CREATE"))
@@ -238,21 +260,8 @@ async fn registry_down_under_both_policies() {
 /// deadline, not one per admission — and every admission is still answered.
 #[tokio::test]
 async fn a_hanging_registry_costs_one_lookup_not_one_per_admission() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            held.push(socket);
-        }
-    });
+    use std::sync::atomic::Ordering;
+    let (addr, connections) = hanging_registry().await;
     let server = TestServer::start_pinning(PinFailurePolicy::Allow).await;
     server
         .create_registry(json!({"name": "hangs", "server": format!("http://{addr}"),
@@ -402,21 +411,8 @@ async fn one_review_cannot_fan_out_into_thousands_of_lookups() {
 /// a registry that never answers hold 8 connections, not 40.
 #[tokio::test]
 async fn lookups_in_flight_per_registry_are_bounded() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            held.push(socket);
-        }
-    });
+    use std::sync::atomic::Ordering;
+    let (addr, connections) = hanging_registry().await;
     let server = TestServer::start_pinning(PinFailurePolicy::Allow).await;
     server
         .create_registry(json!({"name": "hangs", "server": format!("http://{addr}"),

@@ -33,6 +33,14 @@ pub fn store_args(data_dir: &Path) -> StoreArgs {
     }
 }
 
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 pub fn generate_certs(dir: &Path) -> CertPaths {
     certs::generate(
         dir,
