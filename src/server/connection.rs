@@ -240,7 +240,10 @@ pub async fn serve<S, H, Fut>(
             let service = TowerToHyperService::new(tower::ServiceExt::map_request(
                 router,
                 move |mut request: http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(identity);
+                    // Absent means unchecked: no insert on the common path.
+                    if identity.certificates_checked {
+                        request.extensions_mut().insert(identity);
+                    }
                     request
                 },
             ));

@@ -90,6 +90,8 @@ pub fn router(state: AppState) -> Router {
 /// size and in time.
 async fn read_review(state: &AppState, request: Request) -> Result<axum::body::Bytes, ApiError> {
     let (parts, body) = request.into_parts();
+    // The listener puts a ClientIdentity on requests only when it checks
+    // client certificates (--webhook-client-ca).
     if !parts
         .extensions
         .get::<ClientIdentity>()
