@@ -6,8 +6,9 @@
 //! against a registry addressed by a name from the container's /etc/hosts,
 //! a resolved Deployment, the console, and a clean exit on SIGTERM.
 //!
-//! The README's test command builds the image once, before `cargo test`, and
-//! passes its path in `REGISTRY_RESOLVER_IMAGE`; run alone, the test builds it.
+//! The README's test command builds the image once, beside the other tests,
+//! and then runs this one (`cargo test --test image -- --ignored`) with its
+//! path in `REGISTRY_RESOLVER_IMAGE`; run alone, the test builds it.
 
 mod common;
 mod containerd;
@@ -121,6 +122,7 @@ fn contents(archive: &Path) -> (Value, Value, Vec<(String, u32, u64)>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the image: the test command runs it (`-- --ignored`) once scripts/build-image is done"]
 async fn the_image_is_built_pushed_pulled_and_run_as_the_chart_runs_it() {
     registry_resolver::server::tls::install_crypto_provider();
     let (archive, digest) = image();
