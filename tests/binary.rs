@@ -39,41 +39,51 @@ impl Served {
     }
 
     fn start_logging(dir: &Path, token: Option<&str>, level: &str, env: &[(&str, &str)]) -> Self {
-        let (port, admin_port) = (common::free_port(), common::free_port());
-        let log = dir.join(format!("serve-{port}.log"));
-        let mut command = Command::new(BIN);
-        command.envs(env.iter().copied());
-        if let Some(token) = token {
-            command.env("REGISTRY_RESOLVER_ADMIN_TOKEN", token);
+        // A free port can be taken by another test's connection before the
+        // server binds it: then the server exits saying so, and we try
+        // other ports.
+        for _ in 0..5 {
+            let (port, admin_port) = (common::free_port(), common::free_port());
+            let log = dir.join(format!("serve-{port}.log"));
+            let mut command = Command::new(BIN);
+            command.envs(env.iter().copied());
+            if let Some(token) = token {
+                command.env("REGISTRY_RESOLVER_ADMIN_TOKEN", token);
+            }
+            let child = command
+                .arg("serve")
+                .env("REGISTRY_RESOLVER_LISTEN", format!("127.0.0.1:{port}"))
+                .env(
+                    "REGISTRY_RESOLVER_ADMIN_LISTEN",
+                    format!("127.0.0.1:{admin_port}"),
+                )
+                .env("REGISTRY_RESOLVER_DATA_DIR", dir.join("data"))
+                .env("REGISTRY_RESOLVER_CERTS_DIR", dir.join("certs"))
+                // By default everything we log, at the most verbose level, to
+                // search for secrets.
+                .env("REGISTRY_RESOLVER_LOG_LEVEL", level)
+                .env("REGISTRY_RESOLVER_LOG_FORMAT", "json")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("log file"))
+                .spawn()
+                .expect("binary starts");
+            let mut served = Self {
+                child,
+                port,
+                admin_port,
+                log,
+            };
+            match served.wait_ready() {
+                Ok(()) => return served,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("server not ready; log:\n{log}"),
+            }
         }
-        let child = command
-            .arg("serve")
-            .env("REGISTRY_RESOLVER_LISTEN", format!("127.0.0.1:{port}"))
-            .env(
-                "REGISTRY_RESOLVER_ADMIN_LISTEN",
-                format!("127.0.0.1:{admin_port}"),
-            )
-            .env("REGISTRY_RESOLVER_DATA_DIR", dir.join("data"))
-            .env("REGISTRY_RESOLVER_CERTS_DIR", dir.join("certs"))
-            // By default everything we log, at the most verbose level, to
-            // search for secrets.
-            .env("REGISTRY_RESOLVER_LOG_LEVEL", level)
-            .env("REGISTRY_RESOLVER_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("binary starts");
-        let served = Self {
-            child,
-            port,
-            admin_port,
-            log,
-        };
-        served.wait_ready();
-        served
+        panic!("no free ports for the server in five tries");
     }
 
-    fn wait_ready(&self) {
+    /// Ready, or the log when the server exited or never became ready.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             let ready = std::net::TcpStream::connect(("127.0.0.1", self.admin_port))
@@ -86,14 +96,16 @@ impl Served {
                 })
                 .unwrap_or(false);
             if ready {
-                return;
+                return Ok(());
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "server not ready; log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Err(std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     fn url(&self, path: &str) -> String {
