@@ -56,7 +56,12 @@ fn render(sets: &[&str]) -> Vec<Value> {
     }
     let (ok, text) = helm(&args);
     assert!(ok, "helm template {sets:?}: {text}");
-    serde_yaml::Deserializer::from_str(&text)
+    documents(&text)
+}
+
+/// Every document of a rendered stream.
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
         .map(|doc| Value::deserialize(doc).expect("rendered YAML"))
         .filter(|v| !v.is_null())
         .collect()
@@ -857,11 +862,7 @@ async fn the_chart_installs_from_a_registry_with_the_image_by_digest() {
         "{}",
         String::from_utf8_lossy(&rendered.stderr)
     );
-    let rendered = String::from_utf8(rendered.stdout).expect("utf-8");
-    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&rendered)
-        .map(|doc| Value::deserialize(doc).expect("rendered YAML"))
-        .filter(|v| !v.is_null())
-        .collect();
+    let docs = documents(&String::from_utf8(rendered.stdout).expect("utf-8"));
     let pinned = format!("{host}/registry-resolver@{digest}");
     for kind in ["Deployment", "DaemonSet"] {
         assert_eq!(

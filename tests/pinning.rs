@@ -59,6 +59,21 @@ async fn hanging_registry() -> (
     (addr, connections)
 }
 
+/// A server whose record for team-a pins digests at a hanging registry.
+async fn pinning_to_a_hanging_registry() -> (
+    TestServer,
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let (addr, connections) = hanging_registry().await;
+    let server = TestServer::start_pinning(PinFailurePolicy::Allow).await;
+    server
+        .create_registry(json!({"name": "hangs", "server": format!("http://{addr}"),
+            "namespaces": ["team-a"], "defaultFor": ["team-a"], "pinDigests": true}))
+        .await;
+    (server, addr, connections)
+}
+
 async fn admitted_image(server: &TestServer, object: &Value) -> (String, Value) {
     let response = server
         .review(&admission_review(object, "team-a", "CREATE"))
@@ -261,12 +276,7 @@ async fn registry_down_under_both_policies() {
 #[tokio::test]
 async fn a_hanging_registry_costs_one_lookup_not_one_per_admission() {
     use std::sync::atomic::Ordering;
-    let (addr, connections) = hanging_registry().await;
-    let server = TestServer::start_pinning(PinFailurePolicy::Allow).await;
-    server
-        .create_registry(json!({"name": "hangs", "server": format!("http://{addr}"),
-            "namespaces": ["team-a"], "defaultFor": ["team-a"], "pinDigests": true}))
-        .await;
+    let (server, addr, connections) = pinning_to_a_hanging_registry().await;
     let object = deployment("/team/app:1.0.0", json!({}));
 
     let together =
@@ -412,12 +422,7 @@ async fn one_review_cannot_fan_out_into_thousands_of_lookups() {
 #[tokio::test]
 async fn lookups_in_flight_per_registry_are_bounded() {
     use std::sync::atomic::Ordering;
-    let (addr, connections) = hanging_registry().await;
-    let server = TestServer::start_pinning(PinFailurePolicy::Allow).await;
-    server
-        .create_registry(json!({"name": "hangs", "server": format!("http://{addr}"),
-            "namespaces": ["team-a"], "defaultFor": ["team-a"], "pinDigests": true}))
-        .await;
+    let (server, _, connections) = pinning_to_a_hanging_registry().await;
     let first = deployment_with_tags((0..20).map(|i| format!("a{i}")));
     let second = deployment_with_tags((0..20).map(|i| format!("b{i}")));
     let (first, second) = (
