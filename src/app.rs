@@ -87,6 +87,55 @@ pub fn open_embedded_store(
     )?)
 }
 
+/// The store a command that ends (`import`, `export`) reads and writes:
+/// the embedded one, or the cluster's records (watched while it lives).
+struct CommandStore {
+    store: Arc<dyn RegistryStore>,
+    /// Ends the cluster watches when the command is done.
+    _watches: Option<tokio_util::sync::DropGuard>,
+}
+
+impl CommandStore {
+    /// `must_exist`: an embedded store that is not there yet is an error
+    /// (export), not a new empty one.
+    async fn open(
+        location: &crate::cli::StoreLocation,
+        args: &StoreArgs,
+        must_exist: bool,
+    ) -> Result<Self, AppError> {
+        let index = IndexHandle::new();
+        match location.store_kind {
+            StoreKind::Embedded => {
+                if must_exist && !args.data_dir.join(DATABASE_FILE).exists() {
+                    return Err(AppError::NoStore(args.data_dir.display().to_string()));
+                }
+                Ok(Self {
+                    store: Arc::new(open_embedded_store(args, index)?),
+                    _watches: None,
+                })
+            }
+            StoreKind::Kubernetes => {
+                let client = kube::Client::try_default()
+                    .await
+                    .map_err(|e| AppError::Cluster(e.to_string()))?;
+                let watches = tokio_util::sync::CancellationToken::new();
+                let store = crate::kubernetes::controller::records_store(
+                    client,
+                    &location.install_namespace,
+                    index,
+                    watches.clone(),
+                )
+                .await
+                .map_err(|_| AppError::Cluster("a watch stopped before it listed".into()))?;
+                Ok(Self {
+                    store,
+                    _watches: Some(watches.drop_guard()),
+                })
+            }
+        }
+    }
+}
+
 fn create_private_dir(path: &Path) -> Result<(), AppError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -191,7 +240,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
         addresses: Arc::new(AddressPolicy {
             allow_loopback: args
                 .registry_allow_loopback
-                .unwrap_or(args.store_kind == StoreKind::Embedded),
+                .unwrap_or(args.location.store_kind == StoreKind::Embedded),
             allow_link_local: args.registry_allow_link_local,
             deny: args.registry_deny_cidrs.clone(),
         }),
@@ -206,7 +255,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
     let metrics = Arc::new(Metrics::new());
     // Stops the cluster watches when the server stops.
     let background = tokio_util::sync::CancellationToken::new();
-    let (store, auth, workloads): (Arc<dyn RegistryStore>, Auth, _) = match args.store_kind {
+    let (store, auth, workloads): (Arc<dyn RegistryStore>, Auth, _) = match args.location.store_kind
+    {
         StoreKind::Embedded => (
             Arc::new(open_embedded_store(&args.store, index.clone())?),
             Auth::admin_token(admin_token(&args)?),
@@ -219,11 +269,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
             let workloads = Arc::new(UserClients::new(config.clone()));
             let client =
                 kube::Client::try_from(config).map_err(|e| AppError::Cluster(e.to_string()))?;
-            tracing::info!(namespace = %args.install_namespace, "waiting for the cluster's registries to be listed");
+            tracing::info!(namespace = %args.location.install_namespace, "waiting for the cluster's registries to be listed");
             let cluster = crate::kubernetes::controller::start(
                 client,
                 crate::kubernetes::controller::ClusterOptions {
-                    namespace: args.install_namespace.clone(),
+                    namespace: args.location.install_namespace.clone(),
                     reverify_interval: args.reverify_interval,
                     identity: replica_identity(),
                     lease_duration: args.lease_duration,
@@ -386,7 +436,7 @@ pub struct NodeConfigOutcome {
 }
 
 /// `import`: records from Docker configs, registry Secrets and export
-/// files into the embedded store.
+/// files into the embedded store or the cluster (`--store kubernetes`).
 pub fn import(args: crate::cli::ImportArgs) -> Result<crate::import::Outcome, AppError> {
     use crate::import::{ImportOptions, Plan, sources};
     let read = |path: &Path| {
@@ -428,8 +478,7 @@ pub fn import(args: crate::cli::ImportArgs) -> Result<crate::import::Outcome, Ap
             all.problems.extend(plan.problems);
             all
         });
-        let index = IndexHandle::new();
-        let store = open_embedded_store(&args.store, index)?;
+        let store = CommandStore::open(&args.location, &args.store, false).await?;
         let connectivity = Connectivity::new(ConnectivityOptions {
             client: ClientOptions {
                 addresses: Arc::new(AddressPolicy {
@@ -443,7 +492,7 @@ pub fn import(args: crate::cli::ImportArgs) -> Result<crate::import::Outcome, Ap
         });
         Ok(crate::import::apply(
             plan,
-            &store,
+            store.store.as_ref(),
             &connectivity,
             ImportOptions {
                 dry_run: args.dry_run,
@@ -470,12 +519,11 @@ async fn cluster_secrets() -> Result<serde_json::Value, AppError> {
 /// `export`: every record, in the form `import --records` reads; with
 /// passwords only into a file created 0600.
 pub fn export(args: crate::cli::ExportArgs) -> Result<Option<String>, AppError> {
-    if !args.store.data_dir.join(DATABASE_FILE).exists() {
-        return Err(AppError::NoStore(args.store.data_dir.display().to_string()));
-    }
+    crate::server::tls::install_crypto_provider();
     let runtime = current_thread_runtime()?;
     let document = runtime.block_on(async {
-        let store = open_embedded_store(&args.store, IndexHandle::new())?;
+        let opened = CommandStore::open(&args.location, &args.store, true).await?;
+        let store = opened.store.as_ref();
         let records = store.list().await?;
         let mut passwords = Vec::new();
         if args.include_passwords {

@@ -117,6 +117,9 @@ pub struct ImportArgs {
     pub registry_check_timeout: Duration,
 
     #[command(flatten)]
+    pub location: StoreLocation,
+
+    #[command(flatten)]
     pub store: StoreArgs,
 }
 
@@ -129,6 +132,9 @@ pub struct ExportArgs {
     /// Include each record's password: only into a file (-o), created 0600.
     #[arg(long, env = "REGISTRY_RESOLVER_INCLUDE_PASSWORDS", requires = "output")]
     pub include_passwords: bool,
+
+    #[command(flatten)]
+    pub location: StoreLocation,
 
     #[command(flatten)]
     pub store: StoreArgs,
@@ -257,6 +263,29 @@ pub struct NodeAgentArgs {
     pub resync_interval: std::time::Duration,
 }
 
+/// Which store holds the records: `serve`, `import` and `export` share it.
+#[derive(Debug, Clone, Args)]
+pub struct StoreLocation {
+    /// Where records live: `embedded` (SQLite in --data-dir) or `kubernetes`
+    /// (ImageRegistry objects; pull Secrets replicated; cluster RBAC for the API).
+    #[arg(
+        long = "store",
+        env = "REGISTRY_RESOLVER_STORE",
+        value_enum,
+        default_value = "embedded"
+    )]
+    pub store_kind: StoreKind,
+
+    /// With --store kubernetes: the namespace holding the credential Secrets
+    /// (where registry-resolver is installed).
+    #[arg(
+        long,
+        env = "REGISTRY_RESOLVER_INSTALL_NAMESPACE",
+        default_value = "registry-resolver"
+    )]
+    pub install_namespace: String,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Directory of the embedded store (database, encryption key, admin token).
@@ -287,27 +316,11 @@ pub struct ServeArgs {
     )]
     pub admin_listen: SocketAddr,
 
-    /// Where records live: `embedded` (SQLite in --data-dir) or `kubernetes`
-    /// (ImageRegistry objects; pull Secrets replicated; cluster RBAC for the API).
-    #[arg(
-        long = "store",
-        env = "REGISTRY_RESOLVER_STORE",
-        value_enum,
-        default_value = "embedded"
-    )]
-    pub store_kind: StoreKind,
+    #[command(flatten)]
+    pub location: StoreLocation,
 
     #[command(flatten)]
     pub store: StoreArgs,
-
-    /// With --store kubernetes: the namespace holding the credential Secrets
-    /// (where registry-resolver is installed).
-    #[arg(
-        long,
-        env = "REGISTRY_RESOLVER_INSTALL_NAMESPACE",
-        default_value = "registry-resolver"
-    )]
-    pub install_namespace: String,
 
     /// With --store kubernetes: how often every registry is checked again.
     #[arg(long, env = "REGISTRY_RESOLVER_REVERIFY_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]

@@ -21,6 +21,22 @@ const BIN: &str = env!("CARGO_BIN_EXE_registry-resolver");
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const TOKEN: &str = "console-test-token";
 
+/// Where the browser tests put their screenshots: `target/screenshots`, or
+/// the README's `docs/screenshots` when `UPDATE_SCREENSHOTS=1` asks for it.
+/// A test run must not change tracked files: the image test builds the
+/// image twice and a tree that changed in between labels the second build
+/// `-dirty`, another digest.
+fn screenshot_dir() -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
 fn wait_ready(admin_port: u16, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -78,8 +94,7 @@ async fn every_console_flow_in_a_real_browser() {
         .expect("server starts");
     wait_ready(admin_port, &log);
 
-    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let screenshots = screenshot_dir();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_test.py");
     let output = Command::new("python3")
         .arg(&script)
@@ -179,8 +194,7 @@ async fn the_console_in_kubernetes_mode() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let url = format!("https://localhost:{}", server.addr().port());
-    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let screenshots = screenshot_dir();
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_kubernetes_test.py");
     let axe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/axe/axe.min.js");

@@ -323,4 +323,95 @@ async fn export_and_import_move_records_between_stores() {
         .expect("a password");
     assert_eq!(credentials.password.expose(), PASSWORD);
     assert!(store.credentials("open").await.expect("read").is_none());
+
+    // Into a cluster (`--store kubernetes`): ImageRegistry objects and a
+    // credentials Secret in the install namespace, as the API writes them;
+    // a second run changes nothing; `export` from the cluster gives the
+    // records back.
+    let fake = common::fake_apiserver::FakeApiServer::new();
+    let url = fake.serve_http().await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        common::fake_apiserver::FakeApiServer::kubeconfig(&url),
+    )
+    .expect("write");
+    let kubeconfig = kubeconfig.to_str().expect("utf-8").to_owned();
+    let in_cluster = |args: Vec<String>| {
+        let kubeconfig = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&args, &[("KUBECONFIG", kubeconfig.as_str())])
+        })
+    };
+    let file_arg = file.to_str().expect("utf-8").to_owned();
+    let import_args = vec![
+        "import".into(),
+        "--records".into(),
+        file_arg.clone(),
+        "--verify=false".into(),
+        "--store".into(),
+        "kubernetes".into(),
+        "--install-namespace".into(),
+        "rr-system".into(),
+    ];
+    let (code, stdout, stderr) = in_cluster(import_args.clone()).await.expect("join");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("created lab"), "{stdout}");
+    let object = fake
+        .get("imageregistries", None, "lab")
+        .expect("an ImageRegistry");
+    assert_eq!(object["spec"]["namespaces"], json!(["team-*"]));
+    assert_eq!(object["spec"]["defaultFor"], json!(["team-a"]));
+    let secret_name = object["spec"]["credentialsSecretRef"]["name"]
+        .as_str()
+        .expect("a credentials Secret")
+        .to_owned();
+    let secret = fake
+        .get("secrets", Some("rr-system"), &secret_name)
+        .expect("the credentials Secret, in the install namespace");
+    let stored = secret["data"]["password"]
+        .as_str()
+        .map(|p| STANDARD.decode(p).expect("base64"))
+        .or_else(|| {
+            secret["stringData"]["password"]
+                .as_str()
+                .map(|p| p.as_bytes().to_vec())
+        })
+        .expect("a password");
+    assert_eq!(stored, PASSWORD.as_bytes());
+    assert!(fake.get("imageregistries", None, "open").is_some());
+
+    let (code, stdout, stderr) = in_cluster(import_args).await.expect("join");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("unchanged lab") && stdout.contains("unchanged open"),
+        "a second run changes nothing: {stdout}"
+    );
+    let (code, stdout, stderr) = in_cluster(vec![
+        "export".into(),
+        "--store".into(),
+        "kubernetes".into(),
+        "--install-namespace".into(),
+        "rr-system".into(),
+    ])
+    .await
+    .expect("join");
+    assert_eq!(code, 0, "{stderr}");
+    let from_cluster: Value = serde_json::from_str(&stdout).expect("export writes JSON");
+    let without_status = |items: &[Value]| -> Vec<Value> {
+        items
+            .iter()
+            .map(|item| {
+                let mut item = item.clone();
+                item.as_object_mut().map(|o| o.remove("status"));
+                item
+            })
+            .collect()
+    };
+    assert_eq!(
+        without_status(from_cluster["items"].as_array().expect("items")),
+        without_status(&exported(&first)),
+        "the cluster holds the same records"
+    );
 }

@@ -73,17 +73,11 @@ pub async fn start(
         changed: changed.clone(),
         shutdown: shutdown.clone(),
     };
-    watching.watch(
-        Api::<ImageRegistry>::all(client.clone()),
-        watcher::Config::default(),
+    watching.watch_records(
+        &client,
+        &options.namespace,
         registries_writer,
-        |object| Some(Touched::Registry(object.name_any())),
-    );
-    watching.watch(
-        Api::<Secret>::namespaced(client.clone(), &options.namespace),
-        watcher::Config::default().fields("type=kubernetes.io/basic-auth"),
         credentials_writer,
-        |secret| Some(Touched::Credentials(secret.name_any())),
     );
     watching.watch(
         Api::<Secret>::all(client.clone()),
@@ -167,6 +161,44 @@ pub async fn start(
     Cluster { store, client }
 }
 
+/// `import` and `export` with `--store kubernetes`: the records alone.
+/// The ImageRegistries and their credential Secrets are watched, as `serve`
+/// watches them, so the store reads its own writes; nothing is replicated
+/// and no Lease is taken (a running server's leader replicates what is
+/// written). Returns once both watches have listed; they end with
+/// `shutdown`.
+pub async fn records_store(
+    client: kube::Client,
+    namespace: &str,
+    index: Arc<IndexHandle>,
+    shutdown: CancellationToken,
+) -> Result<Arc<KubeStore>, kube::runtime::reflector::store::WriterDropped> {
+    let (registries, registries_writer) = reflector::store();
+    let (credentials, credentials_writer) = reflector::store();
+    let caches = Arc::new(Caches {
+        registries: registries.clone(),
+        secrets: credentials.clone(),
+        pull_secrets: None,
+        namespaces: None,
+    });
+    let watching = Watching {
+        caches: caches.clone(),
+        index: index.clone(),
+        changed: Arc::new(Notify::new()),
+        shutdown,
+    };
+    watching.watch_records(&client, namespace, registries_writer, credentials_writer);
+    registries.wait_until_ready().await?;
+    credentials.wait_until_ready().await?;
+    caches.publish(&index);
+    Ok(Arc::new(KubeStore::new(
+        client,
+        namespace.to_owned(),
+        Caches::clone(&caches),
+        index,
+    )))
+}
+
 /// What every watch feeds: the caches, the index, and the replication loop.
 struct Watching {
     caches: Arc<Caches>,
@@ -176,6 +208,29 @@ struct Watching {
 }
 
 impl Watching {
+    /// The records: every ImageRegistry, and the credential Secrets of the
+    /// install namespace.
+    fn watch_records(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        registries: reflector::store::Writer<ImageRegistry>,
+        credentials: reflector::store::Writer<Secret>,
+    ) {
+        self.watch(
+            Api::<ImageRegistry>::all(client.clone()),
+            watcher::Config::default(),
+            registries,
+            |object| Some(Touched::Registry(object.name_any())),
+        );
+        self.watch(
+            Api::<Secret>::namespaced(client.clone(), namespace),
+            watcher::Config::default().fields("type=kubernetes.io/basic-auth"),
+            credentials,
+            |secret| Some(Touched::Credentials(secret.name_any())),
+        );
+    }
+
     /// A reflector over `api` into `writer`. Each event changes the index
     /// where it touches it (`touched` says what an object touches), at
     /// once, and wakes the replication loop; a relist rebuilds the index.
