@@ -11,6 +11,7 @@ use registry_resolver::registry::{Registry, RegistryStatus, TlsOptions};
 fn record(name: &str, server: &str, namespaces: &[&str], default_for: &[&str]) -> Registry {
     Registry {
         name: name.into(),
+        version: "1".into(),
         server: server.into(),
         username: Some("robot".into()),
         has_password: true,

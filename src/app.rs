@@ -91,6 +91,7 @@ pub fn open_embedded_store(
 /// the embedded one, or the cluster's records (watched while it lives).
 struct CommandStore {
     store: Arc<dyn RegistryStore>,
+    index: Arc<IndexHandle>,
     /// Ends the cluster watches when the command is done.
     _watches: Option<tokio_util::sync::DropGuard>,
 }
@@ -110,7 +111,8 @@ impl CommandStore {
                     return Err(AppError::NoStore(args.data_dir.display().to_string()));
                 }
                 Ok(Self {
-                    store: Arc::new(open_embedded_store(args, index)?),
+                    store: Arc::new(open_embedded_store(args, index.clone())?),
+                    index,
                     _watches: None,
                 })
             }
@@ -122,13 +124,14 @@ impl CommandStore {
                 let store = crate::kubernetes::controller::records_store(
                     client,
                     &location.install_namespace,
-                    index,
+                    index.clone(),
                     watches.clone(),
                 )
                 .await
                 .map_err(|_| AppError::Cluster("a watch stopped before it listed".into()))?;
                 Ok(Self {
                     store,
+                    index,
                     _watches: Some(watches.drop_guard()),
                 })
             }
@@ -490,10 +493,14 @@ pub fn import(args: crate::cli::ImportArgs) -> Result<crate::import::Outcome, Ap
             check_timeout: args.registry_check_timeout,
             ..ConnectivityOptions::default()
         });
+        let service = crate::service::RegistryService::new(
+            store.store.clone(),
+            store.index.clone(),
+            Arc::new(connectivity),
+        );
         Ok(crate::import::apply(
             plan,
-            store.store.as_ref(),
-            &connectivity,
+            &service,
             ImportOptions {
                 dry_run: args.dry_run,
                 verify: args.verify,

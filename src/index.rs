@@ -854,6 +854,7 @@ pub(crate) mod tests {
     ) -> Registry {
         Registry {
             name: name.into(),
+            version: "1".into(),
             server: server.into(),
             username: credentials.then(|| "robot".into()),
             has_password: credentials,

@@ -33,5 +33,6 @@ pub mod registry;
 pub mod resolve;
 pub mod selector;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 pub mod yaml_edit;

@@ -1,6 +1,7 @@
 //! The REST API over real HTTPS: CRUD, every error status, auth, limits.
 
 mod common;
+mod distribution;
 
 use common::{Backend, TOKEN, TestServer};
 
@@ -32,6 +33,8 @@ on_both_stores!(
     authentication_is_required_and_passwords_never_returned,
     openapi_document_describes_every_endpoint,
     health_readiness_and_metrics,
+    writers_of_different_fields_both_win,
+    if_match_makes_read_modify_write_safe,
 );
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -386,6 +389,39 @@ async fn stored_password_is_never_sent_to_a_new_address(backend: Backend) {
         .await
         .expect("request");
     assert_eq!(response.status(), 422);
+
+    // A new trust setting is a new address for the password too.
+    for (tls, what) in [
+        (
+            json!({"insecureSkipVerify": true}),
+            "tls.insecureSkipVerify",
+        ),
+        (
+            json!({"caBundle": std::fs::read_to_string(
+                common::generate_certs(&server.dir.path().join("other-ca")).ca_cert,
+            )
+            .expect("a CA")}),
+            "tls.caBundle",
+        ),
+    ] {
+        let response = server
+            .api(Method::PATCH, "/registries/demo?verify=false")
+            .header("content-type", "application/merge-patch+json")
+            .body(json!({ "tls": tls }).to_string())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 422, "{what}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["field"], "password", "{what}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!("{what} changed")),
+            "{body}"
+        );
+    }
 
     // With the password given again, the move is accepted.
     moved["password"] = json!("new-pw");
@@ -1326,4 +1362,180 @@ async fn every_operation_refuses_unknown_query_parameters() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(record["server"], "https://r.example");
+}
+
+/// Two writers of different fields at once, 500 times: one changes the
+/// password (its registry check is the slow part), one changes the
+/// namespaces. Each wins every time: the slower write is applied to the
+/// record as it is when it commits, so a removed namespace never comes
+/// back with it.
+async fn writers_of_different_fields_both_win(backend: Backend) {
+    let registry = distribution::Distribution::start(distribution::Mode::Basic).await;
+    let server = std::sync::Arc::new(TestServer::start_on(backend).await);
+    let all = json!(["team-a", "ns-y"]);
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries",
+        Some(
+            json!({"name": "lab", "server": registry.server(), "username": distribution::USER,
+                    "password": distribution::PASSWORD, "namespaces": all}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let patch = |body: Value| {
+        let server = server.clone();
+        async move {
+            let response = server
+                .api(Method::PATCH, "/registries/lab")
+                .header("content-type", "application/merge-patch+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    for round in 0..500 {
+        // Revoke ns-y in even rounds, grant it back in odd ones.
+        let namespaces = if round % 2 == 0 {
+            json!(["team-a"])
+        } else {
+            all.clone()
+        };
+        let before = chrono::Utc::now();
+        let (password, revocation) = tokio::join!(
+            patch(json!({"password": distribution::PASSWORD})),
+            patch(json!({ "namespaces": namespaces })),
+        );
+        assert_eq!(password.0, 200, "round {round}: {}", password.1);
+        assert_eq!(revocation.0, 200, "round {round}: {}", revocation.1);
+        let (_, record) = send(&server, Method::GET, "/registries/lab", None).await;
+        assert_eq!(
+            record["namespaces"], namespaces,
+            "round {round}: the namespaces as the second writer left them"
+        );
+        let checked: chrono::DateTime<chrono::Utc> = record["status"]["lastVerifiedAt"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .expect("verified");
+        assert!(
+            record["status"]["verified"] == true
+                && checked >= before - chrono::Duration::seconds(1),
+            "round {round}: the first writer's check is the record's status: {record}"
+        );
+    }
+}
+
+/// A client's own read-modify-write: `GET` gives the version as the ETag,
+/// and `PUT`, `PATCH` and `DELETE` with a stale `If-Match` change nothing
+/// (412, naming the current version). A version is never reused, not even
+/// by a record deleted and created again.
+async fn if_match_makes_read_modify_write_safe(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
+    let created = server.create_registry(demo()).await;
+    let response = server
+        .api(Method::GET, "/registries/demo")
+        .send()
+        .await
+        .expect("get");
+    let first = response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("an ETag")
+        .to_owned();
+    let record: Value = response.json().await.expect("json");
+    assert_eq!(
+        first,
+        format!("\"{}\"", record["version"].as_str().expect("version"))
+    );
+    assert_eq!(record["version"], created["version"]);
+
+    let patch = |etag: &str, body: Value| {
+        server
+            .api(Method::PATCH, "/registries/demo?verify=false")
+            .header("content-type", "application/merge-patch+json")
+            .header("if-match", etag)
+            .body(body.to_string())
+            .send()
+    };
+    let response = patch(&first, json!({"description": "one"}))
+        .await
+        .expect("patch");
+    assert_eq!(response.status(), 200);
+    let second = response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("an ETag")
+        .to_owned();
+    assert_ne!(second, first, "every write is a new version");
+
+    let stale = patch(&first, json!({"description": "two"}))
+        .await
+        .expect("patch");
+    assert_eq!(stale.status(), 412);
+    let body: Value = stale.json().await.expect("json");
+    assert_eq!(error_code(&body), "precondition_failed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(second.trim_matches('"')),
+        "names the current version: {body}"
+    );
+    let mut replacement = demo();
+    replacement["description"] = json!("three");
+    let response = server
+        .api(Method::PUT, "/registries/demo?verify=false")
+        .header("if-match", &first)
+        .json(&replacement)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status(), 412);
+    let response = server
+        .api(Method::DELETE, "/registries/demo")
+        .header("if-match", &first)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), 412);
+    let (_, record) = send(&server, Method::GET, "/registries/demo", None).await;
+    assert_eq!(record["description"], "one", "no stale write landed");
+
+    let response = server
+        .api(Method::DELETE, "/registries/demo")
+        .header("if-match", "\"a\", \"b\"")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), 422, "one version, not a list");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["field"], "If-Match");
+
+    let response = server
+        .api(Method::DELETE, "/registries/demo")
+        .header("if-match", &second)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), 204);
+    let again = server.create_registry(demo()).await;
+    assert_ne!(
+        format!("\"{}\"", again["version"].as_str().expect("version")),
+        second,
+        "a new record never takes an old version"
+    );
+    let response = patch(&second, json!({"description": "late"}))
+        .await
+        .expect("patch");
+    assert_eq!(
+        response.status(),
+        412,
+        "the deleted record's version does not fit the new one"
+    );
 }

@@ -13,6 +13,7 @@ use crate::kubernetes::workloads::SubmitError;
 use crate::registry::client::ConnectError;
 use crate::registry::store::StoreError;
 use crate::registry::{FieldError, ValidationErrors};
+use crate::service::WriteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -68,6 +69,12 @@ pub enum ApiError {
     /// What this mode cannot do (e.g. creating workloads without a cluster).
     #[error("{0}")]
     NotSupported(&'static str),
+    /// `If-Match` named another version than the record's (412).
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The write lost every race with other writers (409).
+    #[error("{0}")]
+    Conflict(String),
     #[error("no such path: {}", excerpt(.0))]
     NoRoute(String),
     #[error("{} is not allowed on {}", excerpt(.method), excerpt(.path))]
@@ -123,12 +130,6 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "default_conflict",
                 Some("defaultFor".into()),
-                vec![],
-            ),
-            Self::Store(S::PasswordRequiredForNewServer { .. } | S::PasswordRequired(_)) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                Some("password".into()),
                 vec![],
             ),
             Self::Store(S::NeedsCluster(field)) => (
@@ -198,6 +199,13 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, vec![])
             }
             Self::NotSupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_supported", None, vec![]),
+            Self::PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                None,
+                vec![],
+            ),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", None, vec![]),
             Self::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found", None, vec![]),
             Self::MethodNotAllowed { .. } => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -205,6 +213,26 @@ impl ApiError {
                 None,
                 vec![],
             ),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Invalid(errors) => Self::Validation(errors),
+            WriteError::Store(error) => Self::Store(error),
+            WriteError::CheckFailed(error) => Self::CheckFailed(error),
+            error @ WriteError::PreconditionFailed { .. } => {
+                Self::PreconditionFailed(error.to_string())
+            }
+            error @ WriteError::Conflict(_) => Self::Conflict(error.to_string()),
+            error @ (WriteError::PasswordRequiredFor { .. } | WriteError::PasswordRequired(_)) => {
+                Self::InvalidField {
+                    field: Some("password".into()),
+                    message: error.to_string(),
+                }
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::kubernetes::auth::{AuthError, ClusterAuth, Permission};
 use crate::pinning::Pinner;
 use crate::registry::connectivity::Connectivity;
 use crate::registry::store::RegistryStore;
+use crate::service::RegistryService;
 use crate::telemetry::Metrics;
 use contract::Contract;
 use error::ApiError;
@@ -31,11 +32,25 @@ use error::ApiError;
 /// What every handler shares, behind one `Arc`: axum clones the state for
 /// every request, so a clone is one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState(Arc<Services>);
+pub struct AppState(Arc<(Services, RegistryService)>);
 
 impl From<Services> for AppState {
+    /// Every write goes through one [`RegistryService`] over the services'
+    /// store.
     fn from(services: Services) -> Self {
-        Self(Arc::new(services))
+        let service = RegistryService::new(
+            services.store.clone(),
+            services.index.clone(),
+            services.connectivity.clone(),
+        );
+        Self(Arc::new((services, service)))
+    }
+}
+
+impl AppState {
+    /// The one write path for records.
+    pub fn service(&self) -> &RegistryService {
+        &self.0.1
     }
 }
 
@@ -43,7 +58,7 @@ impl std::ops::Deref for AppState {
     type Target = Services;
 
     fn deref(&self) -> &Services {
-        &self.0
+        &self.0.0
     }
 }
 

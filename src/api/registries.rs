@@ -15,13 +15,12 @@ use super::paging::{self, ListMeta};
 use crate::index::ClaimedBy;
 use crate::listing::{self, SortBy, SortOrder};
 use crate::reference::validate_path_component;
-use crate::registry::connectivity::Connectivity;
-use crate::registry::store::{Credentials, StoreError};
+use crate::registry::store::Credentials;
 use crate::registry::{
-    BrowseMethod, FieldError, PasswordChange, Registry, RegistryInput, RegistrySpec,
-    RegistryStatus, ValidationErrors, WriteMode, check_dns1123_label, dedup,
+    BrowseMethod, FieldError, Registry, RegistryInput, ValidationErrors, check_dns1123_label, dedup,
 };
 use crate::resolve::{self, Choice};
+use crate::service::Written;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RegistryList {
@@ -290,20 +289,10 @@ pub async fn create(
     ApiQuery(query): ApiQuery<WriteQuery>,
     ApiJson(input): ApiJson<RegistryInput>,
 ) -> Result<Response, ApiError> {
-    let mut spec = input.validate(WriteMode::Create, None)?;
-    if state.store.get(&spec.name).await?.is_some() {
-        // Say so before spending a registry round trip.
-        return Err(StoreError::AlreadyExists(spec.name).into());
-    }
-    check_write(&state, &mut spec, None, query.verify()).await?;
-    let warnings = default_overlaps(&state, &spec);
-    let record = state.store.create(spec).await?;
-    tracing::info!(registry = %record.name, server = %record.server, "registry created");
-    let location = HeaderValue::from_str(&format!("/api/v1/registries/{}", record.name)).ok();
-    let mut response = with_warnings(
-        (StatusCode::CREATED, Json(record)).into_response(),
-        &warnings,
-    );
+    let written = state.service().create(input, query.verify()).await?;
+    let location =
+        HeaderValue::from_str(&format!("/api/v1/registries/{}", written.record.name)).ok();
+    let mut response = with_record((StatusCode::CREATED, Json(&written.record)), &written);
     if let Some(location) = location {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -349,48 +338,99 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/registries/{name}", tag = "registries",
     params(("name" = String, Path, description = "Registry name")),
     responses(
-        (status = 200, description = "The record", body = Registry),
+        (status = 200, description = "The record; its version is the ETag", body = Registry,
+            headers(("ETag" = String, description = "The record's version, for If-Match"))),
         (status = 404, description = "No such registry", body = ErrorBody),
     ))]
 pub async fn get(
     State(state): State<AppState>,
     _: ApiQuery<NoQuery>,
     Path(name): Path<String>,
-) -> Result<Json<Registry>, ApiError> {
-    find(&state, &name).await.map(Json)
+) -> Result<Response, ApiError> {
+    let record = find(&state, &name).await?;
+    let mut response = Json(&record).into_response();
+    if let Some(etag) = etag(&record.version) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+/// A record's version as an ETag (a strong one: the version changes with
+/// every write).
+fn etag(version: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("\"{version}\"")).ok()
+}
+
+/// The version an `If-Match` header names, if one was sent. `*` asks only
+/// that the record exist, which every update needs anyway.
+fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let invalid = || ApiError::InvalidField {
+        field: Some("If-Match".into()),
+        message: "If-Match must be one version as the ETag gives it, e.g. \"42\"".into(),
+    };
+    let text = value.to_str().map_err(|_| invalid())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let text = text.strip_prefix("W/").unwrap_or(text);
+    let version = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    if version.is_empty() || version.contains(['"', ',', ' ']) {
+        return Err(invalid());
+    }
+    Ok(Some(version.to_owned()))
+}
+
+/// A written record as a response: its ETag, and the write's warnings.
+fn with_record(response: impl IntoResponse, written: &Written) -> Response {
+    let mut response = with_warnings(response.into_response(), &written.warnings);
+    if let Some(etag) = etag(&written.record.version) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
 }
 
 #[utoipa::path(put, path = "/api/v1/registries/{name}", tag = "registries",
-    params(("name" = String, Path, description = "Registry name"), WriteQuery),
+    params(("name" = String, Path, description = "Registry name"), WriteQuery, ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412")),
     request_body = RegistryReplacement,
     responses(
         (status = 200, description = "Replaced", body = Registry),
         (status = 404, description = "No such registry", body = ErrorBody),
-        (status = 409, description = "A defaultFor namespace has another default", body = ErrorBody),
-        (status = 422, description = "Invalid fields; or server changed without a password", body = ErrorBody),
+        (status = 409, description = "A defaultFor namespace has another default; or other writers kept changing the record (conflict)", body = ErrorBody),
+        (status = 412, description = "If-Match names another version than the record's (precondition_failed)", body = ErrorBody),
+        (status = 422, description = "Invalid fields; or server or TLS trust changed without a password", body = ErrorBody),
     ))]
 pub async fn replace(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<WriteQuery>,
+    headers: axum::http::HeaderMap,
     ApiJson(input): ApiJson<RegistryInput>,
 ) -> Result<Response, ApiError> {
-    let mut spec = input.validate(WriteMode::Replace, Some(&name))?;
-    let current = find(&state, &name).await?;
-    check_write(&state, &mut spec, Some(&current), query.verify()).await?;
-    let warnings = default_overlaps(&state, &spec);
-    let record = state.store.replace(spec).await?;
-    tracing::info!(registry = %record.name, server = %record.server, "registry replaced");
-    Ok(with_warnings(Json(record).into_response(), &warnings))
+    let precondition = if_match(&headers)?;
+    let written = state
+        .service()
+        .update(&name, precondition.as_deref(), query.verify(), |_| {
+            Ok::<_, ApiError>(input.clone())
+        })
+        .await?;
+    Ok(with_record(Json(&written.record), &written))
 }
 
 #[utoipa::path(patch, path = "/api/v1/registries/{name}", tag = "registries",
-    params(("name" = String, Path, description = "Registry name"), WriteQuery),
+    params(("name" = String, Path, description = "Registry name"), WriteQuery, ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412")),
     request_body(content = RegistryPatch, content_type = "application/merge-patch+json"),
     responses(
-        (status = 200, description = "Patched", body = Registry),
+        (status = 200, description = "Patched: the patch applied to the record as it is when the write commits", body = Registry),
         (status = 404, description = "No such registry", body = ErrorBody),
-        (status = 422, description = "Invalid result", body = ErrorBody),
+        (status = 409, description = "A defaultFor namespace has another default; or other writers kept changing the record (conflict)", body = ErrorBody),
+        (status = 412, description = "If-Match names another version than the record's (precondition_failed)", body = ErrorBody),
+        (status = 422, description = "Invalid result; or server or TLS trust changed without a password", body = ErrorBody),
     ))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -399,6 +439,7 @@ pub async fn patch(
     request: Request<Body>,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    let precondition = if_match(&parts.headers)?;
     let bytes = read_body(
         body,
         &parts.headers,
@@ -414,32 +455,18 @@ pub async fn patch(
             message: "a merge patch must be a JSON object".into(),
         });
     }
-    let current = find(&state, &name).await?;
-    let mut document = serde_json::to_value(RegistryInput::from(&current))
-        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    json_patch::merge(&mut document, &merge);
-    let input: RegistryInput = parse_json(document.to_string().as_bytes())?;
-    let mut spec = input.validate(WriteMode::Replace, Some(&name))?;
-    check_write(&state, &mut spec, Some(&current), query.verify()).await?;
-    let warnings = default_overlaps(&state, &spec);
-    let record = state.store.replace(spec).await?;
-    tracing::info!(registry = %record.name, "registry patched");
-    Ok(with_warnings(Json(record).into_response(), &warnings))
-}
-
-/// Overlaps of `spec`'s defaults with other records' that the precedence
-/// rule settles: allowed, and said to the writer.
-fn default_overlaps(state: &AppState, spec: &RegistrySpec) -> Vec<String> {
-    let index = state.index.load();
-    let mut said = index.check_defaults(&spec.name, &spec.default_for).overlaps;
-    if let Some(selector) = spec
-        .default_for_selector
-        .as_ref()
-        .and_then(crate::selector::NamespaceSelector::compile)
-    {
-        said.extend(index.check_selector_default(&spec.name, &selector));
-    }
-    said
+    // The patch is applied to the record as it is when the write commits:
+    // fields it does not name keep what anyone else wrote meanwhile.
+    let written = state
+        .service()
+        .update(&name, precondition.as_deref(), query.verify(), |current| {
+            let mut document = serde_json::to_value(RegistryInput::from(current))
+                .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+            json_patch::merge(&mut document, &merge);
+            parse_json::<RegistryInput>(document.to_string().as_bytes())
+        })
+        .await?;
+    Ok(with_record(Json(&written.record), &written))
 }
 
 /// Adds each warning as a `Warning: 299` header, as the Kubernetes API
@@ -455,22 +482,26 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 }
 
 #[utoipa::path(delete, path = "/api/v1/registries/{name}", tag = "registries",
-    params(("name" = String, Path, description = "Registry name")),
+    params(("name" = String, Path, description = "Registry name"), ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such registry", body = ErrorBody),
+        (status = 409, description = "Other writers kept changing the record (conflict)", body = ErrorBody),
+        (status = 412, description = "If-Match names another version than the record's (precondition_failed)", body = ErrorBody),
+        (status = 422, description = "An If-Match that is not one version", body = ErrorBody),
     ))]
 pub async fn delete(
     State(state): State<AppState>,
     _: ApiQuery<NoQuery>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.delete(&name).await? {
-        tracing::info!(registry = %name, "registry deleted");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(name))
-    }
+    let precondition = if_match(&headers)?;
+    state
+        .service()
+        .delete(&name, precondition.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/registries:batchDelete", tag = "registries",
@@ -484,10 +515,7 @@ pub async fn batch_delete(
     _: ApiQuery<NoQuery>,
     ApiJson(request): ApiJson<BatchDeleteRequest>,
 ) -> Result<Json<BatchDeleteResponse>, ApiError> {
-    let result = state.store.delete_many(request.validate()?).await?;
-    if !result.deleted.is_empty() {
-        tracing::info!(registries = ?result.deleted, "registries deleted");
-    }
+    let result = state.service().delete_many(request.validate()?).await?;
     Ok(Json(BatchDeleteResponse {
         deleted: result.deleted,
         not_found: result.not_found,
@@ -600,53 +628,6 @@ fn check_namespace(namespace: &str) -> Result<(), ApiError> {
     })
 }
 
-/// Runs the login check a write needs: on create, and on an update that
-/// changes server, credentials or TLS. The stored password is used only
-/// when the server stays the same.
-async fn check_write(
-    state: &AppState,
-    spec: &mut RegistrySpec,
-    current: Option<&Registry>,
-    verify: bool,
-) -> Result<(), ApiError> {
-    if current.is_some_and(|old| !spec.changes_connection(old)) {
-        return Ok(());
-    }
-    if !verify {
-        spec.status = Some(RegistryStatus {
-            verified: false,
-            last_verified_at: None,
-            message: Some("not verified: saved with verify=false".into()),
-        });
-        return Ok(());
-    }
-    let credentials = match (&spec.username, &spec.password, current) {
-        (Some(username), PasswordChange::Set(password), _) => Some(Credentials {
-            username: username.clone(),
-            password: password.clone(),
-        }),
-        (Some(username), PasswordChange::Keep, Some(old))
-            if crate::registry::store::keeps_stored_password(spec, &old.server)? =>
-        {
-            let stored = state.store.credentials(&spec.name).await?;
-            let stored = stored.ok_or_else(|| StoreError::PasswordRequired(spec.name.clone()))?;
-            Some(Credentials {
-                username: username.clone(),
-                password: stored.password,
-            })
-        }
-        _ => None,
-    };
-    let result = state
-        .connectivity
-        .check(&spec.server, &spec.tls, credentials)
-        .await;
-    let status = Connectivity::status_after(&result);
-    result.map_err(ApiError::CheckFailed)?;
-    spec.status = Some(status);
-    Ok(())
-}
-
 #[utoipa::path(post, path = "/api/v1/registries:verify", tag = "registries",
     request_body = RegistryInput,
     responses(
@@ -656,12 +637,9 @@ async fn check_write(
 pub async fn verify_unsaved(
     State(state): State<AppState>,
     _: ApiQuery<NoQuery>,
-    ApiJson(mut input): ApiJson<RegistryInput>,
+    ApiJson(input): ApiJson<RegistryInput>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    // The create dialog may check before the name is typed.
-    input.name.get_or_insert_with(|| "unsaved".to_owned());
-    let mut spec = input.validate(WriteMode::Create, None)?;
-    check_write(&state, &mut spec, None, true).await?;
+    state.service().check_unsaved(input).await?;
     Ok(Json(VerifyResponse {
         verified: true,
         message: "login succeeded".into(),
@@ -681,10 +659,7 @@ pub async fn verify_saved(
     Path(name): Path<String>,
 ) -> Result<Json<Registry>, ApiError> {
     let record = find(&state, &name).await?;
-    let (updated, result) = state
-        .connectivity
-        .recheck(state.store.as_ref(), &record)
-        .await?;
+    let (updated, result) = state.service().recheck(&record).await?;
     result.map_err(ApiError::CheckFailed)?;
     Ok(Json(updated))
 }

@@ -12,10 +12,9 @@ pub mod sources;
 
 use serde_json::{Value, json};
 
-use crate::registry::connectivity::Connectivity;
-use crate::registry::store::{Credentials, RegistryStore};
-use crate::registry::{PasswordChange, Registry, RegistrySpec, RegistryStatus};
-use crate::registry::{RegistryInput, WriteMode};
+use crate::registry::store::Credentials;
+use crate::registry::{PasswordChange, Registry, RegistryInput, RegistrySpec, WriteMode};
+use crate::service::{RegistryService, WriteError};
 pub use sources::{Plan, Planned, Problem};
 
 /// What an import did (or, with `dry_run`, would do), a line each.
@@ -36,20 +35,15 @@ pub struct ImportOptions {
 }
 
 /// What to do with one planned record, given what is stored.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Create,
     Update,
     Unchanged,
 }
 
-/// Writes `plan` into `store`.
-pub async fn apply(
-    plan: Plan,
-    store: &dyn RegistryStore,
-    connectivity: &Connectivity,
-    options: ImportOptions,
-) -> Outcome {
+/// Writes `plan` through `service`, the API's write path.
+pub async fn apply(plan: Plan, service: &RegistryService, options: ImportOptions) -> Outcome {
     let mut outcome = Outcome::default();
     for problem in &plan.problems {
         outcome
@@ -60,7 +54,7 @@ pub async fn apply(
     for planned in plan.records {
         let from = planned.from.join(", ");
         let name = planned.input.name.clone().unwrap_or_default();
-        match import_one(planned.input, store, connectivity, options).await {
+        match import_one(planned.input, service, options).await {
             Ok((action, spec)) => {
                 let verb = match (action, options.dry_run) {
                     (Action::Create, false) => "created",
@@ -92,17 +86,18 @@ pub async fn apply(
 
 async fn import_one(
     input: RegistryInput,
-    store: &dyn RegistryStore,
-    connectivity: &Connectivity,
+    service: &RegistryService,
     options: ImportOptions,
 ) -> Result<(Action, RegistrySpec), String> {
+    let store = service.store();
     let name = input.name.clone().unwrap_or_default();
     let existing = store.get(&name).await.map_err(|e| e.to_string())?;
     let mode = match existing {
         Some(_) => WriteMode::Replace,
         None => WriteMode::Create,
     };
-    let mut spec = input
+    let spec = input
+        .clone()
         .validate(mode, Some(&name))
         .map_err(|e| e.to_string())?;
     let stored = match &existing {
@@ -114,58 +109,39 @@ async fn import_one(
         Some(current) if same(current, &spec, stored.as_ref()) => Action::Unchanged,
         Some(_) => Action::Update,
     };
-    if action == Action::Unchanged {
-        return Ok((action, spec));
-    }
-    // Only a new address, login or TLS setting is checked again (as the
-    // API does); anything else keeps the stored status.
-    if let Some(current) = &existing
-        && !spec.changes_connection(current)
-    {
-        if !options.dry_run {
-            store
-                .replace(spec.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        return Ok((action, spec));
-    }
-    // A password left out keeps the stored one: the same rule as the API's.
-    let credentials = match (&spec.username, &spec.password, &existing) {
-        (Some(username), PasswordChange::Set(password), _) => Some(Credentials {
-            username: username.clone(),
-            password: password.clone(),
-        }),
-        (Some(username), PasswordChange::Keep, Some(current)) => {
-            crate::registry::store::keeps_stored_password(&spec, &current.server)
-                .map_err(|e| e.to_string())?;
-            stored.map(|stored| Credentials {
-                username: username.clone(),
-                password: stored.password,
-            })
-        }
-        _ => None,
+    let failed = |e: WriteError| match e {
+        WriteError::CheckFailed(e) => format!("the registry check failed ({}): {e}", e.code()),
+        other => other.to_string(),
     };
-    spec.status = Some(if options.verify {
-        let result = connectivity
-            .check(&spec.server, &spec.tls, credentials)
-            .await;
-        let status = Connectivity::status_after(&result);
-        result.map_err(|e| format!("the registry check failed ({}): {e}", e.code()))?;
-        status
-    } else {
-        RegistryStatus {
-            verified: false,
-            last_verified_at: None,
-            message: Some("not verified: imported with --verify=false".into()),
+    match (action, options.dry_run) {
+        (Action::Unchanged, _) => {}
+        (Action::Create, true) if options.verify => {
+            service.check_unsaved(input).await.map_err(failed)?;
         }
-    });
-    if !options.dry_run {
-        match action {
-            Action::Create => store.create(spec.clone()).await,
-            _ => store.replace(spec.clone()).await,
+        (Action::Update, true) => {
+            // What the write would refuse without a registry round trip.
+            if let Some(current) = &existing
+                && let (Some(_), PasswordChange::Keep) = (&spec.username, &spec.password)
+                && let Some(what) = crate::service::trust_change(&spec, current)
+            {
+                return Err(failed(WriteError::PasswordRequiredFor { what }));
+            }
         }
-        .map_err(|e| e.to_string())?;
+        (_, true) => {}
+        (Action::Create, false) => {
+            service
+                .create(input, options.verify)
+                .await
+                .map_err(failed)?;
+        }
+        (Action::Update, false) => {
+            service
+                .update(&name, None, options.verify, |_| {
+                    Ok::<_, WriteError>(input.clone())
+                })
+                .await
+                .map_err(failed)?;
+        }
     }
     Ok((action, spec))
 }

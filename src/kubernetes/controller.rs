@@ -27,7 +27,7 @@ use super::store::KubeStore;
 use crate::index::IndexHandle;
 use crate::node_trust::report::{NodeReport, NodeTrustStatus, REPORT_KEY, REPORT_LABEL, summarize};
 use crate::registry::connectivity::Connectivity;
-use crate::registry::store::RegistryStore;
+use crate::service::RegistryService;
 use crate::telemetry::Metrics;
 
 #[derive(Debug, Clone)]
@@ -134,12 +134,18 @@ pub async fn start(
         shutdown.clone(),
     );
     {
-        let (store, leading) = (store.clone(), leading.clone());
+        // Status writes go through the one write path, like the API's.
+        let service = Arc::new(RegistryService::new(
+            store.clone(),
+            index.clone(),
+            connectivity,
+        ));
+        let leading = leading.clone();
         tokio::spawn(every_while_leading(
             options.reverify_interval,
             leading,
             shutdown.clone(),
-            move || reverify_all(store.clone(), connectivity.clone()),
+            move || reverify_all(service.clone()),
         ));
     }
     let statuses = Api::<ImageRegistry>::all(client.clone());
@@ -347,15 +353,15 @@ async fn every_while_leading<F, Fut>(
 
 /// Re-checks every registry, a bounded number at a time, recording each
 /// outcome in its status.
-async fn reverify_all(store: Arc<KubeStore>, connectivity: Arc<Connectivity>) {
-    let Ok(records) = store.list().await else {
+async fn reverify_all(service: Arc<RegistryService>) {
+    let Ok(records) = service.store().list().await else {
         return;
     };
     futures_util::stream::iter(records)
         .for_each_concurrent(REVERIFY_CONCURRENCY, |record| {
-            let (store, connectivity) = (store.clone(), connectivity.clone());
+            let service = service.clone();
             async move {
-                if let Err(error) = connectivity.recheck(store.as_ref(), &record).await {
+                if let Err(error) = service.recheck(&record).await {
                     tracing::warn!(registry = %record.name, %error, "recording verification failed");
                 }
             }

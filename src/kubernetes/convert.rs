@@ -161,6 +161,7 @@ pub fn to_record(
         .and_then(|s| status::find(&s.conditions, ConditionType::Verified));
     Ok(Registry {
         name: name.clone(),
+        version: object.metadata.resource_version.clone().unwrap_or_default(),
         server: server.to_string(),
         username: credentials.map(|(auth, _)| auth.username.clone()),
         has_password: credentials.is_some(),

@@ -110,6 +110,34 @@ impl KubeStore {
         crate::registry::store::check_default_conflict(spec, &self.index.load())
     }
 
+    /// Deletes a record whose create could not be completed, with the
+    /// credentials Secret it owns (the garbage collector would too).
+    async fn roll_back_create(&self, created: &ImageRegistry) {
+        let name = created.name_any();
+        let params = DeleteParams {
+            preconditions: created.uid().map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        if let Err(error) = self.registries().delete(&name, &params).await {
+            tracing::error!(registry = %name, %error, "removing a half-created registry failed");
+        }
+        let secret = credentials_secret_name(&name);
+        match self
+            .secrets()
+            .delete(&secret, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_not_found() => {}
+            Err(error) => {
+                tracing::warn!(registry = %name, %error, "removing a half-created credentials Secret failed");
+            }
+        }
+    }
+
     /// Writes (or removes) the credentials Secret, owned by the record.
     async fn write_credentials(
         &self,
@@ -214,6 +242,10 @@ fn at_least(seen: &str, wanted: &str) -> bool {
 
 #[async_trait]
 impl RegistryStore for KubeStore {
+    /// Atomic: the ImageRegistry is created without our finalizer (the
+    /// controller adds it), so when its credentials Secret or its status
+    /// cannot be written it is deleted again at once, its owned Secret with
+    /// it, and the same request can simply be repeated.
     async fn create(&self, spec: RegistrySpec) -> Result<Registry, StoreError> {
         if self.cached(&spec.name).is_some() {
             return Err(StoreError::AlreadyExists(spec.name));
@@ -223,26 +255,37 @@ impl RegistryStore for KubeStore {
             (Some(username), PasswordChange::Set(password)) => Some((username.as_str(), password)),
             _ => None,
         };
-        let mut object = ImageRegistry::new(&spec.name, crd_spec(&spec, credentials.is_some()));
-        object.metadata.finalizers = Some(vec![super::crd::FINALIZER.into()]);
+        let object = ImageRegistry::new(&spec.name, crd_spec(&spec, credentials.is_some()));
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PostParams::default()
         };
-        let mut created = match self.registries().create(&params, &object).await {
+        let created = match self.registries().create(&params, &object).await {
             Ok(created) => created,
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 return Err(StoreError::AlreadyExists(spec.name));
             }
             Err(error) => return Err(backend(error)),
         };
-        self.write_credentials(&created, credentials).await?;
-        if let Some(status) = &spec.status {
-            created = self
-                .write_status(&spec.name, status, Some(created.clone()))
-                .await?;
+        let completed = async {
+            self.write_credentials(&created, credentials).await?;
+            match &spec.status {
+                Some(status) => {
+                    self.write_status(&spec.name, status, Some(created.clone()))
+                        .await
+                }
+                None => Ok(created.clone()),
+            }
         }
-        self.settled(&spec.name, created.resource_version().as_deref())
+        .await;
+        let written = match completed {
+            Ok(written) => written,
+            Err(error) => {
+                self.roll_back_create(&created).await;
+                return Err(error);
+            }
+        };
+        self.settled(&spec.name, written.resource_version().as_deref())
             .await;
         self.record(&spec.name).ok_or_else(|| {
             StoreError::Backend(format!(
@@ -252,31 +295,29 @@ impl RegistryStore for KubeStore {
         })
     }
 
-    async fn replace(&self, spec: RegistrySpec) -> Result<Registry, StoreError> {
-        let current = self
-            .record(&spec.name)
+    async fn replace(&self, spec: RegistrySpec, version: &str) -> Result<Registry, StoreError> {
+        // A full replace of the spec (not an apply): fields the new spec
+        // leaves out are removed whoever set them, and the version read is
+        // the precondition (the API server answers 409 past it).
+        let before = self
+            .cached(&spec.name)
+            .map(|o| (*o).clone())
             .ok_or_else(|| StoreError::NotFound(spec.name.clone()))?;
-        let keep = crate::registry::store::keeps_stored_password(&spec, &current.server)?;
+        if before.resource_version().as_deref() != Some(version) {
+            return Err(StoreError::Modified(spec.name));
+        }
         self.check_defaults(&spec)?;
-        let stored = self.credentials(&spec.name).await?;
         let credentials: Option<(String, Password)> = match (&spec.username, &spec.password) {
             (Some(username), PasswordChange::Set(password)) => {
                 Some((username.clone(), password.clone()))
             }
-            (Some(username), PasswordChange::Keep) if keep => {
-                let stored =
-                    stored.ok_or_else(|| StoreError::PasswordRequired(spec.name.clone()))?;
-                Some((username.clone(), stored.password))
-            }
+            (Some(username), PasswordChange::Keep) => self
+                .credentials(&spec.name)
+                .await?
+                .map(|stored| (username.clone(), stored.password)),
             _ => None,
         };
-        // A full replace of the spec (not an apply): fields the new spec
-        // leaves out are removed whoever set them, and the resourceVersion
-        // we read guards against a concurrent edit.
-        let mut object = self
-            .cached(&spec.name)
-            .map(|o| (*o).clone())
-            .ok_or_else(|| StoreError::NotFound(spec.name.clone()))?;
+        let mut object = before.clone();
         object.spec = crd_spec(&spec, credentials.is_some());
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
@@ -295,15 +336,26 @@ impl RegistryStore for KubeStore {
                 }
                 other => backend(other),
             })?;
-        self.write_credentials(&updated, credentials.as_ref().map(|(u, p)| (u.as_str(), p)))
-            .await?;
-        let status = spec.status.clone().or_else(|| {
-            spec.changes_connection(&current)
-                .then(RegistryStatus::default)
-        });
-        if let Some(status) = status {
+        if let Err(error) = self
+            .write_credentials(&updated, credentials.as_ref().map(|(u, p)| (u.as_str(), p)))
+            .await
+        {
+            // The spec without its credentials would send the old password
+            // to what the new spec names: put the spec back.
+            let mut restore = before;
+            restore.metadata.resource_version = updated.resource_version();
+            if let Err(undo) = self
+                .registries()
+                .replace(&spec.name, &params, &restore)
+                .await
+            {
+                tracing::error!(registry = %spec.name, error = %undo, "restoring the spec after a failed credentials write failed");
+            }
+            return Err(error);
+        }
+        if let Some(status) = &spec.status {
             updated = self
-                .write_status(&spec.name, &status, Some(updated.clone()))
+                .write_status(&spec.name, status, Some(updated.clone()))
                 .await?;
         }
         self.settled(&spec.name, updated.resource_version().as_deref())
@@ -312,10 +364,20 @@ impl RegistryStore for KubeStore {
             .ok_or_else(|| StoreError::NotFound(spec.name.clone()))
     }
 
-    async fn set_status(&self, name: &str, status: RegistryStatus) -> Result<Registry, StoreError> {
+    async fn set_status(
+        &self,
+        name: &str,
+        status: RegistryStatus,
+        version: Option<&str>,
+    ) -> Result<Registry, StoreError> {
         let seen = self
             .cached(name)
             .map(|object| ImageRegistry::clone(&object));
+        if let Some(expected) = version
+            && seen.as_ref().and_then(|o| o.resource_version()).as_deref() != Some(expected)
+        {
+            return Err(StoreError::Modified(name.to_owned()));
+        }
         let updated = self.write_status(name, &status, seen).await?;
         self.settled(name, updated.resource_version().as_deref())
             .await;
@@ -336,17 +398,23 @@ impl RegistryStore for KubeStore {
             .collect())
     }
 
-    async fn delete(&self, name: &str) -> Result<bool, StoreError> {
-        match self
-            .registries()
-            .delete(name, &DeleteParams::default())
-            .await
-        {
+    async fn delete(&self, name: &str, version: Option<&str>) -> Result<bool, StoreError> {
+        let params = DeleteParams {
+            preconditions: version.map(|v| kube::api::Preconditions {
+                resource_version: Some(v.to_owned()),
+                uid: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self.registries().delete(name, &params).await {
             Ok(_) => {
                 self.settled(name, None).await;
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                Err(StoreError::Modified(name.to_owned()))
+            }
             Err(error) => Err(backend(error)),
         }
     }
@@ -354,7 +422,7 @@ impl RegistryStore for KubeStore {
     async fn delete_many(&self, names: Vec<String>) -> Result<BatchDeleted, StoreError> {
         let mut result = BatchDeleted::default();
         for name in names {
-            if self.delete(&name).await? {
+            if self.delete(&name, None).await? {
                 result.deleted.push(name);
             } else {
                 result.not_found.push(name);

@@ -11,7 +11,7 @@ use chrono::Utc;
 use moka::future::Cache;
 
 use super::client::{ClientOptions, ConnectError, HarborPage, Page, RegistryClient};
-use super::store::{Credentials, RegistryStore, StoreError};
+use super::store::Credentials;
 use super::{BrowseMethod, Registry, RegistryStatus, Server, TlsOptions};
 
 #[derive(Debug, Clone)]
@@ -117,25 +117,6 @@ impl Connectivity {
     ) -> Result<(), ConnectError> {
         let client = RegistryClient::new(server, tls, credentials, &self.options.client)?;
         self.deadline(server, client.verify()).await
-    }
-
-    /// Checks a saved record with its stored credentials (and to its stored
-    /// address only) and records the outcome in its status. Returns the
-    /// updated record and what the check found.
-    pub async fn recheck(
-        &self,
-        store: &dyn RegistryStore,
-        record: &Registry,
-    ) -> Result<(Registry, Result<(), ConnectError>), StoreError> {
-        let server = record
-            .parsed_server()
-            .map_err(|e| StoreError::Backend(format!("stored server: {e}")))?;
-        let credentials = store.credentials(&record.name).await?;
-        let result = self.check(&server, &record.tls, credentials).await;
-        let updated = store
-            .set_status(&record.name, Self::status_after(&result))
-            .await?;
-        Ok((updated, result))
     }
 
     /// The status a check leaves on a record.

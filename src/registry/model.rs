@@ -29,6 +29,12 @@ pub struct Registry {
     /// DNS-1123 label, unique, immutable.
     #[schema(example = "demo")]
     pub name: String,
+    /// Changes with every write to the record (its status included); never
+    /// reused, not even by a record deleted and created again. `GET` sends it
+    /// as the `ETag`; `PUT`, `PATCH` and `DELETE` take it in `If-Match`.
+    #[serde(default)]
+    #[schema(example = "42")]
+    pub version: String,
     /// Normalized address with its scheme: `http://` is a plain-HTTP registry.
     #[schema(example = "https://dockerhub.qingcloud.com")]
     pub server: String,
@@ -258,6 +264,13 @@ pub struct RegistryInput {
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub pull_secrets: Option<serde_json::Value>,
+    /// Ignored: a precondition goes in `If-Match`.
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub version: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub node_trust: Option<serde_json::Value>,
 }
 
 impl From<&Registry> for RegistryInput {

@@ -143,7 +143,11 @@ impl TestServer {
         let client = ClientOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(3),
-            ..ClientOptions::default()
+            // The test registries listen on loopback.
+            addresses: Arc::new(AddressPolicy {
+                allow_loopback: true,
+                ..AddressPolicy::default()
+            }),
         };
         let connectivity = Arc::new(Connectivity::new(ConnectivityOptions {
             client,

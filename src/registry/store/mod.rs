@@ -13,7 +13,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 
-use super::model::{Password, PasswordChange, Registry, RegistrySpec, RegistryStatus};
+use super::model::{Password, Registry, RegistrySpec, RegistryStatus};
 use crate::index::Index;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +24,6 @@ pub enum StoreError {
     NotFound(String),
     #[error("namespace {namespace:?} already has default registry {registry:?}")]
     DefaultConflict { namespace: String, registry: String },
-    #[error(
-        "password is required because server changed from {from} to {to}: stored credentials are never sent to a new address"
-    )]
-    PasswordRequiredForNewServer { from: String, to: String },
-    #[error("password is required: registry {0:?} has no stored password")]
-    PasswordRequired(String),
     /// The record changed between our read and our write; the client may retry.
     #[error("registry {0:?} was changed by someone else meanwhile; read it again and retry")]
     Modified(String),
@@ -71,40 +65,31 @@ pub fn check_default_conflict(spec: &RegistrySpec, index: &Index) -> Result<(), 
     }
 }
 
-/// The one rule for an update that leaves the password out: the stored
-/// password is kept only while the server stays the same — stored
-/// credentials are never sent to a new address. `Ok(true)`: keep it (the
-/// caller then needs one stored, else [`StoreError::PasswordRequired`]);
-/// `Ok(false)`: the update sets or clears the password itself.
-pub fn keeps_stored_password(
-    spec: &RegistrySpec,
-    current_server: &str,
-) -> Result<bool, StoreError> {
-    if !matches!(spec.password, PasswordChange::Keep) {
-        return Ok(false);
-    }
-    let server = spec.server.to_string();
-    if server != current_server {
-        return Err(StoreError::PasswordRequiredForNewServer {
-            from: current_server.to_owned(),
-            to: server,
-        });
-    }
-    Ok(true)
-}
-
+/// Persistence only: the rules of a write live in
+/// [`RegistryService`](crate::service::RegistryService), which calls these.
 #[async_trait]
 pub trait RegistryStore: Send + Sync + 'static {
+    /// Writes a new record ([`StoreError::AlreadyExists`] if the name is
+    /// taken). `spec.status` (or an unverified one) becomes its status.
     async fn create(&self, spec: RegistrySpec) -> Result<Registry, StoreError>;
-    /// Replaces the record; see [`PasswordChange`](super::model::PasswordChange) for the password.
-    async fn replace(&self, spec: RegistrySpec) -> Result<Registry, StoreError>;
+    /// Replaces the record if it is still at `version` (compare-and-swap;
+    /// else [`StoreError::Modified`]). [`PasswordChange::Keep`](super::model::PasswordChange) keeps what
+    /// is stored; `spec.status` `None` keeps the stored status.
+    async fn replace(&self, spec: RegistrySpec, version: &str) -> Result<Registry, StoreError>;
     /// Records the outcome of a connectivity check; nothing else changes.
-    async fn set_status(&self, name: &str, status: RegistryStatus) -> Result<Registry, StoreError>;
+    /// With `version`, only if the record is still at it.
+    async fn set_status(
+        &self,
+        name: &str,
+        status: RegistryStatus,
+        version: Option<&str>,
+    ) -> Result<Registry, StoreError>;
     async fn get(&self, name: &str) -> Result<Option<Registry>, StoreError>;
     /// Every record, sorted by name.
     async fn list(&self) -> Result<Vec<Registry>, StoreError>;
-    /// `true` if it existed.
-    async fn delete(&self, name: &str) -> Result<bool, StoreError>;
+    /// `true` if it existed; with `version`, deleted only at that version
+    /// (else [`StoreError::Modified`]).
+    async fn delete(&self, name: &str, version: Option<&str>) -> Result<bool, StoreError>;
     /// Deletes each of `names`, which are distinct (the API de-duplicates).
     async fn delete_many(&self, names: Vec<String>) -> Result<BatchDeleted, StoreError>;
     async fn credentials(&self, name: &str) -> Result<Option<Credentials>, StoreError>;

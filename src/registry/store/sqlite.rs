@@ -1,7 +1,8 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! Every write is one `IMMEDIATE` transaction, so uniqueness and default
-//! conflicts are checked against what is committed, and `synchronous=FULL`
+//! Every write is one `IMMEDIATE` transaction, so uniqueness and the
+//! compare-and-swap on a record's version hold against what is committed,
+//! and `synchronous=FULL`
 //! makes an acknowledged write survive a crash a moment later. Calls run on
 //! the blocking pool; the connection mutex is never held across an `.await`.
 
@@ -19,13 +20,36 @@ use crate::registry::model::{Password, PasswordChange, Registry, RegistrySpec, R
 
 /// Schema history; append, never edit.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE registries (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE registries (
             name     TEXT PRIMARY KEY NOT NULL,
             record   TEXT NOT NULL,   -- the Registry as JSON, without password
             password BLOB             -- sealed by Cipher, NULL without credentials
         ) STRICT;",
-    )])
+        ),
+        // v2 (0.2.0): every write gives the record the next number of one
+        // store-wide sequence, so a version is never reused, not even by a
+        // record deleted and created again.
+        M::up(
+            "ALTER TABLE registries ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+             CREATE TABLE sequence (
+                 id    INTEGER PRIMARY KEY CHECK (id = 1),
+                 value INTEGER NOT NULL
+             ) STRICT;
+             INSERT INTO sequence (id, value) VALUES (1, 0);",
+        ),
+    ])
+}
+
+/// The next version number, inside the write's transaction.
+fn next_version(tx: &rusqlite::Transaction<'_>) -> Result<i64, StoreError> {
+    tx.query_row(
+        "UPDATE sequence SET value = value + 1 WHERE id = 1 RETURNING value",
+        [],
+        |row| row.get(0),
+    )
+    .map_err(backend)
 }
 
 pub struct SqliteStore {
@@ -101,11 +125,12 @@ impl Inner {
         self.index.apply(changes);
     }
 
+    /// Creates (`expected` `None`) or replaces the record at `expected`.
     fn write(
         &self,
         conn: &mut Connection,
         spec: RegistrySpec,
-        creating: bool,
+        expected: Option<&str>,
     ) -> Result<Registry, StoreError> {
         // Namespaces here are names only: a selector could never match.
         if spec.namespace_selector.is_some() {
@@ -117,21 +142,21 @@ impl Inner {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let existing = match (read_row(&tx, &spec.name)?, creating) {
-            (Some(_), true) => return Err(StoreError::AlreadyExists(spec.name)),
-            (None, false) => return Err(StoreError::NotFound(spec.name)),
+        let existing = match (read_row(&tx, &spec.name)?, expected) {
+            (Some(_), None) => return Err(StoreError::AlreadyExists(spec.name)),
+            (None, Some(_)) => return Err(StoreError::NotFound(spec.name)),
+            (Some((old, _)), Some(expected)) if old.version != expected => {
+                return Err(StoreError::Modified(spec.name));
+            }
             (existing, _) => existing,
         };
 
-        // The index holds exactly what is committed (it is published under
-        // this same lock), so it answers for every other record.
+        // The one rule a commit itself must hold, against every other
+        // record: the index is exactly what is committed (published under
+        // this same lock), so concurrent writers cannot both pass it.
         super::check_default_conflict(&spec, &self.index.load())?;
 
         let new_server = spec.server.to_string();
-        let keep = match &existing {
-            Some((old, _)) => super::keeps_stored_password(&spec, &old.server)?,
-            None => false,
-        };
         let sealed = match (&spec.password, &existing) {
             (PasswordChange::Set(password), _) => Some(
                 self.cipher
@@ -139,13 +164,15 @@ impl Inner {
                     .map_err(backend)?,
             ),
             (PasswordChange::Clear, _) => None,
-            (PasswordChange::Keep, Some((_, Some(blob)))) if keep => Some(blob.clone()),
-            (PasswordChange::Keep, _) => return Err(StoreError::PasswordRequired(spec.name)),
+            (PasswordChange::Keep, Some((_, blob))) => blob.clone(),
+            (PasswordChange::Keep, None) => None,
         };
+        let version = next_version(&tx)?;
 
         let now = Utc::now();
         let record = Registry {
             name: spec.name.clone(),
+            version: version.to_string(),
             server: new_server,
             username: spec.username.clone(),
             has_password: sealed.is_some(),
@@ -160,21 +187,21 @@ impl Inner {
             browse: spec.browse,
             created_at: existing.as_ref().map_or(now, |(old, _)| old.created_at),
             updated_at: now,
-            // A record whose connection details changed must be checked again.
             pull_secrets: None,
             node_trust: None,
             status: match (&spec.status, &existing) {
-                (Some(checked), _) => checked.clone(),
-                (None, Some((old, _))) if !spec.changes_connection(old) => old.status.clone(),
-                (None, _) => RegistryStatus::default(),
+                (Some(status), _) => status.clone(),
+                (None, Some((old, _))) => old.status.clone(),
+                (None, None) => RegistryStatus::default(),
             },
         };
         let json =
             serde_json::to_string(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
         tx.execute(
-            "INSERT INTO registries (name, record, password) VALUES (?1, ?2, ?3)
-             ON CONFLICT(name) DO UPDATE SET record = excluded.record, password = excluded.password",
-            params![record.name, json, sealed],
+            "INSERT INTO registries (name, record, password, version) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET record = excluded.record, password = excluded.password,
+                version = excluded.version",
+            params![record.name, json, sealed, version],
         )
         .map_err(backend)?;
         tx.commit().map_err(backend)?;
@@ -186,29 +213,41 @@ impl Inner {
 #[async_trait]
 impl RegistryStore for SqliteStore {
     async fn create(&self, spec: RegistrySpec) -> Result<Registry, StoreError> {
-        self.run(move |inner, conn| inner.write(conn, spec, true))
+        self.run(move |inner, conn| inner.write(conn, spec, None))
             .await
     }
 
-    async fn replace(&self, spec: RegistrySpec) -> Result<Registry, StoreError> {
-        self.run(move |inner, conn| inner.write(conn, spec, false))
+    async fn replace(&self, spec: RegistrySpec, version: &str) -> Result<Registry, StoreError> {
+        let version = version.to_owned();
+        self.run(move |inner, conn| inner.write(conn, spec, Some(&version)))
             .await
     }
 
-    async fn set_status(&self, name: &str, status: RegistryStatus) -> Result<Registry, StoreError> {
+    async fn set_status(
+        &self,
+        name: &str,
+        status: RegistryStatus,
+        version: Option<&str>,
+    ) -> Result<Registry, StoreError> {
         let name = name.to_owned();
+        let expected = version.map(str::to_owned);
         self.run(move |inner, conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
             let (mut record, _) =
                 read_row(&tx, &name)?.ok_or_else(|| StoreError::NotFound(name.clone()))?;
+            if expected.as_ref().is_some_and(|v| *v != record.version) {
+                return Err(StoreError::Modified(name));
+            }
             record.status = status;
+            let version = next_version(&tx)?;
+            record.version = version.to_string();
             let json =
                 serde_json::to_string(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
             tx.execute(
-                "UPDATE registries SET record = ?2 WHERE name = ?1",
-                params![name, json],
+                "UPDATE registries SET record = ?2, version = ?3 WHERE name = ?1",
+                params![name, json, version],
             )
             .map_err(backend)?;
             tx.commit().map_err(backend)?;
@@ -246,9 +285,30 @@ impl RegistryStore for SqliteStore {
         Ok(self.inner.index.load().namespace_names())
     }
 
-    async fn delete(&self, name: &str) -> Result<bool, StoreError> {
-        let deleted = self.delete_many(vec![name.to_owned()]).await?;
-        Ok(!deleted.deleted.is_empty())
+    async fn delete(&self, name: &str, version: Option<&str>) -> Result<bool, StoreError> {
+        let Some(expected) = version else {
+            let deleted = self.delete_many(vec![name.to_owned()]).await?;
+            return Ok(!deleted.deleted.is_empty());
+        };
+        let (name, expected) = (name.to_owned(), expected.to_owned());
+        self.run(move |inner, conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            match read_row(&tx, &name)? {
+                None => return Ok(false),
+                Some((record, _)) if record.version != expected => {
+                    return Err(StoreError::Modified(name));
+                }
+                Some(_) => {}
+            }
+            tx.execute("DELETE FROM registries WHERE name = ?1", params![name])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            inner.publish([Change::Remove(name)]);
+            Ok(true)
+        })
+        .await
     }
 
     async fn delete_many(&self, names: Vec<String>) -> Result<BatchDeleted, StoreError> {
@@ -358,14 +418,17 @@ fn make_private(path: &Path) -> Result<(), StoreError> {
 
 fn list_records(conn: &Connection) -> Result<Vec<Registry>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT record FROM registries ORDER BY name")
+        .prepare_cached("SELECT record, version FROM registries ORDER BY name")
         .map_err(backend)?;
     let rows = stmt
-        .query_map([], |row| row.get::<_, String>(0))
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
         .map_err(backend)?;
     let mut out = Vec::new();
-    for json in rows {
-        out.push(decode(&json.map_err(backend)?)?);
+    for row in rows {
+        let (json, version) = row.map_err(backend)?;
+        out.push(decode(&json, version)?);
     }
     Ok(out)
 }
@@ -378,20 +441,25 @@ fn read_row(
     conn: &Connection,
     name: &str,
 ) -> Result<Option<(Registry, Option<Sealed>)>, StoreError> {
-    let row: Option<(String, Option<Vec<u8>>)> = conn
+    let row: Option<(String, Option<Vec<u8>>, i64)> = conn
         .query_row(
-            "SELECT record, password FROM registries WHERE name = ?1",
+            "SELECT record, password, version FROM registries WHERE name = ?1",
             params![name],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()
         .map_err(backend)?;
-    row.map(|(json, password)| Ok((decode(&json)?, password)))
+    row.map(|(json, password, version)| Ok((decode(&json, version)?, password)))
         .transpose()
 }
 
-fn decode(json: &str) -> Result<Registry, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))
+/// A stored record; its version is the row's (records written before
+/// versions existed are all at 0 until their next write).
+fn decode(json: &str, version: i64) -> Result<Registry, StoreError> {
+    let mut record: Registry = serde_json::from_str(json)
+        .map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))?;
+    record.version = version.to_string();
+    Ok(record)
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
