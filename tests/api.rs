@@ -1539,3 +1539,61 @@ async fn if_match_makes_read_modify_write_safe(backend: Backend) {
         "the deleted record's version does not fit the new one"
     );
 }
+
+/// In Kubernetes mode a create is several writes (the ImageRegistry, its
+/// credentials Secret, its status). When a later one fails, the earlier
+/// ones are undone: nothing is left half there, and the same request
+/// succeeds when repeated.
+#[tokio::test]
+async fn a_create_that_fails_part_way_leaves_nothing_and_can_be_repeated() {
+    let server = TestServer::start_on(Backend::Kubernetes).await;
+    let fake = server.fake();
+    let leftovers = |name: &str| {
+        (
+            fake.get("imageregistries", None, name).is_some(),
+            fake.get(
+                "secrets",
+                Some("registry-resolver"),
+                &format!("{name}-credentials"),
+            )
+            .is_some(),
+        )
+    };
+    for (step, fail) in [
+        (
+            "the credentials Secret",
+            ("secrets", "registry-resolver", 0),
+        ),
+        ("the status", ("imageregistries", "", 1)),
+    ] {
+        fake.fail_writes_after(fail.0, fail.1, fail.2, 1);
+        let (status, body) = send(
+            &server,
+            Method::POST,
+            "/registries?verify=false",
+            Some(demo()),
+        )
+        .await;
+        assert_eq!(status, 500, "{step}: {body}");
+        assert_eq!(leftovers("demo"), (false, false), "{step}: nothing is left");
+        let (status, body) = send(
+            &server,
+            Method::POST,
+            "/registries?verify=false",
+            Some(demo()),
+        )
+        .await;
+        assert_eq!(status, 201, "{step}: the same request again: {body}");
+        assert_eq!(leftovers("demo"), (true, true), "{step}: the whole record");
+        let (status, _) = send(&server, Method::DELETE, "/registries/demo", None).await;
+        assert_eq!(status, 204);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while fake.get("imageregistries", None, "demo").is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the controller releases it"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}

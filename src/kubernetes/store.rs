@@ -121,8 +121,12 @@ impl KubeStore {
             }),
             ..DeleteParams::default()
         };
-        if let Err(error) = self.registries().delete(&name, &params).await {
-            tracing::error!(registry = %name, %error, "removing a half-created registry failed");
+        match self.registries().delete(&name, &params).await {
+            // The next request must not find it in the cache.
+            Ok(_) => self.settled(&name, None).await,
+            Err(error) => {
+                tracing::error!(registry = %name, %error, "removing a half-created registry failed");
+            }
         }
         let secret = credentials_secret_name(&name);
         match self

@@ -65,8 +65,9 @@ struct State {
     /// The bearer token of every Deployment request.
     deployment_tokens: Vec<String>,
     requests: Vec<String>,
-    /// (plural, namespace) → writes still to refuse with a 500.
-    failing_writes: BTreeMap<(String, String), usize>,
+    /// (plural, namespace) → (writes still to let through, then writes
+    /// still to refuse with a 500).
+    failing_writes: BTreeMap<(String, String), (usize, usize)>,
 }
 
 #[derive(Clone, Default)]
@@ -419,11 +420,17 @@ impl FakeApiServer {
     /// The next `count` writes (anything but GET) of `plural` in
     /// `namespace` fail with a 500, as when etcd is slow.
     pub fn fail_writes(&self, plural: &str, namespace: &str, count: usize) {
+        self.fail_writes_after(plural, namespace, 0, count);
+    }
+
+    /// As [`Self::fail_writes`], after letting `skip` writes through: a
+    /// failure at a later step of a multi-step write.
+    pub fn fail_writes_after(&self, plural: &str, namespace: &str, skip: usize, count: usize) {
         self.state
             .lock()
             .expect("lock")
             .failing_writes
-            .insert((plural.into(), namespace.into()), count);
+            .insert((plural.into(), namespace.into()), (skip, count));
     }
 
     /// Every request line seen, `METHOD path?query`.
@@ -465,7 +472,9 @@ impl FakeApiServer {
                 target.collection.plural.clone(),
                 target.namespace.clone().unwrap_or_default(),
             );
-            if let Some(left) = state.failing_writes.get_mut(&key).filter(|n| **n > 0) {
+            if let Some((skip, _)) = state.failing_writes.get_mut(&key).filter(|n| n.0 > 0) {
+                *skip -= 1;
+            } else if let Some((_, left)) = state.failing_writes.get_mut(&key).filter(|n| n.1 > 0) {
                 *left -= 1;
                 return full(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -65,7 +65,7 @@ def axe_scan(page, where):
 # expects them (a wrong token is a 401, a failed check a 422) and shows
 # them in words. Those are network log lines, not script errors; anything
 # else logged as an error fails the run.
-EXPECTED_NETWORK = re.compile(r"^Failed to load resource: the server responded with a status of (401|403|404|422|502)")
+EXPECTED_NETWORK = re.compile(r"^Failed to load resource: the server responded with a status of (401|403|404|412|422|502)")
 
 
 def watch(page):
@@ -238,6 +238,38 @@ def flows(page):
         expect(page.get_by_role("dialog")).to_have_count(0)
         status, record = api("GET", "/registries/harbor")
         assert record["server"] == f"http://{REGISTRY}", record
+        # A new TLS trust setting asks for the password too.
+        page.get_by_role("button", name="Edit").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("TLS, pull secret and pinning").click()
+        dialog.get_by_label("Skip certificate verification").check()
+        dialog.get_by_role("button", name="Save").click()
+        expect(dialog.get_by_text("enter the password again")).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("dialog")).to_have_count(0)
+
+        # --- Someone else saves while the dialog is open: saving would undo
+        # their change, so the console says so and offers a fresh copy.
+        page.get_by_role("button", name="Edit").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Description").fill("my edit")
+        status, _ = api("PATCH", "/registries/harbor?verify=false", {"description": "their edit"})
+        assert status == 200, status
+        dialog.get_by_role("button", name="Save").click()
+        expect(dialog.get_by_text("Someone changed this registry after you opened it")).to_be_visible()
+        reload = dialog.get_by_role("button", name="Reload the registry")
+        expect(reload).to_be_focused()
+        shot(page, "edit-changed-meanwhile")
+        status, record = api("GET", "/registries/harbor")
+        assert record["description"] == "their edit", record
+        reload.click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog.get_by_label("Description")).to_have_value("their edit")
+        dialog.get_by_label("Description").fill("Harbor of team A")
+        dialog.get_by_role("button", name="Save").click()
+        expect(page.get_by_role("dialog")).to_have_count(0)
+        status, record = api("GET", "/registries/harbor")
+        assert record["description"] == "Harbor of team A" and record["hasPassword"], record
 
         # --- List: many records, search, sort, paging, multi-select delete.
         for i in range(45):

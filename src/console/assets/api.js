@@ -41,15 +41,19 @@ function warningTexts(header) {
 
 /**
  * fetch('/api/v1' + path). `timeoutMs` bounds calls that reach a registry;
- * `signal` lets the user cancel them.
+ * `signal` lets the user cancel them; `ifMatch` is a record version the
+ * write needs the record to still be at.
  */
-export async function api(method, path, { body, signal, timeoutMs = 30000, auth = true } = {}) {
+export async function api(method, path, { body, signal, timeoutMs = 30000, auth = true, ifMatch } = {}) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   if (signal) signal.addEventListener('abort', () => controller.abort(), { once: true });
   const headers = { Accept: 'application/json' };
   if (auth) headers.Authorization = `Bearer ${session.token() || ''}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
+  // The version the page was built from: the write fails (412) if the
+  // record changed since, instead of undoing someone else's edit.
+  if (ifMatch) headers['If-Match'] = `"${ifMatch}"`;
   let response;
   try {
     response = await fetch(`/api/v1${path}`, {

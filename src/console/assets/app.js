@@ -513,8 +513,13 @@ function registryDialog(existing) {
     };
     // A changed address must come with the password: the stored one is
     // never sent to a new address, so say so before the server refuses.
+    // The server's rule, said before a round trip: a stored password never
+    // follows a new address or trust setting unasked.
+    const trustChanged = (value) => value.server !== existing.server
+      || (value.tls.caBundle || '') !== ((existing.tls && existing.tls.caBundle) || '').trim()
+      || Boolean(value.tls.insecureSkipVerify) !== Boolean(existing.tls && existing.tls.insecureSkipVerify);
     const needsPassword = () => editing && existing.hasPassword && username.value.trim() && !password.value
-      && body().server !== existing.server;
+      && trustChanged(body());
 
     const check = h('button', { type: 'button', class: 'btn' }, t('action.check'));
     const save = h('button', { type: 'submit', class: 'btn btn-primary' }, t('action.save'));
@@ -545,6 +550,19 @@ function registryDialog(existing) {
           mount(outcome, alertBox('error', t('dialog.fixFields')));
           const first = showErrors(error);
           if (first) first.focus();
+        } else if (error.status === 412) {
+          // Someone saved this record after the dialog opened: saving now
+          // would undo their change. Offer a fresh copy to edit.
+          const reload = h('button', { type: 'button', class: 'btn', onclick: async () => {
+            close();
+            try {
+              registryDialog(await api('GET', `/registries/${enc(existing.name)}`));
+            } catch (e) {
+              route();
+            }
+          } }, t('dialog.reload'));
+          mount(outcome, alertBox('error', h('p', {}, t('dialog.changedMeanwhile')), reload));
+          reload.focus();
         } else {
           mount(outcome, alertBox('error', explain(error)));
         }
@@ -571,7 +589,7 @@ function registryDialog(existing) {
       run(async (signal) => {
         const verify = noCheck.checked ? '?verify=false' : '';
         const saved = editing
-          ? await api('PUT', `/registries/${enc(existing.name)}${verify}`, { body: body(), signal, timeoutMs: 20000 })
+          ? await api('PUT', `/registries/${enc(existing.name)}${verify}`, { body: body(), signal, timeoutMs: 20000, ifMatch: existing.version })
           : await api('POST', `/registries${verify}`, { body: body(), signal, timeoutMs: 20000 });
         close();
         location.hash = `#/registries/${enc(saved.name)}`;
