@@ -174,6 +174,7 @@ fn pinned(c: &mut Criterion) {
             data_dir: dir.path().to_owned(),
             encryption_key: None,
             encryption_key_file: None,
+            audit_max_entries: 100_000,
         };
         let store: Arc<dyn RegistryStore> = Arc::new(
             registry_resolver::app::open_embedded_store(&args, handle.clone())

@@ -80,11 +80,10 @@ pub fn open_embedded_store(
             Cipher::load_or_create(&path)?
         }
     };
-    Ok(SqliteStore::open(
-        &args.data_dir.join(DATABASE_FILE),
-        cipher,
-        index,
-    )?)
+    Ok(
+        SqliteStore::open(&args.data_dir.join(DATABASE_FILE), cipher, index)?
+            .with_audit_max_entries(args.audit_max_entries),
+    )
 }
 
 /// The store a command that ends (`import`, `export`) reads and writes:

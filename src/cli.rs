@@ -300,6 +300,11 @@ pub struct StoreArgs {
     /// File holding the encryption key. Default: `<data-dir>/encryption.key`.
     #[arg(long, env = "REGISTRY_RESOLVER_ENCRYPTION_KEY_FILE")]
     pub encryption_key_file: Option<PathBuf>,
+
+    /// Audit entries the embedded store keeps; the oldest go first.
+    #[arg(long, env = "REGISTRY_RESOLVER_AUDIT_MAX_ENTRIES", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_max_entries: u64,
 }
 
 #[derive(Debug, Clone, Args)]

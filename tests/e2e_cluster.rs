@@ -161,6 +161,18 @@ fn registry_to_pull_secrets_to_resolved_deployment() {
             kubectl_json(&["get", "secret", "rr-e2e", "-n", namespace]).is_some()
         });
     }
+    // The audit trail: an Event on the record, which `kubectl describe`
+    // shows, and the API's list of it.
+    let (described, text) = kubectl(&["describe", "imageregistry", "rr-e2e"]);
+    assert!(described && text.contains("Created"), "{text}");
+    let trail = http(
+        "GET",
+        "https://localhost:18443/api/v1/audit?registry=rr-e2e",
+        &token,
+        None,
+    );
+    assert_eq!(trail.0, 200, "{}", trail.1);
+    assert!(trail.1.contains("\"action\":\"create\""), "{}", trail.1);
 
     if let Ok(url) = std::env::var("REGISTRY_RESOLVER_E2E_WEBHOOK_URL") {
         use base64::Engine;

@@ -1,6 +1,7 @@
 //! The REST API for registry records (`/api/v1`), its authentication and its
 //! OpenAPI document.
 
+pub mod audit;
 pub mod body;
 mod contract;
 pub mod error;
@@ -93,12 +94,13 @@ impl Auth {
         Self::Cluster(Box::new(auth))
     }
 
-    async fn allows(&self, token: &str, method: &Method, path: &str) -> Result<(), ApiError> {
+    /// Who the token is, if it may make this call.
+    async fn allows(&self, token: &str, method: &Method, path: &str) -> Result<Actor, ApiError> {
         match self {
             // Constant time, so the token cannot be guessed byte by byte.
             Self::AdminToken(expected) => {
                 if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) {
-                    Ok(())
+                    Ok(Actor(ADMIN_ACTOR.into()))
                 } else {
                     Err(ApiError::Unauthorized)
                 }
@@ -108,7 +110,7 @@ impl Auth {
                 cluster
                     .check(token, &permission)
                     .await
-                    .map(|_| ())
+                    .map(|identity| Actor(identity.username))
                     .map_err(|e| match e {
                         AuthError::Unauthenticated => ApiError::Unauthorized,
                         AuthError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
@@ -143,6 +145,8 @@ pub fn permission_for(method: &Method, path: &str) -> Option<Permission> {
         (["registries", name, "verify"], &Method::POST) => registries("update", Some(name)),
         (["registries", name, "repositories", ..], &Method::GET) => registries("get", Some(name)),
         (["namespaces"], &Method::GET) => registries("create", None),
+        // Who changed which record: as much as listing the records says.
+        (["audit"], &Method::GET) => registries("list", None),
         (
             [
                 "namespaces",
@@ -211,8 +215,35 @@ async fn require_token(
         || request.uri().path().to_owned(),
         |uri| uri.path().to_owned(),
     );
-    auth.allows(token, request.method(), &path).await?;
+    let actor = auth.allows(token, request.method(), &path).await?;
+    let mut request = request;
+    request.extensions_mut().insert(actor);
     Ok(next.run(request).await)
+}
+
+/// The embedded store's one token, as the audit trail names it.
+pub const ADMIN_ACTOR: &str = "admin";
+
+/// Who makes an authenticated call: the admin token, or the user the
+/// cluster authenticated. For the audit trail.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        // Every route that writes is behind `require_token`, which puts it
+        // there; "unknown" would show a route that is not.
+        Ok(parts
+            .extensions
+            .get::<Actor>()
+            .cloned()
+            .unwrap_or_else(|| Actor("unknown".into())))
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme is
@@ -241,6 +272,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(r::delete),
         )
         .route("/namespaces", get(r::namespaces))
+        .route("/audit", get(audit::list))
         .route(
             "/namespaces/{namespace}/registries",
             get(r::namespace_registries),
@@ -307,6 +339,7 @@ pub async fn info(
         registries::resolve_preview,
         registries::create_deployment,
         registries::namespaces,
+        audit::list,
         info,
     ),
     components(schemas(

@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::body::{API_BODY_LIMIT, ApiJson, ApiQuery, NoQuery, parse_json, read_body};
 use super::error::{ApiError, ErrorBody};
 use super::paging::{self, ListMeta};
+use super::{Actor, AppState};
 use crate::index::ClaimedBy;
 use crate::listing::{self, SortBy, SortOrder};
 use crate::reference::validate_path_component;
@@ -286,10 +286,14 @@ pub struct ResolveResponse {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    Actor(actor): Actor,
     ApiQuery(query): ApiQuery<WriteQuery>,
     ApiJson(input): ApiJson<RegistryInput>,
 ) -> Result<Response, ApiError> {
-    let written = state.service().create(input, query.verify()).await?;
+    let written = state
+        .service()
+        .create(&actor, input, query.verify())
+        .await?;
     let location =
         HeaderValue::from_str(&format!("/api/v1/registries/{}", written.record.name)).ok();
     let mut response = with_record((StatusCode::CREATED, Json(&written.record)), &written);
@@ -396,7 +400,7 @@ fn with_record(response: impl IntoResponse, written: &Written) -> Response {
 }
 
 #[utoipa::path(put, path = "/api/v1/registries/{name}", tag = "registries",
-    params(("name" = String, Path, description = "Registry name"), WriteQuery, ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412")),
+    params(("name" = String, Path, description = "Registry name"), WriteQuery, ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412", pattern = r#"^(\*|(W/)?"[^",\s]+"|[^",\s]+)$"#)),
     request_body = RegistryReplacement,
     responses(
         (status = 200, description = "Replaced", body = Registry),
@@ -407,6 +411,7 @@ fn with_record(response: impl IntoResponse, written: &Written) -> Response {
     ))]
 pub async fn replace(
     State(state): State<AppState>,
+    Actor(actor): Actor,
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<WriteQuery>,
     headers: axum::http::HeaderMap,
@@ -415,15 +420,19 @@ pub async fn replace(
     let precondition = if_match(&headers)?;
     let written = state
         .service()
-        .update(&name, precondition.as_deref(), query.verify(), |_| {
-            Ok::<_, ApiError>(input.clone())
-        })
+        .update(
+            &actor,
+            &name,
+            precondition.as_deref(),
+            query.verify(),
+            |_| Ok::<_, ApiError>(input.clone()),
+        )
         .await?;
     Ok(with_record(Json(&written.record), &written))
 }
 
 #[utoipa::path(patch, path = "/api/v1/registries/{name}", tag = "registries",
-    params(("name" = String, Path, description = "Registry name"), WriteQuery, ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412")),
+    params(("name" = String, Path, description = "Registry name"), WriteQuery, ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412", pattern = r#"^(\*|(W/)?"[^",\s]+"|[^",\s]+)$"#)),
     request_body(content = RegistryPatch, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "Patched: the patch applied to the record as it is when the write commits", body = Registry),
@@ -434,6 +443,7 @@ pub async fn replace(
     ))]
 pub async fn patch(
     State(state): State<AppState>,
+    Actor(actor): Actor,
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<WriteQuery>,
     request: Request<Body>,
@@ -459,12 +469,18 @@ pub async fn patch(
     // fields it does not name keep what anyone else wrote meanwhile.
     let written = state
         .service()
-        .update(&name, precondition.as_deref(), query.verify(), |current| {
-            let mut document = serde_json::to_value(RegistryInput::from(current))
-                .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-            json_patch::merge(&mut document, &merge);
-            parse_json::<RegistryInput>(document.to_string().as_bytes())
-        })
+        .update(
+            &actor,
+            &name,
+            precondition.as_deref(),
+            query.verify(),
+            |current| {
+                let mut document = serde_json::to_value(RegistryInput::from(current))
+                    .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+                json_patch::merge(&mut document, &merge);
+                parse_json::<RegistryInput>(document.to_string().as_bytes())
+            },
+        )
         .await?;
     Ok(with_record(Json(&written.record), &written))
 }
@@ -482,7 +498,7 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 }
 
 #[utoipa::path(delete, path = "/api/v1/registries/{name}", tag = "registries",
-    params(("name" = String, Path, description = "Registry name"), ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412")),
+    params(("name" = String, Path, description = "Registry name"), ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412", pattern = r#"^(\*|(W/)?"[^",\s]+"|[^",\s]+)$"#)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such registry", body = ErrorBody),
@@ -492,6 +508,7 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     ))]
 pub async fn delete(
     State(state): State<AppState>,
+    Actor(actor): Actor,
     _: ApiQuery<NoQuery>,
     Path(name): Path<String>,
     headers: axum::http::HeaderMap,
@@ -499,7 +516,7 @@ pub async fn delete(
     let precondition = if_match(&headers)?;
     state
         .service()
-        .delete(&name, precondition.as_deref())
+        .delete(&actor, &name, precondition.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -512,10 +529,14 @@ pub async fn delete(
     ))]
 pub async fn batch_delete(
     State(state): State<AppState>,
+    Actor(actor): Actor,
     _: ApiQuery<NoQuery>,
     ApiJson(request): ApiJson<BatchDeleteRequest>,
 ) -> Result<Json<BatchDeleteResponse>, ApiError> {
-    let result = state.service().delete_many(request.validate()?).await?;
+    let result = state
+        .service()
+        .delete_many(&actor, request.validate()?)
+        .await?;
     Ok(Json(BatchDeleteResponse {
         deleted: result.deleted,
         not_found: result.not_found,
@@ -655,11 +676,12 @@ pub async fn verify_unsaved(
     ))]
 pub async fn verify_saved(
     State(state): State<AppState>,
+    Actor(actor): Actor,
     _: ApiQuery<NoQuery>,
     Path(name): Path<String>,
 ) -> Result<Json<Registry>, ApiError> {
     let record = find(&state, &name).await?;
-    let (updated, result) = state.service().recheck(&record).await?;
+    let (updated, result) = state.service().recheck(Some(&actor), &record).await?;
     result.map_err(ApiError::CheckFailed)?;
     Ok(Json(updated))
 }

@@ -17,6 +17,9 @@ use crate::registry::{PasswordChange, Registry, RegistryInput, RegistrySpec, Wri
 use crate::service::{RegistryService, WriteError};
 pub use sources::{Plan, Planned, Problem};
 
+/// How the audit trail names writes made by `import`.
+pub const IMPORT_ACTOR: &str = "import";
+
 /// What an import did (or, with `dry_run`, would do), a line each.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -130,13 +133,13 @@ async fn import_one(
         (_, true) => {}
         (Action::Create, false) => {
             service
-                .create(input, options.verify)
+                .create(IMPORT_ACTOR, input, options.verify)
                 .await
                 .map_err(failed)?;
         }
         (Action::Update, false) => {
             service
-                .update(&name, None, options.verify, |_| {
+                .update(IMPORT_ACTOR, &name, None, options.verify, |_| {
                     Ok::<_, WriteError>(input.clone())
                 })
                 .await

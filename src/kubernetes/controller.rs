@@ -361,7 +361,7 @@ async fn reverify_all(service: Arc<RegistryService>) {
         .for_each_concurrent(REVERIFY_CONCURRENCY, |record| {
             let service = service.clone();
             async move {
-                if let Err(error) = service.recheck(&record).await {
+                if let Err(error) = service.recheck(None, &record).await {
                     tracing::warn!(registry = %record.name, %error, "recording verification failed");
                 }
             }

@@ -1,6 +1,7 @@
 //! Kubernetes mode: registry records as `ImageRegistry` objects, pull
 //! Secrets replicated into every authorized namespace.
 
+pub mod audit;
 pub mod auth;
 pub mod controller;
 pub mod convert;

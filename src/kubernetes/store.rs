@@ -20,6 +20,7 @@ use super::state::{Caches, Touched};
 use crate::index::IndexHandle;
 use crate::registry::store::{BatchDeleted, Credentials, RegistryStore, StoreError};
 use crate::registry::{Password, PasswordChange, Registry, RegistrySpec, RegistryStatus};
+use crate::service::{AuditEntry, AuditLog, AuditPage, AuditQuery};
 
 pub struct KubeStore {
     client: kube::Client,
@@ -241,6 +242,23 @@ fn at_least(seen: &str, wanted: &str) -> bool {
     match (seen.parse::<u64>(), wanted.parse::<u64>()) {
         (Ok(seen), Ok(wanted)) => seen >= wanted,
         _ => seen == wanted,
+    }
+}
+
+#[async_trait]
+impl AuditLog for KubeStore {
+    async fn append(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let uid = self.cached(&entry.registry).and_then(|object| object.uid());
+        let event = super::audit::event_for(entry, &self.namespace, uid)?;
+        Api::<k8s_openapi::api::core::v1::Event>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &event)
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
+    async fn entries(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        super::audit::entries(&self.client, &self.namespace, query).await
     }
 }
 

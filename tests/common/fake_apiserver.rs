@@ -395,6 +395,17 @@ impl FakeApiServer {
             .cloned()
     }
 
+    /// Every stored object of `plural` (in `namespace`, when given).
+    pub fn list(&self, plural: &str, namespace: Option<&str>) -> Vec<Value> {
+        let state = self.state.lock().expect("lock");
+        state
+            .objects
+            .iter()
+            .filter(|((p, ns, _), _)| p == plural && namespace.is_none_or(|n| n == ns))
+            .map(|(_, object)| object.clone())
+            .collect()
+    }
+
     pub fn delete(&self, plural: &str, namespace: Option<&str>, name: &str) {
         let mut state = self.state.lock().expect("lock");
         let collection = Collection {

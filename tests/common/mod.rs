@@ -30,6 +30,7 @@ pub fn store_args(data_dir: &Path) -> StoreArgs {
         data_dir: data_dir.to_owned(),
         encryption_key: None,
         encryption_key_file: None,
+        audit_max_entries: 100_000,
     }
 }
 

@@ -17,6 +17,7 @@ use rusqlite_migration::{M, Migrations};
 use super::{BatchDeleted, Cipher, Credentials, RegistryStore, StoreError};
 use crate::index::{Change, IndexHandle};
 use crate::registry::model::{Password, PasswordChange, Registry, RegistrySpec, RegistryStatus};
+use crate::service::{AuditEntry, AuditLog, AuditPage, AuditQuery};
 
 /// Schema history; append, never edit.
 fn migrations() -> Migrations<'static> {
@@ -39,8 +40,20 @@ fn migrations() -> Migrations<'static> {
              ) STRICT;
              INSERT INTO sequence (id, value) VALUES (1, 0);",
         ),
+        // v3 (0.2.0): the audit trail, newest last, bounded by count.
+        M::up(
+            "CREATE TABLE audit (
+                 id       INTEGER PRIMARY KEY AUTOINCREMENT,
+                 registry TEXT NOT NULL,
+                 entry    TEXT NOT NULL   -- the AuditEntry as JSON
+             ) STRICT;
+             CREATE INDEX audit_by_registry ON audit (registry, id);",
+        ),
     ])
 }
+
+/// Audit entries kept by default; older ones are dropped.
+pub const AUDIT_MAX_ENTRIES: u64 = 100_000;
 
 /// The next version number, inside the write's transaction.
 fn next_version(tx: &rusqlite::Transaction<'_>) -> Result<i64, StoreError> {
@@ -60,6 +73,8 @@ struct Inner {
     conn: Mutex<Connection>,
     cipher: Cipher,
     index: Arc<IndexHandle>,
+    /// Set once after opening ([`SqliteStore::with_audit_max_entries`]).
+    audit_max_entries: std::sync::atomic::AtomicU64,
 }
 
 impl SqliteStore {
@@ -83,6 +98,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             cipher,
             index,
+            audit_max_entries: std::sync::atomic::AtomicU64::new(AUDIT_MAX_ENTRIES),
         };
         {
             let conn = inner.lock()?;
@@ -91,6 +107,14 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(inner),
         })
+    }
+
+    /// Keeps at most `max` audit entries (at least one); older ones go.
+    pub fn with_audit_max_entries(self, max: u64) -> Self {
+        self.inner
+            .audit_max_entries
+            .store(max.max(1), std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -353,6 +377,79 @@ impl RegistryStore for SqliteStore {
     }
 }
 
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn append(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let json = serde_json::to_string(entry).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let registry = entry.registry.clone();
+        self.run(move |inner, conn| {
+            let max = inner
+                .audit_max_entries
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO audit (registry, entry) VALUES (?1, ?2)",
+                params![registry, json],
+            )
+            .map_err(backend)?;
+            // Ids only grow (AUTOINCREMENT), so the newest `max` are the
+            // ids above the newest minus `max`.
+            let newest = tx.last_insert_rowid();
+            tx.execute(
+                "DELETE FROM audit WHERE id <= ?1",
+                params![newest.saturating_sub(i64::try_from(max).unwrap_or(i64::MAX))],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn entries(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        let query = query.clone();
+        self.run(move |_, conn| {
+            let before: Option<i64> = match &query.before {
+                Some(position) => Some(position.parse().map_err(|_| {
+                    StoreError::Backend(format!("not an audit position: {position:?}"))
+                })?),
+                None => None,
+            };
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, entry FROM audit
+                     WHERE (?1 IS NULL OR registry = ?1) AND (?2 IS NULL OR id < ?2)
+                     ORDER BY id DESC LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let wanted = i64::try_from(query.limit).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map(
+                    params![query.registry, before, wanted.saturating_add(1)],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+                )
+                .map_err(backend)?;
+            let mut page = AuditPage::default();
+            let mut last = None;
+            for row in rows {
+                let (id, json) = row.map_err(backend)?;
+                if page.items.len() == query.limit {
+                    page.next = last.map(|id: i64| id.to_string());
+                    break;
+                }
+                page.items.push(
+                    serde_json::from_str(&json)
+                        .map_err(|e| StoreError::Backend(format!("corrupt audit entry: {e}")))?,
+                );
+                last = Some(id);
+            }
+            Ok(page)
+        })
+        .await
+    }
+}
+
 /// The database and its `-wal` and `-shm` files readable by us alone: they
 /// hold the records (sealed passwords, but names, users and CAs in clear).
 /// SQLite creates the other two with the database file's mode, so creating
@@ -469,6 +566,80 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The trail keeps the newest entries up to its bound, and pages from
+    /// the newest.
+    #[tokio::test]
+    async fn the_audit_trail_is_bounded_and_pages_newest_first() {
+        use crate::service::AuditAction;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(
+            &dir.path().join("registries.db"),
+            Cipher::from_base64(&base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                [7u8; 32],
+            ))
+            .expect("key"),
+            IndexHandle::new(),
+        )
+        .expect("open")
+        .with_audit_max_entries(3);
+        for i in 0..5 {
+            let entry = AuditEntry {
+                time: Utc::now(),
+                actor: "admin".into(),
+                action: AuditAction::Update,
+                registry: if i % 2 == 0 { "a" } else { "b" }.into(),
+                fields: vec![format!("f{i}")],
+                succeeded: true,
+                message: None,
+            };
+            store.append(&entry).await.expect("append");
+        }
+        let fields = |page: &AuditPage| -> Vec<String> {
+            page.items.iter().map(|e| e.fields[0].clone()).collect()
+        };
+        let all = store
+            .entries(&AuditQuery {
+                registry: None,
+                limit: 10,
+                before: None,
+            })
+            .await
+            .expect("entries");
+        assert_eq!(fields(&all), ["f4", "f3", "f2"], "the newest three");
+        assert_eq!(all.next, None);
+        let first = store
+            .entries(&AuditQuery {
+                registry: None,
+                limit: 2,
+                before: None,
+            })
+            .await
+            .expect("entries");
+        assert_eq!(fields(&first), ["f4", "f3"]);
+        let second = store
+            .entries(&AuditQuery {
+                registry: None,
+                limit: 2,
+                before: first.next.clone(),
+            })
+            .await
+            .expect("entries");
+        assert_eq!(
+            (fields(&second), second.next),
+            (vec!["f2".to_owned()], None)
+        );
+        let only_a = store
+            .entries(&AuditQuery {
+                registry: Some("a".into()),
+                limit: 10,
+                before: None,
+            })
+            .await
+            .expect("entries");
+        assert_eq!(fields(&only_a), ["f4", "f2"]);
+    }
 
     #[test]
     fn migrations_are_valid() {

@@ -11,7 +11,11 @@
 //! different fields both win, and a slow password change can never bring
 //! back a namespace that was removed meanwhile.
 
+pub mod audit;
+
 use std::sync::Arc;
+
+pub use audit::{AuditAction, AuditEntry, AuditLog, AuditPage, AuditQuery};
 
 use crate::index::IndexHandle;
 use crate::registry::client::ConnectError;
@@ -99,18 +103,37 @@ impl RegistryService {
 
     /// Creates a record; with `verify`, only after its registry accepted the
     /// login.
-    pub async fn create(&self, input: RegistryInput, verify: bool) -> Result<Written, WriteError> {
-        let mut spec = input.validate(WriteMode::Create, None)?;
-        if self.store.get(&spec.name).await?.is_some() {
-            // Say so before spending a registry round trip.
-            return Err(StoreError::AlreadyExists(spec.name).into());
+    pub async fn create(
+        &self,
+        actor: &str,
+        input: RegistryInput,
+        verify: bool,
+    ) -> Result<Written, WriteError> {
+        let name = input.name.clone().unwrap_or_default();
+        let mut fields = Vec::new();
+        let result = async {
+            let mut spec = input.validate(WriteMode::Create, None)?;
+            fields = audit::changed_fields(&spec, None);
+            if self.store.get(&spec.name).await?.is_some() {
+                // Say so before spending a registry round trip.
+                return Err(StoreError::AlreadyExists(spec.name).into());
+            }
+            let credentials = given_credentials(&spec);
+            spec.status = Some(self.check_with(&spec, credentials, verify).await?);
+            let warnings = self.default_overlaps(&spec);
+            let record = self.store.create(spec).await?;
+            Ok(Written { record, warnings })
         }
-        let credentials = given_credentials(&spec);
-        spec.status = Some(self.check_with(&spec, credentials, verify).await?);
-        let warnings = self.default_overlaps(&spec);
-        let record = self.store.create(spec).await?;
-        tracing::info!(registry = %record.name, server = %record.server, "registry created");
-        Ok(Written { record, warnings })
+        .await;
+        self.audit(
+            actor,
+            AuditAction::Create,
+            &name,
+            fields,
+            error_text(&result),
+        )
+        .await;
+        result
     }
 
     /// Checks what a create would check, and saves nothing.
@@ -129,10 +152,37 @@ impl RegistryService {
     /// version, or nothing is written.
     pub async fn update<E>(
         &self,
+        actor: &str,
         name: &str,
         precondition: Option<&str>,
         verify: bool,
         edit: impl Fn(&Registry) -> Result<RegistryInput, E>,
+    ) -> Result<Written, E>
+    where
+        E: From<WriteError> + std::fmt::Display,
+    {
+        let mut fields = Vec::new();
+        let result = self
+            .apply_update(name, precondition, verify, edit, &mut fields)
+            .await;
+        self.audit(
+            actor,
+            AuditAction::Update,
+            name,
+            fields,
+            error_text(&result),
+        )
+        .await;
+        result
+    }
+
+    async fn apply_update<E>(
+        &self,
+        name: &str,
+        precondition: Option<&str>,
+        verify: bool,
+        edit: impl Fn(&Registry) -> Result<RegistryInput, E>,
+        fields: &mut Vec<String>,
     ) -> Result<Written, E>
     where
         E: From<WriteError>,
@@ -143,6 +193,7 @@ impl RegistryService {
             let mut spec = edit(&current)?
                 .validate(WriteMode::Replace, Some(name))
                 .map_err(WriteError::from)?;
+            *fields = audit::changed_fields(&spec, Some(&current));
             let credentials = self.credentials_for(&spec, &current).await?;
             if spec.changes_connection(&current) {
                 let this = Checked::of(&spec, credentials.as_ref());
@@ -155,10 +206,7 @@ impl RegistryService {
             }
             let warnings = self.default_overlaps(&spec);
             match self.store.replace(spec, &current.version).await {
-                Ok(record) => {
-                    tracing::info!(registry = %record.name, server = %record.server, "registry updated");
-                    return Ok(Written { record, warnings });
-                }
+                Ok(record) => return Ok(Written { record, warnings }),
                 // Someone else wrote first: apply the edit to what they wrote
                 // (a precondition fails on the next read).
                 Err(StoreError::Modified(_)) => continue,
@@ -169,28 +217,48 @@ impl RegistryService {
     }
 
     /// Deletes the record; with `precondition`, only at that version.
-    pub async fn delete(&self, name: &str, precondition: Option<&str>) -> Result<(), WriteError> {
-        for _ in 0..ATTEMPTS {
-            let current = self.current(name, precondition).await?;
-            match self.store.delete(name, Some(&current.version)).await {
-                Ok(true) => {
-                    tracing::info!(registry = %name, "registry deleted");
-                    return Ok(());
+    pub async fn delete(
+        &self,
+        actor: &str,
+        name: &str,
+        precondition: Option<&str>,
+    ) -> Result<(), WriteError> {
+        let result = async {
+            for _ in 0..ATTEMPTS {
+                let current = self.current(name, precondition).await?;
+                match self.store.delete(name, Some(&current.version)).await {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => return Err(StoreError::NotFound(name.to_owned()).into()),
+                    // Someone else wrote first: the next read sees what they
+                    // wrote (and fails a precondition).
+                    Err(StoreError::Modified(_)) => continue,
+                    Err(other) => return Err(other.into()),
                 }
-                Ok(false) => return Err(StoreError::NotFound(name.to_owned()).into()),
-                // Someone else wrote first: the next read sees what they
-                // wrote (and fails a precondition).
-                Err(StoreError::Modified(_)) => continue,
-                Err(other) => return Err(other.into()),
             }
+            Err(WriteError::Conflict(name.to_owned()))
         }
-        Err(WriteError::Conflict(name.to_owned()))
+        .await;
+        self.audit(
+            actor,
+            AuditAction::Delete,
+            name,
+            vec![],
+            error_text(&result),
+        )
+        .await;
+        result
     }
 
-    pub async fn delete_many(&self, names: Vec<String>) -> Result<BatchDeleted, WriteError> {
+    /// Deletes each of `names`; one audit entry for each record deleted.
+    pub async fn delete_many(
+        &self,
+        actor: &str,
+        names: Vec<String>,
+    ) -> Result<BatchDeleted, WriteError> {
         let result = self.store.delete_many(names).await?;
-        if !result.deleted.is_empty() {
-            tracing::info!(registries = ?result.deleted, "registries deleted");
+        for name in &result.deleted {
+            self.audit(actor, AuditAction::Delete, name, vec![], None)
+                .await;
         }
         Ok(result)
     }
@@ -199,8 +267,12 @@ impl RegistryService {
     /// address, and saves the outcome in its status unless the record
     /// changed meanwhile (then the newer write's status stands). Returns
     /// the record as it now is and what the check found.
+    /// `actor` is who asked; the periodic re-verification (`None`) is not
+    /// a change anyone made and stays out of the audit trail (it would
+    /// add an entry per record every interval).
     pub async fn recheck(
         &self,
+        actor: Option<&str>,
         record: &Registry,
     ) -> Result<(Registry, Result<(), ConnectError>), WriteError> {
         let server = record
@@ -212,11 +284,11 @@ impl RegistryService {
             .check(&server, &record.tls, credentials)
             .await;
         let status = Connectivity::status_after(&result);
-        let updated = match self
+        let written = self
             .store
             .set_status(&record.name, status, Some(&record.version))
-            .await
-        {
+            .await;
+        let updated = match written {
             Ok(updated) => updated,
             Err(StoreError::Modified(_)) => self
                 .store
@@ -225,7 +297,57 @@ impl RegistryService {
                 .ok_or_else(|| StoreError::NotFound(record.name.clone()))?,
             Err(other) => return Err(other.into()),
         };
+        if let Some(actor) = actor {
+            let failed = result.as_ref().err().map(|e| format!("{}: {e}", e.code()));
+            self.audit(
+                actor,
+                AuditAction::Verify,
+                &record.name,
+                vec!["status".into()],
+                failed,
+            )
+            .await;
+        }
         Ok((updated, result))
+    }
+
+    /// The audit trail, newest first.
+    pub async fn audit_entries(&self, query: &AuditQuery) -> Result<AuditPage, WriteError> {
+        Ok(self.store.entries(query).await?)
+    }
+
+    /// Keeps one entry of the trail (and logs it). Failing to keep it does
+    /// not undo or fail the write it tells of: that is logged loudly.
+    async fn audit(
+        &self,
+        actor: &str,
+        action: AuditAction,
+        registry: &str,
+        fields: Vec<String>,
+        failed: Option<String>,
+    ) {
+        let entry = AuditEntry {
+            time: chrono::Utc::now(),
+            actor: actor.to_owned(),
+            action,
+            registry: registry.to_owned(),
+            fields,
+            succeeded: failed.is_none(),
+            message: failed.map(|m| crate::excerpt::shorten(&m, 300).into_owned()),
+        };
+        tracing::info!(
+            target: "audit",
+            actor = %entry.actor,
+            action = entry.action.as_str(),
+            registry = %entry.registry,
+            fields = ?entry.fields,
+            succeeded = entry.succeeded,
+            message = entry.message.as_deref().unwrap_or_default(),
+            "registry {}", entry.action.as_str()
+        );
+        if let Err(error) = self.store.append(&entry).await {
+            tracing::error!(%error, registry = %entry.registry, "the audit trail could not keep an entry");
+        }
     }
 
     /// The record as stored now, if it is at `precondition` (when given).
@@ -316,6 +438,11 @@ impl RegistryService {
         }
         said
     }
+}
+
+/// What went wrong, for the audit trail; `None` when it worked.
+fn error_text<T, E: std::fmt::Display>(result: &Result<T, E>) -> Option<String> {
+    result.as_ref().err().map(ToString::to_string)
 }
 
 /// The credentials a write gives itself (a username and a new password).
