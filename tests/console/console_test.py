@@ -336,6 +336,35 @@ def flows(page):
         expect(page.get_by_text("No registry is authorized for team-z.")).to_be_visible()
         expect(page.locator(".preview.bad")).to_contain_text("no registry is authorized in namespace")
 
+        # --- The audit trail: the record's recent changes on its page, and
+        # the Activity page (by keyboard: the nav link, then Enter).
+        page.goto(URL + "/#/registries/harbor")
+        changes = page.get_by_role("region", name="Recent changes")
+        expect(changes.locator(".audit-entry").first).to_contain_text("updated")
+        expect(changes).to_contain_text("by admin")
+        expect(changes).to_contain_text("description")
+        assert PASSWORD not in changes.inner_text()
+        changes.get_by_role("link", name="All changes to this registry").click()
+        expect(page.get_by_role("heading", name="Activity of harbor")).to_be_visible()
+        entries = page.locator(".audit-entry")
+        expect(entries.last).to_contain_text("created")
+        status, trail = api("GET", "/audit?registry=harbor&limit=1000")
+        expect(entries).to_have_count(len(trail["items"]))
+        # A refused edit is there too, marked as such.
+        expect(page.locator(".audit-entry", has=page.locator(".chip-bad")).first).to_be_visible()
+        shot(page, "activity-registry")
+        axe_scan(page, "activity")
+        page.get_by_role("link", name="Activity", exact=True).focus()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Activity", exact=True)).to_be_visible()
+        # More changes than a page: "Older changes" fetches the next one.
+        status, trail = api("GET", "/audit?limit=1000")
+        if len(trail["items"]) > 50:
+            expect(entries).to_have_count(50)
+            page.get_by_role("button", name="Older changes").click()
+            expect(entries).to_have_count(min(100, len(trail["items"])))
+        shot(page, "activity")
+
         # --- A 401 anywhere returns to sign-in and back to the same page.
         page.goto(URL + "/#/registries/harbor")
         expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
@@ -372,6 +401,16 @@ def flows(page):
         expect(page.locator(".preview.ok")).to_be_visible()
         shot(page, "workload-390")
         fits_the_screen("workload page")
+        page.goto(URL + "/#/activity")
+        expect(page.locator(".audit-entry").first).to_be_visible()
+        shot(page, "activity-390")
+        fits_the_screen("activity page")
+        page.locator("#lang").select_option("zh")
+        expect(page.get_by_role("heading", name="操作记录", exact=True)).to_be_visible()
+        expect(page.locator(".audit-entry").first).to_contain_text("操作者 admin")
+        shot(page, "activity-zh-390")
+        fits_the_screen("activity page (zh)")
+        page.locator("#lang").select_option("en")
         page.set_viewport_size({"width": 1280, "height": 860})
 
         # --- Sign out.

@@ -42,6 +42,7 @@ function route() {
   if (parts[0] === 'signin') return signInPage(params.get('next') || '/registries');
   if (parts[0] === 'registries' && parts[1]) return registryPage(parts[1]);
   if (parts[0] === 'workload') return workloadPage(params);
+  if (parts[0] === 'activity') return activityPage(params);
   return listPage();
 }
 
@@ -777,7 +778,81 @@ async function registryPage(name) {
       h('pre', { class: 'code', tabindex: 0 }, example),
       h('p', {}, t('detail.annotationBody')),
       h('pre', { class: 'code', tabindex: 0 }, `metadata:\n  annotations:\n    registry-resolver.io/registry: ${record.name}`)),
+    recentChanges(record),
     repositoryBrowser(record));
+}
+
+// ---------- the audit trail ----------
+
+/** Entries of the audit trail: when, who, what, and whether it worked. */
+function auditList(entries, { showRegistry = true } = {}) {
+  return h('ol', { class: 'audit-list' }, entries.map((entry) => h('li', { class: 'audit-entry' },
+    h('div', { class: 'audit-head' },
+      h('span', { class: `chip ${entry.succeeded ? 'chip-ok' : 'chip-bad'}` },
+        entry.succeeded ? '✓ ' : '✕ ', t(`audit.action.${entry.action}`)),
+      showRegistry ? h('a', { href: `#/registries/${enc(entry.registry)}`, class: 'mono' }, entry.registry) : null,
+      h('span', { class: 'muted small' }, t('audit.by', { actor: entry.actor }), ' · ', formatTime(entry.time))),
+    entry.fields.length
+      ? h('p', { class: 'audit-fields small' }, t('audit.fields'), ' ',
+        entry.fields.map((f, i) => [i ? ', ' : '', h('code', { class: 'mono' }, f)]))
+      : null,
+    entry.message ? h('p', { class: 'status-message small' }, entry.message) : null)));
+}
+
+/** The record's last changes, on its page. */
+function recentChanges(record) {
+  const body = h('div', {}, loading());
+  const load = () => {
+    mount(body, loading());
+    api('GET', `/audit?registry=${enc(record.name)}&limit=5`)
+      .then((trail) => mount(body,
+        trail.items.length
+          ? auditList(trail.items, { showRegistry: false })
+          : h('p', { class: 'muted' }, t('audit.none')),
+        h('p', {}, h('a', { href: `#/activity?registry=${enc(record.name)}` }, t('audit.all')))))
+      .catch((error) => mount(body, errorState(error, load)));
+  };
+  load();
+  return h('section', { class: 'card', 'aria-labelledby': 'sec-changes' },
+    h('h2', { id: 'sec-changes' }, t('audit.recent')), body);
+}
+
+/** Every change, newest first, a page at a time; one record's with ?registry=. */
+function activityPage(params) {
+  const registry = params.get('registry') || '';
+  const body = h('div', {});
+  const list = h('div', {});
+  const older = h('button', { type: 'button', class: 'btn', hidden: true }, t('audit.older'));
+  let next = null;
+  const path = () => `/audit?limit=50${registry ? `&registry=${enc(registry)}` : ''}${next ? `&continue=${enc(next)}` : ''}`;
+  const more = async () => {
+    older.disabled = true;
+    try {
+      const trail = await api('GET', path());
+      if (!list.firstChild && !trail.items.length) {
+        mount(list, h('div', { class: 'empty' }, h('h2', {}, t('audit.emptyTitle')), h('p', { class: 'muted' }, t('audit.emptyBody'))));
+      } else {
+        const rendered = auditList(trail.items, { showRegistry: !registry });
+        const existing = list.querySelector('.audit-list');
+        if (existing) existing.append(...rendered.children); else mount(list, rendered);
+      }
+      next = trail.metadata.continue || null;
+      older.hidden = !next;
+    } catch (error) {
+      mount(list, errorState(error, () => { next = null; mount(list); more(); }));
+    } finally {
+      older.disabled = false;
+    }
+  };
+  older.addEventListener('click', more);
+  mount(body, list, older);
+  page(t('audit.title'), h('div', { class: 'page-head' },
+    h('h1', {}, registry ? t('audit.titleFor', { registry }) : t('audit.title')),
+    registry ? h('a', { href: '#/activity' }, t('audit.showAll')) : null),
+  h('p', { class: 'muted' }, t('audit.intro')),
+  body);
+  mount(list, loading());
+  more();
 }
 
 /** Whether the nodes can pull from a registry that needs more than public
