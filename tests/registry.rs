@@ -406,6 +406,17 @@ async fn registry_down_not_a_registry_and_timeouts() {
     registry.stop();
     let (code, message) = check(&server, &record("down", &registry.server(), true)).await;
     assert_eq!(code, "unreachable", "{message}");
+    // A name that resolves nowhere says so (told apart by its type).
+    let (code, message) = check(
+        &server,
+        &record("nowhere", "http://nothing-here.invalid", false),
+    )
+    .await;
+    assert_eq!(code, "unreachable", "{message}");
+    assert!(
+        message.contains("cannot resolve nothing-here.invalid"),
+        "{message}"
+    );
     // The saved record's re-check fails, and its status says why.
     let (status, body) = post(&server, "/registries/down/verify", &json!({})).await;
     assert_eq!(

@@ -52,6 +52,16 @@ pub struct AddressRefused {
     pub reason: String,
 }
 
+/// The host name could not be resolved (or resolved to nothing): the
+/// client tells it apart by this type, never by an error's text.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {host}")]
+pub struct LookupFailed {
+    pub host: String,
+    #[source]
+    pub source: Option<std::io::Error>,
+}
+
 impl AddressPolicy {
     /// Why `ip` is refused, or `None` when requests may go there.
     pub fn refusal(&self, ip: IpAddr) -> Option<String> {
@@ -125,8 +135,19 @@ impl Resolve for PolicyResolver {
                     reason: "was not looked up: every address range is refused".into(),
                 }) as _);
             }
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let looked_up = tokio::net::lookup_host((host.clone(), 0)).await;
+            let resolved: Vec<SocketAddr> = match looked_up {
+                Ok(found) => found.collect(),
+                Err(source) => {
+                    return Err(Box::new(LookupFailed {
+                        host,
+                        source: Some(source),
+                    }) as _);
+                }
+            };
+            if resolved.is_empty() {
+                return Err(Box::new(LookupFailed { host, source: None }) as _);
+            }
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()

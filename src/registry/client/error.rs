@@ -125,6 +125,9 @@ impl ConnectError {
                 "{host} broke off its answer before the end; try again, or ask its operator"
             ));
         }
+        if find_in_chain::<super::address::LookupFailed>(error).is_some() {
+            return Self::Unreachable(format!("cannot resolve {host}: check the address"));
+        }
         if let Some(tls) = find_in_chain::<rustls::Error>(error) {
             return Self::from_tls(tls, host);
         }
@@ -149,9 +152,6 @@ impl ConnectError {
             }
         }
         let text = chain_text(error);
-        if text.contains("dns error") || text.contains("failed to lookup address") {
-            return Self::Unreachable(format!("cannot resolve {host}: check the address"));
-        }
         if error.is_connect() {
             return Self::Unreachable(format!("cannot connect to {host}: {text}"));
         }
