@@ -3,7 +3,8 @@
 //! a module of a higher layer fails, naming the file and line. The layers,
 //! from the bottom: the pure core (names, selectors, references, the record
 //! model and the index, resolution); admission (the decision and its wire
-//! format); what works around a decision (pinning, metrics); the cluster
+//! format); the write path and what works around a decision (the registry
+//! service, pinning, metrics); the cluster
 //! side and node trust; the API; the console; the listeners; the commands.
 
 use std::path::{Path, PathBuf};
@@ -27,7 +28,8 @@ const LAYERS: &[&[&str]] = &[
         "yaml_edit",
     ],
     &["admission"],
-    &["pinning", "telemetry"],
+    // The write path, and what works around a decision.
+    &["service", "pinning", "telemetry"],
     &["kubernetes", "node_trust"],
     &["api"],
     &["console"],

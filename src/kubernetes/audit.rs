@@ -14,8 +14,8 @@ use kube::api::ListParams;
 use serde_json::json;
 
 use super::crd::ImageRegistry;
+use crate::registry::audit::{AuditAction, AuditEntry, AuditPage, AuditQuery};
 use crate::registry::store::StoreError;
-use crate::service::{AuditAction, AuditEntry, AuditPage, AuditQuery};
 
 /// Marks our audit Events.
 pub const AUDIT_LABEL: &str = "registry-resolver.io/audit";

@@ -18,9 +18,9 @@ use super::crd::{ImageRegistry, ImageRegistrySpec, SecretRef, TlsSpec};
 use super::replicate::FIELD_MANAGER;
 use super::state::{Caches, Touched};
 use crate::index::IndexHandle;
+use crate::registry::audit::{AuditEntry, AuditLog, AuditPage, AuditQuery};
 use crate::registry::store::{BatchDeleted, Credentials, RegistryStore, StoreError};
 use crate::registry::{Password, PasswordChange, Registry, RegistrySpec, RegistryStatus};
-use crate::service::{AuditEntry, AuditLog, AuditPage, AuditQuery};
 
 pub struct KubeStore {
     client: kube::Client,

@@ -1,5 +1,6 @@
 //! Image registry records: the model, its validation, and where it is stored.
 
+pub mod audit;
 pub mod client;
 pub mod connectivity;
 mod model;

@@ -11,11 +11,10 @@
 //! different fields both win, and a slow password change can never bring
 //! back a namespace that was removed meanwhile.
 
-pub mod audit;
-
 use std::sync::Arc;
 
-pub use audit::{AuditAction, AuditEntry, AuditLog, AuditPage, AuditQuery};
+use crate::registry::audit;
+pub use crate::registry::audit::{AuditAction, AuditEntry, AuditLog, AuditPage, AuditQuery};
 
 use crate::index::IndexHandle;
 use crate::registry::client::ConnectError;

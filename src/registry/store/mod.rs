@@ -68,7 +68,7 @@ pub fn check_default_conflict(spec: &RegistrySpec, index: &Index) -> Result<(), 
 /// Persistence only: the rules of a write live in
 /// [`RegistryService`](crate::service::RegistryService), which calls these.
 #[async_trait]
-pub trait RegistryStore: crate::service::AuditLog + Send + Sync + 'static {
+pub trait RegistryStore: crate::registry::audit::AuditLog + Send + Sync + 'static {
     /// Writes a new record ([`StoreError::AlreadyExists`] if the name is
     /// taken). `spec.status` (or an unverified one) becomes its status.
     async fn create(&self, spec: RegistrySpec) -> Result<Registry, StoreError>;

@@ -16,8 +16,8 @@ use rusqlite_migration::{M, Migrations};
 
 use super::{BatchDeleted, Cipher, Credentials, RegistryStore, StoreError};
 use crate::index::{Change, IndexHandle};
+use crate::registry::audit::{AuditEntry, AuditLog, AuditPage, AuditQuery};
 use crate::registry::model::{Password, PasswordChange, Registry, RegistrySpec, RegistryStatus};
-use crate::service::{AuditEntry, AuditLog, AuditPage, AuditQuery};
 
 /// Schema history; append, never edit.
 fn migrations() -> Migrations<'static> {
@@ -571,7 +571,7 @@ mod tests {
     /// the newest.
     #[tokio::test]
     async fn the_audit_trail_is_bounded_and_pages_newest_first() {
-        use crate::service::AuditAction;
+        use crate::registry::audit::AuditAction;
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(
             &dir.path().join("registries.db"),
