@@ -52,7 +52,7 @@ pub fn event_for(
         None => format!(
             "{} {} the registry{fields}",
             entry.actor,
-            past_tense(entry.action)
+            entry.action.past_tense()
         ),
         Some(why) => format!(
             "{}'s {}{fields} failed: {why}",
@@ -103,15 +103,6 @@ pub fn event_for(
         "count": 1,
     });
     serde_json::from_value(object).map_err(|e| StoreError::Backend(e.to_string()))
-}
-
-fn past_tense(action: AuditAction) -> &'static str {
-    match action {
-        AuditAction::Create => "created",
-        AuditAction::Update => "updated",
-        AuditAction::Delete => "deleted",
-        AuditAction::Verify => "verified",
-    }
 }
 
 /// An Event name's first part: the record's name when it can be one.

@@ -35,6 +35,16 @@ impl AuditAction {
         }
     }
 
+    /// "created", "updated", …: for logs and Events.
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Self::Create => "created",
+            Self::Update => "updated",
+            Self::Delete => "deleted",
+            Self::Verify => "verified",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {
             "create" => Self::Create,

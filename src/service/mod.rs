@@ -342,7 +342,9 @@ impl RegistryService {
             fields = ?entry.fields,
             succeeded = entry.succeeded,
             message = entry.message.as_deref().unwrap_or_default(),
-            "registry {}", entry.action.as_str()
+            "registry {}{}",
+            entry.action.past_tense(),
+            if entry.succeeded { "" } else { ": refused" }
         );
         if let Err(error) = self.store.append(&entry).await {
             tracing::error!(%error, registry = %entry.registry, "the audit trail could not keep an entry");
