@@ -313,7 +313,7 @@ fn cluster_events(c: &mut Criterion) {
 /// Secret already in place (the steady state), so the pass plans nothing.
 /// What a per-object controller would save is at most this, per pass.
 fn replication_pass(c: &mut Criterion) {
-    use registry_resolver::kubernetes::desired::{
+    use registry_resolver::replication::{
         Namespaces, ObservedSecret, Registry as Replicated, dockerconfigjson, plan,
     };
     let namespaces: Namespaces = (0..2000)

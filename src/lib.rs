@@ -2,37 +2,32 @@
 //! `/mysql/mysql:5.6` against the registries a namespace is authorized for,
 //! and injects the matching `imagePullSecrets`.
 //!
-//! The flow of one admission:
-//! [`server`] (HTTPS) → [`admission`] (decode, find the pod template) →
-//! [`resolve`] (pure: template + [`index::Index`] → edits or denial) →
-//! [`admission::patch`] (RFC 6902) → response.
+//! The workspace's crates, from the bottom; each depends only on those
+//! below it, and Cargo enforces that:
 //!
-//! Records live in a [`registry::store`]; every change is published into
-//! the [`index`] snapshot the webhook reads, so admission does no I/O; API
-//! lists page through the same snapshot ([`listing`]).
+//! - `registry-resolver-core`: the pure core (reference grammar, records
+//!   and their validation, the [`index`], resolution, replication and node
+//!   trust plans). No tokio, reqwest, kube or axum.
+//! - `registry-resolver-client`: the registry client and connectivity checks.
+//! - `registry-resolver-store`: the stores, the write path ([`service`]),
+//!   the cluster side ([`kubernetes`]), pinning, metrics.
+//! - `registry-resolver-server`: the API, the webhook, the console.
+//! - this crate: the commands ([`app`], [`cli`], [`import`], [`manifests`],
+//!   [`certs`], the node agent in [`node_trust`]).
+//!
+//! Every module of the crates below is re-exported here at the path it
+//! has there, so `registry_resolver::index::Index` names one type whichever
+//! crate it is used from.
 
-pub mod admission;
-pub mod api;
+pub use registry_resolver_server::{
+    admission, api, console, crypto, excerpt, index, kubernetes, listing, namespaces, pinning,
+    pod_template, reference, registry, replication, resolve, selector, server, service, telemetry,
+    yaml_edit,
+};
+
 pub mod app;
 pub mod certs;
 pub mod cli;
-pub mod console;
-pub mod crypto;
-pub mod excerpt;
 pub mod import;
-pub mod index;
-pub mod kubernetes;
-pub mod listing;
 pub mod manifests;
-pub mod namespaces;
 pub mod node_trust;
-pub mod pinning;
-pub mod pod_template;
-pub mod reference;
-pub mod registry;
-pub mod resolve;
-pub mod selector;
-pub mod server;
-pub mod service;
-pub mod telemetry;
-pub mod yaml_edit;

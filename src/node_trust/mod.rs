@@ -9,11 +9,9 @@
 
 pub mod agent;
 pub mod containerd_config;
-pub mod plan;
-pub mod report;
 pub mod sync;
 
-pub use plan::{Layout, Runtime};
+pub use registry_resolver_core::node_trust::{Layout, Runtime, plan, report};
 
 use std::path::Path;
 

@@ -390,8 +390,8 @@ pub fn hosts_in_place(
 mod tests {
     use super::*;
     use crate::node_trust::plan;
-    use crate::node_trust::plan::tests::with;
     use crate::registry::Registry;
+    use registry_resolver_core::testing::with_tls as with;
 
     fn node(root: &Path, runtimes: &[Runtime], daemon_json: bool) -> Node {
         Node {

@@ -1,0 +1,15 @@
+//! Image registry records: the model and its validation, the server
+//! address, and the audit entry of a change. Where records are stored and
+//! how a registry is reached live in the crates above.
+
+pub mod audit;
+mod model;
+pub mod server;
+
+pub use model::{
+    BrowseMethod, Credentials, DNS1123_LABEL_PATTERN, Dns1123Label, FailedNode, FieldError,
+    NAMESPACES_MAX, NameError, NodeTrustStatus, Password, PasswordChange, PullSecretState,
+    Registry, RegistryInput, RegistrySpec, RegistryStatus, TlsOptions, ValidationErrors, WriteMode,
+    check_dns1123_label, check_dns1123_subdomain, dedup, namespace_entry_errors,
+};
+pub use server::{Scheme, Server, ServerError};

@@ -1,0 +1,877 @@
+//! The registry record: what the API returns, what it accepts, and the rules
+//! that turn the second into the first.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::server::Server;
+use crate::excerpt::excerpt;
+
+/// Most characters accepted for free text fields.
+const DESCRIPTION_MAX: usize = 1024;
+const USERNAME_MAX: usize = 255;
+const PASSWORD_MAX: usize = 4096;
+/// Most namespaces one record may list (in `namespaces`, and in
+/// `defaultFor`): far above any real project list, and low enough that a
+/// record stays a small object in the store and in the cluster.
+pub const NAMESPACES_MAX: usize = 5000;
+
+/// A registry record as the API returns it. The password is never here:
+/// `hasPassword` says whether one is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Registry {
+    /// DNS-1123 label, unique, immutable.
+    #[schema(example = "demo")]
+    pub name: String,
+    /// Changes with every write to the record (its status included); never
+    /// reused, not even by a record deleted and created again. `GET` sends it
+    /// as the `ETag`; `PUT`, `PATCH` and `DELETE` take it in `If-Match`.
+    #[serde(default)]
+    #[schema(example = "42")]
+    pub version: String,
+    /// Normalized address with its scheme: `http://` is a plain-HTTP registry.
+    #[schema(example = "https://dockerhub.qingcloud.com")]
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub has_password: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Namespaces ("projects") this registry is authorized for.
+    pub namespaces: Vec<String>,
+    /// Namespaces where this registry fills in registry-relative images that name no registry.
+    pub default_for: Vec<String>,
+    /// Kubernetes mode: namespaces authorized by their labels, besides `namespaces`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LabelSelectorDoc>)]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Kubernetes mode: namespaces, chosen by their labels, where this registry is
+    /// the default (where it is also authorized); after claims by name or pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LabelSelectorDoc>)]
+    pub default_for_selector: Option<LabelSelector>,
+    pub tls: TlsOptions,
+    /// The `kubernetes.io/dockerconfigjson` Secret injected into workloads.
+    pub pull_secret_name: String,
+    /// Rewrite `host/path:tag` to `host/path:tag@sha256:…` at admission.
+    #[serde(default)]
+    pub pin_digests: bool,
+    /// How repositories are listed for the image picker.
+    #[serde(default)]
+    pub browse: BrowseMethod,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub status: RegistryStatus,
+    /// In Kubernetes mode, for a registry with credentials: where its pull
+    /// Secret is in place (from the ImageRegistry's status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_secrets: Option<PullSecretState>,
+    /// In Kubernetes mode with the node agent, for a registry that needs
+    /// node trust: how many nodes have it configured (from the status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_trust: Option<NodeTrustStatus>,
+}
+
+/// A registry's trust across the nodes, for its status.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, ToSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeTrustStatus {
+    /// Nodes whose agent has reported.
+    pub nodes: u32,
+    /// Nodes with the current trust material in place.
+    pub configured: u32,
+    /// Nodes that could not put it in place.
+    pub failed: u32,
+    /// Up to ten failing nodes and why, by node name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_nodes: Vec<FailedNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, ToSchema)]
+pub struct FailedNode {
+    pub node: String,
+    pub message: String,
+}
+
+/// Where a registry's pull Secret has been replicated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullSecretState {
+    /// Authorized namespaces that have the pull Secret.
+    pub replicated_namespaces: Vec<String>,
+    /// Every authorized namespace has it.
+    pub ready: bool,
+    /// Why not, when not (conflicting or failed namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Registry {
+    /// Whether workloads using this registry need its pull secret.
+    pub fn has_credentials(&self) -> bool {
+        self.username.is_some() && self.has_password
+    }
+
+    /// The stored, normalized server, parsed. Records only enter the store
+    /// through validation, so this fails only on a corrupted store.
+    pub fn parsed_server(&self) -> Result<Server, super::server::ServerError> {
+        Server::parse(&self.server)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsOptions {
+    /// PEM certificates trusted for this registry only (a private CA, as Harbor often uses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "-----BEGIN CERTIFICATE-----")]
+    pub ca_bundle: Option<String>,
+    /// Skip certificate verification. Ignored when `caBundle` is given.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// How the image picker lists a registry's repositories. Tags always come
+/// from the registry API (`/v2/<name>/tags/list`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowseMethod {
+    /// Harbor's API when the registry is a Harbor (its public
+    /// `systeminfo` says so), else the catalog; a registry (or account) that
+    /// refuses both gets `browse_unsupported`, and the picker a path field.
+    #[default]
+    Auto,
+    /// `/v2/_catalog` (the Distribution registry; Harbor for its admins).
+    Catalog,
+    /// Harbor's own API, which lists what a project robot account may see,
+    /// and tags by push time.
+    Harbor,
+    /// Docker Hub's repository search (public repositories), for Docker Hub
+    /// and mirrors of it; tags come from the record's own server.
+    Dockerhub,
+    /// No listing: the picker offers a path field with tag completion.
+    None,
+}
+
+/// Connectivity status, filled in by registry verification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryStatus {
+    pub verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The body of `POST /registries` and `PUT /registries/{name}`.
+///
+/// Read-only fields of [`Registry`] (`hasPassword`, `createdAt`, `updatedAt`,
+/// `status`, `pullSecrets`) are accepted and ignored so a client can send
+/// back what it read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistryInput {
+    /// Required on create; on PUT, when given, the name in the URL.
+    #[schema(
+        example = "demo",
+        required = true,
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length = 63
+    )]
+    pub name: Option<String>,
+    /// `host[:port][/path]`, with `http://` for a plain-HTTP registry.
+    #[schema(
+        example = "dockerhub.qingcloud.com",
+        required = true,
+        min_length = 1,
+        max_length = 255
+    )]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
+    pub username: Option<String>,
+    /// Write-only. On PUT, omitting it keeps the stored password unless `server` changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Password>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1024)]
+    pub description: Option<String>,
+    /// At most 5000; at least one unless `namespaceSelector` is given.
+    #[schema(example = json!(["team-a"]), value_type = Vec<Dns1123Label>, required = true, max_items = 5000)]
+    pub namespaces: Option<Vec<String>>,
+    /// Each one also in `namespaces`; at most 5000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Dns1123Label>>, max_items = 5000)]
+    pub default_for: Option<Vec<String>>,
+    /// Kubernetes mode only (the embedded store answers 422): namespaces
+    /// authorized by their labels. An empty selector is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LabelSelectorDoc>)]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Kubernetes mode only: the default where these labels match and the
+    /// registry is authorized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LabelSelectorDoc>)]
+    pub default_for_selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsOptions>,
+    /// A DNS-1123 subdomain; the record's name when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length = 253
+    )]
+    pub pull_secret_name: Option<String>,
+    /// Pin tags to digests at admission (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_digests: Option<bool>,
+    /// How repositories are listed for the image picker (default `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browse: Option<BrowseMethod>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub has_password: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub created_at: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub updated_at: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub status: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub pull_secrets: Option<serde_json::Value>,
+    /// Ignored: a precondition goes in `If-Match`.
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub version: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub node_trust: Option<serde_json::Value>,
+}
+
+impl From<&Registry> for RegistryInput {
+    /// The record as an input document (without the password): the base a
+    /// merge patch is applied to.
+    fn from(r: &Registry) -> Self {
+        Self {
+            name: Some(r.name.clone()),
+            server: Some(r.server.clone()),
+            username: r.username.clone(),
+            password: None,
+            description: r.description.clone(),
+            namespaces: Some(r.namespaces.clone()),
+            default_for: Some(r.default_for.clone()),
+            namespace_selector: r.namespace_selector.clone(),
+            default_for_selector: r.default_for_selector.clone(),
+            tls: Some(r.tls.clone()),
+            pull_secret_name: Some(r.pull_secret_name.clone()),
+            pin_digests: Some(r.pin_digests),
+            browse: Some(r.browse),
+            ..Self::default()
+        }
+    }
+}
+
+/// A password that never prints itself.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, format = Password)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// What a write does to the stored password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordChange {
+    Set(Password),
+    /// Keep the stored one (PUT without a password). Refused by the store when
+    /// the server changes: stored credentials are never sent to a new address.
+    Keep,
+    /// The record has no credentials.
+    Clear,
+}
+
+/// A validated create or replace request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrySpec {
+    pub name: String,
+    pub server: Server,
+    pub username: Option<String>,
+    pub password: PasswordChange,
+    pub description: Option<String>,
+    pub namespaces: Vec<String>,
+    pub default_for: Vec<String>,
+    pub namespace_selector: Option<LabelSelector>,
+    pub default_for_selector: Option<LabelSelector>,
+    pub tls: TlsOptions,
+    pub pull_secret_name: String,
+    pub pin_digests: bool,
+    pub browse: BrowseMethod,
+    /// The outcome of a connectivity check made for this write; `None`
+    /// keeps the stored status, or resets it when the connection changes.
+    pub status: Option<RegistryStatus>,
+}
+
+impl RegistrySpec {
+    /// Would this write change how we reach or log in to the registry?
+    /// Then its verification status no longer holds.
+    pub fn changes_connection(&self, old: &Registry) -> bool {
+        self.server.to_string() != old.server
+            || self.username != old.username
+            || match self.password {
+                PasswordChange::Set(_) => true,
+                PasswordChange::Clear => old.has_password,
+                PasswordChange::Keep => false,
+            }
+            || self.tls != old.tls
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON path of the offending field, e.g. `namespaces[1]`.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+/// Whether a body creates a record or replaces one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Create,
+    Replace,
+}
+
+impl RegistryInput {
+    /// Checks every field and returns the spec, or every problem found.
+    /// `path_name` is the `{name}` of the URL on replace.
+    pub fn validate(
+        self,
+        mode: WriteMode,
+        path_name: Option<&str>,
+    ) -> Result<RegistrySpec, ValidationErrors> {
+        let mut errors = Vec::new();
+        let mut fail = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                message,
+            })
+        };
+
+        let name = match (self.name, path_name) {
+            (Some(body), Some(path)) if body != path => {
+                fail(
+                    "name",
+                    format!(
+                        "name is immutable: the URL names {:?}, the body {:?}",
+                        excerpt(path),
+                        excerpt(&body)
+                    ),
+                );
+                Some(path.to_owned())
+            }
+            (_, Some(path)) => Some(path.to_owned()),
+            (Some(body), None) => Some(body),
+            (None, None) => {
+                fail("name", "required".into());
+                None
+            }
+        };
+        // An empty name is refused like any invalid one: a record that
+        // cannot be named in a URL could never be read, changed or deleted.
+        if let Some(Err(problem)) = name.as_deref().map(check_dns1123_label) {
+            fail("name", problem.to_string());
+        }
+        let name = name.unwrap_or_default();
+
+        let server = match self.server.as_deref().map(Server::parse) {
+            Some(Ok(server)) => Some(server),
+            Some(Err(e)) => {
+                fail("server", e.to_string());
+                None
+            }
+            None => {
+                fail("server", "required".into());
+                None
+            }
+        };
+
+        let username = self.username.filter(|u| !u.is_empty());
+        if let Some(user) = &username {
+            if user.len() > USERNAME_MAX {
+                fail("username", format!("longer than {USERNAME_MAX} characters"));
+            }
+            if user.contains(':') {
+                fail("username", "must not contain ':'".into());
+            }
+            if user.chars().any(char::is_control) {
+                fail("username", "must not contain control characters".into());
+            }
+        }
+        let password = match (&username, self.password) {
+            (Some(_), Some(p)) if p.expose().is_empty() => {
+                fail("password", "must not be empty".into());
+                PasswordChange::Clear
+            }
+            (Some(_), Some(p)) if p.expose().len() > PASSWORD_MAX => {
+                fail("password", format!("longer than {PASSWORD_MAX} characters"));
+                PasswordChange::Clear
+            }
+            (Some(_), Some(p)) => PasswordChange::Set(p),
+            (Some(_), None) if mode == WriteMode::Create => {
+                fail("password", "required when username is given".into());
+                PasswordChange::Clear
+            }
+            (Some(_), None) => PasswordChange::Keep,
+            (None, Some(_)) => {
+                fail("username", "required when password is given".into());
+                PasswordChange::Clear
+            }
+            (None, None) => PasswordChange::Clear,
+        };
+
+        let description = self.description.filter(|d| !d.is_empty());
+        if description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > DESCRIPTION_MAX)
+        {
+            fail(
+                "description",
+                format!("longer than {DESCRIPTION_MAX} characters"),
+            );
+        }
+
+        // Counted before anything else is done with them, so an oversized
+        // list costs one comparison and is not looked at further.
+        let mut namespace_list = |field: &str, list: Option<Vec<String>>| {
+            let list = list.unwrap_or_default();
+            if list.len() > NAMESPACES_MAX {
+                fail(
+                    field,
+                    format!("at most {NAMESPACES_MAX} namespaces (got {})", list.len()),
+                );
+                return None;
+            }
+            Some(dedup(list))
+        };
+        let namespaces = namespace_list("namespaces", self.namespaces);
+        let default_for = namespace_list("defaultFor", self.default_for);
+        let (namespaces, default_for) = match (namespaces, default_for) {
+            (Some(namespaces), Some(default_for)) => (namespaces, default_for),
+            _ => return Err(ValidationErrors(errors)),
+        };
+        if namespaces.is_empty() && self.namespace_selector.is_none() {
+            fail(
+                "namespaces",
+                "at least one namespace is required (or a namespaceSelector)".into(),
+            );
+        }
+        for (field, message) in namespace_entry_errors(&namespaces, &default_for) {
+            fail(&field, message);
+        }
+        for (field, selector) in [
+            ("namespaceSelector", &self.namespace_selector),
+            ("defaultForSelector", &self.default_for_selector),
+        ] {
+            for (part, message) in selector.iter().flat_map(crate::selector::problems) {
+                let at = if part.is_empty() {
+                    field.to_owned()
+                } else {
+                    format!("{field}.{part}")
+                };
+                fail(&at, message);
+            }
+        }
+
+        let tls = self.tls.unwrap_or_default();
+        if let Some(pem) = &tls.ca_bundle
+            && let Err(problem) = check_ca_bundle(pem)
+        {
+            fail("tls.caBundle", problem.to_string());
+        }
+
+        // Defaulted from the name, it is only as valid as the name, which
+        // was checked above: report one problem once.
+        let pull_secret_name = match self.pull_secret_name {
+            Some(given) => {
+                if let Err(problem) = check_dns1123_subdomain(&given) {
+                    fail(
+                        "pullSecretName",
+                        format!("{problem}; leave it out to use the record's name"),
+                    );
+                }
+                given
+            }
+            None => name.clone(),
+        };
+
+        match server {
+            Some(server) if errors.is_empty() => Ok(RegistrySpec {
+                name,
+                server,
+                username,
+                password,
+                description,
+                namespaces,
+                default_for,
+                namespace_selector: self.namespace_selector,
+                default_for_selector: self.default_for_selector,
+                tls,
+                pull_secret_name,
+                pin_digests: self.pin_digests.unwrap_or(false),
+                browse: self.browse.unwrap_or_default(),
+                status: None,
+            }),
+            _ => Err(ValidationErrors(errors)),
+        }
+    }
+}
+
+/// The items in their first-seen order, each once; linear time.
+pub fn dedup(items: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(items.len());
+    items
+        .into_iter()
+        .filter(|item| seen.insert(item.clone()))
+        .collect()
+}
+
+/// What is wrong with a record's `namespaces` and `defaultFor` entries, by
+/// field: each entry must be a name or a pattern, and each default must be
+/// reached by `namespaces` (by the same name, or by a pattern whose prefix
+/// begins it). The API and the cluster's records are checked by this one
+/// function. Each default is checked by looking up each of its beginnings
+/// (at most 63), not by pairing every entry with every other.
+pub fn namespace_entry_errors(
+    namespaces: &[String],
+    default_for: &[String],
+) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    for (field, list) in [("namespaces", namespaces), ("defaultFor", default_for)] {
+        for (i, entry) in list.iter().enumerate() {
+            if let Err(problem) = crate::namespaces::check_entry(entry) {
+                errors.push((format!("{field}[{i}]"), problem.to_string()));
+            }
+        }
+    }
+    let authorized: HashSet<&str> = namespaces.iter().map(String::as_str).collect();
+    for (i, ns) in default_for.iter().enumerate() {
+        let stem = ns.strip_suffix('*').unwrap_or(ns);
+        let covered = authorized.contains(ns.as_str())
+            || (0..=stem.len()).any(|k| {
+                stem.get(..k)
+                    .is_some_and(|prefix| authorized.contains(format!("{prefix}*").as_str()))
+            });
+        if !covered {
+            errors.push((
+                format!("defaultFor[{i}]"),
+                format!("namespace {:?} is not reached by namespaces", excerpt(ns)),
+            ));
+        }
+    }
+    errors
+}
+
+/// [`check_dns1123_label`] as JSON Schema says it, for the OpenAPI document
+/// (a test holds the two to the same answers).
+pub const DNS1123_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// A Kubernetes label selector (`metav1.LabelSelector`) in the OpenAPI
+/// document; values are k8s-openapi's own type. Schema only.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LabelSelector)]
+pub struct LabelSelectorDoc {
+    /// Labels a namespace must carry, each with this value; at most 32.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_labels: Option<std::collections::BTreeMap<String, String>>,
+    /// Requirements a namespace's labels must all meet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 32)]
+    pub match_expressions: Option<Vec<LabelSelectorRequirementDoc>>,
+}
+
+/// One requirement of a label selector.
+#[derive(Serialize, ToSchema)]
+#[schema(as = LabelSelectorRequirement)]
+pub struct LabelSelectorRequirementDoc {
+    #[schema(min_length = 1, max_length = 317)]
+    pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    #[schema(pattern = "^(In|NotIn|Exists|DoesNotExist)$")]
+    pub operator: String,
+    /// Required for `In` and `NotIn`, empty otherwise; at most 64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 64)]
+    pub values: Option<Vec<String>>,
+}
+
+/// A name or namespace in the OpenAPI document: a string that passes
+/// [`check_dns1123_label`]. Schema only; values stay `String`s.
+pub struct Dns1123Label;
+
+impl utoipa::PartialSchema for Dns1123Label {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(DNS1123_LABEL_PATTERN))
+            .min_length(Some(1))
+            .max_length(Some(63))
+            .into()
+    }
+}
+
+impl ToSchema for Dns1123Label {}
+
+/// Why a name is not one Kubernetes accepts. Values are quoted as an
+/// excerpt: they come from requests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("must not be empty")]
+    Empty,
+    /// `value` fields hold the value quoted (see `Excerpt::quoted`).
+    #[error("{value} is longer than {max} characters")]
+    TooLong { value: String, max: usize },
+    #[error(
+        "{0} is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+    )]
+    NotLabel(String),
+    #[error("{0} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'")]
+    NotSubdomain(String),
+}
+
+/// RFC 1123 label, as Kubernetes checks namespace and object names.
+pub fn check_dns1123_label(value: &str) -> Result<(), NameError> {
+    if value.is_empty() {
+        return Err(NameError::Empty);
+    }
+    let quoted = || excerpt(value).quoted();
+    if value.len() > 63 {
+        return Err(NameError::TooLong {
+            value: quoted(),
+            max: 63,
+        });
+    }
+    if !is_label(value) {
+        return Err(NameError::NotLabel(quoted()));
+    }
+    Ok(())
+}
+
+/// RFC 1123 subdomain, as Kubernetes checks Secret names.
+pub fn check_dns1123_subdomain(value: &str) -> Result<(), NameError> {
+    if value.is_empty() {
+        return Err(NameError::Empty);
+    }
+    let quoted = || excerpt(value).quoted();
+    if value.len() > 253 {
+        return Err(NameError::TooLong {
+            value: quoted(),
+            max: 253,
+        });
+    }
+    if !value.split('.').all(is_label) {
+        return Err(NameError::NotSubdomain(quoted()));
+    }
+    Ok(())
+}
+
+fn is_label(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !bytes.is_empty()
+        && bytes.first().is_some_and(alnum)
+        && bytes.last().is_some_and(alnum)
+        && bytes.iter().all(|b| alnum(b) || *b == b'-')
+}
+
+/// Why a CA bundle cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaBundleError {
+    #[error("not valid PEM: {0}")]
+    NotPem(String),
+    #[error("certificate {position} is not a usable CA certificate: {reason}")]
+    NotCa { position: usize, reason: String },
+    #[error("contains no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    Empty,
+}
+
+/// The bundle must hold at least one certificate a TLS client could trust.
+fn check_ca_bundle(pem: &str) -> Result<(), CaBundleError> {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    let mut count = 0usize;
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| CaBundleError::NotPem(e.to_string()))?;
+        roots.add(cert).map_err(|e| CaBundleError::NotCa {
+            position: count + 1,
+            reason: e.to_string(),
+        })?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(CaBundleError::Empty);
+    }
+    Ok(())
+}
+
+/// The username and password of a registry, for the registry client and
+/// pull-secret writers; never for API responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The registry user (a Harbor robot account's full name, say).
+    pub username: String,
+    /// Its password or token.
+    pub password: Password,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: serde_json::Value) -> RegistryInput {
+        serde_json::from_value(json).expect("test input deserializes")
+    }
+
+    fn fields(result: Result<RegistrySpec, ValidationErrors>) -> Vec<String> {
+        result
+            .expect_err("validation should fail")
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn minimal_create_defaults_pull_secret_to_name() {
+        let spec = input(serde_json::json!({
+            "name": "demo", "server": "dockerhub.qingcloud.com", "namespaces": ["a", "b", "a"]
+        }))
+        .validate(WriteMode::Create, None)
+        .expect("valid");
+        assert_eq!(spec.pull_secret_name, "demo");
+        assert_eq!(spec.namespaces, ["a", "b"], "duplicates are dropped");
+        assert_eq!(spec.password, PasswordChange::Clear);
+    }
+
+    #[test]
+    fn reports_every_invalid_field() {
+        let got = fields(
+            input(serde_json::json!({
+                "name": "Demo_1", "server": "ftp://x", "namespaces": ["ok", "Bad"],
+                "defaultFor": ["other"], "pullSecretName": "UPPER",
+                "tls": {"caBundle": "not pem"}
+            }))
+            .validate(WriteMode::Create, None),
+        );
+        assert_eq!(
+            got,
+            [
+                "name",
+                "server",
+                "namespaces[1]",
+                "defaultFor[0]",
+                "tls.caBundle",
+                "pullSecretName"
+            ]
+        );
+    }
+
+    #[test]
+    fn credentials_rules() {
+        let base = serde_json::json!({"name": "r", "server": "r.example", "namespaces": ["a"]});
+        let with = |extra: serde_json::Value| {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .expect("object")
+                .extend(extra.as_object().expect("object").clone());
+            input(v)
+        };
+        assert_eq!(
+            fields(with(serde_json::json!({"username": "u"})).validate(WriteMode::Create, None)),
+            ["password"]
+        );
+        assert_eq!(
+            fields(with(serde_json::json!({"password": "p"})).validate(WriteMode::Create, None)),
+            ["username"]
+        );
+        assert_eq!(
+            fields(
+                with(serde_json::json!({"username": "a:b", "password": "p"}))
+                    .validate(WriteMode::Create, None)
+            ),
+            ["username"]
+        );
+        let keep = with(serde_json::json!({"username": "u"}))
+            .validate(WriteMode::Replace, Some("r"))
+            .expect("replace may omit the password");
+        assert_eq!(keep.password, PasswordChange::Keep);
+        let set = with(serde_json::json!({"username": "u", "password": "p"}))
+            .validate(WriteMode::Create, None)
+            .expect("valid");
+        assert_eq!(set.password, PasswordChange::Set(Password::new("p")));
+    }
+
+    #[test]
+    fn name_is_immutable_on_replace() {
+        let got = fields(
+            input(serde_json::json!({"name": "other", "server": "r.example", "namespaces": ["a"]}))
+                .validate(WriteMode::Replace, Some("r")),
+        );
+        assert_eq!(got, ["name"]);
+    }
+
+    #[test]
+    fn password_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Password::new("hunter2")), "Password(***)");
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(check_dns1123_label("team-a").is_ok());
+        assert!(check_dns1123_label(&"a".repeat(64)).is_err());
+        assert!(check_dns1123_label("-a").is_err());
+        assert!(check_dns1123_subdomain("pull.secret-1").is_ok());
+        assert!(check_dns1123_subdomain("a..b").is_err());
+    }
+}

@@ -1,0 +1,775 @@
+//! Pure resolution: a pod template's images, its annotations and the
+//! request's namespace, against the index → the edits to make, or why not.
+//!
+//! No I/O happens here. The webhook, the `resolve` command and the API's
+//! resolve preview all call these functions, so they can never disagree.
+
+use crate::excerpt::excerpt;
+use std::fmt;
+
+use crate::index::{Index, IndexedRegistry, NamespaceView};
+use crate::reference::{RelativeImage, is_registry_relative};
+
+/// Picks the registry for every registry-relative image in the pod template.
+pub const REGISTRY_ANNOTATION: &str = "registry-resolver.io/registry";
+/// `registry-resolver.io/registry.<container>`: one container's registry.
+/// Only usable while `registry.<container>` fits the 63-character limit of
+/// an annotation name, i.e. for container names up to 54 characters.
+pub const CONTAINER_ANNOTATION_PREFIX: &str = "registry-resolver.io/registry.";
+/// `name=registry,name=registry`: per-container registries for any name length.
+pub const CONTAINER_REGISTRIES_ANNOTATION: &str = "registry-resolver.io/container-registries";
+/// `"true"`: pin this template's resolved tags to digests.
+pub const PIN_DIGEST_ANNOTATION: &str = "registry-resolver.io/pin-digest";
+/// Written by us: JSON object of container name → the image as written.
+pub const ORIGINAL_IMAGES_ANNOTATION: &str = "registry-resolver.io/original-images";
+
+/// Longest container name whose per-container annotation name is valid.
+pub const CONTAINER_ANNOTATION_NAME_MAX: usize = 63 - "registry.".len();
+
+pub use crate::pod_template::Annotations;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContainerList {
+    Containers,
+    InitContainers,
+    EphemeralContainers,
+}
+
+impl ContainerList {
+    pub const ALL: [ContainerList; 3] = [
+        ContainerList::InitContainers,
+        ContainerList::Containers,
+        ContainerList::EphemeralContainers,
+    ];
+
+    /// The pod spec field holding this list.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Containers => "containers",
+            Self::InitContainers => "initContainers",
+            Self::EphemeralContainers => "ephemeralContainers",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Containers => "container",
+            Self::InitContainers => "init container",
+            Self::EphemeralContainers => "ephemeral container",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerImage<'a> {
+    pub list: ContainerList,
+    pub index: usize,
+    pub name: &'a str,
+    pub image: &'a str,
+}
+
+/// What resolution reads of one pod template.
+#[derive(Debug, Clone, Default)]
+pub struct PodTemplate<'a> {
+    pub template_annotations: Option<&'a Annotations<'a>>,
+    /// The workload's own `metadata.annotations` (for a Pod, the same map).
+    pub workload_annotations: Option<&'a Annotations<'a>>,
+    pub containers: Vec<ContainerImage<'a>>,
+    pub image_pull_secrets: Vec<&'a str>,
+}
+
+/// Where the request happens.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub namespace: &'a str,
+    /// False on a Pod UPDATE: the API server rejects changes to
+    /// `imagePullSecrets` there, so we may rewrite images only.
+    pub pull_secrets_mutable: bool,
+}
+
+/// Why a registry was chosen; said in warnings and denials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    ContainerAnnotation(String),
+    ContainerRegistriesAnnotation,
+    TemplateAnnotation,
+    WorkloadAnnotation,
+    Request,
+    NamespaceDefault,
+}
+
+impl fmt::Display for Choice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ContainerAnnotation(key) => write!(f, "annotation {key}"),
+            Self::ContainerRegistriesAnnotation => {
+                write!(f, "annotation {CONTAINER_REGISTRIES_ANNOTATION}")
+            }
+            Self::TemplateAnnotation => write!(f, "pod template annotation {REGISTRY_ANNOTATION}"),
+            Self::WorkloadAnnotation => write!(f, "workload annotation {REGISTRY_ANNOTATION}"),
+            Self::Request => f.write_str("the request"),
+            Self::NamespaceDefault => f.write_str("the namespace default"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    pub list: ContainerList,
+    pub index: usize,
+    pub container: String,
+    pub original: String,
+    pub resolved: String,
+    pub registry: String,
+    pub choice: Choice,
+    /// Set when the tag is to be pinned to a digest before admission.
+    pub pin: Option<PinTarget>,
+}
+
+/// A manifest to look up: where, and by which tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PinTarget {
+    pub registry: String,
+    /// The registry's record version, so a cached digest never outlives an edit.
+    pub version: i64,
+    /// Repository inside the registry, path prefix included.
+    pub repository: String,
+    pub tag: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    pub rewrites: Vec<Rewrite>,
+    /// Pull secrets to append to `imagePullSecrets`, in container order.
+    pub add_pull_secrets: Vec<String>,
+}
+
+impl Resolution {
+    pub fn is_empty(&self) -> bool {
+        self.rewrites.is_empty() && self.add_pull_secrets.is_empty()
+    }
+}
+
+/// Why an image cannot be admitted: a fixed set, for metrics and logs
+/// (the message says it for a person).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenialReason {
+    /// No registry named and no default, or the named one does not exist.
+    NoRegistry,
+    /// The registry exists but is not authorized for the namespace.
+    NotAuthorized,
+    /// The image or a registry annotation is not well-formed.
+    InvalidReference,
+    /// The registry needs a pull secret the write may not add (Pod update).
+    PullSecretMissing,
+    /// The tag could not be pinned to a digest (policy `deny`).
+    PinFailed,
+}
+
+impl DenialReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoRegistry => "no_registry",
+            Self::NotAuthorized => "not_authorized",
+            Self::InvalidReference => "invalid_reference",
+            Self::PullSecretMissing => "pull_secret_missing",
+            Self::PinFailed => "pin_failed",
+        }
+    }
+}
+
+/// One problem with one image: its reason, and what to tell a person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Problem {
+    pub reason: DenialReason,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(reason: DenialReason, message: String) -> Self {
+        Self { reason, message }
+    }
+}
+
+/// Every reason the pod template cannot be admitted, one per problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Denial {
+    pub problems: Vec<String>,
+    /// The first problem's reason.
+    pub reason: DenialReason,
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problems.join("; "))
+    }
+}
+
+/// One image expanded against one registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expanded<'i> {
+    pub image: String,
+    pub registry: &'i IndexedRegistry,
+    /// What a digest lookup needs; `None` when the image names a digest.
+    pub pin: Option<PinTarget>,
+}
+
+/// Resolves every registry-relative image of a pod template.
+pub fn resolve(
+    template: &PodTemplate<'_>,
+    scope: Scope<'_>,
+    index: &Index,
+) -> Result<Resolution, Denial> {
+    let mut resolution = Resolution::default();
+    let mut problems = Vec::new();
+    let mut reason = None;
+    let pin_requested = template
+        .template_annotations
+        .and_then(|a| a.get(PIN_DIGEST_ANNOTATION))
+        .or_else(|| {
+            template
+                .workload_annotations
+                .and_then(|a| a.get(PIN_DIGEST_ANNOTATION))
+        })
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    for container in &template.containers {
+        if !is_registry_relative(container.image) {
+            continue;
+        }
+        // Formatted only when there is a problem to report.
+        let what = || format!("{} {:?}", container.list.noun(), excerpt(container.name));
+        let choice = match choose_registry(template, container.name) {
+            Ok(choice) => choice,
+            Err(problem) => {
+                reason.get_or_insert(DenialReason::InvalidReference);
+                problems.push(format!("{}: {problem}", what()));
+                continue;
+            }
+        };
+        let (registry_name, choice) = match choice {
+            Some((name, choice)) => (Some(name), choice),
+            None => (None, Choice::NamespaceDefault),
+        };
+        match expand(
+            container.image,
+            registry_name,
+            &choice,
+            scope.namespace,
+            index,
+            pin_requested,
+        ) {
+            Ok(expanded) => {
+                if let Some(secret) = &expanded.registry.pull_secret
+                    && !template.image_pull_secrets.contains(&secret.as_str())
+                    && !resolution.add_pull_secrets.contains(secret)
+                {
+                    if scope.pull_secrets_mutable {
+                        resolution.add_pull_secrets.push(secret.clone());
+                    } else {
+                        reason.get_or_insert(DenialReason::PullSecretMissing);
+                        problems.push(format!(
+                            "{}: registry {:?} needs pull secret {secret:?}, but imagePullSecrets cannot change on a Pod update; add it to the pod's imagePullSecrets when creating the pod",
+                            what(),
+                            expanded.registry.name
+                        ));
+                        continue;
+                    }
+                }
+                resolution.rewrites.push(Rewrite {
+                    list: container.list,
+                    index: container.index,
+                    container: container.name.to_owned(),
+                    original: container.image.to_owned(),
+                    resolved: expanded.image,
+                    registry: expanded.registry.name.clone(),
+                    choice,
+                    pin: expanded.pin,
+                });
+            }
+            Err(problem) => {
+                reason.get_or_insert(problem.reason);
+                problems.push(format!("{}: {problem}", what()));
+            }
+        }
+    }
+    match reason {
+        None => Ok(resolution),
+        Some(reason) => Err(Denial { problems, reason }),
+    }
+}
+
+/// Expands one registry-relative image in `namespace`, with the named
+/// registry or the namespace's default; with `pin` (or a registry that pins
+/// by itself) the tag is marked for pinning to a digest. The error names the problem for a
+/// person; callers prefix it with the container it concerns.
+pub fn expand<'i>(
+    image: &str,
+    registry: Option<&str>,
+    choice: &Choice,
+    namespace: &str,
+    index: &'i Index,
+    pin: bool,
+) -> Result<Expanded<'i>, Problem> {
+    use DenialReason::{InvalidReference, NoRegistry, NotAuthorized};
+    // Quoted in denials: as short as a person needs to recognise it.
+    let quoted = excerpt(image);
+    let parsed = RelativeImage::parse(image).map_err(|e| {
+        Problem::new(
+            InvalidReference,
+            format!("image {quoted:?} is invalid: {e}"),
+        )
+    })?;
+    let view = index.namespace(namespace);
+    let view = view.as_deref();
+    let authorized = || match view.map(|v| v.authorized().collect::<Vec<_>>()) {
+        Some(names) if !names.is_empty() => {
+            format!(
+                "registries authorized in {namespace:?}: {}",
+                names.join(", ")
+            )
+        }
+        _ => format!("no registry is authorized in namespace {namespace:?}"),
+    };
+    let name = match registry {
+        Some(name) => name,
+        None => match view.and_then(NamespaceView::default_registry) {
+            Some(default) => default,
+            None => {
+                return Err(Problem::new(
+                    NoRegistry,
+                    format!(
+                        "image {quoted:?} names no registry and namespace {namespace:?} has no default registry; set annotation {REGISTRY_ANNOTATION} ({})",
+                        authorized()
+                    ),
+                ));
+            }
+        },
+    };
+    let registry = index.registry(name).ok_or_else(|| {
+        Problem::new(
+            NoRegistry,
+            format!(
+                "registry {:?} (from {choice}) does not exist ({})",
+                excerpt(name),
+                authorized()
+            ),
+        )
+    })?;
+    if !view.is_some_and(|v| v.allows(name)) {
+        return Err(Problem::new(
+            NotAuthorized,
+            format!(
+                "registry {name:?} (from {choice}) is not authorized for namespace {namespace:?} ({})",
+                authorized()
+            ),
+        ));
+    }
+    let image = parsed.join(&registry.image_prefix).map_err(|e| {
+        Problem::new(
+            InvalidReference,
+            format!("image {quoted:?} is invalid with registry {name:?}: {e}"),
+        )
+    })?;
+    let pin = ((pin || registry.pin_digests) && parsed.digest.is_none()).then(|| PinTarget {
+        registry: registry.name.clone(),
+        version: registry.version,
+        repository: match &registry.path_prefix {
+            Some(prefix) => format!("{prefix}/{}", parsed.path),
+            None => parsed.path.to_owned(),
+        },
+        tag: parsed.tag.unwrap_or("latest").to_owned(),
+    });
+    Ok(Expanded {
+        image,
+        registry,
+        pin,
+    })
+}
+
+/// An entry of the container-registries annotation that is not
+/// `container=registry` (held quoted, see `Excerpt::quoted`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("annotation {CONTAINER_REGISTRIES_ANNOTATION}: entry {0} is not container=registry")]
+struct NotAnEntry(String);
+
+/// The registry a container asks for, most specific first; `None` means
+/// the namespace default applies.
+fn choose_registry<'a>(
+    template: &PodTemplate<'a>,
+    container: &str,
+) -> Result<Option<(&'a str, Choice)>, NotAnEntry> {
+    let lookup = |map: Option<&'a Annotations<'a>>, key: &str| -> Option<&'a str> {
+        map.and_then(|m| m.get(key))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    if container.len() <= CONTAINER_ANNOTATION_NAME_MAX {
+        // Matched in place: no key is built for the common case of no such annotation.
+        let per_container = template.template_annotations.and_then(|a| {
+            a.find(|key| key.strip_prefix(CONTAINER_ANNOTATION_PREFIX) == Some(container))
+        });
+        if let Some(name) = per_container.map(str::trim).filter(|s| !s.is_empty()) {
+            let key = format!("{CONTAINER_ANNOTATION_PREFIX}{container}");
+            return Ok(Some((name, Choice::ContainerAnnotation(key))));
+        }
+    }
+    if let Some(list) = lookup(
+        template.template_annotations,
+        CONTAINER_REGISTRIES_ANNOTATION,
+    ) {
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, registry) = entry
+                .split_once('=')
+                .ok_or_else(|| NotAnEntry(excerpt(entry).quoted()))?;
+            if name.trim() == container {
+                return Ok(Some((
+                    registry.trim(),
+                    Choice::ContainerRegistriesAnnotation,
+                )));
+            }
+        }
+    }
+    if let Some(name) = lookup(template.template_annotations, REGISTRY_ANNOTATION) {
+        return Ok(Some((name, Choice::TemplateAnnotation)));
+    }
+    if let Some(name) = lookup(template.workload_annotations, REGISTRY_ANNOTATION) {
+        return Ok(Some((name, Choice::WorkloadAnnotation)));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::record;
+    use serde_json::{Value, json};
+
+    fn annotations(value: &Value) -> Annotations<'static> {
+        Annotations::from_pairs(
+            value
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())),
+        )
+    }
+
+    fn index() -> Index {
+        Index::build(&[
+            record(
+                "demo",
+                "https://dockerhub.qingcloud.com",
+                &["team-a", "team-b"],
+                &["team-a"],
+                true,
+            ),
+            record(
+                "harbor",
+                "http://harbor.local:8080/library",
+                &["team-a"],
+                &[],
+                true,
+            ),
+            record(
+                "public",
+                "https://public.example",
+                &["team-b"],
+                &["team-b"],
+                false,
+            ),
+        ])
+    }
+
+    fn container<'a>(name: &'a str, image: &'a str) -> ContainerImage<'a> {
+        ContainerImage {
+            list: ContainerList::Containers,
+            index: 0,
+            name,
+            image,
+        }
+    }
+
+    struct Case {
+        name: &'static str,
+        namespace: &'static str,
+        template: Value,
+        workload: Value,
+        container: &'static str,
+        image: &'static str,
+        want: Result<(&'static str, &'static str, Choice), &'static str>,
+    }
+
+    #[test]
+    fn registry_selection_order() {
+        let long = "c".repeat(60);
+        let long: &'static str = Box::leak(long.into_boxed_str());
+        let cases = vec![
+            Case {
+                name: "namespace default",
+                namespace: "team-a",
+                template: json!({}),
+                workload: json!({}),
+                container: "app",
+                image: "/a/b:1",
+                want: Ok((
+                    "dockerhub.qingcloud.com/a/b:1",
+                    "demo",
+                    Choice::NamespaceDefault,
+                )),
+            },
+            Case {
+                name: "workload annotation beats the default",
+                namespace: "team-a",
+                template: json!({}),
+                workload: json!({REGISTRY_ANNOTATION: "harbor"}),
+                container: "app",
+                image: "/a/b:1",
+                want: Ok((
+                    "harbor.local:8080/library/a/b:1",
+                    "harbor",
+                    Choice::WorkloadAnnotation,
+                )),
+            },
+            Case {
+                name: "template annotation beats the workload's",
+                namespace: "team-a",
+                template: json!({REGISTRY_ANNOTATION: "demo"}),
+                workload: json!({REGISTRY_ANNOTATION: "harbor"}),
+                container: "app",
+                image: "/a/b:1",
+                want: Ok((
+                    "dockerhub.qingcloud.com/a/b:1",
+                    "demo",
+                    Choice::TemplateAnnotation,
+                )),
+            },
+            Case {
+                name: "container-registries beats the template annotation",
+                namespace: "team-a",
+                template: json!({REGISTRY_ANNOTATION: "demo", CONTAINER_REGISTRIES_ANNOTATION: "other=demo, app = harbor"}),
+                workload: json!({}),
+                container: "app",
+                image: "/a/b:1",
+                want: Ok((
+                    "harbor.local:8080/library/a/b:1",
+                    "harbor",
+                    Choice::ContainerRegistriesAnnotation,
+                )),
+            },
+            Case {
+                name: "per-container annotation beats everything",
+                namespace: "team-a",
+                template: json!({"registry-resolver.io/registry.app": "demo", CONTAINER_REGISTRIES_ANNOTATION: "app=harbor"}),
+                workload: json!({REGISTRY_ANNOTATION: "harbor"}),
+                container: "app",
+                image: "/a/b:1",
+                want: Ok((
+                    "dockerhub.qingcloud.com/a/b:1",
+                    "demo",
+                    Choice::ContainerAnnotation("registry-resolver.io/registry.app".into()),
+                )),
+            },
+            Case {
+                name: "a name too long for its own annotation is not looked up under it",
+                namespace: "team-a",
+                template: json!({format!("{CONTAINER_ANNOTATION_PREFIX}{long}"): "harbor"}),
+                workload: json!({}),
+                container: long,
+                image: "/a/b:1",
+                want: Ok((
+                    "dockerhub.qingcloud.com/a/b:1",
+                    "demo",
+                    Choice::NamespaceDefault,
+                )),
+            },
+            Case {
+                name: "empty annotation values are ignored",
+                namespace: "team-a",
+                template: json!({REGISTRY_ANNOTATION: "  "}),
+                workload: json!({}),
+                container: "app",
+                image: "/a/b:1",
+                want: Ok((
+                    "dockerhub.qingcloud.com/a/b:1",
+                    "demo",
+                    Choice::NamespaceDefault,
+                )),
+            },
+            Case {
+                name: "malformed container-registries",
+                namespace: "team-a",
+                template: json!({CONTAINER_REGISTRIES_ANNOTATION: "app:harbor"}),
+                workload: json!({}),
+                container: "app",
+                image: "/a/b:1",
+                want: Err("entry \"app:harbor\" is not container=registry"),
+            },
+            Case {
+                name: "no default",
+                namespace: "team-c",
+                template: json!({}),
+                workload: json!({}),
+                container: "app",
+                image: "/a/b:1",
+                want: Err("no registry is authorized in namespace \"team-c\""),
+            },
+            Case {
+                name: "not authorized",
+                namespace: "team-b",
+                template: json!({REGISTRY_ANNOTATION: "harbor"}),
+                workload: json!({}),
+                container: "app",
+                image: "/a/b:1",
+                want: Err(
+                    "registry \"harbor\" (from pod template annotation registry-resolver.io/registry) is not authorized for namespace \"team-b\" (registries authorized in \"team-b\": public, demo)",
+                ),
+            },
+        ];
+        let index = index();
+        for case in cases {
+            let (template, workload) = (annotations(&case.template), annotations(&case.workload));
+            let pod = PodTemplate {
+                template_annotations: Some(&template),
+                workload_annotations: Some(&workload),
+                containers: vec![container(case.container, case.image)],
+                image_pull_secrets: vec![],
+            };
+            let scope = Scope {
+                namespace: case.namespace,
+                pull_secrets_mutable: true,
+            };
+            match (resolve(&pod, scope, &index), case.want) {
+                (Ok(resolution), Ok((image, registry, choice))) => {
+                    let rewrite = &resolution.rewrites[0];
+                    assert_eq!(
+                        (
+                            rewrite.resolved.as_str(),
+                            rewrite.registry.as_str(),
+                            &rewrite.choice
+                        ),
+                        (image, registry, &choice),
+                        "{}",
+                        case.name
+                    );
+                }
+                (Err(denial), Err(fragment)) => {
+                    assert!(
+                        denial.to_string().contains(fragment),
+                        "{}: {denial}",
+                        case.name
+                    );
+                }
+                (got, want) => panic!("{}: got {got:?}, want {want:?}", case.name),
+            }
+        }
+    }
+
+    #[test]
+    fn pull_secrets_added_once_in_container_order() {
+        let index = index();
+        let annotations = annotations(&json!({"registry-resolver.io/registry.first": "harbor"}));
+        let pod = PodTemplate {
+            template_annotations: Some(&annotations),
+            workload_annotations: None,
+            containers: vec![
+                ContainerImage {
+                    list: ContainerList::InitContainers,
+                    index: 0,
+                    name: "first",
+                    image: "/x:1",
+                },
+                ContainerImage {
+                    list: ContainerList::Containers,
+                    index: 0,
+                    name: "second",
+                    image: "/y:1",
+                },
+                ContainerImage {
+                    list: ContainerList::Containers,
+                    index: 1,
+                    name: "third",
+                    image: "/z:1",
+                },
+                ContainerImage {
+                    list: ContainerList::Containers,
+                    index: 2,
+                    name: "qualified",
+                    image: "nginx:1",
+                },
+            ],
+            image_pull_secrets: vec!["unrelated"],
+        };
+        let resolution = resolve(
+            &pod,
+            Scope {
+                namespace: "team-a",
+                pull_secrets_mutable: true,
+            },
+            &index,
+        )
+        .expect("resolves");
+        assert_eq!(resolution.add_pull_secrets, ["harbor-pull", "demo-pull"]);
+        assert_eq!(
+            resolution.rewrites.len(),
+            3,
+            "the qualified image is not touched"
+        );
+
+        // Registries without credentials need no secret.
+        let pod = PodTemplate {
+            containers: vec![container("c", "/x")],
+            ..PodTemplate::default()
+        };
+        let resolution = resolve(
+            &pod,
+            Scope {
+                namespace: "team-b",
+                pull_secrets_mutable: true,
+            },
+            &index,
+        )
+        .expect("resolves");
+        assert!(resolution.add_pull_secrets.is_empty());
+        assert_eq!(resolution.rewrites[0].resolved, "public.example/x");
+    }
+
+    #[test]
+    fn pod_updates_cannot_add_pull_secrets() {
+        let index = index();
+        let pod = PodTemplate {
+            containers: vec![container("c", "/x")],
+            ..PodTemplate::default()
+        };
+        let denial = resolve(
+            &pod,
+            Scope {
+                namespace: "team-a",
+                pull_secrets_mutable: false,
+            },
+            &index,
+        )
+        .expect_err("denied");
+        assert!(
+            denial
+                .to_string()
+                .contains("needs pull secret \"demo-pull\""),
+            "{denial}"
+        );
+        let pod = PodTemplate {
+            image_pull_secrets: vec!["demo-pull"],
+            ..pod
+        };
+        let ok = resolve(
+            &pod,
+            Scope {
+                namespace: "team-a",
+                pull_secrets_mutable: false,
+            },
+            &index,
+        )
+        .expect("allowed");
+        assert!(ok.add_pull_secrets.is_empty());
+        assert_eq!(ok.rewrites.len(), 1);
+    }
+}

@@ -1,0 +1,46 @@
+//! Sample records for tests, in this crate and (feature `testing`) in the
+//! crates above.
+
+use crate::registry::{Registry, RegistryStatus, TlsOptions};
+
+/// A record as the store would hold it; shared by the resolution tests.
+pub fn record(
+    name: &str,
+    server: &str,
+    namespaces: &[&str],
+    default_for: &[&str],
+    credentials: bool,
+) -> Registry {
+    Registry {
+        name: name.into(),
+        version: "1".into(),
+        server: server.into(),
+        username: credentials.then(|| "robot".into()),
+        has_password: credentials,
+        description: None,
+        namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+        default_for: default_for.iter().map(|s| s.to_string()).collect(),
+        namespace_selector: None,
+        default_for_selector: None,
+        tls: TlsOptions::default(),
+        pull_secret_name: format!("{name}-pull"),
+        pin_digests: false,
+        browse: Default::default(),
+        created_at: chrono::DateTime::UNIX_EPOCH,
+        updated_at: chrono::DateTime::UNIX_EPOCH,
+        status: RegistryStatus::default(),
+        pull_secrets: None,
+        node_trust: None,
+    }
+}
+
+/// A stored record of `server` with these TLS settings.
+pub fn with_tls(server: &str, ca: Option<&str>, skip: bool, name: &str) -> Registry {
+    let mut r = record(name, server, &["a"], &[], false);
+    r.server = crate::registry::server::Server::parse(server)
+        .expect("valid")
+        .to_string();
+    r.tls.ca_bundle = ca.map(str::to_owned);
+    r.tls.insecure_skip_verify = skip;
+    r
+}
