@@ -302,6 +302,28 @@ async fn conflicts_and_validation_errors(backend: Backend) {
     assert_eq!((status, error_code(&body)), (422, "invalid"));
     assert_eq!(body["error"]["field"], "namespace");
 
+    // At any depth, in every body: a misspelt TLS switch is an error, not a
+    // record saved without the setting its writer meant.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?verify=false",
+        Some(json!({"name": "x", "server": "r", "namespaces": ["a"],
+            "tls": {"insecureSkipVerfy": true}})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"), "{body}");
+    assert_eq!(body["error"]["field"], "tls.insecureSkipVerfy");
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries:batchDelete",
+        Some(json!({"names": ["x"], "force": true})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"), "{body}");
+    assert_eq!(body["error"]["field"], "force");
+
     // Not JSON at all.
     let response = server
         .api(Method::POST, "/registries?verify=false")

@@ -42,6 +42,7 @@ const LAYERS: &[&[&str]] = &[
     // the index, resolution, the plans.
     &[
         "excerpt",
+        "json",
         "reference",
         "pod_template",
         "crypto",

@@ -414,7 +414,7 @@ pub fn from_records(text: &[u8], from: &str) -> Plan {
                 .as_str()
                 .map_or_else(|| format!("item {i}"), str::to_owned)
         );
-        match serde_json::from_value::<RegistryInput>(item) {
+        match crate::json::from_value::<RegistryInput>(item) {
             Ok(input) => plan.records.push(Planned {
                 input,
                 from: vec![label],

@@ -10,7 +10,7 @@
 //! The core's modules are re-exported so the crates above see one tree.
 
 pub use registry_resolver_core::{
-    admission, excerpt, index, listing, namespaces, node_trust, pod_template, reference,
+    admission, excerpt, index, json, listing, namespaces, node_trust, pod_template, reference,
     replication, resolve, selector, yaml_edit,
 };
 

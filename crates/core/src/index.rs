@@ -27,6 +27,7 @@ pub type Labels = BTreeMap<String, String>;
 /// One registry as resolution needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedRegistry {
+    /// The record's name, as registry annotations and denials name it.
     pub name: String,
     /// Changes whenever the record does (its `updatedAt`): keys caches of
     /// clients and digests, so nothing outlives an edit.
@@ -35,6 +36,8 @@ pub struct IndexedRegistry {
     pub image_prefix: String,
     /// The repository path prefix inside the registry, if any.
     pub path_prefix: Option<String>,
+    /// The record's `pinDigests`: every tag resolved to it is pinned,
+    /// whether or not the template asks.
     pub pin_digests: bool,
     /// The pull secret to inject; `None` for a registry without credentials.
     pub pull_secret: Option<String>,
@@ -232,7 +235,7 @@ impl NamespaceView {
 }
 
 /// Each `defaultFor` entry a record claims that another record claims ahead
-/// of it — the same entry, ordered by [`default_precedence`]: (the record,
+/// of it — the same entry, ordered by `default_precedence`: (the record,
 /// the entry, the record holding it). For status messages in a cluster,
 /// where two objects can claim one entry; resolution applies the same order.
 pub fn outranked_claims(records: &[Registry]) -> Vec<(String, String, String)> {
@@ -279,20 +282,29 @@ const OVERLAPS_SAID: usize = 10;
 pub enum Change {
     /// Created or replaced.
     Upsert(Arc<Registry>),
+    /// Deleted: the record's name.
     Remove(String),
     /// A namespace with these labels exists (`Some`), or no longer does.
     Namespace {
+        /// The namespace's name.
         name: String,
+        /// Its labels now; `None` once it is deleted.
         labels: Option<Labels>,
     },
     /// A pull Secret of ours exists in a namespace, or no longer does.
     PullSecret {
+        /// The namespace the Secret is in.
         namespace: String,
+        /// The Secret's name (a record's `pullSecretName`).
         name: String,
+        /// Whether it exists now.
         present: bool,
     },
 }
 
+/// An immutable snapshot of every record and of what each namespace may
+/// use: all an admission, a list or a resolve preview reads. Made by
+/// [`Index::build`] or [`Index::apply`], shared through an [`IndexHandle`].
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     /// Every record as the API shows it, by name: lists and pages read this.
@@ -676,6 +688,8 @@ impl Index {
         })
     }
 
+    /// The record `name` as resolution needs it; `None` when there is no
+    /// such record, or its server does not parse.
     pub fn registry(&self, name: &str) -> Option<&IndexedRegistry> {
         self.registries.get(name).map(Arc::as_ref)
     }
@@ -763,6 +777,7 @@ impl Index {
         self.registries.len()
     }
 
+    /// Whether no registry is usable (see [`Index::len`]).
     pub fn is_empty(&self) -> bool {
         self.registries.is_empty()
     }
@@ -779,14 +794,19 @@ pub struct IndexHandle {
 }
 
 impl IndexHandle {
+    /// A handle holding an empty snapshot, not yet loaded (see
+    /// [`IndexHandle::is_loaded`]).
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
+    /// Publishes the snapshot of `records`, replacing the current one
+    /// whole: a store's first load, or a full reload.
     pub fn publish(&self, records: &[Registry]) {
         self.publish_index(Index::build(records));
     }
 
+    /// Publishes `index` as it is, replacing the current snapshot.
     pub fn publish_index(&self, index: Index) {
         let _writer = self.lock_writer();
         self.store(index);

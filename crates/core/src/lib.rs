@@ -3,7 +3,8 @@
 //! client: every decision of the webhook, the API and the controller is
 //! made here, from values, and tested as such.
 //!
-//! - [`reference`]: the image reference grammar and registry-relative paths.
+//! - [`reference`](mod@reference): the image reference grammar and
+//!   registry-relative paths.
 //! - [`registry`]: the record model, its validation, the audit entry.
 //! - [`namespaces`], [`selector`]: which namespaces a record reaches.
 //! - [`index`]: the immutable snapshot every decision reads.
@@ -11,10 +12,14 @@
 //!   and its RFC 6902 patch; [`yaml_edit`] the same for manifests on disk.
 //! - [`replication`], [`node_trust`]: the plans the cluster side carries out.
 //! - [`listing`], [`excerpt`]: paged lists, and input quoted safely.
+//! - [`json`]: documents read strictly, naming the field at fault.
+
+#![warn(missing_docs)]
 
 pub mod admission;
 pub mod excerpt;
 pub mod index;
+pub mod json;
 pub mod listing;
 pub mod namespaces;
 pub mod node_trust;

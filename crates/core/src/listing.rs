@@ -18,50 +18,70 @@ use crate::registry::Registry;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SortBy {
+    /// The record's name, the default: a page walks the index in order,
+    /// with nothing to sort.
     #[default]
     Name,
+    /// The normalized server address, scheme included.
     Server,
+    /// The login user; records without one come first.
     Username,
     /// How many namespaces the record authorizes.
     Namespaces,
     /// Failed, then not checked, then verified.
     Status,
+    /// When the record was created.
     Created,
 }
 
+/// Which way a list runs; ties by name run the same way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SortOrder {
+    /// Smallest first (A to Z, oldest first); the default.
     #[default]
     Asc,
+    /// Largest first.
     Desc,
 }
 
 /// Where the previous page ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
+    /// The column the page was sorted by: a position is refused under
+    /// another ([`ForeignPosition`]).
     pub sort: SortBy,
+    /// The order the page ran in, held to the same rule.
     pub order: SortOrder,
     /// The last record's sort key (empty when sorting by name).
     pub key: String,
+    /// The last record's name: the tie-breaker, and the whole position
+    /// when sorting by name.
     pub name: String,
 }
 
+/// Which records to list, in which order, and from where.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     /// Case-insensitive substring of the name or the server.
     pub q: Option<String>,
     /// Only records authorizing this namespace.
     pub namespace: Option<String>,
+    /// The column to order by; ties are broken by name.
     pub sort: SortBy,
+    /// Ascending or descending.
     pub order: SortOrder,
     /// `None`: every match.
     pub limit: Option<usize>,
+    /// Start after this position (a previous page's `next`); `None`
+    /// starts at the beginning.
     pub after: Option<Position>,
 }
 
+/// One page of a list, and where the next one starts.
 #[derive(Debug, Clone)]
 pub struct Page {
+    /// The records, in the query's order; at most its `limit`.
     pub items: Vec<Arc<Registry>>,
     /// Where this page ended, when more follow.
     pub next: Option<Position>,

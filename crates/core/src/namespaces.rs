@@ -26,6 +26,7 @@ impl<'a> Entry<'a> {
         }
     }
 
+    /// Whether `namespace` is the one named, or starts with the prefix.
     pub fn matches(self, namespace: &str) -> bool {
         match self {
             Self::Name(name) => name == namespace,
@@ -53,8 +54,12 @@ impl<'a> Entry<'a> {
 /// pattern.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryError {
+    /// The entry has no `*`, so it must be a namespace name, and is not a
+    /// valid one.
     #[error(transparent)]
     Name(#[from] crate::registry::NameError),
+    /// The entry ends in `*`, but what comes before is not the beginning of
+    /// a namespace name; holds the entry, quoted.
     #[error(
         "{0} is not a namespace pattern: a namespace's beginning (lowercase letters, digits and '-', starting with a letter or digit) followed by '*', or '*' alone"
     )]

@@ -17,6 +17,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 pub struct Str<'a>(pub Cow<'a, str>);
 
 impl Str<'_> {
+    /// The string's text, wherever it is held.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -49,6 +50,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 pub struct Annotations<'a>(pub Vec<(Str<'a>, Str<'a>)>);
 
 impl<'a> Annotations<'a> {
+    /// The value of `key`: the first, should the JSON repeat the key.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.find(|k| k == key)
     }
@@ -94,37 +96,53 @@ impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
     }
 }
 
+/// The parts of `metadata` we read.
 #[derive(Debug, Default, Deserialize)]
 pub struct Metadata<'a> {
+    /// `metadata.namespace`: where the object goes when the request does
+    /// not say.
     #[serde(borrow, default)]
     pub namespace: Option<Str<'a>>,
+    /// `metadata.annotations`, where the registry annotations are read.
     #[serde(borrow, default)]
     pub annotations: Option<Annotations<'a>>,
 }
 
+/// The parts of a container we read.
 #[derive(Debug, Deserialize)]
 pub struct Container<'a> {
+    /// The container's name, which per-container annotations refer to.
     #[serde(borrow, default)]
     pub name: Option<Str<'a>>,
+    /// The image as written; only a registry-relative one (`/…`) is
+    /// resolved.
     #[serde(borrow, default)]
     pub image: Option<Str<'a>>,
 }
 
+/// An `imagePullSecrets` entry: a Secret in the pod's namespace.
 #[derive(Debug, Deserialize)]
 pub struct LocalObjectReference<'a> {
+    /// The Secret's name; a pull Secret already listed is not added again.
     #[serde(borrow, default)]
     pub name: Option<Str<'a>>,
 }
 
+/// The parts of a pod spec we read: the container lists and the pull
+/// Secrets.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec<'a> {
+    /// `spec.containers`: the app containers.
     #[serde(borrow, default)]
     pub containers: Option<Vec<Container<'a>>>,
+    /// `spec.initContainers`, run before the app containers.
     #[serde(borrow, default)]
     pub init_containers: Option<Vec<Container<'a>>>,
+    /// `spec.ephemeralContainers`, added to a running Pod (`kubectl debug`).
     #[serde(borrow, default)]
     pub ephemeral_containers: Option<Vec<Container<'a>>>,
+    /// `spec.imagePullSecrets`: the pull Secrets the pod already names.
     #[serde(borrow, default)]
     pub image_pull_secrets: Option<Vec<LocalObjectReference<'a>>>,
 }
@@ -132,8 +150,11 @@ pub struct PodSpec<'a> {
 /// A pod template (or a Pod): `metadata` and `spec`.
 #[derive(Debug, Deserialize)]
 pub struct Template<'a> {
+    /// The template's `metadata`, whose annotations come before the
+    /// workload's.
     #[serde(borrow, default)]
     pub metadata: Option<Metadata<'a>>,
+    /// The template's `spec`; a template without one is not located.
     #[serde(borrow, default)]
     pub spec: Option<PodSpec<'a>>,
 }
@@ -142,7 +163,10 @@ pub struct Template<'a> {
 /// template is nested (for a Pod the template is the object itself).
 #[derive(Debug)]
 pub struct Located<'a> {
+    /// The object's own `metadata` when the template is nested; `None` for
+    /// a Pod.
     pub workload: Option<Metadata<'a>>,
+    /// The pod template, found at the kind's template path.
     pub template: Template<'a>,
 }
 
@@ -162,6 +186,7 @@ impl Located<'_> {
 /// skipped. Yields `None` when the object has no template with a `spec`.
 #[derive(Debug, Clone, Copy)]
 pub struct LocateSeed<'p> {
+    /// Object keys from the root to the template; empty for a Pod.
     pub path: &'p [&'p str],
 }
 

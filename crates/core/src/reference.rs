@@ -30,33 +30,51 @@ pub fn is_registry_relative(image: &str) -> bool {
 pub struct RelativeImage<'a> {
     /// Repository path without the leading `/`, e.g. `mysql/mysql`.
     pub path: &'a str,
+    /// The tag after `:`, when written; never defaulted here.
     pub tag: Option<&'a str>,
+    /// The digest after `@` (`sha256:…`), when written.
     pub digest: Option<&'a str>,
 }
 
 /// What is wrong with an image path, phrased for the person who wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
+    /// The image does not start with `/`: an ordinary reference, not ours
+    /// to resolve.
     #[error("image path must start with '/' to be registry-relative")]
     NotRelative,
+    /// No repository after the `/`, only (at most) a tag or a digest.
     #[error("image path is empty: name a repository after '/'")]
     EmptyPath,
+    /// A path component is empty: `//`, or a trailing `/`.
     #[error("image path has an empty component ('//' or a trailing '/')")]
     EmptyComponent,
+    /// A path component has an uppercase letter (repository names are
+    /// lowercase); holds the component, shortened.
     #[error("repository path component {0:?} must be lowercase")]
     Uppercase(String),
+    /// A path component has a character or separator the grammar does
+    /// not allow; holds it, shortened.
     #[error(
         "repository path component {0:?} is invalid: use lowercase letters, digits and single '.', '_', '__' or '-' separators between them"
     )]
     InvalidComponent(String),
+    /// The tag is too long or has a character a tag may not have; holds
+    /// it, shortened.
     #[error(
         "tag {0:?} is invalid: up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
     )]
     InvalidTag(String),
+    /// A `:` with nothing after it.
     #[error("tag is empty after ':'")]
     EmptyTag,
+    /// The digest is not `algorithm:hex` with the length its algorithm
+    /// needs; holds it, shortened.
     #[error("digest {0:?} is invalid: expected algorithm:hex such as sha256:<64 hex digits>")]
     InvalidDigest(String),
+    /// Registry address and path together exceed
+    /// [`NAME_TOTAL_LENGTH_MAX`]; holds the name, shortened. Only
+    /// [`RelativeImage::join`] finds it: it depends on the registry.
     #[error("repository name {0:?} is longer than 255 characters")]
     NameTooLong(String),
 }

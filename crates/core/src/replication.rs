@@ -12,14 +12,21 @@ use base64::engine::general_purpose::STANDARD;
 
 /// Labels on every Secret we manage.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Our value of [`MANAGED_BY_LABEL`]: a Secret without it is never changed
+/// or deleted.
 pub const MANAGED_BY_VALUE: &str = "registry-resolver";
+/// The record a managed Secret belongs to, by name: how a Secret left by a
+/// deleted or changed record is found again.
 pub const REGISTRY_LABEL: &str = "registry-resolver.io/registry";
 
 /// A registry as replication needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
+    /// The record's name, written to [`REGISTRY_LABEL`].
     pub name: String,
+    /// The Secret's name in every namespace it goes to.
     pub pull_secret_name: String,
+    /// The record's `namespaces`: names and patterns.
     pub namespaces: Vec<String>,
     /// `namespaceSelector`: namespaces reached by their labels as well.
     pub selector: Option<NamespaceSelector>,
@@ -54,7 +61,9 @@ impl Registry {
 /// A Secret seen in the cluster, named like one we want or labelled as ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedSecret {
+    /// The namespace it is in.
     pub namespace: String,
+    /// Its name, matched against each record's `pull_secret_name`.
     pub name: String,
     /// `Some(registry)` when it carries our labels.
     pub managed_for: Option<String>,
@@ -62,25 +71,40 @@ pub struct ObservedSecret {
     pub dockerconfigjson: Option<Vec<u8>>,
 }
 
+/// One change to the cluster's pull Secrets, as [`plan`] decides it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Server-side apply this Secret.
     Apply {
+        /// The namespace the Secret goes to.
         namespace: String,
+        /// The record's `pull_secret_name`.
         name: String,
+        /// The record it belongs to, for [`REGISTRY_LABEL`].
         registry: String,
+        /// The Secret's `.dockerconfigjson`, as [`dockerconfigjson`]
+        /// makes it.
         dockerconfigjson: Vec<u8>,
     },
+    /// Delete this Secret of ours: its record is gone, being deleted or
+    /// without credentials, or no longer reaches the namespace.
     Delete {
+        /// The namespace the Secret is in.
         namespace: String,
+        /// The Secret's name.
         name: String,
     },
     /// A Secret we do not manage is in the way; it is left alone and the
     /// registry's status says so.
     Conflict {
+        /// The record whose Secret could not be placed.
         registry: String,
+        /// The namespace where it could not be.
         namespace: String,
+        /// The Secret name that is taken.
         name: String,
+        /// Why, for the status: an unmanaged Secret of that name, or
+        /// another record with the same `pull_secret_name`.
         reason: String,
     },
 }

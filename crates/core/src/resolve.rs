@@ -28,14 +28,20 @@ pub const CONTAINER_ANNOTATION_NAME_MAX: usize = 63 - "registry.".len();
 
 pub use crate::pod_template::Annotations;
 
+/// The pod spec lists that hold containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContainerList {
+    /// `spec.containers`: the app containers.
     Containers,
+    /// `spec.initContainers`, run before the app containers.
     InitContainers,
+    /// `spec.ephemeralContainers`, added to a running Pod (`kubectl debug`).
     EphemeralContainers,
 }
 
 impl ContainerList {
+    /// Every list, in the order images are resolved and reported: init
+    /// containers first.
     pub const ALL: [ContainerList; 3] = [
         ContainerList::InitContainers,
         ContainerList::Containers,
@@ -60,27 +66,39 @@ impl ContainerList {
     }
 }
 
+/// One container's image, and where the container stands in the pod spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContainerImage<'a> {
+    /// The list holding the container.
     pub list: ContainerList,
+    /// Its position in that list: the index a patch addresses.
     pub index: usize,
+    /// The container's name; empty when it has none.
     pub name: &'a str,
+    /// The image as written.
     pub image: &'a str,
 }
 
 /// What resolution reads of one pod template.
 #[derive(Debug, Clone, Default)]
 pub struct PodTemplate<'a> {
+    /// The pod template's `metadata.annotations`, read before the
+    /// workload's.
     pub template_annotations: Option<&'a Annotations<'a>>,
     /// The workload's own `metadata.annotations` (for a Pod, the same map).
     pub workload_annotations: Option<&'a Annotations<'a>>,
+    /// Every container that has an image, of every list, init containers
+    /// first.
     pub containers: Vec<ContainerImage<'a>>,
+    /// The pull Secrets the template already names: none is added twice.
     pub image_pull_secrets: Vec<&'a str>,
 }
 
 /// Where the request happens.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
+    /// The object's namespace: whose authorized registries and default
+    /// apply.
     pub namespace: &'a str,
     /// False on a Pod UPDATE: the API server rejects changes to
     /// `imagePullSecrets` there, so we may rewrite images only.
@@ -90,11 +108,19 @@ pub struct Scope<'a> {
 /// Why a registry was chosen; said in warnings and denials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
+    /// The container's own annotation
+    /// (`registry-resolver.io/registry.<container>`); holds its key.
     ContainerAnnotation(String),
+    /// The container's entry in [`CONTAINER_REGISTRIES_ANNOTATION`].
     ContainerRegistriesAnnotation,
+    /// [`REGISTRY_ANNOTATION`] on the pod template.
     TemplateAnnotation,
+    /// [`REGISTRY_ANNOTATION`] on the workload (a Deployment's own
+    /// metadata, say).
     WorkloadAnnotation,
+    /// Named by an API request (the resolve preview), not by the object.
     Request,
+    /// No registry named: the namespace's default.
     NamespaceDefault,
 }
 
@@ -113,14 +139,23 @@ impl fmt::Display for Choice {
     }
 }
 
+/// One image rewritten: where, from what, to what, and why that registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rewrite {
+    /// The list holding the container.
     pub list: ContainerList,
+    /// The container's position in that list.
     pub index: usize,
+    /// The container's name, as warnings and the original-images
+    /// annotation give it.
     pub container: String,
+    /// The image as written (`/mysql/mysql:5.6`).
     pub original: String,
+    /// The full reference it becomes; pinning appends the digest here.
     pub resolved: String,
+    /// The registry chosen, by record name.
     pub registry: String,
+    /// Why that registry.
     pub choice: Choice,
     /// Set when the tag is to be pinned to a digest before admission.
     pub pin: Option<PinTarget>,
@@ -129,22 +164,28 @@ pub struct Rewrite {
 /// A manifest to look up: where, and by which tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PinTarget {
+    /// The record, by name: whose address, credentials and TLS options the
+    /// lookup uses.
     pub registry: String,
     /// The registry's record version, so a cached digest never outlives an edit.
     pub version: i64,
     /// Repository inside the registry, path prefix included.
     pub repository: String,
+    /// The tag whose digest is wanted; `latest` when the image named none.
     pub tag: String,
 }
 
+/// What resolution changes in one pod template.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resolution {
+    /// One rewrite per registry-relative image, in container order.
     pub rewrites: Vec<Rewrite>,
     /// Pull secrets to append to `imagePullSecrets`, in container order.
     pub add_pull_secrets: Vec<String>,
 }
 
 impl Resolution {
+    /// Whether nothing changes: no rewrite and no pull Secret to add.
     pub fn is_empty(&self) -> bool {
         self.rewrites.is_empty() && self.add_pull_secrets.is_empty()
     }
@@ -167,6 +208,7 @@ pub enum DenialReason {
 }
 
 impl DenialReason {
+    /// The reason as metrics label it and logs say it (`no_registry`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NoRegistry => "no_registry",
@@ -182,7 +224,10 @@ impl DenialReason {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Problem {
+    /// Which kind of problem, for metrics and logs.
     pub reason: DenialReason,
+    /// What is wrong and what to do about it, for the person who wrote
+    /// the image.
     pub message: String,
 }
 
@@ -195,6 +240,8 @@ impl Problem {
 /// Every reason the pod template cannot be admitted, one per problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct Denial {
+    /// One message per image that cannot be admitted, each naming its
+    /// container.
     pub problems: Vec<String>,
     /// The first problem's reason.
     pub reason: DenialReason,
@@ -209,7 +256,9 @@ impl fmt::Display for Denial {
 /// One image expanded against one registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expanded<'i> {
+    /// The full reference: `host[:port][/prefix]/path[:tag][@digest]`.
     pub image: String,
+    /// The registry it was expanded against.
     pub registry: &'i IndexedRegistry,
     /// What a digest lookup needs; `None` when the image names a digest.
     pub pin: Option<PinTarget>,

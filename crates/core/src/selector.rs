@@ -14,10 +14,11 @@ use kube_core::{Selector, SelectorExt};
 use crate::excerpt::excerpt;
 use crate::registry::check_dns1123_subdomain;
 
-/// Most `matchLabels` entries, `matchExpressions`, and values in one
-/// expression: far above a real selector, low enough that matching every
+/// Most `matchLabels` entries, and most `matchExpressions`, in one
+/// selector: far above a real selector, low enough that matching every
 /// namespace against every selecting record stays cheap.
 pub const REQUIREMENTS_MAX: usize = 32;
+/// Most values in one `In` or `NotIn` expression, for the same reason.
 pub const VALUES_MAX: usize = 64;
 
 /// A checked selector, ready to match namespaces' labels.
@@ -34,6 +35,7 @@ impl NamespaceSelector {
         Selector::try_from(wire.clone()).ok().map(Self)
     }
 
+    /// Whether a namespace with these labels is selected.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.0.matches(labels)
     }
@@ -133,20 +135,31 @@ pub fn problems(wire: &LabelSelector) -> Vec<(String, String)> {
 /// quoted, see `Excerpt::quoted`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LabelError {
+    /// A key's prefix (before the `/`) is not a DNS-1123 subdomain.
     #[error("label key prefix {prefix}: {problem}")]
     Prefix {
+        /// The prefix, quoted.
         prefix: String,
+        /// What is wrong with it.
         problem: crate::registry::NameError,
     },
+    /// A key is empty, or nothing follows its `/`.
     #[error("a label key needs a name")]
     NoName,
+    /// A key's name (after any prefix) is not valid.
     #[error("label key {key}: {problem}")]
     Key {
+        /// The whole key, quoted.
         key: String,
+        /// What is wrong with its name: [`LabelError::TooLong`] or
+        /// [`LabelError::NotValue`].
         problem: Box<LabelError>,
     },
+    /// Longer than 63 characters: a value, or a key's name.
     #[error("at most 63 characters")]
     TooLong,
+    /// A character a label value may not have, or not alphanumeric at
+    /// either end; holds the value, quoted.
     #[error(
         "{0} is not a label value: letters, digits, '-', '_' and '.', beginning and ending with a letter or digit"
     )]

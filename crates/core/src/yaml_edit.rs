@@ -25,38 +25,87 @@ pub const MAX_DEPTH: usize = 100;
 /// refer to aliases grow exponentially ("billion laughs").
 const ALIAS_EXPANSION_BUDGET: usize = 100_000;
 
+/// Why a YAML stream cannot be read. Lines and columns count from 1, in
+/// the whole stream.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum YamlError {
+    /// Not YAML, as the parser says.
     #[error("line {line} column {column}: {message}")]
     Syntax {
+        /// Where the parser stopped: its line.
         line: usize,
+        /// Its column, in characters.
         column: usize,
+        /// The parser's description of the problem.
         message: String,
     },
+    /// Collections nest deeper than [`MAX_DEPTH`].
     #[error("line {line} column {column}: nested deeper than {MAX_DEPTH} levels")]
-    TooDeep { line: usize, column: usize },
+    TooDeep {
+        /// The line of the collection one level too deep.
+        line: usize,
+        /// Its column, in characters.
+        column: usize,
+    },
+    /// A mapping key is a collection, which has no JSON form.
     #[error("line {line} column {column}: a mapping key must be a scalar here")]
-    ComplexKey { line: usize, column: usize },
+    ComplexKey {
+        /// The line of the key.
+        line: usize,
+        /// Its column, in characters.
+        column: usize,
+    },
+    /// An alias (`*name`) with no anchor (`&name`) before it.
     #[error("line {line} column {column}: alias to an unknown anchor")]
-    UnknownAnchor { line: usize, column: usize },
+    UnknownAnchor {
+        /// The line of the alias.
+        line: usize,
+        /// Its column, in characters.
+        column: usize,
+    },
+    /// Aliases would expand past a fixed budget of nodes ("billion
+    /// laughs"); refused rather than expanded.
     #[error("aliases expand to more than {ALIAS_EXPANSION_BUDGET} extra nodes")]
     AliasBomb,
 }
 
+/// Why a JSON patch cannot be made as text edits of a document.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EditError {
+    /// The patch names a place the document does not have.
     #[error("{path}: not found in the document")]
-    NotFound { path: String },
+    NotFound {
+        /// The operation's JSON pointer.
+        path: String,
+    },
+    /// The path steps through an alias: an edit there would change every
+    /// place that uses the anchor.
     #[error("{path}: line {line} goes through a YAML alias; edit the anchored node instead")]
-    ThroughAlias { path: String, line: usize },
+    ThroughAlias {
+        /// The operation's JSON pointer.
+        path: String,
+        /// The line of the alias, from 1.
+        line: usize,
+    },
+    /// The place exists, but changing it means rewriting more than it: a
+    /// block collection replaced, an insertion inside a sequence, the
+    /// whole document.
     #[error("{path}: line {line}: a {what} cannot be edited in place")]
     Unsupported {
+        /// The operation's JSON pointer.
         path: String,
+        /// The line of the node, from 1.
         line: usize,
+        /// What the node or the edit is, in words (`block collection`).
         what: &'static str,
     },
+    /// An operation other than `add` and `replace`; resolution never makes
+    /// one.
     #[error("{op}: only add and replace are edited in place")]
-    Operation { op: &'static str },
+    Operation {
+        /// The operation's name (`remove`, `move`, …).
+        op: &'static str,
+    },
 }
 
 type NodeId = usize;
@@ -97,8 +146,11 @@ pub struct Document<'a> {
 /// A change to the text: bytes `start..end` become `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
+    /// The first byte replaced, as an offset in the stream's text.
     pub start: usize,
+    /// The byte after the last one replaced; `start` for an insertion.
     pub end: usize,
+    /// What takes their place.
     pub text: String,
 }
 

@@ -7,8 +7,8 @@
 //! tree.
 
 pub use registry_resolver_client::{
-    admission, crypto, excerpt, index, listing, namespaces, node_trust, pod_template, reference,
-    replication, resolve, selector, yaml_edit,
+    admission, crypto, excerpt, index, json, listing, namespaces, node_trust, pod_template,
+    reference, replication, resolve, selector, yaml_edit,
 };
 
 pub mod kubernetes;

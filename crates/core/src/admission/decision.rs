@@ -13,8 +13,13 @@ use crate::resolve::{self, Denial, Resolution, Scope};
 /// The edits for one object: the patch and what it does.
 #[derive(Debug, Clone)]
 pub struct Mutation {
+    /// RFC 6902 operations on the whole object: paths start at its root,
+    /// not at the pod template.
     pub patch: Vec<PatchOperation>,
+    /// The rewrites and added pull Secrets the patch makes: what the
+    /// warnings and the audit annotation report.
     pub resolution: Resolution,
+    /// Said to the user beside the rewrites (e.g. a tag that could not be pinned).
     pub warnings: Vec<String>,
 }
 
@@ -29,12 +34,22 @@ pub enum WriteKind {
     EphemeralContainers,
 }
 
+/// Why an object of a pod-bearing kind gets no plan.
 #[derive(Debug, thiserror::Error)]
 pub enum MutateError {
+    /// An image cannot be admitted as written; the denial names every
+    /// problem.
     #[error(transparent)]
     Denied(#[from] Denial),
+    /// The object does not decode as its kind: its pod template is not
+    /// where, or not what, the kind says.
     #[error("object is not a valid {kind}: {message}")]
-    Malformed { kind: &'static str, message: String },
+    Malformed {
+        /// The kind it was read as, e.g. `Deployment`.
+        kind: &'static str,
+        /// The JSON decoder's complaint, with its position.
+        message: String,
+    },
 }
 
 /// A resolution not yet turned into a patch: pinning may still change
@@ -44,6 +59,8 @@ pub struct Plan<'a> {
     located: Located<'a>,
     kind: &'static PodBearingKind,
     write: WriteKind,
+    /// What resolution decided; pinning adds digests to its rewrites'
+    /// images before [`Plan::into_mutation`].
     pub resolution: Resolution,
     /// Said to the user beside the rewrites (e.g. a tag that could not be pinned).
     pub warnings: Vec<String>,

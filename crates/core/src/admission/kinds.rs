@@ -11,14 +11,22 @@ use crate::resolve::{ContainerImage, ContainerList, PodTemplate};
 /// (the object holding `metadata` and `spec`; empty for a Pod itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PodBearingKind {
+    /// API group (`apps`, `batch`); empty for the core group.
     pub group: &'static str,
+    /// The version webhook rules name; a request in another version of the
+    /// same kind is handled as well (see [`lookup`]).
     pub version: &'static str,
+    /// Kind, as `request.kind.kind` names it (`Deployment`).
     pub kind: &'static str,
     /// Resource name, as webhook rules name it.
     pub resource: &'static str,
+    /// Object keys from the root to the pod template
+    /// (`["spec", "template"]`).
     pub template_path: &'static [&'static str],
 }
 
+/// Every kind the webhook resolves images in; an object of any other kind
+/// is admitted unchanged.
 pub const HANDLED_KINDS: &[PodBearingKind] = &[
     PodBearingKind {
         group: "",

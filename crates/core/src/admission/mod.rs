@@ -21,15 +21,23 @@ pub use kinds::{HANDLED_KINDS, PodBearingKind};
 use response::{deny, mutated};
 use wire::{ObjectIn, ResponseOut, ReviewIn, ReviewOut, kinds_lookup};
 
+/// The only AdmissionReview version served, in requests and responses.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 
 /// Longest `request.uid` accepted (a Kubernetes UID is a 36-byte UUID).
 const UID_MAX: usize = 128;
 
+/// Why a body gets no AdmissionReview response at all: the webhook
+/// answers it with an HTTP error instead.
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
+    /// Not an AdmissionReview that can be read (not UTF-8 or not JSON, no
+    /// `request` or `uid`, an over-long `uid`, an undecodable object), or
+    /// the response could not be encoded; the text says which.
     #[error("malformed AdmissionReview: {0}")]
     Malformed(String),
+    /// Another `apiVersion`/`kind` than [`API_VERSION`]
+    /// `AdmissionReview`; holds the pair sent, shortened.
     #[error("unsupported AdmissionReview {0}: only {API_VERSION} is served")]
     UnsupportedVersion(String),
 }
@@ -37,12 +45,17 @@ pub enum AdmissionError {
 /// What happened to one review, for metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Admitted with a patch.
     Mutated,
+    /// Admitted unchanged: nothing to resolve, or a kind or operation that
+    /// is left alone.
     Allowed,
+    /// Refused; [`Reviewed::reason`] says why.
     Denied,
 }
 
 impl Outcome {
+    /// The outcome as metrics label it and logs say it (`mutated`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Mutated => "mutated",
@@ -52,9 +65,11 @@ impl Outcome {
     }
 }
 
+/// A review answered: the response to send, and what it said.
 pub struct Reviewed {
     /// The encoded AdmissionReview response.
     pub body: Vec<u8>,
+    /// What the response does, for metrics and the review's span.
     pub outcome: Outcome,
     /// Why, when denied.
     pub reason: Option<DenialReason>,
@@ -66,10 +81,16 @@ pub struct Reviewed {
 /// borrowed from the body.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Subject<'a> {
+    /// `request.uid`, echoed in the response.
     pub uid: &'a str,
+    /// `request.namespace`; empty when not sent (a cluster-scoped object).
     pub namespace: &'a str,
+    /// `request.kind.kind` (`Deployment`); empty when not sent.
     pub kind: &'a str,
+    /// `request.name`; empty when the object is not named yet
+    /// (`generateName`).
     pub name: &'a str,
+    /// `request.operation`: `CREATE`, `UPDATE`, …; empty when not sent.
     pub operation: &'a str,
 }
 

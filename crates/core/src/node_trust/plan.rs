@@ -35,9 +35,17 @@ pub enum Runtime {
 /// Where each runtime reads its configuration, on the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
+    /// containerd's per-host directory (its `config_path`), for
+    /// `hosts.toml` and our CA file; `/etc/containerd/certs.d` by default.
     pub containerd_certs_d: PathBuf,
+    /// Where CRI-O and Podman read `registries.conf` drop-ins;
+    /// `/etc/containers/registries.conf.d` by default.
     pub containers_registries_d: PathBuf,
+    /// CRI-O's and Podman's per-host certificate directory;
+    /// `/etc/containers/certs.d` by default.
     pub containers_certs_d: PathBuf,
+    /// Docker Engine's per-host certificate directory;
+    /// `/etc/docker/certs.d` by default.
     pub docker_certs_d: PathBuf,
     /// Docker's `daemon.json`, when its `insecure-registries` may be changed
     /// (opt-in: the daemon must then be reloaded).
@@ -61,9 +69,12 @@ impl Default for Layout {
 pub struct HostTrust {
     /// `host[:port]` as image references name it: the per-host directory.
     pub host: String,
+    /// The registry speaks plain HTTP (its records' server is `http://`).
     pub plain_http: bool,
     /// PEM certificates to trust for this host (each record's, once).
     pub ca_bundle: Option<String>,
+    /// Certificate verification is skipped (the records'
+    /// `insecureSkipVerify`).
     pub skip_verify: bool,
     /// The records that use this host, by name.
     pub registries: Vec<String>,
@@ -94,7 +105,9 @@ impl HostTrust {
 /// A record whose trust could not be configured, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The record, by name.
     pub registry: String,
+    /// Why, in words: each node reports it as the record's failure.
     pub message: String,
 }
 
@@ -187,19 +200,28 @@ pub fn hosts(records: &[Registry]) -> (Vec<HostTrust>, Vec<Problem>) {
 pub struct HostError {
     /// Quoted (see `Excerpt::quoted`).
     pub host: String,
+    /// The rule it breaks.
     pub why: HostFault,
 }
 
+/// The rule a host breaks, so that it may not name a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HostFault {
+    /// Something other than `:port` follows the `]` of an IPv6 address.
     #[error("text after the IPv6 address")]
     AfterIpv6,
+    /// A `[` with no `]`.
     #[error("an unclosed IPv6 address")]
     UnclosedIpv6,
+    /// The port is empty, longer than five characters, or not all digits.
     #[error("the port is not a number")]
     Port,
+    /// What stands between `[` and `]` is not an IPv6 address.
     #[error("not an IPv6 address")]
     NotIpv6,
+    /// Not a lowercase DNS name or IPv4 address: an empty or over-long
+    /// label, a label that starts or ends with `-`, or another character
+    /// (`/`, `_`, an uppercase letter).
     #[error("only lowercase letters, digits, '-' and '.' between labels")]
     Name,
 }
@@ -262,6 +284,7 @@ pub fn check_host(host: &str) -> Result<(), HostError> {
 pub struct DesiredFile {
     /// Where it lives on the node.
     pub path: PathBuf,
+    /// The whole file; it begins with [`MARKER`], so it is known as ours.
     pub contents: String,
     /// The host it configures.
     pub host: String,

@@ -42,6 +42,8 @@ pub fn parse(object: &str, text: &str) -> Option<NodeReport> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeReport {
+    /// The reporting node's name; [`parse`] ignores a report stored under
+    /// another node's object.
     pub node: String,
     /// Registries whose trust is in place, with the fingerprint of the
     /// material written (a CA rotation is in place once it matches).

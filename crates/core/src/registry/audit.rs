@@ -16,14 +16,18 @@ use crate::registry::{PasswordChange, Registry, RegistrySpec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuditAction {
+    /// A record was created.
     Create,
+    /// A record was replaced or patched.
     Update,
+    /// A record was deleted.
     Delete,
     /// A re-check of a saved record, whose outcome became its status.
     Verify,
 }
 
 impl AuditAction {
+    /// The action as the API and the stored entries spell it (`create`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Create => "create",
@@ -43,6 +47,8 @@ impl AuditAction {
         }
     }
 
+    /// The action [`AuditAction::as_str`] spells as `text`, if any: for
+    /// reading stored entries back.
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {
             "create" => Self::Create,
@@ -58,12 +64,15 @@ impl AuditAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
+    /// When the write was made or refused.
     pub time: DateTime<Utc>,
     /// Who: the admin token (`admin`) on the embedded store, the user the
     /// cluster authenticated in Kubernetes mode, or the command (`import`,
     /// `reverify`).
     pub actor: String,
+    /// What the write did, or would have done.
     pub action: AuditAction,
+    /// The record written, by name.
     pub registry: String,
     /// The names of the fields the write changed (`password` when one was
     /// given), never their values.
@@ -80,6 +89,7 @@ pub struct AuditEntry {
 pub struct AuditQuery {
     /// Only this record's.
     pub registry: Option<String>,
+    /// Most entries to return; the caller bounds it (the API's `limit`).
     pub limit: usize,
     /// Entries older than this position (a previous page's `next`).
     pub before: Option<String>,
@@ -88,6 +98,7 @@ pub struct AuditQuery {
 /// A page of the trail.
 #[derive(Debug, Clone, Default)]
 pub struct AuditPage {
+    /// The entries, newest first; at most the query's `limit`.
     pub items: Vec<AuditEntry>,
     /// The position to ask `before` for the next page; `None` on the last.
     pub next: Option<String>,

@@ -38,9 +38,13 @@ pub struct Registry {
     /// Normalized address with its scheme: `http://` is a plain-HTTP registry.
     #[schema(example = "https://dockerhub.qingcloud.com")]
     pub server: String,
+    /// The user to log in as (a Harbor robot account, say); absent for an
+    /// anonymous registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Whether a password is stored; the password itself is never returned.
     pub has_password: bool,
+    /// Free text for people, at most 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Namespaces ("projects") this registry is authorized for.
@@ -56,6 +60,7 @@ pub struct Registry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<LabelSelectorDoc>)]
     pub default_for_selector: Option<LabelSelector>,
+    /// How the registry's certificate is checked, by us and by the nodes.
     pub tls: TlsOptions,
     /// The `kubernetes.io/dockerconfigjson` Secret injected into workloads.
     pub pull_secret_name: String,
@@ -65,8 +70,12 @@ pub struct Registry {
     /// How repositories are listed for the image picker.
     #[serde(default)]
     pub browse: BrowseMethod,
+    /// When the record was created.
     pub created_at: DateTime<Utc>,
+    /// When its settings (or, in Kubernetes mode, its credentials) were
+    /// last written; a status change alone does not move it.
     pub updated_at: DateTime<Utc>,
+    /// The outcome of the last connectivity check.
     pub status: RegistryStatus,
     /// In Kubernetes mode, for a registry with credentials: where its pull
     /// Secret is in place (from the ImageRegistry's status).
@@ -95,9 +104,12 @@ pub struct NodeTrustStatus {
     pub failed_nodes: Vec<FailedNode>,
 }
 
+/// A node whose agent could not put a registry's trust in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, ToSchema)]
 pub struct FailedNode {
+    /// The node's name, as its agent reported it.
     pub node: String,
+    /// Why, as the agent reported it.
     pub message: String,
 }
 
@@ -127,6 +139,7 @@ impl Registry {
     }
 }
 
+/// How a registry's TLS certificate is checked, by us and by the nodes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsOptions {
@@ -177,9 +190,14 @@ pub enum BrowseMethod {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryStatus {
+    /// Whether the last check succeeded; `false` as well when none was made
+    /// (then `lastVerifiedAt` is absent).
     pub verified: bool,
+    /// When the last check was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified_at: Option<DateTime<Utc>>,
+    /// The outcome in words: `login succeeded`, why the check failed, or
+    /// why none was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -188,9 +206,10 @@ pub struct RegistryStatus {
 ///
 /// Read-only fields of [`Registry`] (`hasPassword`, `createdAt`, `updatedAt`,
 /// `status`, `pullSecrets`) are accepted and ignored so a client can send
-/// back what it read.
+/// back what it read. Any other field is refused when the document is read
+/// with [`crate::json`], as the API and `import` read it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RegistryInput {
     /// Required on create; on PUT, when given, the name in the URL.
     #[schema(
@@ -208,12 +227,15 @@ pub struct RegistryInput {
         max_length = 255
     )]
     pub server: Option<String>,
+    /// The user to log in as; empty or absent for an anonymous registry.
+    /// With it, `password` is required on create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 255)]
     pub username: Option<String>,
     /// Write-only. On PUT, omitting it keeps the stored password unless `server` changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Password>,
+    /// Free text for people; empty means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 1024)]
     pub description: Option<String>,
@@ -234,6 +256,8 @@ pub struct RegistryInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<LabelSelectorDoc>)]
     pub default_for_selector: Option<LabelSelector>,
+    /// How the registry's certificate is checked; verified as usual when
+    /// absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsOptions>,
     /// A DNS-1123 subdomain; the record's name when left out.
@@ -249,18 +273,23 @@ pub struct RegistryInput {
     /// How repositories are listed for the image picker (default `auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browse: Option<BrowseMethod>,
+    /// Read-only in [`Registry`]: accepted and ignored.
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub has_password: Option<serde_json::Value>,
+    /// Read-only in [`Registry`]: accepted and ignored.
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub created_at: Option<serde_json::Value>,
+    /// Read-only in [`Registry`]: accepted and ignored.
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub updated_at: Option<serde_json::Value>,
+    /// Read-only in [`Registry`]: accepted and ignored.
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub status: Option<serde_json::Value>,
+    /// Read-only in [`Registry`]: accepted and ignored.
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub pull_secrets: Option<serde_json::Value>,
@@ -268,6 +297,7 @@ pub struct RegistryInput {
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub version: Option<serde_json::Value>,
+    /// Read-only in [`Registry`]: accepted and ignored.
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub node_trust: Option<serde_json::Value>,
@@ -303,9 +333,12 @@ impl From<&Registry> for RegistryInput {
 pub struct Password(String);
 
 impl Password {
+    /// Wraps a password given in the clear.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
+    /// The password in the clear: for logging in and for pull Secrets,
+    /// never for a log line or a response.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -320,6 +353,7 @@ impl fmt::Debug for Password {
 /// What a write does to the stored password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordChange {
+    /// Store this password, replacing any stored one.
     Set(Password),
     /// Keep the stored one (PUT without a password). Refused by the store when
     /// the server changes: stored credentials are never sent to a new address.
@@ -331,18 +365,37 @@ pub enum PasswordChange {
 /// A validated create or replace request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistrySpec {
+    /// The record's name: a DNS-1123 label, the URL's on replace.
     pub name: String,
+    /// The registry's address, parsed and normalized.
     pub server: Server,
+    /// The user to log in as; `None` for an anonymous registry (an empty
+    /// one is dropped).
     pub username: Option<String>,
+    /// What the write does to the stored password.
     pub password: PasswordChange,
+    /// Free text, at most 1024 characters; `None` when empty.
     pub description: Option<String>,
+    /// Names and patterns the registry is authorized for, duplicates
+    /// dropped; empty only when `namespace_selector` is given.
     pub namespaces: Vec<String>,
+    /// Names and patterns where it is the default, each reached by
+    /// `namespaces`; duplicates dropped.
     pub default_for: Vec<String>,
+    /// Namespaces authorized by their labels (Kubernetes mode); never an
+    /// empty selector.
     pub namespace_selector: Option<LabelSelector>,
+    /// Namespaces, chosen by their labels, where it is the default
+    /// (Kubernetes mode).
     pub default_for_selector: Option<LabelSelector>,
+    /// Certificate options; a CA bundle, when given, holds a usable CA
+    /// certificate.
     pub tls: TlsOptions,
+    /// The pull Secret's name: the one given, or the record's name.
     pub pull_secret_name: String,
+    /// Pin every tag resolved to this registry to its digest at admission.
     pub pin_digests: bool,
+    /// How the image picker lists repositories.
     pub browse: BrowseMethod,
     /// The outcome of a connectivity check made for this write; `None`
     /// keeps the stored status, or resets it when the connection changes.
@@ -364,13 +417,17 @@ impl RegistrySpec {
     }
 }
 
+/// One problem with one field of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     /// JSON path of the offending field, e.g. `namespaces[1]`.
     pub field: String,
+    /// What is wrong with it, for the person who sent it.
     pub message: String,
 }
 
+/// Every problem found in a request body, each with its field; displayed
+/// as `field: message; field: message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
 pub struct ValidationErrors(pub Vec<FieldError>);
@@ -378,7 +435,11 @@ pub struct ValidationErrors(pub Vec<FieldError>);
 /// Whether a body creates a record or replaces one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
+    /// `POST`: the name comes from the body, and a username needs a
+    /// password.
     Create,
+    /// `PUT`: the name is the URL's, and a password left out keeps the
+    /// stored one.
     Replace,
 }
 
@@ -481,47 +542,28 @@ impl RegistryInput {
             );
         }
 
-        // Counted before anything else is done with them, so an oversized
-        // list costs one comparison and is not looked at further.
-        let mut namespace_list = |field: &str, list: Option<Vec<String>>| {
-            let list = list.unwrap_or_default();
-            if list.len() > NAMESPACES_MAX {
-                fail(
-                    field,
-                    format!("at most {NAMESPACES_MAX} namespaces (got {})", list.len()),
-                );
-                return None;
-            }
-            Some(dedup(list))
+        let namespaces = self.namespaces.unwrap_or_default();
+        let default_for = self.default_for.unwrap_or_default();
+        let reach = Reach {
+            namespaces: &namespaces,
+            default_for: &default_for,
+            namespace_selector: self.namespace_selector.as_ref(),
+            default_for_selector: self.default_for_selector.as_ref(),
         };
-        let namespaces = namespace_list("namespaces", self.namespaces);
-        let default_for = namespace_list("defaultFor", self.default_for);
-        let (namespaces, default_for) = match (namespaces, default_for) {
-            (Some(namespaces), Some(default_for)) => (namespaces, default_for),
-            _ => return Err(ValidationErrors(errors)),
-        };
-        if namespaces.is_empty() && self.namespace_selector.is_none() {
-            fail(
-                "namespaces",
-                "at least one namespace is required (or a namespaceSelector)".into(),
-            );
-        }
-        for (field, message) in namespace_entry_errors(&namespaces, &default_for) {
-            fail(&field, message);
-        }
-        for (field, selector) in [
-            ("namespaceSelector", &self.namespace_selector),
-            ("defaultForSelector", &self.default_for_selector),
-        ] {
-            for (part, message) in selector.iter().flat_map(crate::selector::problems) {
-                let at = if part.is_empty() {
-                    field.to_owned()
-                } else {
-                    format!("{field}.{part}")
-                };
-                fail(&at, message);
+        match reach.problems() {
+            Err(oversized) => {
+                errors.extend(oversized);
+                return Err(ValidationErrors(errors));
             }
+            Ok(problems) => errors.extend(problems),
         }
+        let mut fail = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                message,
+            })
+        };
+        let (namespaces, default_for) = (dedup(namespaces), dedup(default_for));
 
         let tls = self.tls.unwrap_or_default();
         if let Some(pem) = &tls.ca_bundle
@@ -534,11 +576,8 @@ impl RegistryInput {
         // was checked above: report one problem once.
         let pull_secret_name = match self.pull_secret_name {
             Some(given) => {
-                if let Err(problem) = check_dns1123_subdomain(&given) {
-                    fail(
-                        "pullSecretName",
-                        format!("{problem}; leave it out to use the record's name"),
-                    );
+                if let Some(problem) = pull_secret_name_problem(&given) {
+                    errors.push(problem);
                 }
                 given
             }
@@ -574,6 +613,84 @@ pub fn dedup(items: Vec<String>) -> Vec<String> {
         .into_iter()
         .filter(|item| seen.insert(item.clone()))
         .collect()
+}
+
+/// Whom a record reaches, as written: the part of a record the API checks
+/// on every write and the cluster side checks again on every ImageRegistry
+/// read (objects applied with kubectl never passed the API), by the one
+/// function [`Reach::problems`].
+#[derive(Debug, Clone, Copy)]
+pub struct Reach<'a> {
+    /// `namespaces`, as written (not deduplicated).
+    pub namespaces: &'a [String],
+    /// `defaultFor`, as written.
+    pub default_for: &'a [String],
+    /// `namespaceSelector`.
+    pub namespace_selector: Option<&'a LabelSelector>,
+    /// `defaultForSelector`.
+    pub default_for_selector: Option<&'a LabelSelector>,
+}
+
+impl Reach<'_> {
+    /// Every problem, by field path. `Err` when a list is over
+    /// [`NAMESPACES_MAX`]: its entries were not looked at (an oversized
+    /// list costs one comparison), and nothing else should be done with it.
+    pub fn problems(&self) -> Result<Vec<FieldError>, Vec<FieldError>> {
+        let problem = |field: &str, message: String| FieldError {
+            field: field.to_owned(),
+            message,
+        };
+        let oversized: Vec<FieldError> = [
+            ("namespaces", self.namespaces),
+            ("defaultFor", self.default_for),
+        ]
+        .into_iter()
+        .filter(|(_, list)| list.len() > NAMESPACES_MAX)
+        .map(|(field, list)| {
+            problem(
+                field,
+                format!("at most {NAMESPACES_MAX} namespaces (got {})", list.len()),
+            )
+        })
+        .collect();
+        if !oversized.is_empty() {
+            return Err(oversized);
+        }
+        let mut problems = Vec::new();
+        if self.namespaces.is_empty() && self.namespace_selector.is_none() {
+            problems.push(problem(
+                "namespaces",
+                "at least one namespace is required (or a namespaceSelector)".into(),
+            ));
+        }
+        for (field, message) in namespace_entry_errors(self.namespaces, self.default_for) {
+            problems.push(problem(&field, message));
+        }
+        for (field, selector) in [
+            ("namespaceSelector", self.namespace_selector),
+            ("defaultForSelector", self.default_for_selector),
+        ] {
+            for (part, message) in selector.into_iter().flat_map(crate::selector::problems) {
+                let at = if part.is_empty() {
+                    field.to_owned()
+                } else {
+                    format!("{field}.{part}")
+                };
+                problems.push(problem(&at, message));
+            }
+        }
+        Ok(problems)
+    }
+}
+
+/// What is wrong with a `pullSecretName` someone gave, if anything.
+pub fn pull_secret_name_problem(given: &str) -> Option<FieldError> {
+    check_dns1123_subdomain(given)
+        .err()
+        .map(|problem| FieldError {
+            field: "pullSecretName".to_owned(),
+            message: format!("{problem}; leave it out to use the record's name"),
+        })
 }
 
 /// What is wrong with a record's `namespaces` and `defaultFor` entries, by
@@ -667,15 +784,26 @@ impl ToSchema for Dns1123Label {}
 /// excerpt: they come from requests.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
+    /// Nothing was given.
     #[error("must not be empty")]
     Empty,
-    /// `value` fields hold the value quoted (see `Excerpt::quoted`).
+    /// Longer than the limit: 63 characters for a label, 253 for a
+    /// subdomain.
     #[error("{value} is longer than {max} characters")]
-    TooLong { value: String, max: usize },
+    TooLong {
+        /// The value, quoted (see `Excerpt::quoted`).
+        value: String,
+        /// The limit, in characters.
+        max: usize,
+    },
+    /// Not a DNS-1123 label, as namespace and record names must be; holds
+    /// the value, quoted.
     #[error(
         "{0} is not a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
     )]
     NotLabel(String),
+    /// Not a DNS-1123 subdomain, as Secret names and label key prefixes
+    /// must be; holds the value, quoted.
     #[error("{0} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'")]
     NotSubdomain(String),
 }

@@ -11,12 +11,15 @@ use crate::reference::validate_path_component;
 pub enum Scheme {
     /// Plain HTTP: an "insecure" registry. Nodes need containerd configured for it.
     Http,
+    /// HTTPS, the default when an address names no scheme.
     Https,
 }
 
 /// A parsed registry address: `[scheme://]host[:port][/prefix]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
+    /// How the registry is reached: HTTPS unless the address says
+    /// `http://`.
     pub scheme: Scheme,
     /// Host and optional port, lowercase, as used in image references and in
     /// a docker config's `auths` key (`harbor.example.com:8443`).
@@ -25,20 +28,30 @@ pub struct Server {
     pub prefix: Option<String>,
 }
 
+/// Why a server address is refused, said for the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServerError {
+    /// Nothing but whitespace.
     #[error("server is empty")]
     Empty,
+    /// A scheme other than `http` or `https`; holds it, shortened.
     #[error(
         "unsupported scheme {0:?}: use http:// for a plain-HTTP registry, https:// or no scheme for HTTPS"
     )]
     Scheme(String),
+    /// Not a URL once the scheme is added, or no host; holds why.
     #[error("server is not a valid address: {0}")]
     Syntax(String),
+    /// A part an address must not have: credentials, a query string or a
+    /// fragment; holds which.
     #[error("server must not contain {0}")]
     Forbidden(&'static str),
+    /// A path prefix component breaks the repository path grammar; holds
+    /// the [`ReferenceError`](crate::reference::ReferenceError) text.
     #[error("server path prefix: {0}")]
     Prefix(String),
+    /// Longer than an image name may be, so no image could be named under
+    /// it.
     #[error("server is longer than {ADDRESS_MAX} characters (after the scheme)")]
     TooLong,
 }
@@ -48,6 +61,9 @@ pub enum ServerError {
 const ADDRESS_MAX: usize = 255;
 
 impl Server {
+    /// Parses an address as a user types it, and normalizes it: no scheme
+    /// means HTTPS, the host is lowercased, and the prefix loses its
+    /// leading and trailing `/`.
     pub fn parse(input: &str) -> Result<Self, ServerError> {
         let input = input.trim();
         if input.is_empty() {

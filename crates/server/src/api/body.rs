@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::json::JsonError;
 use std::time::Duration;
 
 /// Largest API request body; a registry record with a CA bundle fits easily.
@@ -53,30 +54,15 @@ pub async fn read_body(
     }
 }
 
-/// Deserializes JSON, naming the field at fault (`namespaces[1]`).
+/// Deserializes JSON strictly (a field the body's type does not have is
+/// refused), naming the field at fault (`namespaces[1]`, `tls.caBundle`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if !inner.is_data() {
-            return ApiError::MalformedJson(inner.to_string());
-        }
-        let message = inner.to_string();
-        let field = if path != "." {
-            Some(path)
-        } else {
-            // `unknown field `x`, expected …` is reported at the parent.
-            message
-                .strip_prefix("unknown field `")
-                .and_then(|rest| rest.split('`').next())
-                .map(str::to_owned)
-        };
-        let message = match &field {
-            Some(field) if !message.contains(field.as_str()) => format!("{field}: {message}"),
-            _ => message,
-        };
-        ApiError::InvalidField { field, message }
+    crate::json::from_slice(bytes).map_err(|error| match error {
+        JsonError::Syntax(_) => ApiError::MalformedJson(error.to_string()),
+        JsonError::Data { .. } | JsonError::UnknownField { .. } => ApiError::InvalidField {
+            field: error.field().map(str::to_owned),
+            message: error.to_string(),
+        },
     })
 }
 

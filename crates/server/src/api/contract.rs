@@ -23,6 +23,7 @@ const ON_A_RECORD: [&str; 6] = [
 
 impl Modify for Contract {
     fn modify(&self, openapi: &mut OpenApi) {
+        close_request_bodies(openapi);
         for item in openapi.paths.paths.values_mut() {
             for (method, operation) in [
                 ("get", &mut item.get),
@@ -39,6 +40,49 @@ impl Modify for Contract {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Request bodies are read strictly (`crate::json`: a field the body does
+/// not have is refused with 422 naming it), so their schemas say
+/// `additionalProperties: false`. Said here, once for every body, because
+/// the types no longer carry serde's `deny_unknown_fields` (the field is
+/// named from what the deserializer ignored, which that attribute would
+/// turn into an error first). A free-form body (`Object`: the Deployment,
+/// whose fields Kubernetes' own schema gives) has no properties and is
+/// left open.
+fn close_request_bodies(openapi: &mut OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    let mut named = std::collections::BTreeSet::new();
+    for item in openapi.paths.paths.values() {
+        for operation in [&item.put, &item.post, &item.patch].into_iter().flatten() {
+            let Some(RefOr::T(body)) = &operation.request_body else {
+                continue;
+            };
+            let contents = body.content.values();
+            let schemas = contents.filter_map(|content| match content {
+                RefOr::T(content) => content.schema.as_ref(),
+                RefOr::Ref(_) => None,
+            });
+            for schema in schemas {
+                if let RefOr::Ref(reference) = schema
+                    && let Some(name) = reference.ref_location.rsplit('/').next()
+                {
+                    named.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    for name in named {
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&name)
+            && !object.properties.is_empty()
+        {
+            object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
         }
     }
 }

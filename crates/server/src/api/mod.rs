@@ -114,7 +114,7 @@ impl Auth {
                     .map_err(|e| match e {
                         AuthError::Unauthenticated => ApiError::Unauthorized,
                         AuthError::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
-                        AuthError::Unavailable(message) => ApiError::Unavailable(message),
+                        AuthError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
                     })
             }
         }

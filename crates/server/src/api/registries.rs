@@ -210,7 +210,6 @@ fn input_schema_without_name(
 pub const BATCH_DELETE_MAX: usize = 1000;
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct BatchDeleteRequest {
     /// Record names, at most 1000; repeated names count once.
     #[schema(value_type = Vec<crate::registry::Dns1123Label>, max_items = 1000)]
@@ -255,7 +254,6 @@ pub struct BatchDeleteResponse {
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     /// A registry-relative image such as `/mysql/mysql:5.6`.
     #[schema(example = "/mysql/mysql:5.6")]

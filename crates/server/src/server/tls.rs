@@ -23,13 +23,23 @@ pub enum TlsError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    Parse { path: String, message: String },
+    /// The file is not the PEM it should be.
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The file holds no certificate (or no CA certificate).
+    #[error("{path}: no {what} found")]
+    Empty { path: String, what: &'static str },
     #[error("certificate and key do not form a usable pair: {0}")]
-    Pair(String),
+    Pair(#[source] rustls::Error),
     #[error("TLS configuration: {0}")]
-    Config(String),
+    Config(#[source] BoxError),
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use crate::crypto::{install_crypto_provider, provider};
 
@@ -106,7 +116,7 @@ impl ReloadingCert {
     ) -> Result<rustls::ServerConfig, TlsError> {
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .map_err(|e| TlsError::Config(e.into()))?;
         let builder = match client_ca {
             None => builder.with_no_client_auth(),
             Some(path) => builder.with_client_cert_verifier(client_verifier(path)?),
@@ -122,9 +132,9 @@ impl ReloadingCert {
 fn client_verifier(
     path: &Path,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
-    let parse_err = |message: String| TlsError::Parse {
+    let parse_err = |source: BoxError| TlsError::Parse {
         path: path.display().to_string(),
-        message,
+        source,
     };
     let pem = std::fs::read(path).map_err(|source| TlsError::Read {
         path: path.display().to_string(),
@@ -133,16 +143,19 @@ fn client_verifier(
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         roots
-            .add(cert.map_err(|e| parse_err(e.to_string()))?)
-            .map_err(|e| parse_err(e.to_string()))?;
+            .add(cert.map_err(|e| parse_err(e.into()))?)
+            .map_err(|e| parse_err(e.into()))?;
     }
     if roots.is_empty() {
-        return Err(parse_err("no CA certificate found".into()));
+        return Err(TlsError::Empty {
+            path: path.display().to_string(),
+            what: "CA certificate",
+        });
     }
     rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .allow_unauthenticated()
         .build()
-        .map_err(|e| TlsError::Config(e.to_string()))
+        .map_err(|e| TlsError::Config(e.into()))
 }
 
 impl ResolvesServerCert for ReloadingCert {
@@ -167,23 +180,22 @@ fn certified_key(
     cert_pem: &[u8],
     key_pem: &[u8],
 ) -> Result<CertifiedKey, TlsError> {
-    let parse_err = |path: &Path, message: String| TlsError::Parse {
+    let parse_err = |path: &Path, source: rustls_pki_types::pem::Error| TlsError::Parse {
         path: path.display().to_string(),
-        message,
+        source: source.into(),
     };
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| parse_err(cert_path, e.to_string()))?;
+        .map_err(|e| parse_err(cert_path, e))?;
     if chain.is_empty() {
-        return Err(parse_err(cert_path, "no certificate found".into()));
+        return Err(TlsError::Empty {
+            path: cert_path.display().to_string(),
+            what: "certificate",
+        });
     }
-    let key =
-        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| parse_err(key_path, e.to_string()))?;
-    let certified = CertifiedKey::from_der(chain, key, &provider())
-        .map_err(|e| TlsError::Pair(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| parse_err(key_path, e))?;
+    let certified = CertifiedKey::from_der(chain, key, &provider()).map_err(TlsError::Pair)?;
     // `from_der` tolerates keys whose match it cannot check; we do not.
-    certified
-        .keys_match()
-        .map_err(|e| TlsError::Pair(e.to_string()))?;
+    certified.keys_match().map_err(TlsError::Pair)?;
     Ok(certified)
 }

@@ -82,7 +82,7 @@ pub fn event_for(
             "labels": labels,
             "annotations": {
                 ENTRY_ANNOTATION: serde_json::to_string(entry)
-                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+                    .map_err(|e| StoreError::backend("encoding an audit entry", e))?,
             },
         },
         "involvedObject": {
@@ -102,7 +102,7 @@ pub fn event_for(
         "lastTimestamp": time,
         "count": 1,
     });
-    serde_json::from_value(object).map_err(|e| StoreError::Backend(e.to_string()))
+    serde_json::from_value(object).map_err(|e| StoreError::backend("building an audit Event", e))
 }
 
 /// An Event name's first part: the record's name when it can be one.
@@ -154,7 +154,7 @@ pub async fn entries(
     let events = Api::<Event>::namespaced(client.clone(), namespace)
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
+        .map_err(|e| StoreError::backend("listing audit Events", e))?;
     let mut found: Vec<(AuditEntry, String)> = events
         .items
         .iter()
@@ -170,7 +170,7 @@ pub async fn entries(
     let before = match &query.before {
         Some(text) => Some(
             parse_position(text)
-                .ok_or_else(|| StoreError::Backend(format!("not an audit position: {text:?}")))?,
+                .ok_or_else(|| StoreError::corrupt(format!("not an audit position: {text:?}")))?,
         ),
         None => None,
     };

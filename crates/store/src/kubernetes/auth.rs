@@ -44,14 +44,15 @@ impl std::fmt::Display for Permission {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
     #[error("unknown or expired token")]
     Unauthenticated,
     #[error("user {user:?} may not {permission}")]
     Forbidden { user: String, permission: String },
     #[error("the API server could not review the request: {0}")]
-    Unavailable(String),
+    // Shared: one failed review answers every request waiting on it.
+    Unavailable(#[source] std::sync::Arc<kube::Error>),
 }
 
 /// Who a token belongs to.
@@ -118,7 +119,7 @@ impl ClusterAuth {
                 let answer = Api::<TokenReview>::all(self.client.clone())
                     .create(&PostParams::default(), &review)
                     .await
-                    .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+                    .map_err(|e| AuthError::Unavailable(e.into()))?;
                 let status = answer.status.unwrap_or_default();
                 match (status.authenticated, status.user) {
                     (
@@ -177,7 +178,7 @@ impl ClusterAuth {
         let answer = Api::<SubjectAccessReview>::all(self.client.clone())
             .create(&PostParams::default(), &review)
             .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            .map_err(|e| AuthError::Unavailable(e.into()))?;
         Ok(answer.status.is_some_and(|s| s.allowed))
     }
 }
@@ -289,7 +290,10 @@ mod tests {
                 },
             )
             .await;
-        assert_eq!(result, Err(AuthError::Unauthenticated));
+        assert!(
+            matches!(result, Err(AuthError::Unauthenticated)),
+            "{result:?}"
+        );
         server.await.expect("mock server");
     }
 }

@@ -9,8 +9,8 @@ use super::crd::ImageRegistry;
 use super::status::{self, ConditionType};
 use crate::excerpt::excerpt;
 use crate::registry::{
-    NAMESPACES_MAX, PullSecretState, Registry, RegistryStatus, Server, TlsOptions,
-    check_dns1123_label, check_dns1123_subdomain,
+    PullSecretState, Reach, Registry, RegistryStatus, Server, TlsOptions, check_dns1123_label,
+    pull_secret_name_problem,
 };
 
 /// Username and password from a `kubernetes.io/basic-auth` Secret.
@@ -99,46 +99,22 @@ pub fn to_record(
         field: field.to_owned(),
         message,
     };
-    if let Some(secret) = &spec.pull_secret_name {
-        check_dns1123_subdomain(secret)
-            .map_err(|problem| field("pullSecretName", problem.to_string()))?;
-    }
-    for (name, list) in [
-        ("namespaces", &spec.namespaces),
-        ("defaultFor", &spec.default_for),
-    ] {
-        if list.len() > NAMESPACES_MAX {
-            return Err(field(
-                name,
-                format!("at most {NAMESPACES_MAX} namespaces (got {})", list.len()),
-            ));
-        }
-    }
-    if let Some((at, message)) =
-        crate::registry::namespace_entry_errors(&spec.namespaces, &spec.default_for)
-            .into_iter()
-            .next()
-    {
-        return Err(field(&at, message));
-    }
-    if spec.namespaces.is_empty() && spec.namespace_selector.is_none() {
-        return Err(field(
-            "namespaces",
-            "at least one namespace is required (or a namespaceSelector)".into(),
-        ));
-    }
-    for (name, selector) in [
-        ("namespaceSelector", &spec.namespace_selector),
-        ("defaultForSelector", &spec.default_for_selector),
-    ] {
-        if let Some((part, message)) = selector.iter().flat_map(crate::selector::problems).next() {
-            let at = if part.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{name}.{part}")
-            };
-            return Err(field(&at, message));
-        }
+    let reach = Reach {
+        namespaces: &spec.namespaces,
+        default_for: &spec.default_for,
+        namespace_selector: spec.namespace_selector.as_ref(),
+        default_for_selector: spec.default_for_selector.as_ref(),
+    };
+    let first = match reach.problems() {
+        Err(oversized) => oversized.into_iter().next(),
+        Ok(problems) => problems.into_iter().next(),
+    };
+    if let Some(problem) = first.or_else(|| {
+        spec.pull_secret_name
+            .as_deref()
+            .and_then(pull_secret_name_problem)
+    }) {
+        return Err(field(&problem.field, problem.message));
     }
     let server = Server::parse(&spec.server).map_err(|problem| InvalidObject::Server {
         registry: excerpt(&name).quoted(),
@@ -335,7 +311,9 @@ mod tests {
             );
         }
         let mut many = object("harbor", "2026-11-01T00:00:00Z", &[]);
-        many.spec.namespaces = (0..=NAMESPACES_MAX).map(|i| format!("ns-{i}")).collect();
+        many.spec.namespaces = (0..=crate::registry::NAMESPACES_MAX)
+            .map(|i| format!("ns-{i}"))
+            .collect();
         let error = to_record(&many, None).expect_err("too many namespaces");
         assert!(error.to_string().contains("at most"), "{error}");
     }

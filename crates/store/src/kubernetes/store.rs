@@ -39,7 +39,7 @@ pub fn credentials_secret_name(registry: &str) -> String {
 }
 
 fn backend(error: kube::Error) -> StoreError {
-    StoreError::Backend(error.to_string())
+    StoreError::backend("asking the cluster", error)
 }
 
 impl KubeStore {
@@ -311,7 +311,7 @@ impl RegistryStore for KubeStore {
         self.settled(&spec.name, written.resource_version().as_deref())
             .await;
         self.record(&spec.name).ok_or_else(|| {
-            StoreError::Backend(format!(
+            StoreError::corrupt(format!(
                 "registry {:?} was written but is not readable",
                 spec.name
             ))

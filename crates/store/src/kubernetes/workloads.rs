@@ -32,7 +32,7 @@ pub enum SubmitError {
         message: String,
     },
     #[error("the cluster could not be reached: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] kube::Error),
 }
 
 impl UserClients {
@@ -49,7 +49,7 @@ impl UserClients {
             token: Some(token.to_owned().into()),
             ..kube::config::AuthInfo::default()
         };
-        kube::Client::try_from(config).map_err(|e| SubmitError::Unavailable(e.to_string()))
+        kube::Client::try_from(config).map_err(SubmitError::Unavailable)
     }
 
     /// Creates `deployment` in `namespace` as the holder of `token`, and
@@ -69,7 +69,7 @@ impl UserClients {
                     reason: status.reason.clone(),
                     message: status.message.clone(),
                 },
-                other => SubmitError::Unavailable(other.to_string()),
+                other => SubmitError::Unavailable(other),
             })
     }
 }

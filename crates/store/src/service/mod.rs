@@ -277,7 +277,7 @@ impl RegistryService {
     ) -> Result<(Registry, Result<(), ConnectError>), WriteError> {
         let server = record
             .parsed_server()
-            .map_err(|e| StoreError::Backend(format!("stored server: {e}")))?;
+            .map_err(|e| StoreError::backend("stored server", e))?;
         let credentials = self.store.credentials(&record.name).await?;
         let result = self
             .connectivity

@@ -34,7 +34,48 @@ pub enum StoreError {
     NeedsCluster(&'static str),
     /// Storage failure. The message never contains a password.
     #[error("storage error: {0}")]
-    Backend(String),
+    Backend(#[source] BackendError),
+}
+
+/// A storage failure: what the store was doing and, when another error
+/// caused it (SQLite, the cluster, the file system), that error, kept as
+/// the source for logs and for callers that look at it. Its text is in the
+/// message too, so a message shown alone is whole.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}{}", cause(.source))]
+pub struct BackendError {
+    what: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+fn cause(source: &Option<Box<dyn std::error::Error + Send + Sync>>) -> String {
+    source
+        .as_ref()
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default()
+}
+
+impl StoreError {
+    /// A storage failure while doing `what`, caused by `source`.
+    pub fn backend(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::Backend(BackendError {
+            what: what.into(),
+            source: Some(source.into()),
+        })
+    }
+
+    /// A storage failure the store found itself (a corrupt value, a
+    /// missing file), with no error beneath it.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        StoreError::Backend(BackendError {
+            what: what.into(),
+            source: None,
+        })
+    }
 }
 
 pub use crate::registry::Credentials;

@@ -129,7 +129,7 @@ impl SqliteStore {
             f(&inner, &mut conn)
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        .map_err(|e| StoreError::backend("store task failed", e))?
     }
 }
 
@@ -220,8 +220,8 @@ impl Inner {
                 (None, None) => RegistryStatus::default(),
             },
         };
-        let json =
-            serde_json::to_string(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let json = serde_json::to_string(&record)
+            .map_err(|e| StoreError::backend("encoding the record", e))?;
         tx.execute(
             "INSERT INTO registries (name, record, password, version) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(name) DO UPDATE SET record = excluded.record, password = excluded.password,
@@ -268,8 +268,8 @@ impl RegistryStore for SqliteStore {
             record.status = status;
             let version = next_version(&tx)?;
             record.version = version.to_string();
-            let json =
-                serde_json::to_string(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let json = serde_json::to_string(&record)
+                .map_err(|e| StoreError::backend("encoding the record", e))?;
             tx.execute(
                 "UPDATE registries SET record = ?2, version = ?3 WHERE name = ?1",
                 params![name, json, version],
@@ -368,7 +368,7 @@ impl RegistryStore for SqliteStore {
             };
             let plain = inner.cipher.open(&blob, &name).map_err(backend)?;
             let password = String::from_utf8(plain)
-                .map_err(|_| StoreError::Backend("stored password is not UTF-8".into()))?;
+                .map_err(|e| StoreError::backend("stored password is not UTF-8", e))?;
             Ok(Some(Credentials {
                 username,
                 password: Password::new(password),
@@ -381,7 +381,8 @@ impl RegistryStore for SqliteStore {
 #[async_trait]
 impl AuditLog for SqliteStore {
     async fn append(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let json = serde_json::to_string(entry).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let json = serde_json::to_string(entry)
+            .map_err(|e| StoreError::backend("encoding an audit entry", e))?;
         let registry = entry.registry.clone();
         self.run(move |inner, conn| {
             let max = inner
@@ -413,7 +414,7 @@ impl AuditLog for SqliteStore {
         self.run(move |_, conn| {
             let before: Option<i64> = match &query.before {
                 Some(position) => Some(position.parse().map_err(|_| {
-                    StoreError::Backend(format!("not an audit position: {position:?}"))
+                    StoreError::corrupt(format!("not an audit position: {position:?}"))
                 })?),
                 None => None,
             };
@@ -441,7 +442,7 @@ impl AuditLog for SqliteStore {
                 }
                 page.items.push(
                     serde_json::from_str(&json)
-                        .map_err(|e| StoreError::Backend(format!("corrupt audit entry: {e}")))?,
+                        .map_err(|e| StoreError::backend("corrupt audit entry", e))?,
                 );
                 last = Some(id);
             }
@@ -463,7 +464,7 @@ impl AuditLog for SqliteStore {
 /// than this binary knows is refused, unchanged.
 fn migrate(conn: &mut Connection, path: &Path, migrations: &Migrations) -> Result<(), StoreError> {
     let failed = |e: rusqlite_migration::Error| {
-        StoreError::Backend(format!("migrating {}: {e}", path.display()))
+        StoreError::backend(format!("migrating {}", path.display()), e)
     };
     let pending = migrations.pending_migrations(conn).map_err(failed)?;
     let current: i64 = conn
@@ -474,7 +475,7 @@ fn migrate(conn: &mut Connection, path: &Path, migrations: &Migrations) -> Resul
         backup.push(format!(".schema-v{current}.bak"));
         let backup = Path::new(&backup);
         if backup.exists() {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::corrupt(format!(
                 "{} exists: a backup from an earlier upgrade; move it away to upgrade again",
                 backup.display()
             )));
@@ -482,7 +483,7 @@ fn migrate(conn: &mut Connection, path: &Path, migrations: &Migrations) -> Resul
         // Created empty and private first: VACUUM INTO fills an empty file.
         make_private(backup)?;
         conn.execute("VACUUM INTO ?1", params![backup.to_string_lossy()])
-            .map_err(|e| StoreError::Backend(format!("backing up to {}: {e}", backup.display())))?;
+            .map_err(|e| StoreError::backend(format!("backing up to {}", backup.display()), e))?;
         tracing::info!(backup = %backup.display(), from = current, migrations = pending, "database backed up before migrating");
     }
     migrations.to_latest(conn).map_err(failed)
@@ -496,7 +497,7 @@ fn make_private(path: &Path) -> Result<(), StoreError> {
         .append(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
+        .map_err(|e| StoreError::backend(format!("creating {}", path.display()), e))?;
     for suffix in ["", "-wal", "-shm"] {
         let mut file = path.as_os_str().to_owned();
         file.push(suffix);
@@ -504,10 +505,10 @@ fn make_private(path: &Path) -> Result<(), StoreError> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(StoreError::Backend(format!(
-                    "making {} private: {e}",
-                    Path::new(&file).display()
-                )));
+                return Err(StoreError::backend(
+                    format!("making {} private", Path::new(&file).display()),
+                    e,
+                ));
             }
         }
     }
@@ -554,14 +555,14 @@ fn read_row(
 /// A stored record; its version is the row's (records written before
 /// versions existed are all at 0 until their next write).
 fn decode(json: &str, version: i64) -> Result<Registry, StoreError> {
-    let mut record: Registry = serde_json::from_str(json)
-        .map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))?;
+    let mut record: Registry =
+        serde_json::from_str(json).map_err(|e| StoreError::backend("corrupt record", e))?;
     record.version = version.to_string();
     Ok(record)
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend("the database", e)
 }
 
 #[cfg(test)]
