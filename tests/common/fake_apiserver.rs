@@ -65,9 +65,9 @@ struct State {
     /// The bearer token of every Deployment request.
     deployment_tokens: Vec<String>,
     requests: Vec<String>,
-    /// (plural, namespace) → (writes still to let through, then writes
-    /// still to refuse with a 500).
-    failing_writes: BTreeMap<(String, String), (usize, usize)>,
+    /// (plural, namespace, text the body holds) → writes still to refuse
+    /// with a 500.
+    failing_writes: BTreeMap<(String, String, String), usize>,
 }
 
 #[derive(Clone, Default)]
@@ -431,17 +431,19 @@ impl FakeApiServer {
     /// The next `count` writes (anything but GET) of `plural` in
     /// `namespace` fail with a 500, as when etcd is slow.
     pub fn fail_writes(&self, plural: &str, namespace: &str, count: usize) {
-        self.fail_writes_after(plural, namespace, 0, count);
+        self.fail_writes_containing(plural, namespace, "", count);
     }
 
-    /// As [`Self::fail_writes`], after letting `skip` writes through: a
-    /// failure at a later step of a multi-step write.
-    pub fn fail_writes_after(&self, plural: &str, namespace: &str, skip: usize, count: usize) {
+    /// As [`Self::fail_writes`], only for writes whose body holds `text`:
+    /// one step of a multi-step write, picked by what it writes (the
+    /// controller writes the same objects meanwhile, so counting writes
+    /// would pick whichever came first).
+    pub fn fail_writes_containing(&self, plural: &str, namespace: &str, text: &str, count: usize) {
         self.state
             .lock()
             .expect("lock")
             .failing_writes
-            .insert((plural.into(), namespace.into()), (skip, count));
+            .insert((plural.into(), namespace.into(), text.into()), count);
     }
 
     /// Every request line seen, `METHOD path?query`.
@@ -479,13 +481,18 @@ impl FakeApiServer {
         let mut state = self.state.lock().expect("lock");
         state.requests.push(format!("{method} {path}"));
         if method != Method::GET {
-            let key = (
-                target.collection.plural.clone(),
-                target.namespace.clone().unwrap_or_default(),
-            );
-            if let Some((skip, _)) = state.failing_writes.get_mut(&key).filter(|n| n.0 > 0) {
-                *skip -= 1;
-            } else if let Some((_, left)) = state.failing_writes.get_mut(&key).filter(|n| n.1 > 0) {
+            let namespace = target.namespace.clone().unwrap_or_default();
+            let text = body.to_string();
+            let refused = state
+                .failing_writes
+                .iter_mut()
+                .find(|((plural, ns, needle), left)| {
+                    **left > 0
+                        && *plural == target.collection.plural
+                        && *ns == namespace
+                        && text.contains(needle.as_str())
+                });
+            if let Some((_, left)) = refused {
                 *left -= 1;
                 return full(
                     StatusCode::INTERNAL_SERVER_ERROR,
