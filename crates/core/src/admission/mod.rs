@@ -25,17 +25,31 @@ use wire::{ObjectIn, ResponseOut, ReviewIn, ReviewOut, kinds_lookup};
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 
 /// Longest `request.uid` accepted (a Kubernetes UID is a 36-byte UUID).
-const UID_MAX: usize = 128;
+pub const UID_MAX: usize = 128;
 
 /// Why a body gets no AdmissionReview response at all: the webhook
 /// answers it with an HTTP error instead.
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
-    /// Not an AdmissionReview that can be read (not UTF-8 or not JSON, no
-    /// `request` or `uid`, an over-long `uid`, an undecodable object), or
-    /// the response could not be encoded; the text says which.
+    /// The body is not UTF-8, so not JSON (RFC 8259).
+    #[error("malformed AdmissionReview: the body is not UTF-8: {0}")]
+    NotUtf8(#[source] std::str::Utf8Error),
+    /// Not JSON, or JSON of another shape than an AdmissionReview.
     #[error("malformed AdmissionReview: {0}")]
-    Malformed(String),
+    Json(#[source] serde_json::Error),
+    /// A field every review has is missing (`request`, `uid`).
+    #[error("malformed AdmissionReview: {0} is missing")]
+    Missing(&'static str),
+    /// The `uid`, which the answer echoes, is over [`UID_MAX`] bytes.
+    #[error("malformed AdmissionReview: uid is longer than {UID_MAX} bytes")]
+    UidTooLong,
+    /// `request.object` does not read where its kind keeps the pod template.
+    #[error("malformed AdmissionReview: request.object: {0}")]
+    Object(#[source] serde_json::Error),
+    /// The answer could not be encoded (it never fails for the values we
+    /// build, but the encoder's type says it may).
+    #[error("encoding the AdmissionReview response: {0}")]
+    Encode(#[source] serde_json::Error),
     /// Another `apiVersion`/`kind` than [`API_VERSION`]
     /// `AdmissionReview`; holds the pair sent, shortened.
     #[error("unsupported AdmissionReview {0}: only {API_VERSION} is served")]
@@ -179,7 +193,7 @@ impl<'a> Prepared<'a> {
                 response,
             },
         )
-        .map_err(|e| AdmissionError::Malformed(e.to_string()))?;
+        .map_err(AdmissionError::Encode)?;
         Ok(Reviewed {
             body,
             outcome,
@@ -204,10 +218,8 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
     // we do not read without looking inside their strings, so check the
     // whole body first: a patch is only ever made for valid JSON. (Found by
     // fuzzing; the check costs well under a microsecond for a review.)
-    let body = std::str::from_utf8(body)
-        .map_err(|e| AdmissionError::Malformed(format!("the body is not UTF-8: {e}")))?;
-    let review: ReviewIn<'a> =
-        serde_json::from_str(body).map_err(|e| AdmissionError::Malformed(e.to_string()))?;
+    let body = std::str::from_utf8(body).map_err(AdmissionError::NotUtf8)?;
+    let review: ReviewIn<'a> = serde_json::from_str(body).map_err(AdmissionError::Json)?;
     let api_version = review.api_version.as_ref().map_or("", Str::as_str);
     let kind = review.kind.as_ref().map_or("", Str::as_str);
     if api_version != API_VERSION || kind != "AdmissionReview" {
@@ -217,17 +229,11 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
             excerpt(kind)
         )));
     }
-    let request = review
-        .request
-        .ok_or_else(|| AdmissionError::Malformed("request is missing".into()))?;
-    let uid = request
-        .uid
-        .ok_or_else(|| AdmissionError::Malformed("uid is missing".into()))?;
+    let request = review.request.ok_or(AdmissionError::Missing("request"))?;
+    let uid = request.uid.ok_or(AdmissionError::Missing("uid"))?;
     // The API server sends a UUID; the uid is echoed, so it is bounded.
     if uid.len() > UID_MAX {
-        return Err(AdmissionError::Malformed(format!(
-            "uid is longer than {UID_MAX} bytes"
-        )));
+        return Err(AdmissionError::UidTooLong);
     }
     let subject = SubjectIn {
         namespace: request.namespace.clone(),
@@ -257,13 +263,10 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
         ("ephemeralcontainers", "Pod") => WriteKind::EphemeralContainers,
         _ => return allow(uid, subject),
     };
-    let malformed =
-        |e: serde_json::Error| AdmissionError::Malformed(format!("request.object: {e}"));
     let located = match request.object {
         ObjectIn::Located(located) => located,
-        ObjectIn::Raw(raw) => {
-            crate::pod_template::locate(raw.get(), kind.template_path).map_err(malformed)?
-        }
+        ObjectIn::Raw(raw) => crate::pod_template::locate(raw.get(), kind.template_path)
+            .map_err(AdmissionError::Object)?,
         ObjectIn::Absent | ObjectIn::Skipped => None,
     };
     let Some(located) = located else {
