@@ -173,6 +173,12 @@ def flows(page):
             dialog.get_by_label("Password").fill(password)
             dialog.get_by_role("button", name="Check").click()
             expect(dialog.get_by_role("status").filter(has_text=words)).to_be_visible()
+        # A pasted URL is split: its scheme into the menu, the rest into
+        # the address (the menu said https; the URL says http).
+        dialog.get_by_label("Scheme").select_option("https")
+        dialog.locator("#server-host").fill(f"http://{REGISTRY}/")
+        expect(dialog.get_by_label("Scheme")).to_have_value("http")
+        expect(dialog.locator("#server-host")).to_have_value(REGISTRY)
         # A 422 puts its message by the field; what was typed stays.
         dialog.get_by_label("Scheme").select_option("http")
         dialog.locator("#server-host").fill(REGISTRY)
@@ -217,9 +223,17 @@ def flows(page):
         expect(page.locator(".tag-list li")).to_have_count(3)
         expect(page.get_by_text("None: type paths, tags are listed")).to_be_visible()
         shot(page, "registry-no-listing")
+        # How to use it: a command that works as shown. "quiet" is the
+        # default nowhere (team-a's is harbor), so the short form would get
+        # harbor's address: the hint names quiet by annotation instead.
+        use = page.locator("section[aria-labelledby=sec-use]")
+        expect(use.locator("pre").first).to_have_text(
+            "kubectl run mysql --image=/mysql/mysql:5.6 -n team-a --annotations=registry-resolver.io/registry=quiet")
         api("DELETE", "/registries/quiet")
         page.goto(URL + "/#/registries/harbor")
         expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
+        expect(use).to_contain_text("in team-a, where this registry is the default")
+        expect(use.locator("pre").first).to_have_text("kubectl create deployment mysql --image=/mysql/mysql:5.6 -n team-a")
 
         # --- Edit keeps the password; a new server asks for it first.
         page.get_by_role("button", name="Edit").click()
@@ -314,6 +328,26 @@ def flows(page):
         assert "mirror-18" not in names and "mirror-19" not in names and len(names) == 44, names
 
         # --- Workload form: picker, live preview, denial, manifest.
+        # A registry whose last check failed is offered after healthy ones,
+        # marked, and choosing it warns.
+        status, _ = api("POST", "/registries?verify=false",
+                        {"name": "a-broken", "server": "http://127.0.0.1:1", "namespaces": ["team-a"]})
+        assert status == 201, status
+        status, answer = api("POST", "/registries/a-broken/verify")
+        assert status == 422 and answer["error"]["code"] == "unreachable", (status, answer)
+        status, checked = api("GET", "/registries/a-broken")
+        assert not checked["status"]["verified"] and checked["status"]["lastVerifiedAt"], checked
+        page.goto(URL + "/#/workload?namespace=team-a")
+        picker = page.get_by_label("Registry", exact=True)
+        options = picker.locator("option")
+        expect(options.last).to_contain_text("a-broken")
+        expect(options.last).to_contain_text("last check failed")
+        expect(options.nth(1)).to_contain_text("harbor")
+        picker.select_option("a-broken")
+        expect(page.get_by_text("The last check of a-broken failed")).to_be_visible()
+        picker.select_option("")
+        expect(page.get_by_text("The last check of a-broken failed")).to_have_count(0)
+        api("DELETE", "/registries/a-broken")
         page.goto(URL + "/#/workload?namespace=team-a")
         expect(page.get_by_label("Registry", exact=True)).to_contain_text("Namespace default (harbor)")
         # The server says why that one is the default here.
@@ -325,7 +359,27 @@ def flows(page):
         manifest = page.locator(".manifest")
         expect(manifest).to_contain_text('image: "/library/nginx:1.27.0"')
         expect(manifest).to_contain_text("secretKeyRef")
+        # What is not a port or a quantity is said at its field and left
+        # out of the manifest, never dropped without a word.
+        ports = page.get_by_label("Container ports").first
+        ports.fill("3306, http")
+        expect(page.get_by_text("Not a port (1 to 65535), left out: http")).to_be_visible()
+        expect(ports).to_have_attribute("aria-invalid", "true")
+        expect(manifest).to_contain_text("containerPort: 3306")
+        page.get_by_text("Resources (advanced)").first.click()
+        cpu = page.get_by_label("CPU request").first
+        cpu.fill("lots")
+        expect(page.get_by_text("Not a quantity such as 250m, 1.5 or 512Mi, left out: lots")).to_be_visible()
+        expect(manifest).not_to_contain_text("lots")
+        cpu.fill("250m")
+        expect(manifest).to_contain_text('cpu: "250m"')
+        ports.fill("3306")
+        expect(ports).not_to_have_attribute("aria-invalid", "true")
+        page.evaluate("window.scrollTo(0, 0)")
         page.get_by_role("button", name="Browse").click()
+        # The panel opens in view, with the cursor in its filter.
+        expect(page.locator(".repo-list")).to_be_in_viewport()
+        expect(page.get_by_label("Filter repositories")).to_be_focused()
         page.locator(".repo-list").get_by_role("button", name="library/redis").click()
         page.locator(".tag-list").get_by_role("button", name="7.2").click()
         expect(image).to_have_value("/library/redis:7.2")
@@ -401,6 +455,17 @@ def flows(page):
         expect(page.locator(".preview.ok")).to_be_visible()
         shot(page, "workload-390")
         fits_the_screen("workload page")
+        # On a phone the form scrolls under fixed buttons: Check's answer is
+        # brought into view, wherever the form was scrolled to.
+        page.goto(URL + "/#/registries")
+        dialog = open_create_dialog(page)
+        fill_registry(dialog, "phone", REGISTRY, default=())
+        dialog.evaluate("d => { d.scrollTop = 0; }")
+        dialog.get_by_role("button", name="Check").click()
+        answer = dialog.get_by_text("The registry accepted this address and login.")
+        expect(answer).to_be_in_viewport()
+        shot(page, "create-dialog-390")
+        page.keyboard.press("Escape")
         page.goto(URL + "/#/activity")
         expect(page.locator(".audit-entry").first).to_be_visible()
         shot(page, "activity-390")

@@ -103,6 +103,25 @@ function statusOf(record) {
   return { kind: 'none', label: t('status.unchecked') };
 }
 
+/** An error line for `control`, announced with it; hidden while empty. */
+function fieldError(control) {
+  control.id = control.id || id('f');
+  const error = h('p', { class: 'field-error', id: id('err'), hidden: true });
+  control.setAttribute('aria-describedby', error.id);
+  return error;
+}
+
+/** Shows `message` under `control` (or clears it when empty). */
+function showFieldError(control, error, message) {
+  error.textContent = message;
+  error.hidden = !message;
+  if (message) control.setAttribute('aria-invalid', 'true');
+  else control.removeAttribute('aria-invalid');
+}
+
+/** The picker's order of statuses: healthy, not checked, failing. */
+const PICKER_ORDER = ['ok', 'none', 'bad'];
+
 function statusChip(record, withMessage) {
   const status = statusOf(record);
   const when = record.status && record.status.lastVerifiedAt;
@@ -421,6 +440,17 @@ function registryDialog(existing) {
     const schemeHelp = h('p', { class: 'help warn', hidden: true }, t('warn.plainHttp'));
     const syncScheme = () => { schemeHelp.hidden = scheme.value !== 'http'; };
     scheme.addEventListener('change', syncScheme);
+    // A pasted URL (`https://harbor.example.com:8443/library/`) is split
+    // where it belongs: its scheme into the scheme menu (which would
+    // otherwise win over it unseen), host, port and path prefix into the
+    // address, without the trailing slash.
+    host.addEventListener('input', () => {
+      const url = /^\s*(https?):\/\/(.*)$/i.exec(host.value);
+      if (!url) return;
+      scheme.value = url[1].toLowerCase();
+      host.value = url[2].trim().replace(/\/+$/, '');
+      syncScheme();
+    });
     const name = h('input', { class: 'input', value: current.name || '', required: true, disabled: editing, spellcheck: 'false', autocomplete: 'off', placeholder: 'harbor' });
     const username = h('input', { class: 'input', value: current.username || '', autocomplete: 'off', spellcheck: 'false' });
     const password = h('input', { class: 'input', type: 'password', autocomplete: 'new-password',
@@ -468,6 +498,13 @@ function registryDialog(existing) {
       ['auto', 'catalog', 'harbor', 'dockerhub', 'none'].map((m) => h('option', { value: m, selected: (current.browse || 'auto') === m }, t(`browse.method.${m}`))));
     const noCheck = h('input', { type: 'checkbox' });
     const outcome = h('div', { class: 'outcome', role: 'status', 'aria-live': 'polite' });
+    // What a click on Check or Save led to, brought into view: on a small
+    // screen the form scrolls and the buttons stay put, so the answer would
+    // land out of sight and the click seem to do nothing.
+    const tell = (...content) => {
+      mount(outcome, ...content);
+      if (content.length) outcome.scrollIntoView({ block: 'nearest' });
+    };
 
     const body = () => {
       const value = {
@@ -530,7 +567,7 @@ function registryDialog(existing) {
       check.disabled = on;
       save.disabled = on;
       cancelRun.hidden = !on;
-      if (on) mount(outcome, loading(label));
+      if (on) tell(loading(label));
     };
     const run = async (fn, label) => {
       clearErrors();
@@ -539,7 +576,7 @@ function registryDialog(existing) {
         errors.password.textContent = t('dialog.passwordForNewServer');
         fields.password.setAttribute('aria-invalid', 'true');
         fields.password.focus();
-        mount(outcome);
+        tell();
         return;
       }
       running = new AbortController();
@@ -548,7 +585,7 @@ function registryDialog(existing) {
         await fn(running.signal);
       } catch (error) {
         if (error.status === 422 && error.code === 'invalid') {
-          mount(outcome, alertBox('error', t('dialog.fixFields')));
+          tell(alertBox('error', t('dialog.fixFields')));
           const first = showErrors(error);
           if (first) first.focus();
         } else if (error.status === 412) {
@@ -562,10 +599,10 @@ function registryDialog(existing) {
               route();
             }
           } }, t('dialog.reload'));
-          mount(outcome, alertBox('error', h('p', {}, t('dialog.changedMeanwhile')), reload));
+          tell(alertBox('error', h('p', {}, t('dialog.changedMeanwhile')), reload));
           reload.focus();
         } else {
-          mount(outcome, alertBox('error', explain(error)));
+          tell(alertBox('error', explain(error)));
         }
       } finally {
         running = null;
@@ -578,11 +615,11 @@ function registryDialog(existing) {
       if (editing && !value.password && existing.hasPassword) {
         // The stored password stays on the server: check the saved record.
         const saved = await api('POST', `/registries/${enc(existing.name)}/verify`, { signal, timeoutMs: 20000 });
-        mount(outcome, alertBox(saved.status.verified ? 'ok' : 'error', saved.status.message || ''));
+        tell(alertBox(saved.status.verified ? 'ok' : 'error', saved.status.message || ''));
         return;
       }
       await api('POST', '/registries:verify', { body: value, signal, timeoutMs: 20000 });
-      mount(outcome, alertBox('ok', '✓ ', t('dialog.checkOk')));
+      tell(alertBox('ok', '✓ ', t('dialog.checkOk')));
     }, t('dialog.checking')));
     const form = h('form', { class: 'form', novalidate: true });
     form.addEventListener('submit', (event) => {
@@ -723,9 +760,6 @@ async function registryPage(name) {
   const needsNodeTrust = scheme === 'http' || (record.tls && (record.tls.caBundle || record.tls.insecureSkipVerify));
   const host = record.server.replace(/^https?:\/\//, '');
   const dl = (...pairs) => h('dl', { class: 'facts' }, pairs.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
-  // A namespace to show in examples: a named one, not a pattern.
-  const someNamespace = record.defaultFor.concat(record.namespaces).find((ns) => !ns.endsWith('*')) || 'my-namespace';
-  const example = `kubectl create deployment mysql --image=/mysql/mysql:5.6 -n ${someNamespace}`;
   page(name,
     h('p', { class: 'crumbs' }, h('a', { href: '#/registries' }, '← ', t('list.title'))),
     takeWarnings(),
@@ -772,12 +806,7 @@ async function registryPage(name) {
         record.defaultFor.includes(ns) ? h('span', { class: 'badge badge-default' }, t('detail.default')) : null,
         record.pullSecrets ? pullSecretChip(record, ns) : null,
         ns.endsWith('*') ? null : [' ', h('a', { href: `#/workload?namespace=${enc(ns)}&registry=${enc(record.name)}`, class: 'small' }, t('detail.useHere'))])))),
-    h('section', { class: 'card', 'aria-labelledby': 'sec-use' },
-      h('h2', { id: 'sec-use' }, t('detail.howToUse')),
-      h('p', {}, t('detail.howToUseBody')),
-      h('pre', { class: 'code', tabindex: 0 }, example),
-      h('p', {}, t('detail.annotationBody')),
-      h('pre', { class: 'code', tabindex: 0 }, `metadata:\n  annotations:\n    registry-resolver.io/registry: ${record.name}`)),
+    howToUse(record),
     recentChanges(record),
     repositoryBrowser(record));
 }
@@ -797,6 +826,41 @@ function auditList(entries, { showRegistry = true } = {}) {
         entry.fields.map((f, i) => [i ? ', ' : '', h('code', { class: 'mono' }, f)]))
       : null,
     entry.message ? h('p', { class: 'status-message small' }, entry.message) : null)));
+}
+
+/** At most this many of a record's default namespaces are asked about. */
+const HOW_TO_USE_CANDIDATES = 5;
+
+/**
+ * How to use the record, with a command that works as shown: the short
+ * form in a namespace where the server says this record is the default
+ * (a default it claims may be outranked by another record's), else the
+ * annotation that picks it, in a namespace it is authorized for.
+ */
+function howToUse(record) {
+  const body = h('div', {}, loading());
+  const annotation = `metadata:\n  annotations:\n    registry-resolver.io/registry: ${record.name}`;
+  const named = (list) => list.filter((ns) => !ns.endsWith('*'));
+  const show = (defaultHere) => {
+    const authorized = named(record.namespaces)[0] || 'my-namespace';
+    mount(body, defaultHere
+      ? [h('p', {}, t('detail.howToUseBody', { namespace: defaultHere })),
+        h('pre', { class: 'code', tabindex: 0 }, `kubectl create deployment mysql --image=/mysql/mysql:5.6 -n ${defaultHere}`),
+        h('p', {}, t('detail.annotationBody')),
+        h('pre', { class: 'code', tabindex: 0 }, annotation)]
+      : [h('p', {}, t('detail.howToUseAnnotated')),
+        h('pre', { class: 'code', tabindex: 0 },
+          `kubectl run mysql --image=/mysql/mysql:5.6 -n ${authorized} --annotations=registry-resolver.io/registry=${record.name}`),
+        h('p', {}, t('detail.annotationTemplate')),
+        h('pre', { class: 'code', tabindex: 0 }, annotation)]);
+  };
+  const candidates = named(record.defaultFor).slice(0, HOW_TO_USE_CANDIDATES);
+  Promise.all(candidates.map((ns) => api('GET', `/namespaces/${enc(ns)}/registries`)
+    .then((list) => (list.default && list.default.registry === record.name ? ns : null))
+    .catch(() => null)))
+    .then((answers) => show(answers.find(Boolean) || null));
+  return h('section', { class: 'card', 'aria-labelledby': 'sec-use' },
+    h('h2', { id: 'sec-use' }, t('detail.howToUse')), body);
 }
 
 /** The record's last changes, on its page. */
@@ -972,6 +1036,7 @@ function workloadPage(params) {
   const regId = id('reg');
   const registrySelect = h('select', { id: regId, class: 'input' });
   const regStatus = h('div', { 'aria-live': 'polite' });
+  const failing = h('div', { 'aria-live': 'polite' });
   const containersBox = h('div', {});
   const output = h('div', {});
   const browserBox = h('div', {});
@@ -984,7 +1049,9 @@ function workloadPage(params) {
     let chosen = null;
     try {
       const list = await api('GET', `/namespaces/${enc(state.namespace)}/registries`);
-      state.registries = list.items;
+      // Healthy first: a registry whose last check failed is offered
+      // last, and says so (the server keeps its order within each group).
+      state.registries = PICKER_ORDER.flatMap((kind) => list.items.filter((r) => statusOf(r).kind === kind));
       chosen = list.default || null;
       const why = chosen ? h('p', { class: 'muted small' },
         chosen.by === 'selector'
@@ -1004,11 +1071,23 @@ function workloadPage(params) {
       h('option', { value: '', selected: state.registry === '' },
         chosen ? t('workload.useDefault', { name: chosen.registry }) : t('workload.noDefault')),
       state.registries.map((r) => h('option', { value: r.name, selected: r.name === state.registry },
-        `${r.name} — ${r.server.replace(/^https?:\/\//, '')}${chosen && chosen.registry === r.name ? ` (${t('detail.default')})` : ''}`)));
+        `${r.name} — ${r.server.replace(/^https?:\/\//, '')}${chosen && chosen.registry === r.name ? ` (${t('detail.default')})` : ''}`
+        + (statusOf(r).kind === 'bad' ? ` · ${t('workload.lastCheckFailed')}` : ''))));
+    warnIfFailing();
     renderContainers();
+  };
+  // The registry images will come from, if its last check failed: pods
+  // would fail to pull, so say it where the choice is made.
+  const warnIfFailing = () => {
+    const name = state.registry || state.defaultRegistry;
+    const record = state.registries.find((r) => r.name === name);
+    mount(failing, record && statusOf(record).kind === 'bad'
+      ? alertBox('warn', t('workload.registryFailing', { name }), ' ', record.status.message || '')
+      : null);
   };
   registrySelect.addEventListener('change', () => {
     state.registry = registrySelect.value;
+    warnIfFailing();
     renderContainers();
   });
   ns.addEventListener('input', debounce(loadRegistries, 300));
@@ -1039,7 +1118,12 @@ function workloadPage(params) {
       const nameInput = h('input', { class: 'input', value: c.name, spellcheck: 'false', autocomplete: 'off' });
       nameInput.addEventListener('input', () => { c.name = nameInput.value.trim(); renderOutput(); });
       const ports = h('input', { class: 'input', value: c.ports, placeholder: '3306', inputmode: 'numeric' });
-      ports.addEventListener('input', () => { c.ports = ports.value; renderOutput(); });
+      const portsError = fieldError(ports);
+      const checkPorts = () => {
+        const { bad } = parsePorts(c.ports);
+        showFieldError(ports, portsError, bad.length ? t('workload.badPort', { value: bad.join(', ') }) : '');
+      };
+      ports.addEventListener('input', () => { c.ports = ports.value; checkPorts(); renderOutput(); });
       const browse = h('button', { type: 'button', class: 'btn', onclick: () => {
         const target = state.registry || state.defaultRegistry;
         const record = state.registries.find((r) => r.name === target);
@@ -1055,6 +1139,11 @@ function workloadPage(params) {
           mount(browserBox);
           image.focus();
         }));
+        // The panel opens below every container: bring it into view and
+        // put the cursor in its filter, or the click seems to do nothing.
+        browserBox.scrollIntoView({ block: 'start' });
+        const filter = browserBox.querySelector('input');
+        if (filter) filter.focus({ preventScroll: true });
       } }, t('workload.browse'));
       const envBox = h('div', { class: 'env' });
       const renderEnv = () => mount(envBox, c.env.map((e, i) => {
@@ -1079,17 +1168,22 @@ function workloadPage(params) {
       renderEnv();
       const resource = (group, key, label, placeholder) => {
         const input = h('input', { class: 'input', value: c[group][key], placeholder, 'aria-label': label });
-        input.addEventListener('input', () => { c[group][key] = input.value.trim(); renderOutput(); });
-        return h('label', { class: 'mini' }, h('span', { class: 'label' }, label), input);
+        const error = fieldError(input);
+        const check = () => showFieldError(input, error,
+          c[group][key] && !isQuantity(c[group][key]) ? t('workload.badQuantity', { value: c[group][key] }) : '');
+        input.addEventListener('input', () => { c[group][key] = input.value.trim(); check(); renderOutput(); });
+        check();
+        return h('div', { class: 'mini' }, h('label', { class: 'label', for: input.id }, label), input, error);
       };
       preview(c, previewBox);
+      checkPorts();
       return h('fieldset', { class: 'card container' },
         h('legend', {}, t('workload.container', { n: index + 1 })),
         h('div', { class: 'field' }, h('label', { class: 'label', for: imgId }, t('workload.image')),
           h('div', { class: 'input-group' }, image, browse), previewBox),
         h('div', { class: 'grid-2' },
           h('label', { class: 'field' }, h('span', { class: 'label' }, t('field.name')), nameInput),
-          h('label', { class: 'field' }, h('span', { class: 'label' }, t('workload.ports')), ports)),
+          h('div', { class: 'field' }, h('label', { class: 'label', for: ports.id }, t('workload.ports')), ports, portsError)),
         h('div', { class: 'field' }, h('span', { class: 'label' }, t('workload.env')), envBox),
         h('details', { class: 'advanced' }, h('summary', {}, t('workload.resources')),
           h('div', { class: 'grid-4' },
@@ -1179,12 +1273,28 @@ function workloadPage(params) {
             h('div', { class: 'field' }, h('label', { class: 'label', for: nsId }, t('workload.namespace')), ns),
             h('div', { class: 'field' }, h('label', { class: 'label', for: regId }, t('workload.registry')), registrySelect)),
           regStatus,
+          failing,
           h('div', { class: 'grid-2' },
             h('label', { class: 'field' }, h('span', { class: 'label' }, t('workload.deploymentName')), deploymentName),
             h('label', { class: 'field' }, h('span', { class: 'label' }, t('workload.replicas')), replicas))),
         containersBox, browserBox),
       h('section', { class: 'card workload-output' }, output)));
   loadRegistries();
+}
+
+/**
+ * Container ports from "80, 443": the valid ones, and what is not a port
+ * (said at the field, never dropped without a word).
+ */
+function parsePorts(text) {
+  const tokens = text.split(/[\s,]+/).filter(Boolean);
+  const valid = (token) => /^\d+$/.test(token) && Number(token) > 0 && Number(token) < 65536;
+  return { ports: tokens.filter(valid).map(Number), bad: tokens.filter((token) => !valid(token)) };
+}
+
+/** A Kubernetes resource quantity (`250m`, `1.5`, `512Mi`, `1e3`), as the API server reads one. */
+function isQuantity(text) {
+  return /^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$/.test(text);
 }
 
 /** The Deployment as the API takes it (what deploymentYaml writes out). */
@@ -1194,13 +1304,13 @@ function deploymentObject(state) {
   if (state.registry) template.metadata.annotations = { 'registry-resolver.io/registry': state.registry };
   for (const c of state.containers) {
     const container = { name: c.name || 'app', image: c.image };
-    const ports = c.ports.split(/[\s,]+/).map(Number).filter((p) => Number.isInteger(p) && p > 0 && p < 65536);
+    const { ports } = parsePorts(c.ports);
     if (ports.length) container.ports = ports.map((containerPort) => ({ containerPort }));
     const env = c.env.filter((e) => e.name).map((e) => (e.mode === 'secret'
       ? { name: e.name, valueFrom: { secretKeyRef: { name: e.secret || 'secret', key: e.key || 'value' } } }
       : { name: e.name, value: e.value }));
     if (env.length) container.env = env;
-    const pick = (values) => Object.fromEntries(Object.entries(values).filter(([, v]) => v));
+    const pick = (values) => Object.fromEntries(Object.entries(values).filter(([, v]) => v && isQuantity(v)));
     const resources = {};
     if (Object.keys(pick(c.requests)).length) resources.requests = pick(c.requests);
     if (Object.keys(pick(c.limits)).length) resources.limits = pick(c.limits);
@@ -1215,57 +1325,30 @@ function deploymentObject(state) {
   };
 }
 
-/** The Deployment as YAML: only known, escaped values; no YAML library needed. */
+/**
+ * A JSON value as block YAML: strings always double-quoted (JSON's own
+ * escaping, which YAML reads), numbers and booleans bare, keys as they are
+ * (ours are plain words). The Deployment is built once, by
+ * deploymentObject; this only writes it out.
+ */
+function toYaml(value, indent = '') {
+  const scalar = (v) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+  const nested = (v) => v !== null && typeof v === 'object';
+  if (Array.isArray(value)) {
+    return value.map((item) => {
+      if (!nested(item)) return `${indent}- ${scalar(item)}`;
+      const [first, ...rest] = toYaml(item, `${indent}  `).split('\n');
+      return [`${indent}- ${first.slice(indent.length + 2)}`, ...rest].join('\n');
+    }).join('\n');
+  }
+  return Object.entries(value).map(([key, v]) => (nested(v)
+    ? `${indent}${key}:\n${toYaml(v, Array.isArray(v) ? indent : `${indent}  `)}`
+    : `${indent}${key}: ${scalar(v)}`)).join('\n');
+}
+
+/** The Deployment as YAML, from the one builder. */
 function deploymentYaml(state) {
-  const q = (value) => JSON.stringify(String(value));
-  const lines = [
-    'apiVersion: apps/v1',
-    'kind: Deployment',
-    'metadata:',
-    `  name: ${q(state.name || 'app')}`,
-    `  namespace: ${q(state.namespace)}`,
-    'spec:',
-    `  replicas: ${Number(state.replicas) || 0}`,
-    '  selector:',
-    '    matchLabels:',
-    `      app: ${q(state.name || 'app')}`,
-    '  template:',
-    '    metadata:',
-    '      labels:',
-    `        app: ${q(state.name || 'app')}`,
-  ];
-  if (state.registry) {
-    lines.push('      annotations:', `        registry-resolver.io/registry: ${q(state.registry)}`);
-  }
-  lines.push('    spec:', '      containers:');
-  for (const c of state.containers) {
-    lines.push(`      - name: ${q(c.name || 'app')}`, `        image: ${q(c.image)}`);
-    const ports = c.ports.split(/[\s,]+/).map(Number).filter((p) => Number.isInteger(p) && p > 0 && p < 65536);
-    if (ports.length) {
-      lines.push('        ports:');
-      for (const port of ports) lines.push(`        - containerPort: ${port}`);
-    }
-    const env = c.env.filter((e) => e.name);
-    if (env.length) {
-      lines.push('        env:');
-      for (const e of env) {
-        lines.push(`        - name: ${q(e.name)}`);
-        if (e.mode === 'secret') {
-          lines.push('          valueFrom:', '            secretKeyRef:', `              name: ${q(e.secret || 'secret')}`, `              key: ${q(e.key || 'value')}`);
-        } else {
-          lines.push(`          value: ${q(e.value)}`);
-        }
-      }
-    }
-    const group = (name, values) => {
-      const set = Object.entries(values).filter(([, v]) => v);
-      if (!set.length) return [];
-      return [`          ${name}:`, ...set.map(([k, v]) => `            ${k}: ${q(v)}`)];
-    };
-    const resources = [...group('requests', c.requests), ...group('limits', c.limits)];
-    if (resources.length) lines.push('        resources:', ...resources);
-  }
-  return `${lines.join('\n')}\n`;
+  return `${toYaml(deploymentObject(state))}\n`;
 }
 
 // ---------- start ----------
