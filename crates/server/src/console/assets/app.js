@@ -849,8 +849,13 @@ function howToUse(record) {
         h('p', {}, t('detail.annotationBody')),
         h('pre', { class: 'code', tabindex: 0 }, annotation)]
       : [h('p', {}, t('detail.howToUseAnnotated')),
+        // kubectl run refuses a registry-relative image; create
+        // deployment takes it, and the annotation on the Deployment picks
+        // the registry for its pods.
         h('pre', { class: 'code', tabindex: 0 },
-          `kubectl run mysql --image=/mysql/mysql:5.6 -n ${authorized} --annotations=registry-resolver.io/registry=${record.name}`),
+          `kubectl create deployment mysql --image=/mysql/mysql:5.6 -n ${authorized} --dry-run=client -o yaml \\\n`
+          + `  | kubectl annotate --local -f - registry-resolver.io/registry=${record.name} -o yaml \\\n`
+          + '  | kubectl apply -f -'),
         h('p', {}, t('detail.annotationTemplate')),
         h('pre', { class: 'code', tabindex: 0 }, annotation)]);
   };
