@@ -418,7 +418,7 @@ fn resolve_text(c: &mut Criterion) {
                     black_box(&stream),
                     "team-a",
                     &index,
-                    registry_resolver::cli::OutputFormat::Yaml,
+                    registry_resolver::manifests::OutputFormat::Yaml,
                     None,
                 ))
                 .expect("resolves")

@@ -520,11 +520,7 @@ pub enum StoreKind {
     Kubernetes,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Yaml,
-    Json,
-}
+pub use crate::manifests::OutputFormat;
 
 #[derive(Debug, Clone, Args)]
 pub struct ResolveArgs {

@@ -20,14 +20,13 @@
 //! crate it is used from.
 
 pub use registry_resolver_server::{
-    admission, api, console, crypto, excerpt, index, json, kubernetes, listing, namespaces,
-    pinning, pod_template, reference, registry, replication, resolve, selector, server, service,
-    telemetry, yaml_edit,
+    admission, api, console, crypto, excerpt, index, json, kubernetes, listing, manifests,
+    namespaces, pinning, pod_template, reference, registry, replication, resolve, selector, server,
+    service, telemetry, yaml_edit,
 };
 
 pub mod app;
 pub mod certs;
 pub mod cli;
 pub mod import;
-pub mod manifests;
 pub mod node_trust;

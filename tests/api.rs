@@ -1853,3 +1853,82 @@ async fn the_audit_trail_names_the_cluster_user() {
         .expect("audit");
     assert_eq!(response.status(), 403);
 }
+
+/// `workloads:resolve`: a Deployment comes back as the webhook would admit
+/// it, with what `kubectl create secret docker-registry` needs for its pull
+/// Secret (but the password); another kind passes as it is, as the webhook
+/// lets it through; another namespace and a denial are refused by name.
+#[tokio::test]
+async fn a_workload_resolves_as_the_webhook_would_with_its_pull_secret() {
+    let server = TestServer::start().await;
+    server.create_registry(demo()).await;
+    let deployment = |namespace: Option<&str>| {
+        let mut metadata = json!({"name": "db"});
+        if let Some(namespace) = namespace {
+            metadata["namespace"] = json!(namespace);
+        }
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata,
+            "spec": {"selector": {"matchLabels": {"app": "db"}}, "template": {
+                "metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [
+                    {"name": "db", "image": "/mysql/mysql:5.6"},
+                    {"name": "sidecar", "image": "docker.io/library/busybox:1.36"}]}}}})
+    };
+    let path = "/namespaces/team-a/workloads:resolve";
+    let (status, body) = send(&server, Method::POST, path, Some(deployment(None))).await;
+    assert_eq!(status, 200, "{body}");
+    let pod = &body["object"]["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["image"],
+        "dockerhub.qingcloud.com/mysql/mysql:5.6"
+    );
+    assert_eq!(
+        pod["containers"][1]["image"], "docker.io/library/busybox:1.36",
+        "a fully qualified image is left as written"
+    );
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "demo"}]));
+    assert_eq!(
+        body["pullSecrets"],
+        json!([{"name": "demo", "registry": "demo", "server": "dockerhub.qingcloud.com", "username": "robot"}])
+    );
+    assert!(
+        !body.to_string().contains("s3cret-pw"),
+        "no password: {body}"
+    );
+
+    let (status, _) = send(
+        &server,
+        Method::POST,
+        path,
+        Some(deployment(Some("team-a"))),
+    )
+    .await;
+    assert_eq!(status, 200, "its own namespace may be named");
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        path,
+        Some(deployment(Some("team-b"))),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"), "{body}");
+    assert_eq!(body["error"]["field"], "metadata.namespace");
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": {"image": "/mysql/mysql:5.6"}});
+    let (status, body) = send(&server, Method::POST, path, Some(config_map.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["object"], config_map);
+    assert_eq!(body["pullSecrets"], json!([]));
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/namespaces/team-z/workloads:resolve",
+        Some(deployment(None)),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "resolution_denied"),
+        "{body}"
+    );
+}

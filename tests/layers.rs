@@ -59,12 +59,15 @@ const LAYERS: &[&[&str]] = &[
     &["admission"],
     // The write path, and what works around a decision.
     &["service", "pinning", "telemetry"],
+    // Manifests resolved as the webhook would (the `resolve` command, the
+    // API's workload preview).
+    &["manifests"],
     &["kubernetes", "node_trust"],
     &["api"],
     &["console"],
     &["server"],
     // The commands.
-    &["manifests", "import", "certs", "app", "cli", "lib", "main"],
+    &["import", "certs", "app", "cli", "lib", "main"],
 ];
 
 /// The layer `module` is in, if it is placed.

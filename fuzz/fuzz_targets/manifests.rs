@@ -9,7 +9,7 @@ mod common;
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use registry_resolver::cli::OutputFormat;
+use registry_resolver::manifests::OutputFormat;
 use registry_resolver::index::Index;
 use registry_resolver::manifests::{ManifestError, resolve_documents};
 

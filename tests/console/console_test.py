@@ -128,6 +128,22 @@ def main():
     print("all console flows passed")
 
 
+def applyable(manifest, secret_command):
+    """What the workload page hands over works as given: the manifest is a
+    valid Deployment (Kubernetes' schema; kubectl reads it), and the pull
+    Secret's command makes the Secret once the password is filled in."""
+    path = os.path.join(SHOTS, "resolved-manifest.yaml")
+    with open(path, "w") as file:
+        file.write(manifest)
+    for check in (
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.32.0", path],
+        ["kubectl", "annotate", "--local", "-f", path, "checked=yes", "-o", "yaml"],
+        ["bash", "-c", secret_command.replace("<password of harbor>", "'a password'") + " --dry-run=client -o yaml"],
+    ):
+        done = subprocess.run(check, capture_output=True, text=True)
+        assert done.returncode == 0, f"{check}: {done.stdout}{done.stderr}"
+
+
 def flows(page):
     if True:
 
@@ -335,6 +351,12 @@ def flows(page):
         assert "mirror-18" not in names and "mirror-19" not in names and len(names) == 44, names
 
         # --- Workload form: picker, live preview, denial, manifest.
+        # Without a namespace in the link it starts in one the server knows
+        # (not in "default", where nothing is authorized), and offers them.
+        page.goto(URL + "/#/workload")
+        expect(page.get_by_label("Namespace", exact=True)).to_have_value("team-a")
+        expect(page.locator("datalist option[value=team-b]")).to_have_count(1)
+        expect(page.get_by_text("Default here: harbor")).to_be_visible()
         # A registry whose last check failed is offered after healthy ones,
         # marked, and choosing it warns.
         status, _ = api("POST", "/registries?verify=false",
@@ -363,9 +385,19 @@ def flows(page):
         image.fill("/library/nginx:1.27.0")
         expect(page.locator(".preview.ok")).to_contain_text(f"{REGISTRY}/library/nginx:1.27.0")
         expect(page.locator(".preview.ok")).to_contain_text("harbor")
+        # Without the webhook in the cluster (the embedded store), the page
+        # ends with what can be applied as it is: the manifest resolved by
+        # the server, the pull Secret's command with all but the password.
         manifest = page.locator(".manifest")
-        expect(manifest).to_contain_text('image: "/library/nginx:1.27.0"')
+        expect(manifest).to_contain_text(f'image: "{REGISTRY}/library/nginx:1.27.0"')
+        expect(manifest).to_contain_text("imagePullSecrets")
         expect(manifest).to_contain_text("secretKeyRef")
+        commands = page.locator(".commands")
+        secret_command = (f"kubectl create secret docker-registry harbor -n team-a --docker-server={REGISTRY} "
+                          f"--docker-username={USER} --docker-password=<password of harbor>")
+        expect(commands).to_contain_text(secret_command)
+        expect(commands).to_contain_text("kubectl apply -n team-a -f mysql.yaml")
+        applyable(manifest.inner_text(), secret_command)
         # What is not a port or a quantity is said at its field and left
         # out of the manifest, never dropped without a word.
         ports = page.get_by_label("Container ports").first
@@ -390,9 +422,17 @@ def flows(page):
         page.locator(".repo-list").get_by_role("button", name="library/redis").click()
         page.locator(".tag-list").get_by_role("button", name="7.2").click()
         expect(image).to_have_value("/library/redis:7.2")
+        expect(manifest).to_contain_text(f'image: "{REGISTRY}/library/redis:7.2"')
         shot(page, "workload")
         axe_scan(page, "workload")
         ns = page.get_by_label("Namespace", exact=True)
+        # Not a namespace name: one message, at the field; nothing else
+        # fails meanwhile.
+        ns.fill("Team_A")
+        expect(page.locator(".field-error").filter(has_text="DNS-1123")).to_have_count(1)
+        expect(ns).to_have_attribute("aria-invalid", "true")
+        expect(page.get_by_text("Choose a namespace to see the manifest.")).to_be_visible()
+        expect(page.locator(".alert-error, .preview.bad")).to_have_count(0)
         ns.fill("team-z")
         expect(page.get_by_text("No registry is authorized for team-z.")).to_be_visible()
         expect(page.locator(".preview.bad")).to_contain_text("no registry is authorized in namespace")

@@ -8,9 +8,9 @@
 //! The lower crates' modules are re-exported so the binary sees one tree.
 
 pub use registry_resolver_store::{
-    admission, crypto, excerpt, index, json, kubernetes, listing, namespaces, node_trust, pinning,
-    pod_template, reference, registry, replication, resolve, selector, service, telemetry,
-    yaml_edit,
+    admission, crypto, excerpt, index, json, kubernetes, listing, manifests, namespaces,
+    node_trust, pinning, pod_template, reference, registry, replication, resolve, selector,
+    service, telemetry, yaml_edit,
 };
 
 pub mod api;

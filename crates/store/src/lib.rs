@@ -12,6 +12,7 @@ pub use registry_resolver_client::{
 };
 
 pub mod kubernetes;
+pub mod manifests;
 pub mod pinning;
 pub mod registry;
 pub mod service;

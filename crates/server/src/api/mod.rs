@@ -151,7 +151,7 @@ pub fn permission_for(method: &Method, path: &str) -> Option<Permission> {
             [
                 "namespaces",
                 namespace,
-                "registries" | "resolve" | "deployments",
+                "registries" | "resolve" | "workloads:resolve" | "deployments",
             ],
             _,
         ) => Some(Permission::CreatePods {
@@ -279,6 +279,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/namespaces/{namespace}/resolve", post(r::resolve_preview))
         .route(
+            "/namespaces/{namespace}/workloads:resolve",
+            post(r::resolve_workload),
+        )
+        .route(
             "/namespaces/{namespace}/deployments",
             post(r::create_deployment),
         )
@@ -337,6 +341,7 @@ pub async fn info(
         registries::tags,
         registries::namespace_registries,
         registries::resolve_preview,
+        registries::resolve_workload,
         registries::create_deployment,
         registries::namespaces,
         audit::list,
@@ -463,6 +468,13 @@ mod tests {
             (
                 Method::POST,
                 "/api/v1/namespaces/team-a/resolve",
+                Some(Permission::CreatePods {
+                    namespace: "team-a".into(),
+                }),
+            ),
+            (
+                Method::POST,
+                "/api/v1/namespaces/team-a/workloads:resolve",
                 Some(Permission::CreatePods {
                     namespace: "team-a".into(),
                 }),

@@ -640,6 +640,109 @@ pub async fn resolve_preview(
     }))
 }
 
+/// What `workloads:resolve` answers: the object as the webhook would
+/// admit it, and what the namespace needs for its pods to pull.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadResolution {
+    /// The object with the webhook's edits: images expanded (and pinned
+    /// where the record asks), `imagePullSecrets` added, the
+    /// original-images annotation.
+    #[schema(value_type = Object)]
+    pub object: serde_json::Value,
+    /// What the webhook would say beside it.
+    pub warnings: Vec<String>,
+    /// The pull Secrets the namespace needs, one per registry with
+    /// credentials that an image was resolved against: everything
+    /// `kubectl create secret docker-registry` takes but the password.
+    pub pull_secrets: Vec<PullSecretNeeded>,
+}
+
+/// A pull Secret a workload needs in its namespace.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullSecretNeeded {
+    /// The Secret's name (`imagePullSecrets[].name`).
+    pub name: String,
+    /// The record it is for.
+    pub registry: String,
+    /// The registry's host (and port), the Secret's `--docker-server`.
+    pub server: String,
+    /// The record's username, the Secret's `--docker-username`.
+    pub username: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/workloads:resolve", tag = "namespaces",
+    params(("namespace" = String, Path, description = "Namespace")),
+    request_body(content = Object, description = "A Kubernetes object as JSON: a workload of a kind with a pod template (Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet, Pod, …) is resolved; any other object comes back as it is, as the webhook lets it through"),
+    responses(
+        (status = 200, description = "The object as the webhook would admit it, and the pull Secrets it needs", body = WorkloadResolution),
+        (status = 422, description = "Another namespace in metadata.namespace, or what the webhook would deny with (code resolution_denied)", body = ErrorBody),
+    ))]
+/// A workload resolved by the same code as the webhook and `resolve`: what
+/// a person without the webhook in their cluster (the embedded store) can
+/// apply as it is.
+pub async fn resolve_workload(
+    State(state): State<AppState>,
+    _: ApiQuery<NoQuery>,
+    Path(namespace): Path<String>,
+    ApiJson(object): ApiJson<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Json<WorkloadResolution>, ApiError> {
+    check_namespace(&namespace)?;
+    let object = serde_json::Value::Object(object);
+    // The URL's namespace is the one the caller's permission was checked
+    // for: an object may repeat it, not name another.
+    let named = object
+        .pointer("/metadata/namespace")
+        .and_then(serde_json::Value::as_str);
+    if let Some(other) = named.filter(|ns| *ns != namespace) {
+        return Err(ApiError::InvalidField {
+            field: Some("metadata.namespace".into()),
+            message: format!(
+                "names namespace {:?}, not {namespace:?} of the URL",
+                crate::excerpt::excerpt(other)
+            ),
+        });
+    }
+    let index = state.index.load();
+    let resolved = crate::manifests::resolve_documents(
+        &object.to_string(),
+        &namespace,
+        &index,
+        crate::manifests::OutputFormat::Json,
+        Some(&state.pinner),
+    )
+    .await
+    .map_err(|error| match error {
+        crate::manifests::ManifestError::Denied { message, .. } => ApiError::Denied(message),
+        other => ApiError::InvalidField {
+            field: None,
+            message: other.to_string(),
+        },
+    })?;
+    let resolved_object = serde_json::from_str(&resolved.output)
+        .map_err(|e| ApiError::MalformedJson(format!("the resolved object: {e}")))?;
+    let pull_secrets = resolved
+        .registries
+        .iter()
+        .filter_map(|name| index.record(name))
+        .filter(|record| record.has_password)
+        .filter_map(|record| {
+            Some(PullSecretNeeded {
+                name: record.pull_secret_name.clone(),
+                registry: record.name.clone(),
+                server: record.parsed_server().ok()?.host,
+                username: record.username.clone()?,
+            })
+        })
+        .collect();
+    Ok(Json(WorkloadResolution {
+        object: resolved_object,
+        warnings: resolved.warnings,
+        pull_secrets,
+    }))
+}
+
 fn check_namespace(namespace: &str) -> Result<(), ApiError> {
     check_dns1123_label(namespace).map_err(|problem| ApiError::InvalidField {
         field: Some("namespace".into()),

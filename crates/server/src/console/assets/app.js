@@ -1029,7 +1029,10 @@ function repositoryBrowser(record, onPick) {
 
 function workloadPage(params) {
   const state = {
-    namespace: params.get('namespace') || 'default',
+    namespace: params.get('namespace') || '',
+    // False while the namespace field holds something that is not a
+    // namespace name: one message at the field, no request that would fail.
+    namespaceValid: true,
     registries: [],
     registry: params.get('registry') || '',
     name: 'mysql',
@@ -1038,6 +1041,11 @@ function workloadPage(params) {
   };
   const nsId = id('ns');
   const ns = h('input', { id: nsId, class: 'input', value: state.namespace, spellcheck: 'false', autocomplete: 'off' });
+  const nsError = fieldError(ns);
+  // The namespaces the server knows (the cluster's, or those the records
+  // name), offered as the field is typed in.
+  const nsSuggestions = h('datalist', { id: id('ns-known') });
+  ns.setAttribute('list', nsSuggestions.id);
   const regId = id('reg');
   const registrySelect = h('select', { id: regId, class: 'input' });
   const regStatus = h('div', { 'aria-live': 'polite' });
@@ -1048,6 +1056,8 @@ function workloadPage(params) {
 
   const loadRegistries = async () => {
     state.namespace = ns.value.trim();
+    state.namespaceValid = true;
+    showFieldError(ns, nsError, '');
     mount(regStatus, loading());
     // The server says which registry is the default here and why (names,
     // patterns and the precedence between them are its rule, not ours).
@@ -1068,7 +1078,14 @@ function workloadPage(params) {
       mount(regStatus, state.registries.length ? why : alertBox('warn', t('workload.noRegistries', { ns: state.namespace })));
     } catch (error) {
       state.registries = [];
-      mount(regStatus, alertBox('error', explain(error)));
+      if (error.status === 422 && error.field === 'namespace') {
+        // Said once, at the field; nothing else asks the server meanwhile.
+        state.namespaceValid = false;
+        showFieldError(ns, nsError, error.message);
+        mount(regStatus);
+      } else {
+        mount(regStatus, alertBox('error', explain(error)));
+      }
     }
     state.defaultRegistry = chosen ? chosen.registry : '';
     if (!state.registries.some((r) => r.name === state.registry)) state.registry = '';
@@ -1098,6 +1115,10 @@ function workloadPage(params) {
   ns.addEventListener('input', debounce(loadRegistries, 300));
 
   const preview = async (container, box) => {
+    if (!state.namespaceValid || !state.namespace) {
+      mount(box);
+      return;
+    }
     if (!container.image.startsWith('/')) {
       mount(box, h('p', { class: 'muted small' }, t('workload.notRelative')));
       return;
@@ -1215,58 +1236,114 @@ function workloadPage(params) {
   const createResult = h('div', { 'aria-live': 'polite' });
   let creating = false;
   let renderedYaml = null;
-  const renderOutput = () => {
-    const yaml = deploymentYaml(state);
-    if (renderedYaml !== null && yaml !== renderedYaml && !creating) mount(createResult);
-    renderedYaml = yaml;
-    const first = state.containers[0] || { image: '' };
-    const secrets = state.containers.flatMap((c) => c.env.filter((e) => e.mode === 'secret' && e.secret));
-    const commands = [
-      ...[...new Set(secrets.map((e) => e.secret))].map((secret) => `kubectl create secret generic ${secret} -n ${state.namespace} ${secrets.filter((e) => e.secret === secret).map((e) => `--from-literal=${e.key || 'value'}=<${t('workload.secretValue')}>`).join(' ')}`),
-      `kubectl apply -n ${state.namespace} -f ${state.name || 'deployment'}.yaml`,
-      `# ${t('workload.orSimply')}`,
-      `kubectl create deployment ${state.name || 'app'} -n ${state.namespace} --image=${first.image}${state.registry ? '' : ''}`,
-    ];
+  /** Copy and Download buttons for `text`, saved as `file`. */
+  const saveButtons = (text, file) => {
     const copy = h('button', { type: 'button', class: 'btn', onclick: async () => {
       try {
-        await navigator.clipboard.writeText(yaml);
+        await navigator.clipboard.writeText(text);
         copy.textContent = t('workload.copied');
       } catch (e) {
         copy.textContent = t('workload.copyFailed');
       }
       setTimeout(() => { copy.textContent = t('workload.copy'); }, 2000);
     } }, t('workload.copy'));
-    const download = h('a', { class: 'btn', download: `${state.name || 'deployment'}.yaml`, href: URL.createObjectURL(new Blob([yaml], { type: 'application/yaml' })) }, t('workload.download'));
-    // In a cluster: create it with the signed-in user's own token, so RBAC
-    // and admission (this webhook included) apply as they do for kubectl.
-    const create = info.store === 'kubernetes'
-      ? h('button', { type: 'button', class: 'btn btn-primary', disabled: creating, onclick: async () => {
-        if (creating) return;
-        creating = true;
-        create.disabled = true;
-        mount(createResult, loading(t('workload.creating')));
-        try {
-          const stored = await api('POST', `/namespaces/${enc(state.namespace)}/deployments`, { body: deploymentObject(state) });
-          const containers = ((stored.spec || {}).template || {}).spec?.containers || [];
-          mount(createResult, alertBox('ok', h('p', {}, '✓ ', t('workload.created', { name: stored.metadata.name, ns: state.namespace })),
-            h('ul', {}, containers.map((c) => h('li', {}, h('span', { class: 'mono' }, `${c.name}: ${c.image}`))))));
-        } catch (error) {
-          mount(createResult, alertBox('error', explain(error)));
-        } finally {
-          creating = false;
-          for (const button of output.querySelectorAll('button[data-create]')) button.disabled = false;
-        }
-      } }, t('workload.create'))
-      : null;
-    if (create) create.dataset.create = '';
+    const download = h('a', { class: 'btn', download: file, href: URL.createObjectURL(new Blob([text], { type: 'application/yaml' })) }, t('workload.download'));
+    return [copy, download];
+  };
+  /** `kubectl create secret generic` for the Secrets the env refers to. */
+  const envSecretCommands = () => {
+    const secrets = state.containers.flatMap((c) => c.env.filter((e) => e.mode === 'secret' && e.secret));
+    return [...new Set(secrets.map((e) => e.secret))].map((secret) => `kubectl create secret generic ${secret} -n ${state.namespace} ${secrets.filter((e) => e.secret === secret).map((e) => `--from-literal=${e.key || 'value'}=<${t('workload.secretValue')}>`).join(' ')}`);
+  };
+
+  // In a cluster with the webhook (Kubernetes mode) the manifest keeps the
+  // registry-relative paths: the webhook expands them at admission, and
+  // Create submits it with the signed-in user's own token.
+  const renderClusterOutput = () => {
+    const yaml = deploymentYaml(state);
+    if (renderedYaml !== null && yaml !== renderedYaml && !creating) mount(createResult);
+    renderedYaml = yaml;
+    const first = state.containers[0] || { image: '' };
+    const commands = [
+      ...envSecretCommands(),
+      `kubectl apply -n ${state.namespace} -f ${state.name || 'deployment'}.yaml`,
+      `# ${t('workload.orSimply')}`,
+      `kubectl create deployment ${state.name || 'app'} -n ${state.namespace} --image=${first.image}`,
+    ];
+    // Created with the signed-in user's own token, so RBAC and admission
+    // (this webhook included) apply as they do for kubectl.
+    const create = h('button', { type: 'button', class: 'btn btn-primary', disabled: creating, onclick: async () => {
+      if (creating) return;
+      creating = true;
+      create.disabled = true;
+      mount(createResult, loading(t('workload.creating')));
+      try {
+        const stored = await api('POST', `/namespaces/${enc(state.namespace)}/deployments`, { body: deploymentObject(state) });
+        const containers = ((stored.spec || {}).template || {}).spec?.containers || [];
+        mount(createResult, alertBox('ok', h('p', {}, '✓ ', t('workload.created', { name: stored.metadata.name, ns: state.namespace })),
+          h('ul', {}, containers.map((c) => h('li', {}, h('span', { class: 'mono' }, `${c.name}: ${c.image}`))))));
+      } catch (error) {
+        mount(createResult, alertBox('error', explain(error)));
+      } finally {
+        creating = false;
+        for (const button of output.querySelectorAll('button[data-create]')) button.disabled = false;
+      }
+    } }, t('workload.create'));
+    create.dataset.create = '';
     mount(output,
-      h('div', { class: 'page-head' }, h('h2', {}, t('workload.manifest')), h('div', { class: 'actions' }, create, copy, download)),
+      h('div', { class: 'page-head' }, h('h2', {}, t('workload.manifest')),
+        h('div', { class: 'actions' }, create, ...saveButtons(yaml, `${state.name || 'deployment'}.yaml`))),
       createResult,
       h('pre', { class: 'code manifest', tabindex: 0, 'aria-label': t('workload.manifest') }, yaml),
       h('h3', {}, t('workload.commands')),
       h('pre', { class: 'code', tabindex: 0 }, commands.join('\n')),
       state.registry ? h('p', { class: 'muted small' }, t('workload.annotationNote', { name: state.registry })) : null);
   };
+
+  // Without the webhook in the cluster (the embedded store) the page ends
+  // with what can be applied as it is: the manifest resolved by the server
+  // (the webhook's own code), the pull Secret's command with every value
+  // but the password, and the apply command.
+  let resolving = null;
+  const renderResolvedOutput = debounce(async () => {
+    if (resolving) resolving.abort();
+    if (!state.namespaceValid || !state.namespace) {
+      mount(output, h('h2', {}, t('workload.resolvedManifest')), h('p', { class: 'muted' }, t('workload.chooseNamespace')));
+      return;
+    }
+    const mine = new AbortController();
+    resolving = mine;
+    const file = `${state.name || 'deployment'}.yaml`;
+    let answer;
+    try {
+      answer = await api('POST', `/namespaces/${enc(state.namespace)}/workloads:resolve`,
+        { body: deploymentObject(state), signal: mine.signal });
+    } catch (error) {
+      if (mine.signal.aborted) return;
+      mount(output, h('h2', {}, t('workload.resolvedManifest')),
+        alertBox('error', error.code === 'resolution_denied' ? t('workload.denied', { message: error.message }) : explain(error)));
+      return;
+    }
+    if (mine.signal.aborted) return;
+    const yaml = `${toYaml(answer.object)}\n`;
+    const commands = [
+      ...answer.pullSecrets.map((secret) => `kubectl create secret docker-registry ${secret.name} -n ${state.namespace} `
+        + `--docker-server=${secret.server} --docker-username=${secret.username} --docker-password=<${t('workload.passwordOf', { name: secret.registry })}>`),
+      ...envSecretCommands(),
+      `kubectl apply -n ${state.namespace} -f ${file}`,
+    ];
+    mount(output,
+      h('div', { class: 'page-head' }, h('h2', {}, t('workload.resolvedManifest')),
+        h('div', { class: 'actions' }, ...saveButtons(yaml, file))),
+      h('p', { class: 'muted small' }, t('workload.resolvedNote')),
+      answer.warnings.length ? alertBox('warn', h('ul', {}, answer.warnings.map((w) => h('li', {}, w)))) : null,
+      h('pre', { class: 'code manifest', tabindex: 0, 'aria-label': t('workload.resolvedManifest') }, yaml),
+      h('h3', {}, t('workload.commands')),
+      answer.pullSecrets.length ? h('p', { class: 'muted small' }, t('workload.pullSecretNote')) : null,
+      h('pre', { class: 'code commands', tabindex: 0 }, commands.join('\n')));
+  }, 250);
+
+  const renderOutput = () => (info.store === 'kubernetes' ? renderClusterOutput() : renderResolvedOutput());
 
   page(t('workload.title'),
     h('div', { class: 'page-head' }, h('h1', {}, t('workload.title'))),
@@ -1275,7 +1352,7 @@ function workloadPage(params) {
       h('div', { class: 'workload-form' },
         h('section', { class: 'card' },
           h('div', { class: 'grid-2' },
-            h('div', { class: 'field' }, h('label', { class: 'label', for: nsId }, t('workload.namespace')), ns),
+            h('div', { class: 'field' }, h('label', { class: 'label', for: nsId }, t('workload.namespace')), ns, nsSuggestions, nsError),
             h('div', { class: 'field' }, h('label', { class: 'label', for: regId }, t('workload.registry')), registrySelect)),
           regStatus,
           failing,
@@ -1284,7 +1361,15 @@ function workloadPage(params) {
             h('label', { class: 'field' }, h('span', { class: 'label' }, t('workload.replicas')), replicas))),
         containersBox, browserBox),
       h('section', { class: 'card workload-output' }, output)));
-  loadRegistries();
+  // Without a namespace in the link, start in the first one the server
+  // knows rather than in one where nothing is authorized.
+  api('GET', '/namespaces')
+    .then((known) => {
+      mount(nsSuggestions, known.items.map((name) => h('option', { value: name })));
+      if (!ns.value) ns.value = known.items[0] || 'default';
+    })
+    .catch(() => { if (!ns.value) ns.value = 'default'; })
+    .finally(loadRegistries);
 }
 
 /**

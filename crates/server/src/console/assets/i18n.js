@@ -224,6 +224,11 @@ const en = {
   'workload.creating': 'Creating with your token…',
   'workload.created': 'Created deployment {name} in {ns}. Its images, as the cluster stored them:',
   'workload.commands': 'Commands',
+  'workload.resolvedManifest': 'Resolved manifest',
+  'workload.chooseNamespace': 'Choose a namespace to see the manifest.',
+  'workload.resolvedNote': 'Resolved by this server with the webhook\'s own rules: apply it as it is, no webhook needed in the cluster.',
+  'workload.pullSecretNote': 'Create the pull Secret first, with the registry\'s password in place of the placeholder; then apply the manifest.',
+  'workload.passwordOf': 'password of {name}',
   'workload.orSimply': 'or, for one container:',
   'workload.annotationNote': 'The annotation registry-resolver.io/registry: {name} selects the registry; the webhook expands the images and adds the pull Secret.',
 
@@ -478,6 +483,11 @@ const zh = {
   'workload.creating': '正在使用您的令牌创建…',
   'workload.created': '已在 {ns} 中创建 Deployment {name}。集群保存的镜像：',
   'workload.commands': '命令',
+  'workload.resolvedManifest': '解析后的清单',
+  'workload.chooseNamespace': '选择一个项目以查看清单。',
+  'workload.resolvedNote': '由本服务按 Webhook 的同一规则解析：可直接应用，集群中无需 Webhook。',
+  'workload.pullSecretNote': '先创建镜像拉取 Secret（把占位符换成仓库密码），再应用清单。',
+  'workload.passwordOf': '{name} 的密码',
   'workload.orSimply': '或者，单个容器时：',
   'workload.annotationNote': '注解 registry-resolver.io/registry: {name} 用于选择镜像仓库；Webhook 会补全镜像地址并添加拉取 Secret。',
 

@@ -12,7 +12,6 @@ use json_patch::jsonptr::PointerBuf;
 use serde_json::Value;
 
 use crate::admission::{self, WriteKind};
-use crate::cli::OutputFormat;
 use crate::index::Index;
 use crate::pinning::Pinner;
 use crate::yaml_edit;
@@ -38,11 +37,26 @@ pub enum ManifestError {
     Encode(String),
 }
 
+/// How the resolved manifests are written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// The input's own text with only the edits made (multi-document
+    /// YAML, or JSON as it came).
+    Yaml,
+    /// Pretty-printed JSON: one object, or a `List` of several.
+    Json,
+}
+
 /// The resolved manifests, and what the webhook would have warned about.
 #[derive(Debug)]
 pub struct Resolved {
+    /// The manifests with the webhook's edits applied.
     pub output: String,
+    /// What the webhook would have said beside them, each with its object.
     pub warnings: Vec<String>,
+    /// The records images were resolved against, each once, in the order
+    /// first used: whose pull Secrets the namespace needs.
+    pub registries: Vec<String>,
 }
 
 /// Resolves every object in `input` (YAML or JSON, any number of documents,
@@ -57,6 +71,7 @@ pub async fn resolve_documents(
 ) -> Result<Resolved, ManifestError> {
     let documents = yaml_edit::parse_stream(input)?;
     let mut warnings = Vec::new();
+    let mut registries = Vec::new();
     let mut edits = Vec::new();
     // Every document's value after the patch (null for empty ones).
     let mut objects = Vec::with_capacity(documents.len());
@@ -73,8 +88,11 @@ pub async fn resolve_documents(
             namespace,
             index,
             pinner,
-            &mut warnings,
-            &mut ops,
+            Found {
+                warnings: &mut warnings,
+                registries: &mut registries,
+                ops: &mut ops,
+            },
         )
         .await?;
         if !ops.is_empty() {
@@ -107,7 +125,11 @@ pub async fn resolve_documents(
             text
         }
     };
-    Ok(Resolved { output, warnings })
+    Ok(Resolved {
+        output,
+        warnings,
+        registries,
+    })
 }
 
 /// The edited text must read back as exactly the patched objects: a text
@@ -149,14 +171,20 @@ fn prefixed(op: PatchOperation, prefix: &[String]) -> PatchOperation {
     }
 }
 
+/// What resolving the objects of one document gathers.
+struct Found<'a> {
+    warnings: &'a mut Vec<String>,
+    registries: &'a mut Vec<String>,
+    ops: &'a mut Vec<PatchOperation>,
+}
+
 async fn resolve_object(
     object: &Value,
     prefix: &mut Vec<String>,
     namespace: &str,
     index: &Index,
     pinner: Option<&Pinner>,
-    warnings: &mut Vec<String>,
-    ops: &mut Vec<PatchOperation>,
+    found: Found<'_>,
 ) -> Result<(), ManifestError> {
     let kind = object
         .get("kind")
@@ -166,8 +194,13 @@ async fn resolve_object(
         if let Some(items) = object.get("items").and_then(Value::as_array) {
             for (i, item) in items.iter().enumerate() {
                 prefix.extend(["items".to_owned(), i.to_string()]);
+                let found = Found {
+                    warnings: &mut *found.warnings,
+                    registries: &mut *found.registries,
+                    ops: &mut *found.ops,
+                };
                 Box::pin(resolve_object(
-                    item, prefix, namespace, index, pinner, warnings, ops,
+                    item, prefix, namespace, index, pinner, found,
                 ))
                 .await?;
                 prefix.truncate(prefix.len() - 2);
@@ -217,7 +250,16 @@ async fn resolve_object(
         }
     }
     let mutation = plan.into_mutation();
-    warnings.extend(mutation.warnings.iter().map(|w| format!("{label}: {w}")));
-    ops.extend(mutation.patch.into_iter().map(|op| prefixed(op, prefix)));
+    for rewrite in &mutation.resolution.rewrites {
+        if !found.registries.contains(&rewrite.registry) {
+            found.registries.push(rewrite.registry.clone());
+        }
+    }
+    found
+        .warnings
+        .extend(mutation.warnings.iter().map(|w| format!("{label}: {w}")));
+    found
+        .ops
+        .extend(mutation.patch.into_iter().map(|op| prefixed(op, prefix)));
     Ok(())
 }
