@@ -525,6 +525,32 @@ def flows(page):
         page.locator("#lang").select_option("en")
         page.set_viewport_size({"width": 1280, "height": 860})
 
+        # --- The dark theme follows the system's; every page passes axe's
+        # contrast check in it.
+        page.emulate_media(color_scheme="dark")
+        page.goto(URL + "/#/registries")
+        expect(page.get_by_role("heading", name="Image registries", exact=True)).to_be_visible()
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(13, 17, 23)"
+        axe_scan(page, "list (dark)")
+        shot(page, "registries-dark")
+        page.goto(URL + "/#/registries/harbor")
+        expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
+        expect(page.locator(".audit-entry").first).to_be_visible()
+        axe_scan(page, "detail (dark)")
+        shot(page, "registry-detail-dark")
+        page.get_by_role("button", name="Edit").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_role("button", name="Check").click()
+        expect(dialog.locator(".outcome .alert")).to_be_visible()
+        axe_scan(page, "dialog (dark)")
+        shot(page, "edit-dialog-dark")
+        page.keyboard.press("Escape")
+        page.goto(URL + "/#/workload?namespace=team-a")
+        expect(page.locator(".manifest")).to_be_visible()
+        axe_scan(page, "workload (dark)")
+        shot(page, "workload-dark")
+        page.emulate_media(color_scheme="light")
+
         # --- Sign out.
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
