@@ -66,7 +66,7 @@ def axe_scan(page, where):
 # expects them (a wrong token is a 401, a failed check a 422) and shows
 # them in words. Those are network log lines, not script errors; anything
 # else logged as an error fails the run.
-EXPECTED_NETWORK = re.compile(r"^Failed to load resource: the server responded with a status of (401|403|404|412|422|502)")
+EXPECTED_NETWORK = re.compile(r"^Failed to load resource: the server responded with a status of (401|403|404|409|412|422|502)")
 
 
 def watch(page):
@@ -284,6 +284,20 @@ def flows(page):
         expect(dialog.get_by_text("enter the password again")).to_be_visible()
         page.keyboard.press("Escape")
         expect(page.get_by_role("dialog")).to_have_count(0)
+
+        # --- An error that names a field is said at that field, and the
+        # cursor goes there: team-a's default is harbor's already.
+        page.goto(URL + "/#/registries")
+        dialog = open_create_dialog(page)
+        fill_registry(dialog, "second", REGISTRY, namespaces=("team-a",), default=("team-a",))
+        dialog.get_by_label("Save without checking").check()
+        dialog.get_by_role("button", name="Save").click()
+        default_field = dialog.locator("fieldset[data-field=defaultFor]")
+        expect(default_field.locator(".field-error")).to_contain_text("team-a")
+        expect(default_field.get_by_role("checkbox", name="team-a", exact=True)).to_be_focused()
+        page.keyboard.press("Escape")
+        page.goto(URL + "/#/registries/harbor")
+        expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
 
         # --- Someone else saves while the dialog is open: saving would undo
         # their change, so the console says so and offers a fresh copy.

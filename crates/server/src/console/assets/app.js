@@ -471,7 +471,13 @@ function registryDialog(existing) {
     const selectorInput = h('input', { class: 'input mono', value: selectorText(current.namespaceSelector),
       placeholder: 'kubesphere.io/workspace=ws1', spellcheck: 'false', autocomplete: 'off', disabled: selectorLocked });
     const selectorDefault = h('input', { type: 'checkbox', checked: Boolean(current.defaultForSelector) });
-    const defaults = h('div', { class: 'checks' });
+    const defaults = h('div', { class: 'checks', tabindex: -1 });
+    // The fieldset's own error line, like every other field's: a default
+    // another record holds is said here, not above the form.
+    const defaultsError = h('p', { class: 'field-error', id: id('err'), hidden: true });
+    errors.defaultFor = defaultsError;
+    fields.defaultFor = defaults;
+    defaults.setAttribute('aria-describedby', defaultsError.id);
     const chosenDefaults = new Set(current.defaultFor);
     const renderDefaults = () => {
       const list = namespaces.values();
@@ -584,10 +590,12 @@ function registryDialog(existing) {
       try {
         await fn(running.signal);
       } catch (error) {
-        if (error.status === 422 && error.code === 'invalid') {
+        const first = error.field || error.details.length ? showErrors(error) : null;
+        if (first) {
+          // Said at the field it names, where the cursor goes; the line
+          // above the buttons only says that something needs fixing.
           tell(alertBox('error', t('dialog.fixFields')));
-          const first = showErrors(error);
-          if (first) first.focus();
+          (first.querySelector('input') || first).focus();
         } else if (error.status === 412) {
           // Someone saved this record after the dialog opened: saving now
           // would undo their change. Offer a fresh copy to edit.
@@ -649,8 +657,8 @@ function registryDialog(existing) {
       field('namespaces', t('field.namespaces'), namespaces.input, t('dialog.namespacesHelp')),
       suggestions,
       namespaces.list,
-      h('fieldset', { class: 'field' }, h('legend', { class: 'label' }, t('field.defaultFor')),
-        h('p', { class: 'help' }, t('dialog.defaultForHelp')), defaults),
+      h('fieldset', { class: 'field', dataset: { field: 'defaultFor' } }, h('legend', { class: 'label' }, t('field.defaultFor')),
+        h('p', { class: 'help' }, t('dialog.defaultForHelp')), defaults, defaultsError),
       byLabels ? [
         field('namespaceSelector', t('field.namespaceSelector'), selectorInput,
           selectorLocked ? t('dialog.selectorLocked') : t('dialog.selectorHelp')),
