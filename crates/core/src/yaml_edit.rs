@@ -626,6 +626,15 @@ impl Document<'_> {
                 style: ScalarStyle::Literal | ScalarStyle::Folded,
                 ..
             } => (node.end, true),
+            // An empty plain scalar (a key with no value, `{a, b}`) has no
+            // text of its own: the parser's span for it covers the token
+            // after it (a flow collection's `}`), which an entry added after
+            // it must not follow (found by fuzzing the resolve command).
+            Kind::Scalar {
+                style: ScalarStyle::Plain,
+                value,
+                ..
+            } if value.is_empty() => (skip_properties(self.text, node.start, node.start), false),
             Kind::Scalar { style, .. } => {
                 let start = skip_properties(self.text, node.start, node.end);
                 (scalar_end(self.text, start, node.end, *style), false)
@@ -974,6 +983,22 @@ mod tests {
         let at_end = "a:\n  s: |\n    x";
         let out = edit(at_end, json!([{"op": "add", "path": "/a/t", "value": "v"}]));
         assert_eq!(out, "a:\n  s: |\n    x\n  t: v");
+    }
+
+    /// A flow mapping whose last key has no value (`ever"` below is a plain
+    /// key, its value null): an added entry goes inside the braces, not
+    /// after them. Found by fuzzing the `resolve` command.
+    #[test]
+    fn adds_after_a_key_without_a_value_in_a_flow_mapping() {
+        let text = r#"{"spec": {"containers": [], ever"}, "status": {}}"#;
+        let out = edit(
+            text,
+            json!([{"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "demo"}]}]),
+        );
+        assert_eq!(
+            out,
+            r#"{"spec": {"containers": [], ever", "imagePullSecrets": [{"name":"demo"}]}, "status": {}}"#
+        );
     }
 
     #[test]
