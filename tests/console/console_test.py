@@ -13,6 +13,7 @@ import re
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.request
 
 from playwright.sync_api import expect, sync_playwright
@@ -132,7 +133,7 @@ def applyable(manifest, secret_command):
     """What the workload page hands over works as given: the manifest is a
     valid Deployment (Kubernetes' schema; kubectl reads it), and the pull
     Secret's command makes the Secret once the password is filled in."""
-    path = os.path.join(SHOTS, "resolved-manifest.yaml")
+    path = os.path.join(tempfile.mkdtemp(), "mysql.yaml")
     with open(path, "w") as file:
         file.write(manifest)
     for check in (
