@@ -458,12 +458,15 @@ def flows(page):
         changes = page.get_by_role("region", name="Recent changes")
         expect(changes.locator(".audit-entry").first).to_contain_text("updated")
         expect(changes).to_contain_text("by admin")
-        expect(changes).to_contain_text("description")
+        # Fields by the names people see, not the API's.
+        expect(changes.locator(".audit-fields").first).to_contain_text("Description")
         assert PASSWORD not in changes.inner_text()
         changes.get_by_role("link", name="All changes to this registry").click()
         expect(page.get_by_role("heading", name="Activity of harbor")).to_be_visible()
         entries = page.locator(".audit-entry")
         expect(entries.last).to_contain_text("created")
+        expect(entries.last).to_contain_text("Authorized namespaces, Default for")
+        expect(entries.last.locator("[title=defaultFor]")).to_have_count(1)
         status, trail = api("GET", "/audit?registry=harbor&limit=1000")
         expect(entries).to_have_count(len(trail["items"]))
         # A refused edit is there too, marked as such.

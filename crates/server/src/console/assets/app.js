@@ -821,6 +821,31 @@ async function registryPage(name) {
 
 // ---------- the audit trail ----------
 
+/** The label people see for each field of a record the API names. */
+const FIELD_LABELS = {
+  name: 'field.name',
+  server: 'field.server',
+  username: 'field.username',
+  password: 'field.password',
+  description: 'field.description',
+  namespaces: 'field.namespaces',
+  defaultFor: 'field.defaultFor',
+  namespaceSelector: 'field.namespaceSelector',
+  defaultForSelector: 'field.defaultForSelector',
+  'tls.caBundle': 'field.caBundle',
+  'tls.insecureSkipVerify': 'field.skipVerify',
+  pullSecretName: 'field.pullSecretName',
+  pinDigests: 'field.pinDigests',
+  browse: 'field.browse',
+  status: 'field.status',
+};
+
+/** A field by its label, its API name kept as a tooltip for those who script. */
+function fieldLabel(field) {
+  const key = FIELD_LABELS[field];
+  return key ? h('span', { title: field }, t(key)) : h('code', { class: 'mono' }, field);
+}
+
 /** Entries of the audit trail: when, who, what, and whether it worked. */
 function auditList(entries, { showRegistry = true } = {}) {
   return h('ol', { class: 'audit-list' }, entries.map((entry) => h('li', { class: 'audit-entry' },
@@ -831,7 +856,7 @@ function auditList(entries, { showRegistry = true } = {}) {
       h('span', { class: 'muted small' }, t('audit.by', { actor: entry.actor }), ' · ', formatTime(entry.time))),
     entry.fields.length
       ? h('p', { class: 'audit-fields small' }, t('audit.fields'), ' ',
-        entry.fields.map((f, i) => [i ? ', ' : '', h('code', { class: 'mono' }, f)]))
+        entry.fields.map((f, i) => [i ? ', ' : '', fieldLabel(f)]))
       : null,
     entry.message ? h('p', { class: 'status-message small' }, entry.message) : null)));
 }
