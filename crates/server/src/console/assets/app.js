@@ -65,12 +65,21 @@ function alertBox(kind, ...content) {
 }
 
 /** What an API error means, in the user's language, with the fix. */
+/**
+ * An API error in the reader's language: by its code when the console
+ * knows it (the server's own words, English and more specific, are folded
+ * away under "Details" rather than said a second time beside ours), else
+ * the server's words.
+ */
 function explain(error) {
   if (!(error instanceof ApiError)) return String(error);
-  const known = has(`code.${error.code}`) ? t(`code.${error.code}`) : null;
+  // The message names the permission missing, which no translation can.
   if (error.status === 403) return `${t('code.forbidden_rbac')} ${error.message}`;
-  if (error.code === 'network' || error.code === 'aborted') return known;
-  return known ? `${known} (${error.message})` : error.message;
+  if (!has(`code.${error.code}`)) return error.message;
+  const said = t(`code.${error.code}`);
+  if (error.code === 'network' || error.code === 'aborted' || !error.message) return said;
+  return [said, ' ', h('details', { class: 'server-words' },
+    h('summary', {}, t('error.details')), h('span', { lang: 'en' }, error.message))];
 }
 
 function errorState(error, retry) {

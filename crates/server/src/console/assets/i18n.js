@@ -234,6 +234,7 @@ const en = {
   'workload.annotationNote': 'The annotation registry-resolver.io/registry: {name} selects the registry; the webhook expands the images and adds the pull Secret.',
 
   'code.forbidden_rbac': 'You do not have permission:',
+  'error.details': 'Details',
   'code.network': 'The server could not be reached. Check your connection and try again.',
   'code.aborted': 'Stopped: it took too long or was cancelled.',
   'code.invalid': 'Some values are not valid.',
@@ -494,6 +495,7 @@ const zh = {
   'workload.annotationNote': '注解 registry-resolver.io/registry: {name} 用于选择镜像仓库；Webhook 会补全镜像地址并添加拉取 Secret。',
 
   'code.forbidden_rbac': '您没有权限：',
+  'error.details': '详情',
   'code.network': '无法连接到服务器。请检查网络后重试。',
   'code.aborted': '已停止：耗时过长或已取消。',
   'code.invalid': '部分值无效。',
