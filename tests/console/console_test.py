@@ -532,6 +532,7 @@ def flows(page):
         fits_the_screen("registry page")
         page.goto(URL + "/#/workload?namespace=team-a")
         expect(page.locator(".preview.ok")).to_be_visible()
+        expect(page.locator(".manifest")).to_contain_text("imagePullSecrets")
         shot(page, "workload-390")
         fits_the_screen("workload page")
         # On a phone the form scrolls under fixed buttons: Check's answer is

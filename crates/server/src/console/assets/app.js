@@ -1385,7 +1385,15 @@ function workloadPage(params) {
       h('pre', { class: 'code commands', tabindex: 0 }, commands.join('\n')));
   }, 250);
 
-  const renderOutput = () => (info.store === 'kubernetes' ? renderClusterOutput() : renderResolvedOutput());
+  const renderOutput = () => {
+    if (info.store === 'kubernetes') {
+      renderClusterOutput();
+      return;
+    }
+    // Until the first answer the card says it is working, not nothing.
+    if (!output.hasChildNodes()) mount(output, h('h2', {}, t('workload.resolvedManifest')), loading());
+    renderResolvedOutput();
+  };
 
   page(t('workload.title'),
     h('div', { class: 'page-head' }, h('h1', {}, t('workload.title'))),
