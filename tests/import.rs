@@ -329,6 +329,9 @@ async fn export_and_import_move_records_between_stores() {
     // a second run changes nothing; `export` from the cluster gives the
     // records back.
     let fake = common::fake_apiserver::FakeApiServer::new();
+    // The credentials Secrets' watch a little behind the records' (a CI
+    // machine once showed it): each import still reads its own write.
+    fake.delay_watch_events("secrets", std::time::Duration::from_millis(200));
     let url = fake.serve_http().await;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(

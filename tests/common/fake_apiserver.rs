@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -47,7 +48,9 @@ struct Watcher {
     namespace: Option<String>,
     labels: Vec<(String, String)>,
     fields: Vec<(String, String)>,
-    tx: mpsc::UnboundedSender<Result<http_body::Frame<Bytes>, Infallible>>,
+    /// How late this watch hears of each event.
+    delay: Duration,
+    tx: mpsc::UnboundedSender<(Instant, Bytes)>,
 }
 
 #[derive(Default)]
@@ -68,6 +71,9 @@ struct State {
     /// (plural, namespace, text the body holds) → writes still to refuse
     /// with a 500.
     failing_writes: BTreeMap<(String, String, String), usize>,
+    /// plural → how late watches of it hear of events, as when one watch
+    /// stream lags behind another.
+    watch_delays: BTreeMap<String, Duration>,
 }
 
 #[derive(Clone, Default)]
@@ -220,7 +226,7 @@ impl State {
             {
                 return !w.tx.is_closed();
             }
-            w.tx.send(Ok(http_body::Frame::data(Bytes::from(bytes.clone()))))
+            w.tx.send((Instant::now() + w.delay, Bytes::from(bytes.clone())))
                 .is_ok()
         });
     }
@@ -446,6 +452,18 @@ impl FakeApiServer {
             .insert((plural.into(), namespace.into(), text.into()), count);
     }
 
+    /// Watches of `plural` (those open and those to come) hear of each
+    /// event `delay` late, in order.
+    pub fn delay_watch_events(&self, plural: &str, delay: Duration) {
+        let mut state = self.state.lock().expect("lock");
+        state.watch_delays.insert(plural.into(), delay);
+        for watcher in &mut state.watchers {
+            if watcher.collection.plural == plural {
+                watcher.delay = delay;
+            }
+        }
+    }
+
     /// Every request line seen, `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().expect("lock").requests.clone()
@@ -565,6 +583,11 @@ impl FakeApiServer {
                         .and_then(|(_, v)| v.parse().ok())
                         .unwrap_or(0);
                     let (tx, rx) = mpsc::unbounded_channel();
+                    let delay = state
+                        .watch_delays
+                        .get(&target.collection.plural)
+                        .copied()
+                        .unwrap_or_default();
                     for (version, kind, object) in state.log.clone() {
                         if version > since
                             && object["kind"] == json!(target.collection.kind)
@@ -577,7 +600,7 @@ impl FakeApiServer {
                                 serde_json::to_vec(&json!({"type": kind, "object": object}))
                                     .unwrap_or_default();
                             line.push(b'\n');
-                            let _ = tx.send(Ok(http_body::Frame::data(Bytes::from(line))));
+                            let _ = tx.send((Instant::now() + delay, Bytes::from(line)));
                         }
                     }
                     state.watchers.push(Watcher {
@@ -585,10 +608,15 @@ impl FakeApiServer {
                         namespace: target.namespace.clone(),
                         labels,
                         fields,
+                        delay,
                         tx,
                     });
                     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                        rx.recv().await.map(|item| (item, rx))
+                        let (at, line) = rx.recv().await?;
+                        if at > Instant::now() {
+                            tokio::time::sleep_until(at.into()).await;
+                        }
+                        Some((Ok::<_, Infallible>(http_body::Frame::data(line)), rx))
                     });
                     return Response::builder()
                         .status(200)

@@ -204,7 +204,7 @@ impl Caches {
 
     /// A credentials Secret by name (the watch covers the install
     /// namespace only).
-    fn secret(&self, name: &str) -> Option<Arc<Secret>> {
+    pub(crate) fn secret(&self, name: &str) -> Option<Arc<Secret>> {
         self.secrets
             .find(|s| s.metadata.name.as_deref() == Some(name))
     }

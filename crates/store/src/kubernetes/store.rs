@@ -33,6 +33,15 @@ pub struct KubeStore {
     settle: Duration,
 }
 
+/// What a write did to a record's credentials Secret, for `settled` to
+/// wait for.
+enum SecretWrite {
+    Untouched,
+    /// Written; the API server's resource version for it.
+    Written(String),
+    Removed,
+}
+
 /// The credentials Secret of a record.
 pub fn credentials_secret_name(registry: &str) -> String {
     format!("{registry}-credentials")
@@ -79,20 +88,31 @@ impl KubeStore {
             .map(|record| Registry::clone(record))
     }
 
-    /// Waits until the cache holds `name` at `resource_version` (or, with
-    /// `None`, no longer holds it), then applies it to the index (the watch
-    /// does too; whichever comes first, the client reads its own write).
-    async fn settled(&self, name: &str, resource_version: Option<&str>) {
+    /// Waits until the caches show a write (the record at `registry`'s
+    /// resource version, or gone with `None`; its credentials Secret as
+    /// `credentials` says), then applies it to the index (the watch does
+    /// too; whichever comes first, the client reads its own write). The
+    /// two watches are separate streams: a record read before its Secret
+    /// arrived would convert without credentials, and look unwritten.
+    async fn settled(&self, name: &str, registry: Option<&str>, credentials: &SecretWrite) {
         let deadline = Instant::now() + self.settle;
         loop {
-            let current = self.cached(name);
-            let done = match (resource_version, &current) {
+            let record_done = match (registry, self.cached(name)) {
                 (Some(wanted), Some(object)) => object
                     .resource_version()
                     .is_some_and(|seen| at_least(&seen, wanted)),
                 (None, None) => true,
                 _ => false,
             };
+            let secret = self.caches.secret(&credentials_secret_name(name));
+            let credentials_done = match (credentials, secret) {
+                (SecretWrite::Untouched, _) | (SecretWrite::Removed, None) => true,
+                (SecretWrite::Written(wanted), Some(secret)) => secret
+                    .resource_version()
+                    .is_some_and(|seen| at_least(&seen, wanted)),
+                _ => false,
+            };
+            let done = record_done && credentials_done;
             if done || Instant::now() >= deadline {
                 if !done {
                     tracing::warn!(
@@ -106,6 +126,27 @@ impl KubeStore {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The answer to a write the API server refused as out of date, once
+    /// the cache has caught up with the newer object: the caller retries
+    /// from what it reads next, and a cache still behind the server would
+    /// send it the same stale version again (the watch lags the write by
+    /// a few milliseconds on any real cluster, enough for every retry of a
+    /// quick loop to be refused).
+    async fn modified(&self, name: &str) -> StoreError {
+        match self.registries().get_opt(name).await {
+            Ok(now) => {
+                let version = now.as_ref().and_then(|object| object.resource_version());
+                // Absent, `None` waits for the cache to drop it.
+                self.settled(name, version.as_deref(), &SecretWrite::Untouched)
+                    .await;
+            }
+            Err(error) => {
+                tracing::debug!(registry = name, %error, "reading a record after a conflict failed");
+            }
+        }
+        StoreError::Modified(name.to_owned())
     }
 
     fn check_defaults(&self, spec: &RegistrySpec) -> Result<(), StoreError> {
@@ -125,7 +166,7 @@ impl KubeStore {
         };
         match self.registries().delete(&name, &params).await {
             // The next request must not find it in the cache.
-            Ok(_) => self.settled(&name, None).await,
+            Ok(_) => self.settled(&name, None, &SecretWrite::Untouched).await,
             Err(error) => {
                 tracing::error!(registry = %name, %error, "removing a half-created registry failed");
             }
@@ -149,12 +190,12 @@ impl KubeStore {
         &self,
         owner: &ImageRegistry,
         credentials: Option<(&str, &Password)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<SecretWrite, StoreError> {
         let name = credentials_secret_name(&owner.name_any());
         let Some((username, password)) = credentials else {
             return match self.secrets().delete(&name, &DeleteParams::default()).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+                Ok(_) => Ok(SecretWrite::Removed),
+                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(SecretWrite::Removed),
                 Err(error) => Err(backend(error)),
             };
         };
@@ -175,7 +216,11 @@ impl KubeStore {
                 &Patch::Apply(&secret),
             )
             .await
-            .map(|_| ())
+            .map(|written| {
+                written
+                    .resource_version()
+                    .map_or(SecretWrite::Untouched, SecretWrite::Written)
+            })
             .map_err(backend)
     }
 
@@ -291,24 +336,25 @@ impl RegistryStore for KubeStore {
             Err(error) => return Err(backend(error)),
         };
         let completed = async {
-            self.write_credentials(&created, credentials).await?;
-            match &spec.status {
+            let secret = self.write_credentials(&created, credentials).await?;
+            let record = match &spec.status {
                 Some(status) => {
                     self.write_status(&spec.name, status, Some(created.clone()))
-                        .await
+                        .await?
                 }
-                None => Ok(created.clone()),
-            }
+                None => created.clone(),
+            };
+            Ok::<_, StoreError>((record, secret))
         }
         .await;
-        let written = match completed {
+        let (written, secret) = match completed {
             Ok(written) => written,
             Err(error) => {
                 self.roll_back_create(&created).await;
                 return Err(error);
             }
         };
-        self.settled(&spec.name, written.resource_version().as_deref())
+        self.settled(&spec.name, written.resource_version().as_deref(), &secret)
             .await;
         self.record(&spec.name).ok_or_else(|| {
             StoreError::corrupt(format!(
@@ -327,7 +373,7 @@ impl RegistryStore for KubeStore {
             .map(|o| (*o).clone())
             .ok_or_else(|| StoreError::NotFound(spec.name.clone()))?;
         if before.resource_version().as_deref() != Some(version) {
-            return Err(StoreError::Modified(spec.name));
+            return Err(self.modified(&spec.name).await);
         }
         self.check_defaults(&spec)?;
         let credentials: Option<(String, Password)> = match (&spec.username, &spec.password) {
@@ -346,42 +392,46 @@ impl RegistryStore for KubeStore {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PostParams::default()
         };
-        let mut updated = self
+        let mut updated = match self
             .registries()
             .replace(&spec.name, &params, &object)
             .await
-            .map_err(|e| match e {
-                kube::Error::Api(status) if status.is_not_found() => {
-                    StoreError::NotFound(spec.name.clone())
-                }
-                kube::Error::Api(status) if status.code == 409 => {
-                    StoreError::Modified(spec.name.clone())
-                }
-                other => backend(other),
-            })?;
-        if let Err(error) = self
+        {
+            Ok(updated) => updated,
+            Err(kube::Error::Api(status)) if status.is_not_found() => {
+                return Err(StoreError::NotFound(spec.name));
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                return Err(self.modified(&spec.name).await);
+            }
+            Err(other) => return Err(backend(other)),
+        };
+        let secret = match self
             .write_credentials(&updated, credentials.as_ref().map(|(u, p)| (u.as_str(), p)))
             .await
         {
-            // The spec without its credentials would send the old password
-            // to what the new spec names: put the spec back.
-            let mut restore = before;
-            restore.metadata.resource_version = updated.resource_version();
-            if let Err(undo) = self
-                .registries()
-                .replace(&spec.name, &params, &restore)
-                .await
-            {
-                tracing::error!(registry = %spec.name, error = %undo, "restoring the spec after a failed credentials write failed");
+            Ok(secret) => secret,
+            Err(error) => {
+                // The spec without its credentials would send the old password
+                // to what the new spec names: put the spec back.
+                let mut restore = before;
+                restore.metadata.resource_version = updated.resource_version();
+                if let Err(undo) = self
+                    .registries()
+                    .replace(&spec.name, &params, &restore)
+                    .await
+                {
+                    tracing::error!(registry = %spec.name, error = %undo, "restoring the spec after a failed credentials write failed");
+                }
+                return Err(error);
             }
-            return Err(error);
-        }
+        };
         if let Some(status) = &spec.status {
             updated = self
                 .write_status(&spec.name, status, Some(updated.clone()))
                 .await?;
         }
-        self.settled(&spec.name, updated.resource_version().as_deref())
+        self.settled(&spec.name, updated.resource_version().as_deref(), &secret)
             .await;
         self.record(&spec.name)
             .ok_or_else(|| StoreError::NotFound(spec.name.clone()))
@@ -402,8 +452,12 @@ impl RegistryStore for KubeStore {
             return Err(StoreError::Modified(name.to_owned()));
         }
         let updated = self.write_status(name, &status, seen).await?;
-        self.settled(name, updated.resource_version().as_deref())
-            .await;
+        self.settled(
+            name,
+            updated.resource_version().as_deref(),
+            &SecretWrite::Untouched,
+        )
+        .await;
         self.record(name)
             .ok_or_else(|| StoreError::NotFound(name.to_owned()))
     }
@@ -431,13 +485,11 @@ impl RegistryStore for KubeStore {
         };
         match self.registries().delete(name, &params).await {
             Ok(_) => {
-                self.settled(name, None).await;
+                self.settled(name, None, &SecretWrite::Untouched).await;
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                Err(StoreError::Modified(name.to_owned()))
-            }
+            Err(kube::Error::Api(status)) if status.code == 409 => Err(self.modified(name).await),
             Err(error) => Err(backend(error)),
         }
     }
