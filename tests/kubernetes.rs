@@ -344,7 +344,7 @@ async fn a_pattern_reaches_namespaces_created_later() {
 
 /// A pull Secret write the API server refuses is tried again, with no
 /// other event to wake the controller, and the status follows: failed
-/// first, then in place. The leader's passes are counted on `/metrics`.
+/// first, then in place. The leader's reconciles are counted on `/metrics`.
 #[tokio::test]
 async fn failed_pull_secret_writes_are_retried_with_backoff() {
     let mut cluster = TestServer::start_kubernetes_rbac().await;
@@ -376,9 +376,10 @@ async fn failed_pull_secret_writes_are_retried_with_backoff() {
     };
     eventually("the failed write in the status", replicated("WriteFailed")).await;
     assert!(fake.get("secrets", Some("team-a"), "harbor").is_some());
-    // Two passes fail (the second, woken by the first's writes, writes
-    // nothing new); nothing else changes, and the backoff alone (1 s, then
-    // 2 s) brings the third failure and the success.
+    // The record's reconciles fail (the second, woken by the first's
+    // status write, writes nothing new); nothing else changes, and the
+    // record's backoff alone (1 s, then 2 s) brings the third failure and
+    // the success.
     let deadline = Instant::now() + Duration::from_secs(10);
     while fake.get("secrets", Some("team-b"), "harbor").is_none() {
         assert!(
@@ -404,13 +405,13 @@ async fn failed_pull_secret_writes_are_retried_with_backoff() {
             .unwrap_or(0.0)
     };
     assert!(
-        count(r#"registry_resolver_replication_passes_total{outcome="error"}"#) >= 1.0,
+        count(r#"registry_resolver_reconciles_total{outcome="error"}"#) >= 1.0,
         "{metrics}"
     );
-    assert!(count(r#"registry_resolver_replication_passes_total{outcome="ok"}"#) >= 1.0);
+    assert!(count(r#"registry_resolver_reconciles_total{outcome="ok"}"#) >= 1.0);
     assert!(count(r#"registry_resolver_pull_secret_writes_total{outcome="error"}"#) >= 1.0);
     assert!(count(r#"registry_resolver_pull_secret_writes_total{outcome="ok"}"#) >= 2.0);
-    assert!(count("registry_resolver_replication_pass_duration_seconds_count") >= 2.0);
+    assert!(count("registry_resolver_reconcile_duration_seconds_count") >= 2.0);
     cluster.stop().await;
 }
 

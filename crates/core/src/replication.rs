@@ -34,8 +34,6 @@ pub struct Registry {
     pub auths_key: String,
     /// `None`: a public registry, no pull secret.
     pub credentials: Option<(String, String)>,
-    /// Being deleted (finalizer running): its secrets go.
-    pub deleting: bool,
 }
 
 /// The cluster's namespaces and their labels.
@@ -136,9 +134,7 @@ pub fn plan(
     let mut ordered: Vec<&Registry> = registries.iter().collect();
     ordered.sort_by(|a, b| a.name.cmp(&b.name));
     for registry in ordered {
-        let Some((username, password)) =
-            registry.credentials.as_ref().filter(|_| !registry.deleting)
-        else {
+        let Some((username, password)) = registry.credentials.as_ref() else {
             continue;
         };
         let content = dockerconfigjson(&registry.auths_key, username, password);
@@ -193,6 +189,98 @@ pub fn plan(
     actions
 }
 
+/// One record's share of [`plan`], for a controller that reconciles one
+/// record at a time.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RecordPlan {
+    /// What the record's reconcile carries out: its Secrets applied, its
+    /// conflicts, and Secrets it manages that nothing wants any more.
+    pub actions: Vec<Action>,
+    /// Other records with work in the same Secrets (one took a name over
+    /// from this one, say): their reconciles are due.
+    pub also_due: BTreeSet<String>,
+}
+
+/// The actions of [`plan`] that are the record `name`'s. Records affect
+/// each other only through a shared Secret name, so the plan is made over
+/// the records and Secrets of the names `name` has to do with (its
+/// `pull_secret_name`, and names it still manages from before): the same
+/// rules and the same answer as the whole-world plan, at the cost of one
+/// record. `name` need not be among `registries` (being deleted, or not
+/// usable): then its Secrets go.
+pub fn plan_for(
+    name: &str,
+    registries: &[Registry],
+    namespaces: &Namespaces,
+    observed: &[ObservedSecret],
+) -> RecordPlan {
+    let names: BTreeSet<&str> = registries
+        .iter()
+        .filter(|r| r.name == name)
+        .map(|r| r.pull_secret_name.as_str())
+        .chain(
+            observed
+                .iter()
+                .filter(|s| s.managed_for.as_deref() == Some(name))
+                .map(|s| s.name.as_str()),
+        )
+        .collect();
+    let related: Vec<Registry> = registries
+        .iter()
+        .filter(|r| names.contains(r.pull_secret_name.as_str()))
+        .cloned()
+        .collect();
+    let seen: Vec<ObservedSecret> = observed
+        .iter()
+        .filter(|s| names.contains(s.name.as_str()))
+        .cloned()
+        .collect();
+    let manager: BTreeMap<(&str, &str), &str> = seen
+        .iter()
+        .filter_map(|s| {
+            Some((
+                (s.namespace.as_str(), s.name.as_str()),
+                s.managed_for.as_deref()?,
+            ))
+        })
+        .collect();
+    let mut out = RecordPlan::default();
+    for action in plan(&related, namespaces, &seen) {
+        let owner = match &action {
+            Action::Apply { registry, .. } | Action::Conflict { registry, .. } => {
+                Some(registry.as_str())
+            }
+            Action::Delete { namespace, name } => {
+                manager.get(&(namespace.as_str(), name.as_str())).copied()
+            }
+        };
+        match owner {
+            Some(owner) if owner == name => out.actions.push(action),
+            Some(other) if registries.iter().any(|r| r.name == other) => {
+                out.also_due.insert(other.to_owned());
+            }
+            // A Secret of a record that is no more: see [`orphans`].
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Deletions of Secrets whose record no longer exists (`objects` are the
+/// names of the records that do, usable or not): no record's reconcile
+/// would reach them. A finalizer normally removes a record's Secrets
+/// before it goes; this catches what it could not (removed by hand).
+pub fn orphans(objects: &BTreeSet<String>, observed: &[ObservedSecret]) -> Vec<Action> {
+    observed
+        .iter()
+        .filter(|s| s.managed_for.as_ref().is_some_and(|r| !objects.contains(r)))
+        .map(|s| Action::Delete {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +293,6 @@ mod tests {
             selector: None,
             auths_key: "r.example:5000".into(),
             credentials: password.map(|p| ("robot".into(), p.into())),
-            deleting: false,
         }
     }
 
@@ -277,10 +364,33 @@ mod tests {
         Vec<Action>,
     );
 
-    #[test]
-    fn replication_table() {
+    fn cases() -> Vec<Case> {
         let all = namespaces(&["a", "b", "c"]);
-        let cases: Vec<Case> = vec![
+        let mut shared = registry("s", &["a", "b"], Some("pw2"));
+        shared.pull_secret_name = "r-pull".into();
+        vec![
+            (
+                "two records with one pull secret name, one of them renamed away",
+                vec![registry("r", &["a"], Some("pw")), shared],
+                all.clone(),
+                vec![
+                    ours("a", "r-pull", "r", "pw"),
+                    ours("b", "r-pull", "r", "pw"),
+                    ours("c", "old-pull", "r", "pw"),
+                    ours("c", "gone-pull", "gone", "pw"),
+                ],
+                vec![
+                    Action::Conflict {
+                        registry: "s".into(),
+                        namespace: "a".into(),
+                        name: "r-pull".into(),
+                        reason: "registry \"r\" uses the same pull secret name".into(),
+                    },
+                    apply("b", "r-pull", "s", "pw2"),
+                    delete("c", "old-pull"),
+                    delete("c", "gone-pull"),
+                ],
+            ),
             (
                 "creates in every authorized namespace",
                 vec![registry("r", &["a", "b"], Some("pw"))],
@@ -321,19 +431,6 @@ mod tests {
                     ours("b", "r-pull", "r", "pw"),
                 ],
                 vec![delete("b", "r-pull")],
-            ),
-            (
-                "deletes everything of a deleted registry",
-                vec![Registry {
-                    deleting: true,
-                    ..registry("r", &["a", "b"], Some("pw"))
-                }],
-                all.clone(),
-                vec![
-                    ours("a", "r-pull", "r", "pw"),
-                    ours("b", "r-pull", "r", "pw"),
-                ],
-                vec![delete("a", "r-pull"), delete("b", "r-pull")],
             ),
             (
                 "orphans of a registry that is gone are deleted",
@@ -384,10 +481,72 @@ mod tests {
                 }],
                 vec![apply("a", "r-pull", "r", "pw")],
             ),
-        ];
-        for (name, registries, existing, observed, want) in cases {
+        ]
+    }
+
+    #[test]
+    fn replication_table() {
+        for (name, registries, existing, observed, want) in cases() {
             assert_eq!(plan(&registries, &existing, &observed), want, "{name}");
         }
+    }
+
+    /// The controller reconciles one record at a time: what each record's
+    /// plan holds, with the orphans' deletions, is the whole-world plan,
+    /// every action once; and a record's plan names the records it found
+    /// work for.
+    #[test]
+    fn per_record_plans_add_up_to_the_whole_world_plan() {
+        for (name, registries, existing, observed, want) in cases() {
+            let mut got: Vec<Action> = Vec::new();
+            for registry in &registries {
+                let planned = plan_for(&registry.name, &registries, &existing, &observed);
+                got.extend(planned.actions);
+                for other in &planned.also_due {
+                    assert!(
+                        registries.iter().any(|r| &r.name == other),
+                        "{name}: {other} is a record"
+                    );
+                }
+            }
+            let objects: BTreeSet<String> = registries.iter().map(|r| r.name.clone()).collect();
+            got.extend(orphans(&objects, &observed));
+            let key = |a: &Action| format!("{a:?}");
+            got.sort_by_key(key);
+            let mut want = want;
+            want.sort_by_key(key);
+            assert_eq!(got, want, "{name}");
+        }
+        // `s`'s reconcile finds `r`'s old Secret in `b` wanted by `s`: its
+        // own work. `r`'s reconcile finds it too, and says `s` is due.
+        let (_, registries, existing, observed, _) = cases().remove(0);
+        let planned = plan_for("r", &registries, &existing, &observed);
+        assert_eq!(planned.also_due, BTreeSet::from(["s".to_owned()]));
+        assert_eq!(planned.actions, [delete("c", "old-pull")]);
+        // A record being deleted is not among the usable ones: its own
+        // plan removes the Secrets it manages that nothing else wants; the
+        // ones `s` wants under the same name are `s`'s to take over.
+        let usable: Vec<Registry> = registries.into_iter().filter(|r| r.name != "r").collect();
+        let leaving = plan_for("r", &usable, &existing, &observed);
+        assert_eq!(leaving.actions, [delete("c", "old-pull")]);
+        assert_eq!(leaving.also_due, BTreeSet::from(["s".to_owned()]));
+        let taking_over = plan_for("s", &usable, &existing, &observed);
+        assert_eq!(
+            taking_over.actions,
+            [
+                apply("a", "r-pull", "s", "pw2"),
+                apply("b", "r-pull", "s", "pw2")
+            ]
+        );
+        // Alone, a leaving record's plan removes all it manages.
+        assert_eq!(
+            plan_for("r", &[], &existing, &observed).actions,
+            [
+                delete("a", "r-pull"),
+                delete("b", "r-pull"),
+                delete("c", "old-pull")
+            ]
+        );
     }
 
     #[test]

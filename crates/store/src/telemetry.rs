@@ -78,8 +78,8 @@ pub struct Metrics {
     node_trust_registries: Family<StateLabels, Gauge>,
     node_trust_runtime_config_missing: Gauge,
     node_trust_syncs: Family<OutcomeLabels, Counter>,
-    replication_passes: Family<OutcomeLabels, Counter>,
-    replication_pass_duration: Histogram,
+    reconciles: Family<OutcomeLabels, Counter>,
+    reconcile_duration: Histogram,
     pull_secret_writes: Family<OutcomeLabels, Counter>,
     connections_open: Family<ListenerLabels, Gauge>,
     connections_refused: Family<RefusedLabels, Counter>,
@@ -161,20 +161,20 @@ impl Metrics {
             "Node agent: syncs of the node's trust files by outcome: ok, error",
             node_trust_syncs.clone(),
         );
-        let replication_passes = Family::<OutcomeLabels, Counter>::default();
-        // 100 µs … ~52 s in factor-2 steps: a pass plans in milliseconds
-        // and waits on the API server for its writes.
-        let replication_pass_duration = Histogram::new(exponential_buckets(0.000_1, 2.0, 20));
+        let reconciles = Family::<OutcomeLabels, Counter>::default();
+        // 100 µs … ~52 s in factor-2 steps: a reconcile plans in
+        // microseconds and waits on the API server for its writes.
+        let reconcile_duration = Histogram::new(exponential_buckets(0.000_1, 2.0, 20));
         let pull_secret_writes = Family::<OutcomeLabels, Counter>::default();
         registry.register(
-            "replication_passes",
-            "Kubernetes mode, the leader: replication passes by outcome: ok, error (a write failed; retried with backoff)",
-            replication_passes.clone(),
+            "reconciles",
+            "Kubernetes mode, the leader: reconciles of one ImageRegistry (its pull Secrets, then its status) by outcome: ok, error (a write failed; retried with backoff)",
+            reconciles.clone(),
         );
         registry.register(
-            "replication_pass_duration_seconds",
-            "Kubernetes mode, the leader: one replication pass, planning and writes",
-            replication_pass_duration.clone(),
+            "reconcile_duration_seconds",
+            "Kubernetes mode, the leader: one reconcile of an ImageRegistry, planning and writes",
+            reconcile_duration.clone(),
         );
         registry.register(
             "pull_secret_writes",
@@ -196,8 +196,8 @@ impl Metrics {
         Self {
             connections_open,
             connections_refused,
-            replication_passes,
-            replication_pass_duration,
+            reconciles,
+            reconcile_duration,
             pull_secret_writes,
             registry: Mutex::new(registry),
             admission_duration,
@@ -247,10 +247,10 @@ impl Metrics {
             .set(i64::from(config_missing));
     }
 
-    /// After one replication pass: its pull Secret writes that succeeded
-    /// and failed, and whether any write of the pass failed (a status or a
-    /// finalizer as well).
-    pub fn observe_replication_pass(
+    /// After one reconcile of an ImageRegistry: its pull Secret writes
+    /// that succeeded and failed, and whether any of its writes failed (a
+    /// status as well).
+    pub fn observe_reconcile(
         &self,
         written: usize,
         failed: usize,
@@ -258,11 +258,10 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let outcome = |outcome| OutcomeLabels { outcome };
-        self.replication_passes
+        self.reconciles
             .get_or_create(&outcome(if any_failed { "error" } else { "ok" }))
             .inc();
-        self.replication_pass_duration
-            .observe(elapsed.as_secs_f64());
+        self.reconcile_duration.observe(elapsed.as_secs_f64());
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         self.pull_secret_writes
             .get_or_create(&outcome("ok"))

@@ -1,20 +1,31 @@
 //! `serve --store kubernetes`: the watches that feed the caches and the
-//! index, and the loop that keeps pull Secrets replicated and records
-//! re-verified.
+//! index, the controller that keeps each ImageRegistry's pull Secrets
+//! replicated, and the re-verification of records.
 //!
 //! Every replica runs the watches and serves the webhook and the API from
-//! its caches; the replica holding the Lease makes the loop's writes.
+//! its caches; the replica holding the Lease runs the controller and makes
+//! its writes.
+//!
+//! The controller is `kube::runtime::Controller` over the records' own
+//! watch cache, with `finalizer()`: one reconcile per ImageRegistry,
+//! queued, deduplicated, retried with backoff per record. Its triggers are
+//! not watches of its own but the events of the watches above, sent once
+//! the caches hold them (`reconcile_on`): a reconcile reads those caches,
+//! and a second watch stream could wake it before they had the change.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::runtime::reflector::{self, Store};
+use kube::api::ListParams;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::finalizer::{self, Event as Finalizing, finalizer};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::convert::RecordProblem;
@@ -26,7 +37,10 @@ use super::store::KubeStore;
 use crate::index::IndexHandle;
 use crate::node_trust::report::{NodeReport, NodeTrustStatus, REPORT_KEY, REPORT_LABEL, summarize};
 use crate::registry::connectivity::Connectivity;
-use crate::replication::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, Registry as Replicated};
+use crate::replication::{
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, ObservedSecret, REGISTRY_LABEL,
+    Registry as Replicated, orphans, plan_for,
+};
 use crate::service::RegistryService;
 use crate::telemetry::Metrics;
 
@@ -56,7 +70,7 @@ pub async fn start(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Cluster {
-    let changed = Arc::new(Notify::new());
+    let triggers = Triggers::default();
     let (registries, registries_writer) = reflector::store();
     let (credentials, credentials_writer) = reflector::store();
     let (managed, managed_writer) = reflector::store();
@@ -70,7 +84,7 @@ pub async fn start(
     let watching = Watching {
         caches: caches.clone(),
         index: index.clone(),
-        changed: changed.clone(),
+        triggers: triggers.clone(),
         shutdown: shutdown.clone(),
     };
     watching.watch_records(
@@ -102,7 +116,7 @@ pub async fn start(
         Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
         watcher::Config::default().labels(&format!("{REPORT_LABEL}=true")),
         node_reports_writer,
-        |_| None,
+        |_| Some(Touched::NodeReport),
     );
     // Label selectors need the namespaces before the first answer, as
     // records need their credentials.
@@ -148,21 +162,21 @@ pub async fn start(
             move || reverify_all(service.clone()),
         ));
     }
-    let statuses = Api::<ImageRegistry>::all(client.clone());
-    tokio::spawn(reconcile_loop(
-        Reconciler {
-            caches,
-            managed,
-            namespaces,
-            node_reports,
-            replicator,
-            statuses,
-            metrics,
-            logged: BTreeSet::new(),
-        },
-        changed,
-        leading,
-        shutdown,
+    let context = Arc::new(Context {
+        caches,
+        managed,
+        namespaces,
+        node_reports,
+        replicator,
+        registries: Api::all(client.clone()),
+        secrets: Api::all(client.clone()),
+        metrics,
+        triggers,
+        failures: Mutex::default(),
+        logged: Mutex::default(),
+    });
+    tokio::spawn(replicate_while_leading(
+        context, registries, leading, shutdown,
     ));
     Cluster { store, client }
 }
@@ -190,7 +204,8 @@ pub async fn records_store(
     let watching = Watching {
         caches: caches.clone(),
         index: index.clone(),
-        changed: Arc::new(Notify::new()),
+        // Nothing is reconciled here: the running server's leader does it.
+        triggers: Triggers::default(),
         shutdown,
     };
     watching.watch_records(&client, namespace, registries_writer, credentials_writer);
@@ -205,11 +220,11 @@ pub async fn records_store(
     )))
 }
 
-/// What every watch feeds: the caches, the index, and the replication loop.
+/// What every watch feeds: the caches, the index, and the controller.
 struct Watching {
     caches: Arc<Caches>,
     index: Arc<IndexHandle>,
-    changed: Arc<Notify>,
+    triggers: Triggers,
     shutdown: CancellationToken,
 }
 
@@ -239,9 +254,9 @@ impl Watching {
 
     /// A reflector over `api` into `writer`. Each event changes the index
     /// where it touches it (`touched` says what an object touches), at
-    /// once, and wakes the replication loop; a relist rebuilds the index.
-    /// Errors are retried with backoff by the watcher; the task ends with
-    /// `shutdown`.
+    /// once, then queues the reconciles of the records it concerns; a
+    /// relist rebuilds the index. Errors are retried with backoff by the
+    /// watcher; the task ends with `shutdown`.
     fn watch<K: super::reflect::Watched>(
         &self,
         api: Api<K>,
@@ -249,10 +264,10 @@ impl Watching {
         writer: reflector::store::Writer<K>,
         touched: fn(&K) -> Option<Touched>,
     ) {
-        let (caches, index, changed) = (
+        let (caches, index, triggers) = (
             self.caches.clone(),
             self.index.clone(),
-            self.changed.clone(),
+            self.triggers.clone(),
         );
         super::reflect::spawn(api, config, writer, self.shutdown.clone(), move |event| {
             let what = match event {
@@ -261,9 +276,11 @@ impl Watching {
                 watcher::Event::Init | watcher::Event::InitApply(_) => None,
             };
             if let Some(what) = what {
-                caches.apply(&index, what);
+                caches.apply(&index, what.clone());
+                if triggers.is_open() {
+                    triggers.send(caches.affected(&what));
+                }
             }
-            changed.notify_one();
         });
     }
 }
@@ -369,132 +386,221 @@ async fn reverify_all(service: Arc<RegistryService>) {
         .await;
 }
 
-/// What a replication pass reads and writes.
-struct Reconciler {
+/// Where the watches queue reconciles while this replica runs the
+/// controller (it leads); closed otherwise, and events cost nothing more
+/// than the index update.
+#[derive(Clone, Default)]
+struct Triggers(Arc<Mutex<Option<mpsc::UnboundedSender<ObjectRef<ImageRegistry>>>>>);
+
+impl Triggers {
+    /// A new queue for a new term; the previous one's receiver is gone.
+    fn open(&self) -> mpsc::UnboundedReceiver<ObjectRef<ImageRegistry>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut current) = self.0.lock() {
+            *current = Some(tx);
+        }
+        rx
+    }
+
+    fn close(&self) {
+        if let Ok(mut current) = self.0.lock() {
+            *current = None;
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.0.lock().is_ok_and(|current| current.is_some())
+    }
+
+    fn send(&self, names: impl IntoIterator<Item = String>) {
+        if let Ok(current) = self.0.lock()
+            && let Some(tx) = current.as_ref()
+        {
+            for name in names {
+                let _ = tx.send(ObjectRef::new(&name));
+            }
+        }
+    }
+}
+
+/// What a reconcile reads and writes.
+struct Context {
     caches: Arc<Caches>,
     managed: Store<Secret>,
     namespaces: Store<Namespace>,
     node_reports: Store<ConfigMap>,
     replicator: Replicator,
-    statuses: Api<ImageRegistry>,
+    registries: Api<ImageRegistry>,
+    /// Every namespace's: a deleted record's pull Secrets are listed from
+    /// the API server by label.
+    secrets: Api<Secret>,
     metrics: Arc<Metrics>,
-    /// The record problems the last pass logged: a pass runs on every
-    /// event, and a record that stays broken is logged once, not per pass.
-    logged: BTreeSet<(String, String)>,
+    /// To queue the records a reconcile found work for.
+    triggers: Triggers,
+    /// Failed reconciles in a row, per record, for its backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Per record, the problems last logged: a record that stays broken is
+    /// logged once, not on every reconcile.
+    logged: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
-/// The first wait after a pass whose writes failed; it doubles with each
-/// failing pass, up to [`RETRY_MAX`].
+/// Why a reconcile is retried.
+#[derive(Debug, thiserror::Error)]
+enum ReconcileError {
+    #[error("{count} pull secret write(s) failed, the first in {namespace}: {error}")]
+    Writes {
+        count: usize,
+        namespace: String,
+        error: String,
+    },
+    #[error("writing the status failed")]
+    Status(#[source] kube::Error),
+    #[error("listing the record's pull secrets failed")]
+    List(#[source] kube::Error),
+}
+
+/// The first wait after a failed reconcile of a record; it doubles with
+/// each failure in a row, up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(300);
-/// A pass even when nothing changed: the watches report every change, so
-/// this only repairs what a lost write left behind.
+/// Every record is reconciled even when nothing changed: the watches
+/// report every change, so this only repairs what a lost write left behind.
 const RESYNC: Duration = Duration::from_secs(600);
+/// Reconciles of different records at once (one record's are never
+/// concurrent): enough to keep the API server busy, few enough to leave
+/// it to other controllers.
+const CONCURRENCY: u16 = 4;
 
-/// The wait before the next pass when nothing changes: after a pass with
-/// failed writes, `previous` doubled (the first time [`RETRY_FIRST`]); after
-/// a clean one, the resync period.
-fn next_wait(failed: bool, previous: Option<Duration>) -> Option<Duration> {
-    failed.then(|| previous.map_or(RETRY_FIRST, |wait| (wait * 2).min(RETRY_MAX)))
+/// The wait before retrying a record that failed `failures` times in a
+/// row: 1 s, 2 s, 4 s … 5 min.
+fn retry_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_FIRST.saturating_mul(1 << doublings).min(RETRY_MAX)
 }
 
-/// Passes take at most `1 / DUTY` of the loop's time under a stream of
-/// events: after a pass that took `d`, the next starts no sooner than
-/// `d × (DUTY − 1)` later (at most [`REST_MAX`]). A quiet cluster's first
-/// event is handled at once; a storm of namespace creations costs at most
-/// a tenth of a core, at any record count.
-const DUTY: u32 = 10;
-const REST_MAX: Duration = Duration::from_secs(1);
-
-/// How long to rest after a pass that took `elapsed`.
-fn rest_after(elapsed: Duration) -> Duration {
-    elapsed.saturating_mul(DUTY - 1).min(REST_MAX)
-}
-
-/// Runs a pass on every change (the watches notify), on a new lease, after
-/// a failed pass with backoff, and every [`RESYNC`]. Events arriving while
-/// a pass runs or rests leave one wake-up behind (`Notify` keeps a single
-/// permit), so a burst costs at most one pass more, whatever its size.
-async fn reconcile_loop(
-    mut reconciler: Reconciler,
-    changed: Arc<Notify>,
+/// Runs the controller while this replica leads: a new term starts with
+/// every record (and the orphans' sweep), as does every [`RESYNC`]; losing
+/// the lease or shutting down lets the reconciles in flight finish, then
+/// stops.
+async fn replicate_while_leading(
+    context: Arc<Context>,
+    registries: Store<ImageRegistry>,
     mut leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
-    let mut retry: Option<Duration> = None;
-    let mut rest = Duration::ZERO;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(rest) => {}
+            became = leading.wait_for(|leads| *leads) => if became.is_err() { return },
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = changed.notified() => {}
-            // A new leader makes a full pass at once.
-            Ok(()) = leading.changed() => {}
-            _ = tokio::time::sleep(retry.unwrap_or(RESYNC)) => {}
-        }
-        // Every replica serves from its caches; only the leader writes.
-        if !*leading.borrow() {
-            retry = None;
-            continue;
-        }
-        let started = tokio::time::Instant::now();
-        let done = reconciler.pass().await;
-        let elapsed = started.elapsed();
-        let failed = done.secrets_failed + done.objects_failed;
-        reconciler.metrics.observe_replication_pass(
-            done.secrets_written,
-            done.secrets_failed,
-            failed > 0,
-            elapsed,
-        );
-        rest = rest_after(elapsed);
-        retry = next_wait(failed > 0, retry);
-        if let Some(wait) = retry {
-            tracing::info!(failed, retry_in = ?wait, "replication pass left failed writes");
-        }
+        let requests = context.triggers.open();
+        let requests = futures_util::stream::unfold(requests, |mut rx| async move {
+            rx.recv().await.map(|request| (request, rx))
+        });
+        let resync = {
+            let context = context.clone();
+            futures_util::stream::unfold(true, move |first| {
+                let context = context.clone();
+                async move {
+                    if !first {
+                        tokio::time::sleep(RESYNC).await;
+                    }
+                    context.sweep_orphans().await;
+                    Some(((), false))
+                }
+            })
+        };
+        let (over, term_over) = tokio::sync::oneshot::channel::<()>();
+        let watcher = {
+            let mut leading = leading.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = leading.wait_for(|leads| !*leads) => {}
+                }
+                let _ = over.send(());
+            })
+        };
+        Controller::for_stream(futures_util::stream::pending(), registries.clone())
+            .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
+            .reconcile_on(requests)
+            .reconcile_all_on(resync)
+            .graceful_shutdown_on(async move {
+                let _ = term_over.await;
+            })
+            .run(reconcile, error_policy, context.clone())
+            .for_each(|_| std::future::ready(()))
+            .await;
+        context.triggers.close();
+        watcher.abort();
     }
 }
 
-/// What one pass wrote, and what it failed to.
-struct PassDone {
-    /// Pull Secrets applied or deleted.
-    secrets_written: usize,
-    secrets_failed: usize,
-    /// Finalizer and status writes on ImageRegistries.
-    objects_failed: usize,
+/// One ImageRegistry: its pull Secrets made to match, then its status;
+/// once it is being deleted, its pull Secrets removed before the finalizer
+/// lets it go.
+async fn reconcile(
+    object: Arc<ImageRegistry>,
+    context: Arc<Context>,
+) -> Result<Action, finalizer::Error<ReconcileError>> {
+    let name = object.name_any();
+    let done = finalizer(&context.registries, FINALIZER, object, |event| async {
+        match event {
+            Finalizing::Apply(object) => context.apply(&object).await,
+            Finalizing::Cleanup(object) => context.cleanup(&object).await,
+        }
+    })
+    .await;
+    if done.is_ok()
+        && let Ok(mut failures) = context.failures.lock()
+    {
+        failures.remove(&name);
+    }
+    done
 }
 
-impl Reconciler {
-    /// One pass over every registry: pull Secrets made to match, then each
-    /// registry's status.
-    async fn pass(&mut self) -> PassDone {
-        let converted = self.caches.converted();
-        for (registry, problem) in newly_broken(&converted.problems, &mut self.logged) {
-            tracing::warn!(registry = %registry, %problem, "registry not usable as is");
-        }
-        let existing: Namespaces = self
-            .namespaces
+/// A failed reconcile is retried with the record's own backoff.
+fn error_policy(
+    object: Arc<ImageRegistry>,
+    error: &finalizer::Error<ReconcileError>,
+    context: Arc<Context>,
+) -> Action {
+    let name = object.name_any();
+    let failures = context
+        .failures
+        .lock()
+        .map(|mut failures| {
+            let count = failures.entry(name.clone()).or_default();
+            *count += 1;
+            *count
+        })
+        .unwrap_or(1);
+    let wait = retry_after(failures);
+    tracing::info!(registry = %name, %error, failures, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+impl Context {
+    fn namespaces(&self) -> Namespaces {
+        self.namespaces
             .state()
             .iter()
             .map(|n| (n.name_any(), n.labels().clone()))
-            .collect();
-        let observed: Vec<_> = self
-            .managed
+            .collect()
+    }
+
+    fn observed(&self) -> Vec<ObservedSecret> {
+        self.managed
             .state()
             .iter()
             .filter_map(|s| observed(s))
-            .collect();
-        // One snapshot of the records for the whole pass.
-        let objects = self.caches.registries.state();
-        let deleting: BTreeSet<String> = objects
-            .iter()
-            .filter(|r| r.metadata.deletion_timestamp.is_some())
-            .map(|r| r.name_any())
-            .collect();
-        let wanted: Vec<Replicated> = converted
+            .collect()
+    }
+
+    /// Every usable record as replication needs it.
+    fn wanted(converted: &super::state::Records) -> Vec<Replicated> {
+        converted
             .records
             .iter()
             .filter_map(|record| {
@@ -512,49 +618,149 @@ impl Reconciler {
                         .credentials
                         .get(&record.name)
                         .map(|c| (c.username.clone(), c.password.clone())),
-                    deleting: deleting.contains(&record.name),
                 })
             })
+            .collect()
+    }
+
+    /// Carries out `name`'s share of the plan over `observed`, and queues
+    /// the records that plan found work for.
+    async fn replicate(
+        &self,
+        name: &str,
+        wanted: &[Replicated],
+        namespaces: &Namespaces,
+        observed: &[ObservedSecret],
+    ) -> super::replicate::Outcome {
+        let planned = plan_for(name, wanted, namespaces, observed);
+        self.triggers.send(planned.also_due);
+        let outcome = self
+            .replicator
+            .reconcile(
+                |seen| plan_for(name, wanted, namespaces, seen).actions,
+                observed,
+            )
+            .await;
+        for (namespace, secret, error) in &outcome.failed {
+            tracing::error!(registry = %name, %namespace, %secret, %error, "pull secret write failed");
+        }
+        for (_, namespace, secret, reason) in &outcome.conflicts {
+            tracing::warn!(registry = %name, %namespace, %secret, %reason, "pull secret conflict");
+        }
+        outcome
+    }
+
+    async fn apply(&self, object: &ImageRegistry) -> Result<Action, ReconcileError> {
+        let started = tokio::time::Instant::now();
+        let name = object.name_any();
+        let converted = self.caches.converted();
+        self.log_problems(&name, &converted.problems);
+        let namespaces = self.namespaces();
+        let observed = self.observed();
+        let wanted = Self::wanted(&converted);
+        let outcome = self.replicate(&name, &wanted, &namespaces, &observed).await;
+        let replicated = wanted.iter().find(|r| r.name == name);
+        let conditions = conditions_for(&name, replicated, &outcome, &converted.problems);
+        let namespaces_done = replicated
+            .map(|r| outcome.replicated(r, &observed, &namespaces))
+            .unwrap_or_default();
+        let trust = NodeTrust::of(&self.caches.registries.state(), &self.node_reports.state())
+            .status(&name);
+        let status = write_status(
+            &self.registries,
+            object,
+            &conditions,
+            namespaces_done,
+            trust,
+        )
+        .await
+        .map_err(ReconcileError::Status);
+        self.finish(&outcome, status.is_err(), started);
+        status?;
+        Self::written(outcome)
+    }
+
+    /// The record is being deleted: its pull Secrets go, listed from the
+    /// API server (a Secret written a moment ago may not be in the cache
+    /// yet, and must not be left behind).
+    async fn cleanup(&self, object: &ImageRegistry) -> Result<Action, ReconcileError> {
+        let started = tokio::time::Instant::now();
+        let name = object.name_any();
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{REGISTRY_LABEL}={name}");
+        let listed = self
+            .secrets
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(ReconcileError::List)?;
+        let observed: Vec<ObservedSecret> = listed.items.iter().filter_map(observed).collect();
+        let wanted = Self::wanted(&self.caches.converted());
+        let outcome = self
+            .replicate(&name, &wanted, &self.namespaces(), &observed)
+            .await;
+        self.finish(&outcome, false, started);
+        Self::written(outcome)
+    }
+
+    /// Pull Secrets of records that no longer exist.
+    async fn sweep_orphans(&self) {
+        let objects: BTreeSet<String> = self
+            .caches
+            .registries
+            .state()
+            .iter()
+            .filter_map(|object| object.metadata.name.clone())
             .collect();
         let outcome = self
             .replicator
-            .reconcile(&wanted, &existing, &observed)
+            .reconcile(|seen| orphans(&objects, seen), &self.observed())
             .await;
-        for (namespace, name, error) in &outcome.failed {
-            tracing::error!(%namespace, secret = %name, %error, "pull secret write failed");
+        for (namespace, secret) in &outcome.deleted {
+            tracing::info!(%namespace, %secret, "removed a pull secret whose registry is gone");
         }
-        for (registry, namespace, name, reason) in &outcome.conflicts {
-            tracing::warn!(%registry, %namespace, secret = %name, %reason, "pull secret conflict");
+        for (namespace, secret, error) in &outcome.failed {
+            tracing::warn!(%namespace, %secret, %error, "removing an orphaned pull secret failed");
         }
-        let node_trust = NodeTrust::of(&objects, &self.node_reports.state());
-        let mut objects_failed = 0;
-        for object in &objects {
-            let name = object.name_any();
-            if object.metadata.deletion_timestamp.is_some() {
-                if !release_when_clean(&self.statuses, object, &self.managed).await {
-                    objects_failed += 1;
-                }
-                continue;
-            }
-            if !object.finalizers().iter().any(|f| f == FINALIZER)
-                && !add_finalizer(&self.statuses, object).await
-            {
-                objects_failed += 1;
-            }
-            let replicated = wanted.iter().find(|r| r.name == name);
-            let conditions = conditions_for(&name, replicated, &outcome, &converted.problems);
-            let namespaces_done = replicated
-                .map(|r| outcome.replicated(r, &observed, &existing))
-                .unwrap_or_default();
-            let trust = node_trust.status(&name);
-            if !write_status(&self.statuses, object, &conditions, namespaces_done, trust).await {
-                objects_failed += 1;
-            }
+    }
+
+    fn finish(
+        &self,
+        outcome: &super::replicate::Outcome,
+        status_failed: bool,
+        started: tokio::time::Instant,
+    ) {
+        self.metrics.observe_reconcile(
+            outcome.applied.len() + outcome.deleted.len(),
+            outcome.failed.len(),
+            status_failed || !outcome.failed.is_empty(),
+            started.elapsed(),
+        );
+    }
+
+    fn written(outcome: super::replicate::Outcome) -> Result<Action, ReconcileError> {
+        let count = outcome.failed.len();
+        match outcome.failed.into_iter().next() {
+            None => Ok(Action::await_change()),
+            Some((namespace, _, error)) => Err(ReconcileError::Writes {
+                count,
+                namespace,
+                error,
+            }),
         }
-        PassDone {
-            secrets_written: outcome.applied.len() + outcome.deleted.len(),
-            secrets_failed: outcome.failed.len(),
-            objects_failed,
+    }
+
+    /// Logs the record's problems that are new since the last reconcile.
+    fn log_problems(&self, name: &str, problems: &[(String, RecordProblem)]) {
+        let now: BTreeSet<String> = problems
+            .iter()
+            .filter(|(registry, _)| registry == name)
+            .map(|(_, problem)| problem.to_string())
+            .collect();
+        let Ok(mut logged) = self.logged.lock() else {
+            return;
+        };
+        let before = logged.entry(name.to_owned()).or_default();
+        for problem in newly_broken(&now, before) {
+            tracing::warn!(registry = %name, %problem, "registry not usable as is");
         }
     }
 }
@@ -562,16 +768,9 @@ impl Reconciler {
 /// The problems of `now` not already in `logged`, which becomes `now`: a
 /// problem is told when it appears, not again while it stays, and again if
 /// it goes and comes back.
-fn newly_broken(
-    now: &[(String, RecordProblem)],
-    logged: &mut BTreeSet<(String, String)>,
-) -> Vec<(String, String)> {
-    let current: BTreeSet<(String, String)> = now
-        .iter()
-        .map(|(registry, problem)| (registry.clone(), problem.to_string()))
-        .collect();
-    let new = current.difference(logged).cloned().collect();
-    *logged = current;
+fn newly_broken(now: &BTreeSet<String>, logged: &mut BTreeSet<String>) -> Vec<String> {
+    let new = now.difference(logged).cloned().collect();
+    *logged = now.clone();
     new
 }
 
@@ -579,66 +778,7 @@ fn newly_broken(
 /// deletion while no replica leads still cleans up afterwards.
 use super::crd::FINALIZER;
 
-/// `false` when the write failed.
-async fn add_finalizer(api: &Api<ImageRegistry>, object: &ImageRegistry) -> bool {
-    let mut finalizers = object.finalizers().to_vec();
-    finalizers.push(FINALIZER.into());
-    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": object.resource_version()}});
-    if let Err(error) = api
-        .patch(
-            &object.name_any(),
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-    {
-        tracing::warn!(registry = %object.name_any(), %error, "adding the finalizer failed");
-        return false;
-    }
-    true
-}
-
-/// Removes our finalizer once no pull Secret of the registry is left;
-/// `false` when the write failed.
-async fn release_when_clean(
-    api: &Api<ImageRegistry>,
-    object: &ImageRegistry,
-    managed: &Store<Secret>,
-) -> bool {
-    let name = object.name_any();
-    if !object.finalizers().iter().any(|f| f == FINALIZER) {
-        return true;
-    }
-    let remaining = managed
-        .state()
-        .iter()
-        .filter_map(|s| observed(s))
-        .any(|s| s.managed_for.as_deref() == Some(name.as_str()));
-    if remaining {
-        return true;
-    }
-    let finalizers: Vec<String> = object
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": object.resource_version()}});
-    if let Err(error) = api
-        .patch(
-            &name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-    {
-        tracing::warn!(registry = %name, %error, "releasing the finalizer failed");
-        return false;
-    }
-    true
-}
-
-/// What the status should say after a pass, for one registry.
+/// What the status should say after a reconcile.
 fn conditions_for(
     name: &str,
     replicated: Option<&Replicated>,
@@ -728,14 +868,14 @@ fn conditions_for(
 }
 
 /// Patches the status when it changed (a write that changes nothing would
-/// wake every watcher for nothing); `false` when the write failed.
+/// wake every watcher for nothing).
 async fn write_status(
     statuses: &Api<ImageRegistry>,
     object: &ImageRegistry,
     wanted: &[Wanted],
     replicated: Vec<String>,
     node_trust: Option<NodeTrustStatus>,
-) -> bool {
+) -> Result<(), kube::Error> {
     let now = super::status::now();
     let name = object.name_any();
     let written = super::status::write_status(statuses, &name, Some(object.clone()), |object| {
@@ -757,11 +897,7 @@ async fn write_status(
         }))
     })
     .await;
-    if let Err(error) = written {
-        tracing::warn!(registry = %name, %error, "writing status failed");
-        return false;
-    }
-    true
+    written.map(|_| ())
 }
 
 #[cfg(test)]
@@ -769,58 +905,33 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// After failed writes the next pass waits 1 s, then twice as long each
-    /// failing pass, never more than 5 minutes; a clean pass ends the
-    /// backoff (the next waits for an event or the resync).
+    /// A record whose reconcile fails is retried after 1 s, then twice as
+    /// long each failure in a row, never more than 5 minutes.
     #[test]
-    fn failed_passes_back_off_and_a_clean_one_resets() {
-        let mut wait = None;
-        let mut waits = Vec::new();
-        for _ in 0..11 {
-            wait = next_wait(true, wait);
-            waits.push(wait.map(|w| w.as_secs()));
-        }
-        assert_eq!(
-            waits,
-            [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300].map(Some),
-        );
-        assert_eq!(next_wait(false, wait), None);
-        assert_eq!(next_wait(true, None), Some(RETRY_FIRST));
+    fn failed_reconciles_back_off() {
+        let waits: Vec<u64> = (1..=11).map(|n| retry_after(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(retry_after(u32::MAX), RETRY_MAX);
     }
 
     #[test]
-    fn a_broken_record_is_logged_when_it_breaks_not_on_every_pass() {
-        let missing = || {
-            (
-                "harbor".to_owned(),
-                RecordProblem::CredentialsMissing("harbor-credentials".into()),
-            )
-        };
+    fn a_broken_record_is_logged_when_it_breaks_not_on_every_reconcile() {
+        let missing = || BTreeSet::from(["credentials Secret missing".to_owned()]);
         let mut logged = BTreeSet::new();
-        assert_eq!(newly_broken(&[missing()], &mut logged).len(), 1);
+        assert_eq!(newly_broken(&missing(), &mut logged).len(), 1);
         assert!(
-            newly_broken(&[missing()], &mut logged).is_empty(),
+            newly_broken(&missing(), &mut logged).is_empty(),
             "still broken"
         );
-        assert!(newly_broken(&[], &mut logged).is_empty(), "mended");
+        assert!(
+            newly_broken(&BTreeSet::new(), &mut logged).is_empty(),
+            "mended"
+        );
         assert_eq!(
-            newly_broken(&[missing()], &mut logged).len(),
+            newly_broken(&missing(), &mut logged).len(),
             1,
             "broken again"
         );
-    }
-
-    /// Passes take at most a tenth of the loop's time, and a slow pass
-    /// (writes waiting on the API server) delays the next by a second at
-    /// most.
-    #[test]
-    fn passes_rest_in_proportion_to_their_cost() {
-        assert_eq!(rest_after(Duration::ZERO), Duration::ZERO);
-        assert_eq!(
-            rest_after(Duration::from_micros(6_500)),
-            Duration::from_micros(58_500)
-        );
-        assert_eq!(rest_after(Duration::from_secs(3)), REST_MAX);
     }
 
     /// Re-verification writes status, so it runs only while this replica

@@ -13,7 +13,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 
 use crate::replication::{
     Action, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, ObservedSecret, REGISTRY_LABEL,
-    Registry, plan,
+    Registry,
 };
 
 /// The field manager of every write we make.
@@ -75,13 +75,13 @@ impl Replicator {
         Self { client }
     }
 
-    /// One reconciliation pass: `managed` are the Secrets carrying our
-    /// labels (from the watch cache); Secrets we would create are looked up
-    /// first, so a foreign one of the same name becomes a conflict.
+    /// Carries out `plan` (made from what is observed): `managed` are the
+    /// Secrets carrying our labels (from the watch cache); Secrets the plan
+    /// would create are looked up first, so a foreign one of the same name
+    /// becomes a conflict when the plan is made again with it.
     pub async fn reconcile(
         &self,
-        registries: &[Registry],
-        namespaces: &Namespaces,
+        plan: impl Fn(&[ObservedSecret]) -> Vec<Action>,
         managed: &[ObservedSecret],
     ) -> Outcome {
         let mut observed = managed.to_vec();
@@ -90,7 +90,7 @@ impl Replicator {
             .map(|s| (s.namespace.clone(), s.name.clone()))
             .collect();
         let mut outcome = Outcome::default();
-        for action in plan(registries, namespaces, &observed) {
+        for action in plan(&observed) {
             if let Action::Apply {
                 namespace, name, ..
             } = &action
@@ -112,7 +112,7 @@ impl Replicator {
                 }
             }
         }
-        for action in plan(registries, namespaces, &observed) {
+        for action in plan(&observed) {
             self.execute(action, &mut outcome).await;
         }
         outcome
@@ -226,6 +226,7 @@ mod tests {
     use super::*;
     use crate::kubernetes::mock::{body, respond};
     use crate::replication::dockerconfigjson;
+    use crate::replication::plan;
     use http::{Request, Response};
     use kube::client::Body;
     use serde_json::json;
@@ -238,7 +239,6 @@ mod tests {
             selector: None,
             auths_key: "harbor.example.com".into(),
             credentials: Some(("robot".into(), "pw".into())),
-            deleting: false,
         }
     }
 
@@ -329,8 +329,7 @@ mod tests {
         };
         let outcome = Replicator::new(client)
             .reconcile(
-                &[registry(&["a", "b"])],
-                &namespaces,
+                |observed| plan(&[registry(&["a", "b"])], &namespaces, observed),
                 std::slice::from_ref(&orphan),
             )
             .await;
@@ -364,7 +363,10 @@ mod tests {
         });
         let namespaces: Namespaces = [("a".to_string(), Default::default())].into();
         let outcome = Replicator::new(client)
-            .reconcile(&[registry(&["a"])], &namespaces, &[])
+            .reconcile(
+                |observed| plan(&[registry(&["a"])], &namespaces, observed),
+                &[],
+            )
             .await;
         server.await.expect("mock server");
         assert!(outcome.applied.is_empty());

@@ -2,7 +2,7 @@
 //! ImageRegistry objects and of the credential Secrets, turned into records
 //! and published into the same atomic index the embedded store feeds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -109,6 +109,8 @@ pub enum Touched {
     /// A watch listed everything again (after a restart or a lost watch):
     /// rebuilt from the caches.
     Everything,
+    /// A node agent's report: status only, nothing for the index.
+    NodeReport,
 }
 
 /// The watch caches behind the index.
@@ -163,11 +165,12 @@ impl Caches {
     pub fn apply(&self, index: &IndexHandle, touched: Touched) {
         // Until the first full publish (once every watch has listed), the
         // caches are read whole then; nothing to apply piecemeal.
-        if !index.is_loaded() {
+        if !index.is_loaded() || touched == Touched::NodeReport {
             return;
         }
         index.update(|current| match &touched {
             Touched::Everything => self.build(),
+            Touched::NodeReport => current.clone(),
             Touched::Registry(name) => current.apply([self.registry_change(name)]),
             Touched::Credentials(secret) => current.apply(
                 self.registries
@@ -200,6 +203,72 @@ impl Caches {
                 }),
             }]),
         });
+    }
+
+    /// The records an event concerns, by name: the reconciles due once the
+    /// caches hold it. A namespace concerns the records whose names or
+    /// patterns reach it, every record with a selector (its labels may
+    /// have started or stopped matching), and the records with a pull
+    /// Secret there; a pull Secret, the records of its name and the one
+    /// that manages it.
+    pub fn affected(&self, touched: &Touched) -> BTreeSet<String> {
+        let objects = self.registries.state();
+        let named = |keep: &dyn Fn(&ImageRegistry) -> bool| -> BTreeSet<String> {
+            objects
+                .iter()
+                .filter(|object| keep(object))
+                .filter_map(|object| object.metadata.name.clone())
+                .collect()
+        };
+        let managers = |keep: &dyn Fn(&Secret) -> bool| -> Vec<String> {
+            self.pull_secrets
+                .as_ref()
+                .map(|store| {
+                    store
+                        .state()
+                        .iter()
+                        .filter(|secret| keep(secret))
+                        .filter_map(|secret| super::replicate::observed(secret)?.managed_for)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        match touched {
+            Touched::Everything | Touched::NodeReport => named(&|_| true),
+            Touched::Registry(name) => BTreeSet::from([name.clone()]),
+            Touched::Credentials(secret) => named(&|object| {
+                object
+                    .spec
+                    .credentials_secret_ref
+                    .as_ref()
+                    .is_some_and(|r| &r.name == secret)
+            }),
+            Touched::Namespace(namespace) => {
+                let mut due = named(&|object| {
+                    object.spec.namespace_selector.is_some()
+                        || crate::namespaces::reaches(&object.spec.namespaces, namespace)
+                });
+                due.extend(managers(&|secret| {
+                    secret.metadata.namespace.as_deref() == Some(namespace)
+                }));
+                due
+            }
+            Touched::PullSecret { namespace, name } => {
+                let mut due = named(&|object| {
+                    object
+                        .spec
+                        .pull_secret_name
+                        .as_deref()
+                        .or(object.metadata.name.as_deref())
+                        == Some(name)
+                });
+                due.extend(managers(&|secret| {
+                    secret.metadata.namespace.as_deref() == Some(namespace)
+                        && secret.metadata.name.as_deref() == Some(name)
+                }));
+                due
+            }
+        }
     }
 
     /// A credentials Secret by name (the watch covers the install
@@ -247,6 +316,7 @@ fn labels(namespace: &Namespace) -> Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replication::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, REGISTRY_LABEL};
     use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher::Event;
     use serde_json::json;
@@ -596,5 +666,76 @@ mod tests {
         );
         cluster.assert_consistent(&["proj-1", "proj-2"]);
         let _ = &mut cluster.secrets;
+    }
+
+    /// An event queues the reconciles of the records it concerns, no more:
+    /// a namespace those whose names or patterns reach it, those with a
+    /// selector, and those with a pull Secret there.
+    #[test]
+    fn an_event_concerns_the_records_it_can_change() {
+        let mut registries = Writer::<ImageRegistry>::default();
+        let mut pull_secrets = Writer::<Secret>::default();
+        registries.apply_watcher_event(&Event::Init);
+        for object in [
+            registry("teams", &["team-*"], &[], Some("teams-credentials")),
+            registry("ops", &["ops"], &[], None),
+            registry("left", &["old"], &[], None),
+            {
+                let mut labelled = registry("labelled", &[], &[], None);
+                labelled.spec.namespace_selector =
+                    serde_json::from_value(json!({"matchLabels": {"tier": "web"}})).ok();
+                labelled
+            },
+        ] {
+            registries.apply_watcher_event(&Event::InitApply(object));
+        }
+        registries.apply_watcher_event(&Event::InitDone);
+        pull_secrets.apply_watcher_event(&Event::Init);
+        // `left` no longer reaches team-x, but its Secret is still there.
+        pull_secrets.apply_watcher_event(&Event::InitApply(
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "left", "namespace": "team-x", "resourceVersion": "1",
+                             "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, REGISTRY_LABEL: "left"}}}))
+            .expect("Secret"),
+        ));
+        pull_secrets.apply_watcher_event(&Event::InitDone);
+        let caches = Caches {
+            registries: registries.as_reader(),
+            secrets: Writer::<Secret>::default().as_reader(),
+            pull_secrets: Some(pull_secrets.as_reader()),
+            namespaces: None,
+        };
+        let names =
+            |touched: Touched| -> Vec<String> { caches.affected(&touched).into_iter().collect() };
+        assert_eq!(
+            names(Touched::Namespace("team-x".into())),
+            ["labelled", "left", "teams"]
+        );
+        assert_eq!(names(Touched::Namespace("ops".into())), ["labelled", "ops"]);
+        assert_eq!(names(Touched::Registry("ops".into())), ["ops"]);
+        assert_eq!(
+            names(Touched::Credentials("teams-credentials".into())),
+            ["teams"]
+        );
+        // A pull Secret: the records of its name, and the one managing it.
+        assert_eq!(
+            names(Touched::PullSecret {
+                namespace: "team-x".into(),
+                name: "left".into()
+            }),
+            ["left"]
+        );
+        assert_eq!(
+            names(Touched::PullSecret {
+                namespace: "team-y".into(),
+                name: "teams".into()
+            }),
+            ["teams"]
+        );
+        assert_eq!(
+            names(Touched::NodeReport).len(),
+            4,
+            "status of every record"
+        );
     }
 }
