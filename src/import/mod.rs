@@ -76,7 +76,13 @@ pub async fn apply(plan: Plan, service: &RegistryService, options: ImportOptions
                     spec.namespaces.join(", "),
                 ));
             }
-            Err(message) => {
+            Err(error) => {
+                let message = match error {
+                    WriteError::CheckFailed(e) => {
+                        format!("the registry check failed ({}): {e}", e.code())
+                    }
+                    other => other.to_string(),
+                };
                 outcome
                     .lines
                     .push(format!("error {name} from {from}: {message}"));
@@ -91,20 +97,17 @@ async fn import_one(
     input: RegistryInput,
     service: &RegistryService,
     options: ImportOptions,
-) -> Result<(Action, RegistrySpec), String> {
+) -> Result<(Action, RegistrySpec), WriteError> {
     let store = service.store();
     let name = input.name.clone().unwrap_or_default();
-    let existing = store.get(&name).await.map_err(|e| e.to_string())?;
+    let existing = store.get(&name).await?;
     let mode = match existing {
         Some(_) => WriteMode::Replace,
         None => WriteMode::Create,
     };
-    let spec = input
-        .clone()
-        .validate(mode, Some(&name))
-        .map_err(|e| e.to_string())?;
+    let spec = input.clone().validate(mode, Some(&name))?;
     let stored = match &existing {
-        Some(_) => store.credentials(&name).await.map_err(|e| e.to_string())?,
+        Some(_) => store.credentials(&name).await?,
         None => None,
     };
     let action = match &existing {
@@ -112,14 +115,10 @@ async fn import_one(
         Some(current) if same(current, &spec, stored.as_ref()) => Action::Unchanged,
         Some(_) => Action::Update,
     };
-    let failed = |e: WriteError| match e {
-        WriteError::CheckFailed(e) => format!("the registry check failed ({}): {e}", e.code()),
-        other => other.to_string(),
-    };
     match (action, options.dry_run) {
         (Action::Unchanged, _) => {}
         (Action::Create, true) if options.verify => {
-            service.check_unsaved(input).await.map_err(failed)?;
+            service.check_unsaved(input).await?;
         }
         (Action::Update, true) => {
             // What the write would refuse without a registry round trip.
@@ -127,23 +126,19 @@ async fn import_one(
                 && let (Some(_), PasswordChange::Keep) = (&spec.username, &spec.password)
                 && let Some(what) = crate::service::trust_change(&spec, current)
             {
-                return Err(failed(WriteError::PasswordRequiredFor { what }));
+                return Err(WriteError::PasswordRequiredFor { what });
             }
         }
         (_, true) => {}
         (Action::Create, false) => {
-            service
-                .create(IMPORT_ACTOR, input, options.verify)
-                .await
-                .map_err(failed)?;
+            service.create(IMPORT_ACTOR, input, options.verify).await?;
         }
         (Action::Update, false) => {
             service
                 .update(IMPORT_ACTOR, &name, None, options.verify, |_| {
                     Ok::<_, WriteError>(input.clone())
                 })
-                .await
-                .map_err(failed)?;
+                .await?;
         }
     }
     Ok((action, spec))
