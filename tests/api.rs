@@ -24,6 +24,7 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    dry_runs_answer_as_the_write_would_and_change_nothing,
     create_get_list_replace_patch_delete,
     conflicts_and_validation_errors,
     stored_password_is_never_sent_to_a_new_address,
@@ -1677,6 +1678,136 @@ async fn a_create_that_fails_part_way_leaves_nothing_and_can_be_repeated() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
+}
+
+/// `?dryRun=All` (the Kubernetes convention): every write answers as it
+/// would (the record, its warnings, or the error) and nothing changes: no
+/// record, no new version, no audit entry. The registry is checked only
+/// when `verify=true` is asked for. The console validates as people type
+/// with it.
+async fn dry_runs_answer_as_the_write_would_and_change_nothing(backend: Backend) {
+    let server = TestServer::start_on(backend).await;
+    let audited = || async {
+        let (_, trail) = send(&server, Method::GET, "/audit", None).await;
+        trail["items"].as_array().map_or(0, Vec::len)
+    };
+    // A create: the record as it would be, no version, nothing saved.
+    let unreachable = json!({"name": "demo", "server": "http://127.0.0.1:1", "username": "robot",
+                             "password": "pw", "namespaces": ["team-a"], "defaultFor": ["team-a"]});
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?dryRun=All",
+        Some(unreachable.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["server"], "http://127.0.0.1:1", "{body}");
+    assert_eq!(body["hasPassword"], true, "{body}");
+    assert_eq!(body["version"], "", "not saved, no version: {body}");
+    assert_eq!(body["status"]["verified"], false, "not checked: {body}");
+    let (status, _) = send(&server, Method::GET, "/registries/demo", None).await;
+    assert_eq!(status, 404, "nothing saved");
+    // The registry check when asked for, with the error the write would get.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?dryRun=All&verify=true",
+        Some(unreachable),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("unreachable")),
+        "{body}"
+    );
+    // Each field's problem, as the write would answer it.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?dryRun=All",
+        Some(json!({"name": "Bad_Name", "server": "", "namespaces": ["team-a"]})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        fields.contains(&"name") && fields.contains(&"server"),
+        "{body}"
+    );
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?dryRun=Some",
+        Some(demo()),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dryRun"),
+        "{body}"
+    );
+
+    // Over a saved record: an update answers with the record as it would
+    // be, at the version it has; the record stays as it was.
+    let saved = server.create_registry(demo()).await;
+    let entries = audited().await;
+    let (status, body) = send(
+        &server,
+        Method::PATCH,
+        "/registries/demo?dryRun=All",
+        Some(json!({"namespaces": ["team-a", "team-c"], "description": "would be"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["namespaces"], json!(["team-a", "team-c"]), "{body}");
+    assert_eq!(body["version"], saved["version"], "{body}");
+    assert_eq!(
+        body["hasPassword"], true,
+        "the stored password is kept: {body}"
+    );
+    let (status, body) = send(
+        &server,
+        Method::PUT,
+        "/registries/demo?dryRun=All",
+        Some(json!({"server": "dockerhub.qingcloud.com", "namespaces": ["ops"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["namespaces"], json!(["ops"]), "{body}");
+    // What the write would refuse: a new trust setting without the password.
+    let (status, body) = send(
+        &server,
+        Method::PATCH,
+        "/registries/demo?dryRun=All",
+        Some(json!({"tls": {"insecureSkipVerify": true}})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "password", "{body}");
+    // A default another record claims.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?dryRun=All",
+        Some(json!({"name": "other", "server": "quay.example.com", "namespaces": ["team-a"], "defaultFor": ["team-a"]})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (_, after) = send(&server, Method::GET, "/registries/demo", None).await;
+    assert_eq!(
+        after["version"], saved["version"],
+        "nothing written: {after}"
+    );
+    assert_eq!(after["namespaces"], saved["namespaces"]);
+    assert_eq!(after["description"], saved["description"]);
+    assert_eq!(audited().await, entries, "dry runs are not changes");
 }
 
 /// The record and its credentials Secret arrive by two watch streams, and

@@ -415,6 +415,54 @@ impl RegistrySpec {
             }
             || self.tls != old.tls
     }
+
+    /// Whether the record has a password once this write is made over
+    /// `previous` (`None` for a create).
+    pub fn has_password_after(&self, previous: Option<&Registry>) -> bool {
+        match self.password {
+            PasswordChange::Set(_) => true,
+            PasswordChange::Clear => false,
+            PasswordChange::Keep => previous.is_some_and(|old| old.has_password),
+        }
+    }
+
+    /// The record this write leaves, over `previous` (`None` for a
+    /// create), at `version` and time `now`: what the embedded store saves
+    /// and what a dry run answers. Selectors are kept as given (the
+    /// service refuses them where namespaces have no labels); cluster-side
+    /// state (pull Secrets, node trust) stays what `previous` had.
+    pub fn to_record(
+        &self,
+        version: String,
+        previous: Option<&Registry>,
+        now: DateTime<Utc>,
+    ) -> Registry {
+        Registry {
+            name: self.name.clone(),
+            version,
+            server: self.server.to_string(),
+            username: self.username.clone(),
+            has_password: self.has_password_after(previous),
+            description: self.description.clone(),
+            namespaces: self.namespaces.clone(),
+            default_for: self.default_for.clone(),
+            namespace_selector: self.namespace_selector.clone(),
+            default_for_selector: self.default_for_selector.clone(),
+            tls: self.tls.clone(),
+            pull_secret_name: self.pull_secret_name.clone(),
+            pin_digests: self.pin_digests,
+            browse: self.browse,
+            created_at: previous.map_or(now, |old| old.created_at),
+            updated_at: now,
+            status: match (&self.status, previous) {
+                (Some(status), _) => status.clone(),
+                (None, Some(old)) => old.status.clone(),
+                (None, None) => RegistryStatus::default(),
+            },
+            pull_secrets: previous.and_then(|old| old.pull_secrets.clone()),
+            node_trust: previous.and_then(|old| old.node_trust.clone()),
+        }
+    }
 }
 
 /// One problem with one field of a request body.

@@ -62,13 +62,26 @@ pub enum ClaimKind {
 #[serde(deny_unknown_fields)]
 pub struct WriteQuery {
     /// `false` saves without checking the registry (air-gapped setups); the
-    /// status then says it is unverified. Default `true`.
+    /// status then says it is unverified. Default `true`, and `false` with
+    /// `dryRun`.
     pub verify: Option<bool>,
+    /// `All`: validate and answer as if saved (status, body, warnings, or
+    /// the error the write would get), and change nothing. The registry is
+    /// checked only with `verify=true`. As the Kubernetes API's `dryRun`.
+    #[serde(rename = "dryRun")]
+    #[param(rename = "dryRun", inline)]
+    pub dry_run: Option<DryRun>,
+}
+
+/// The one `dryRun` value, as Kubernetes spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+pub enum DryRun {
+    All,
 }
 
 impl WriteQuery {
     fn verify(&self) -> bool {
-        self.verify.unwrap_or(true)
+        self.verify.unwrap_or(self.dry_run.is_none())
     }
 }
 
@@ -278,7 +291,7 @@ pub struct ResolveResponse {
     params(WriteQuery),
     request_body = RegistryInput,
     responses(
-        (status = 201, description = "Created (after a successful login check unless verify=false)", body = Registry),
+        (status = 201, description = "Created (after a successful login check unless verify=false); with dryRun=All, the record as it would be created (no version), nothing saved", body = Registry),
         (status = 409, description = "Name exists, or a defaultFor namespace has another default", body = ErrorBody),
         (status = 422, description = "Invalid fields, or the registry check failed (code: unreachable, timeout, tls, protocol, not_a_registry, unauthorized, forbidden)", body = ErrorBody),
     ))]
@@ -288,10 +301,11 @@ pub async fn create(
     ApiQuery(query): ApiQuery<WriteQuery>,
     ApiJson(input): ApiJson<RegistryInput>,
 ) -> Result<Response, ApiError> {
-    let written = state
-        .service()
-        .create(&actor, input, query.verify())
-        .await?;
+    let service = state.service();
+    let written = match query.dry_run {
+        Some(DryRun::All) => service.dry_run_create(input, query.verify()).await?,
+        None => service.create(&actor, input, query.verify()).await?,
+    };
     let location =
         HeaderValue::from_str(&format!("/api/v1/registries/{}", written.record.name)).ok();
     let mut response = with_record((StatusCode::CREATED, Json(&written.record)), &written);
@@ -359,7 +373,11 @@ pub async fn get(
 
 /// A record's version as an ETag (a strong one: the version changes with
 /// every write).
+/// `None` for a record not saved (a dry-run create has no version).
 fn etag(version: &str) -> Option<HeaderValue> {
+    if version.is_empty() {
+        return None;
+    }
     HeaderValue::from_str(&format!("\"{version}\"")).ok()
 }
 
@@ -401,7 +419,7 @@ fn with_record(response: impl IntoResponse, written: &Written) -> Response {
     params(("name" = String, Path, description = "Registry name"), WriteQuery, ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412", pattern = r#"^(\*|(W/)?"[^",\s]+"|[^",\s]+)$"#)),
     request_body = RegistryReplacement,
     responses(
-        (status = 200, description = "Replaced", body = Registry),
+        (status = 200, description = "Replaced; with dryRun=All, the record as it would be, nothing saved", body = Registry),
         (status = 404, description = "No such registry", body = ErrorBody),
         (status = 409, description = "A defaultFor namespace has another default; or other writers kept changing the record (conflict)", body = ErrorBody),
         (status = 412, description = "If-Match names another version than the record's (precondition_failed)", body = ErrorBody),
@@ -416,16 +434,20 @@ pub async fn replace(
     ApiJson(input): ApiJson<RegistryInput>,
 ) -> Result<Response, ApiError> {
     let precondition = if_match(&headers)?;
-    let written = state
-        .service()
-        .update(
-            &actor,
-            &name,
-            precondition.as_deref(),
-            query.verify(),
-            |_| Ok::<_, ApiError>(input.clone()),
-        )
-        .await?;
+    let edit = |_: &Registry| Ok::<_, ApiError>(input.clone());
+    let service = state.service();
+    let written = match query.dry_run {
+        Some(DryRun::All) => {
+            service
+                .dry_run_update(&name, precondition.as_deref(), query.verify(), edit)
+                .await?
+        }
+        None => {
+            service
+                .update(&actor, &name, precondition.as_deref(), query.verify(), edit)
+                .await?
+        }
+    };
     Ok(with_record(Json(&written.record), &written))
 }
 
@@ -433,7 +455,7 @@ pub async fn replace(
     params(("name" = String, Path, description = "Registry name"), WriteQuery, ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412", pattern = r#"^(\*|(W/)?"[^",\s]+"|[^",\s]+)$"#)),
     request_body(content = RegistryPatch, content_type = "application/merge-patch+json"),
     responses(
-        (status = 200, description = "Patched: the patch applied to the record as it is when the write commits", body = Registry),
+        (status = 200, description = "Patched: the patch applied to the record as it is when the write commits; with dryRun=All, as it would be, nothing saved", body = Registry),
         (status = 404, description = "No such registry", body = ErrorBody),
         (status = 409, description = "A defaultFor namespace has another default; or other writers kept changing the record (conflict)", body = ErrorBody),
         (status = 412, description = "If-Match names another version than the record's (precondition_failed)", body = ErrorBody),
@@ -465,21 +487,25 @@ pub async fn patch(
     }
     // The patch is applied to the record as it is when the write commits:
     // fields it does not name keep what anyone else wrote meanwhile.
-    let written = state
-        .service()
-        .update(
-            &actor,
-            &name,
-            precondition.as_deref(),
-            query.verify(),
-            |current| {
-                let mut document = serde_json::to_value(RegistryInput::from(current))
-                    .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-                json_patch::merge(&mut document, &merge);
-                parse_json::<RegistryInput>(document.to_string().as_bytes())
-            },
-        )
-        .await?;
+    let edit = |current: &Registry| {
+        let mut document = serde_json::to_value(RegistryInput::from(current))
+            .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        json_patch::merge(&mut document, &merge);
+        parse_json::<RegistryInput>(document.to_string().as_bytes())
+    };
+    let service = state.service();
+    let written = match query.dry_run {
+        Some(DryRun::All) => {
+            service
+                .dry_run_update(&name, precondition.as_deref(), query.verify(), edit)
+                .await?
+        }
+        None => {
+            service
+                .update(&actor, &name, precondition.as_deref(), query.verify(), edit)
+                .await?
+        }
+    };
     Ok(with_record(Json(&written.record), &written))
 }
 

@@ -310,6 +310,10 @@ impl AuditLog for KubeStore {
 
 #[async_trait]
 impl RegistryStore for KubeStore {
+    fn namespaces_have_labels(&self) -> bool {
+        true
+    }
+
     /// Atomic: the ImageRegistry is created without our finalizer (the
     /// controller adds it), so when its credentials Secret or its status
     /// cannot be written it is deleted again at once, its owned Secret with

@@ -60,6 +60,13 @@ pub enum WriteError {
     PasswordRequired(String),
 }
 
+/// Whether an update is committed or only answered as if it were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    Save,
+    DryRun,
+}
+
 /// A committed write and what the writer should hear about it.
 #[derive(Debug)]
 pub struct Written {
@@ -112,14 +119,7 @@ impl RegistryService {
         let name = input.name.clone().unwrap_or_default();
         let mut fields = Vec::new();
         let result = async {
-            let mut spec = input.validate(WriteMode::Create, None)?;
-            fields = audit::changed_fields(&spec, None);
-            if self.store.get(&spec.name).await?.is_some() {
-                // Say so before spending a registry round trip.
-                return Err(StoreError::AlreadyExists(spec.name).into());
-            }
-            let credentials = given_credentials(&spec);
-            spec.status = Some(self.check_with(&spec, credentials, verify).await?);
+            let spec = self.prepare_create(input, verify, &mut fields).await?;
             let warnings = self.default_overlaps(&spec);
             let record = self.store.create(spec).await?;
             Ok(Written { record, warnings })
@@ -134,6 +134,58 @@ impl RegistryService {
         )
         .await;
         result
+    }
+
+    /// Answers as [`Self::create`] would, and saves nothing (`?dryRun=All`):
+    /// the record as it would be, or why it would be refused. Nothing goes
+    /// to the audit trail, which records changes.
+    pub async fn dry_run_create(
+        &self,
+        input: RegistryInput,
+        verify: bool,
+    ) -> Result<Written, WriteError> {
+        let spec = self.prepare_create(input, verify, &mut Vec::new()).await?;
+        crate::registry::store::check_default_conflict(&spec, &self.index.load())?;
+        let warnings = self.default_overlaps(&spec);
+        Ok(Written {
+            record: spec.to_record(String::new(), None, chrono::Utc::now()),
+            warnings,
+        })
+    }
+
+    /// Everything a create decides before it commits; `fields` gets the
+    /// names of the fields it sets, for the audit trail.
+    async fn prepare_create(
+        &self,
+        input: RegistryInput,
+        verify: bool,
+        fields: &mut Vec<String>,
+    ) -> Result<RegistrySpec, WriteError> {
+        let mut spec = input.validate(WriteMode::Create, None)?;
+        *fields = audit::changed_fields(&spec, None);
+        self.check_selectors(&spec)?;
+        if self.store.get(&spec.name).await?.is_some() {
+            // Say so before spending a registry round trip.
+            return Err(StoreError::AlreadyExists(spec.name).into());
+        }
+        let credentials = given_credentials(&spec);
+        spec.status = Some(self.check_with(&spec, credentials, verify).await?);
+        Ok(spec)
+    }
+
+    /// Selectors match namespaces by their labels: refused where the store
+    /// knows namespaces by name only.
+    fn check_selectors(&self, spec: &RegistrySpec) -> Result<(), StoreError> {
+        if self.store.namespaces_have_labels() {
+            return Ok(());
+        }
+        if spec.namespace_selector.is_some() {
+            return Err(StoreError::NeedsCluster("namespaceSelector"));
+        }
+        if spec.default_for_selector.is_some() {
+            return Err(StoreError::NeedsCluster("defaultForSelector"));
+        }
+        Ok(())
     }
 
     /// Checks what a create would check, and saves nothing.
@@ -163,7 +215,7 @@ impl RegistryService {
     {
         let mut fields = Vec::new();
         let result = self
-            .apply_update(name, precondition, verify, edit, &mut fields)
+            .apply_update(name, precondition, verify, edit, &mut fields, Commit::Save)
             .await;
         self.audit(
             actor,
@@ -176,6 +228,28 @@ impl RegistryService {
         result
     }
 
+    /// Answers as [`Self::update`] would, and saves nothing (`?dryRun=All`).
+    pub async fn dry_run_update<E>(
+        &self,
+        name: &str,
+        precondition: Option<&str>,
+        verify: bool,
+        edit: impl Fn(&Registry) -> Result<RegistryInput, E>,
+    ) -> Result<Written, E>
+    where
+        E: From<WriteError>,
+    {
+        self.apply_update(
+            name,
+            precondition,
+            verify,
+            edit,
+            &mut Vec::new(),
+            Commit::DryRun,
+        )
+        .await
+    }
+
     async fn apply_update<E>(
         &self,
         name: &str,
@@ -183,6 +257,7 @@ impl RegistryService {
         verify: bool,
         edit: impl Fn(&Registry) -> Result<RegistryInput, E>,
         fields: &mut Vec<String>,
+        commit: Commit,
     ) -> Result<Written, E>
     where
         E: From<WriteError>,
@@ -194,6 +269,7 @@ impl RegistryService {
                 .validate(WriteMode::Replace, Some(name))
                 .map_err(WriteError::from)?;
             *fields = audit::changed_fields(&spec, Some(&current));
+            self.check_selectors(&spec).map_err(WriteError::from)?;
             let credentials = self.credentials_for(&spec, &current).await?;
             if spec.changes_connection(&current) {
                 let this = Checked::of(&spec, credentials.as_ref());
@@ -205,6 +281,13 @@ impl RegistryService {
                 checked = Some((this, status));
             }
             let warnings = self.default_overlaps(&spec);
+            if commit == Commit::DryRun {
+                crate::registry::store::check_default_conflict(&spec, &self.index.load())
+                    .map_err(WriteError::from)?;
+                let record =
+                    spec.to_record(current.version.clone(), Some(&current), chrono::Utc::now());
+                return Ok(Written { record, warnings });
+            }
             match self.store.replace(spec, &current.version).await {
                 Ok(record) => return Ok(Written { record, warnings }),
                 // Someone else wrote first: apply the edit to what they wrote

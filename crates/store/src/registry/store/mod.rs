@@ -142,4 +142,7 @@ pub trait RegistryStore: AuditLog + Send + Sync + 'static {
     /// Namespaces to suggest when authorizing a registry: the cluster's, or
     /// (without a cluster) those the records already name; sorted.
     async fn namespace_names(&self) -> Result<Vec<String>, StoreError>;
+    /// Whether the namespaces this store knows have labels, for selectors
+    /// to match: only a cluster's do.
+    fn namespaces_have_labels(&self) -> bool;
 }

@@ -157,13 +157,6 @@ impl Inner {
         spec: RegistrySpec,
         expected: Option<&str>,
     ) -> Result<Registry, StoreError> {
-        // Namespaces here are names only: a selector could never match.
-        if spec.namespace_selector.is_some() {
-            return Err(StoreError::NeedsCluster("namespaceSelector"));
-        }
-        if spec.default_for_selector.is_some() {
-            return Err(StoreError::NeedsCluster("defaultForSelector"));
-        }
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -181,7 +174,6 @@ impl Inner {
         // this same lock), so concurrent writers cannot both pass it.
         super::check_default_conflict(&spec, &self.index.load())?;
 
-        let new_server = spec.server.to_string();
         let sealed = match (&spec.password, &existing) {
             (PasswordChange::Set(password), _) => Some(
                 self.cipher
@@ -194,32 +186,13 @@ impl Inner {
         };
         let version = next_version(&tx)?;
 
-        let now = Utc::now();
-        let record = Registry {
-            name: spec.name.clone(),
-            version: version.to_string(),
-            server: new_server,
-            username: spec.username.clone(),
-            has_password: sealed.is_some(),
-            description: spec.description.clone(),
-            namespaces: spec.namespaces.clone(),
-            default_for: spec.default_for.clone(),
-            namespace_selector: None,
-            default_for_selector: None,
-            tls: spec.tls.clone(),
-            pull_secret_name: spec.pull_secret_name.clone(),
-            pin_digests: spec.pin_digests,
-            browse: spec.browse,
-            created_at: existing.as_ref().map_or(now, |(old, _)| old.created_at),
-            updated_at: now,
-            pull_secrets: None,
-            node_trust: None,
-            status: match (&spec.status, &existing) {
-                (Some(status), _) => status.clone(),
-                (None, Some((old, _))) => old.status.clone(),
-                (None, None) => RegistryStatus::default(),
-            },
-        };
+        let mut record = spec.to_record(
+            version.to_string(),
+            existing.as_ref().map(|(old, _)| old),
+            Utc::now(),
+        );
+        // What is sealed decides, whatever the spec's password rule said.
+        record.has_password = sealed.is_some();
         let json = serde_json::to_string(&record)
             .map_err(|e| StoreError::backend("encoding the record", e))?;
         tx.execute(
@@ -237,6 +210,10 @@ impl Inner {
 
 #[async_trait]
 impl RegistryStore for SqliteStore {
+    fn namespaces_have_labels(&self) -> bool {
+        false
+    }
+
     async fn create(&self, spec: RegistrySpec) -> Result<Registry, StoreError> {
         self.run(move |inner, conn| inner.write(conn, spec, None))
             .await
