@@ -399,7 +399,7 @@ async fn stored_password_is_never_sent_to_a_new_address(backend: Backend) {
         Some(moved.clone()),
     )
     .await;
-    assert_eq!((status, error_code(&body)), (422, "invalid"));
+    assert_eq!((status, error_code(&body)), (422, "password_required"));
     assert_eq!(body["error"]["field"], "password");
     assert!(
         body["error"]["message"]
@@ -442,6 +442,7 @@ async fn stored_password_is_never_sent_to_a_new_address(backend: Backend) {
         assert_eq!(response.status(), 422, "{what}");
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["error"]["field"], "password", "{what}");
+        assert_eq!(error_code(&body), "password_required", "{what}");
         assert!(
             body["error"]["message"]
                 .as_str()

@@ -270,6 +270,9 @@ def flows(page):
         page.get_by_role("button", name="Edit").click()
         dialog = page.get_by_role("dialog")
         dialog.locator("#server-host").fill("127.0.0.1:1")
+        # Said as it is typed (the server's dry run), before any Save.
+        expect(dialog.get_by_text("enter the password again")).to_be_visible()
+        shot(page, "edit-dialog-password-again")
         dialog.get_by_role("button", name="Save").click()
         expect(dialog.get_by_text("enter the password again")).to_be_visible()
         page.keyboard.press("Escape")
@@ -297,6 +300,22 @@ def flows(page):
         expect(default_field.locator(".field-error")).to_contain_text("team-a")
         expect(default_field.get_by_role("checkbox", name="team-a", exact=True)).to_be_focused()
         page.keyboard.press("Escape")
+
+        # --- Live validation: what the server would refuse is said at the
+        # field being typed in, before Save; untouched fields stay quiet;
+        # fixing it clears it; nothing is saved by asking.
+        dialog = open_create_dialog(page)
+        name_field = dialog.locator("[data-field=name]")
+        dialog.get_by_label("Name", exact=True).fill("Bad_Name")
+        expect(name_field.locator(".field-error")).to_be_visible()
+        expect(dialog.get_by_label("Name", exact=True)).to_have_attribute("aria-invalid", "true")
+        expect(dialog.locator("[data-field=server] .field-error")).to_be_hidden()
+        shot(page, "create-dialog-live-error")
+        dialog.get_by_label("Name", exact=True).fill("good-name")
+        expect(name_field.locator(".field-error")).to_be_hidden()
+        page.keyboard.press("Escape")
+        status, _ = api("GET", "/registries/good-name")
+        assert status == 404, status
         page.goto(URL + "/#/registries/harbor")
         expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
 

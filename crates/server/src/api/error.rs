@@ -28,6 +28,10 @@ pub enum ApiError {
         field: Option<String>,
         message: String,
     },
+    /// A stored password would go to a new address or trust setting: the
+    /// write needs `password` again (422, `password_required`).
+    #[error("{0}")]
+    PasswordRequired(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("registry {0:?} not found")]
@@ -114,6 +118,12 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid",
                 field.clone(),
+                vec![],
+            ),
+            Self::PasswordRequired(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "password_required",
+                Some("password".into()),
                 vec![],
             ),
             Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "bad_request", None, vec![]),
@@ -227,12 +237,13 @@ impl From<WriteError> for ApiError {
                 Self::PreconditionFailed(error.to_string())
             }
             error @ WriteError::Conflict(_) => Self::Conflict(error.to_string()),
-            error @ (WriteError::PasswordRequiredFor { .. } | WriteError::PasswordRequired(_)) => {
-                Self::InvalidField {
-                    field: Some("password".into()),
-                    message: error.to_string(),
-                }
+            error @ WriteError::PasswordRequiredFor { .. } => {
+                Self::PasswordRequired(error.to_string())
             }
+            error @ WriteError::PasswordRequired(_) => Self::InvalidField {
+                field: Some("password".into()),
+                message: error.to_string(),
+            },
         }
     }
 }

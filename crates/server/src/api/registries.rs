@@ -423,7 +423,7 @@ fn with_record(response: impl IntoResponse, written: &Written) -> Response {
         (status = 404, description = "No such registry", body = ErrorBody),
         (status = 409, description = "A defaultFor namespace has another default; or other writers kept changing the record (conflict)", body = ErrorBody),
         (status = 412, description = "If-Match names another version than the record's (precondition_failed)", body = ErrorBody),
-        (status = 422, description = "Invalid fields; or server or TLS trust changed without a password", body = ErrorBody),
+        (status = 422, description = "Invalid fields (invalid); or server or TLS trust changed without a password (password_required, field password)", body = ErrorBody),
     ))]
 pub async fn replace(
     State(state): State<AppState>,
@@ -459,7 +459,7 @@ pub async fn replace(
         (status = 404, description = "No such registry", body = ErrorBody),
         (status = 409, description = "A defaultFor namespace has another default; or other writers kept changing the record (conflict)", body = ErrorBody),
         (status = 412, description = "If-Match names another version than the record's (precondition_failed)", body = ErrorBody),
-        (status = 422, description = "Invalid result; or server or TLS trust changed without a password", body = ErrorBody),
+        (status = 422, description = "Invalid result (invalid); or server or TLS trust changed without a password (password_required, field password)", body = ErrorBody),
     ))]
 pub async fn patch(
     State(state): State<AppState>,

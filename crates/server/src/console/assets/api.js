@@ -42,9 +42,10 @@ function warningTexts(header) {
 /**
  * fetch('/api/v1' + path). `timeoutMs` bounds calls that reach a registry;
  * `signal` lets the user cancel them; `ifMatch` is a record version the
- * write needs the record to still be at.
+ * write needs the record to still be at. `quiet` keeps the answer's
+ * warnings from the page a save leads to (a dry run saves nothing).
  */
-export async function api(method, path, { body, signal, timeoutMs = 30000, auth = true, ifMatch } = {}) {
+export async function api(method, path, { body, signal, timeoutMs = 30000, auth = true, ifMatch, quiet = false } = {}) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   if (signal) signal.addEventListener('abort', () => controller.abort(), { once: true });
@@ -78,7 +79,7 @@ export async function api(method, path, { body, signal, timeoutMs = 30000, auth 
   if (response.status === 401 && auth) unauthorized();
   if (!response.ok) throw new ApiError(response.status, data);
   const warnings = warningTexts(response.headers.get('Warning'));
-  if (warnings.length) warned(warnings);
+  if (warnings.length && !quiet) warned(warnings);
   return data;
 }
 

@@ -128,6 +128,9 @@ function showFieldError(control, error, message) {
   else control.removeAttribute('aria-invalid');
 }
 
+/** Error codes that say all there is to say of a field, in any language. */
+const SAID_AT_FIELD = new Set(['password_required']);
+
 /** The picker's order of statuses: healthy, not checked, failing. */
 const PICKER_ORDER = ['ok', 'none', 'bad'];
 
@@ -496,7 +499,11 @@ function registryDialog(existing) {
           if (e.target.checked) chosenDefaults.add(ns); else chosenDefaults.delete(ns);
         } }), ' ', ns)) : h('p', { class: 'muted small' }, t('dialog.defaultsEmpty')));
     };
-    namespaces.onchange = renderDefaults;
+    namespaces.onchange = () => {
+      renderDefaults();
+      // Chips are added and removed outside the input's own events.
+      edited('namespaces');
+    };
     renderDefaults();
     const caBundle = h('textarea', { class: 'input mono', rows: 4, spellcheck: 'false', placeholder: '-----BEGIN CERTIFICATE-----' }, (current.tls && current.tls.caBundle) || '');
     const caFile = h('input', { type: 'file', accept: '.crt,.pem,.cer', class: 'file', 'aria-label': t('dialog.caUpload') });
@@ -550,13 +557,19 @@ function registryDialog(existing) {
         fields[key].removeAttribute('aria-invalid');
       }
     };
-    const showErrors = (error) => {
-      const details = error.details.length ? error.details : error.field ? [{ field: error.field, message: error.message }] : [];
+    // Each field's problem, at the field. A problem whose code says it all
+    // (a password the server needs again) is said in the reader's
+    // language; others in the server's words, which name what is at fault
+    // (the namespace another record holds as its default, say). `shown`
+    // picks the fields to speak of (live validation: those touched).
+    const showErrors = (error, shown = () => true) => {
+      const own = SAID_AT_FIELD.has(error.code) ? t(`code.${error.code}`) : error.message;
+      const details = error.details.length ? error.details : error.field ? [{ field: error.field, message: own }] : [];
       let first = null;
       for (const detail of details) {
         const key = FIELD_OF(detail.field);
         const target = errors[key] ? key : key.startsWith('tls') ? 'tls.caBundle' : null;
-        if (!target) continue;
+        if (!target || !shown(target)) continue;
         errors[target].hidden = false;
         errors[target].textContent = errors[target].textContent ? `${errors[target].textContent}; ${detail.message}` : detail.message;
         fields[target].setAttribute('aria-invalid', 'true');
@@ -564,15 +577,38 @@ function registryDialog(existing) {
       }
       return first;
     };
-    // A changed address must come with the password: the stored one is
-    // never sent to a new address, so say so before the server refuses.
-    // The server's rule, said before a round trip: a stored password never
-    // follows a new address or trust setting unasked.
-    const trustChanged = (value) => value.server !== existing.server
-      || (value.tls.caBundle || '') !== ((existing.tls && existing.tls.caBundle) || '').trim()
-      || Boolean(value.tls.insecureSkipVerify) !== Boolean(existing.tls && existing.tls.insecureSkipVerify);
-    const needsPassword = () => editing && existing.hasPassword && username.value.trim() && !password.value
-      && trustChanged(body());
+    // Live validation: the server answers as a save would (`?dryRun=All`:
+    // nothing saved, no registry check), and what it says of the fields
+    // someone has touched is shown at them as they type. No rule of the
+    // server's is written here. On an edit, the password's problem is shown
+    // whatever was touched: only a change elsewhere (a new address or
+    // trust) can cause it.
+    const touched = new Set();
+    let validating = null;
+    const validate = debounce(async () => {
+      if (running) return;
+      if (validating) validating.abort();
+      const mine = new AbortController();
+      validating = mine;
+      const options = { body: body(), signal: mine.signal, timeoutMs: 10000, quiet: true };
+      try {
+        // No If-Match: whether someone saved meanwhile is Save's to say
+        // (a controller's status write moves the version in a cluster).
+        if (editing) await api('PUT', `/registries/${enc(existing.name)}?dryRun=All`, options);
+        else await api('POST', '/registries?dryRun=All', options);
+        if (validating === mine) clearErrors();
+      } catch (error) {
+        if (validating !== mine || !(error instanceof ApiError) || !(error.field || error.details.length)) return;
+        clearErrors();
+        showErrors(error, (key) => touched.has(key) || (editing && key === 'password'));
+      } finally {
+        if (validating === mine) validating = null;
+      }
+    }, 400);
+    const edited = (key) => {
+      if (key) touched.add(key);
+      validate();
+    };
 
     const check = h('button', { type: 'button', class: 'btn' }, t('action.check'));
     const save = h('button', { type: 'submit', class: 'btn btn-primary' }, t('action.save'));
@@ -586,14 +622,7 @@ function registryDialog(existing) {
     };
     const run = async (fn, label) => {
       clearErrors();
-      if (needsPassword()) {
-        errors.password.hidden = false;
-        errors.password.textContent = t('dialog.passwordForNewServer');
-        fields.password.setAttribute('aria-invalid', 'true');
-        fields.password.focus();
-        tell();
-        return;
-      }
+      if (validating) validating.abort();
       running = new AbortController();
       busy(true, label);
       try {
@@ -639,6 +668,13 @@ function registryDialog(existing) {
       tell(alertBox('ok', '✓ ', t('dialog.checkOk')));
     }, t('dialog.checking')));
     const form = h('form', { class: 'form', novalidate: true });
+    const fieldOf = (target) => {
+      if (target === skipVerify) return 'tls.caBundle';
+      const holder = target.closest && target.closest('[data-field]');
+      return holder ? holder.dataset.field : null;
+    };
+    form.addEventListener('input', (event) => edited(fieldOf(event.target)));
+    form.addEventListener('change', (event) => edited(fieldOf(event.target)));
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       run(async (signal) => {
