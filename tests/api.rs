@@ -1739,6 +1739,16 @@ async fn dry_runs_answer_as_the_write_would_and_change_nothing(backend: Backend)
         fields.contains(&"name") && fields.contains(&"server"),
         "{body}"
     );
+    // Each with the kind of problem, a stable code a client can say in
+    // its own language.
+    let reason = |field: &str| {
+        body["error"]["details"]
+            .as_array()
+            .and_then(|d| d.iter().find(|e| e["field"] == field))
+            .map(|e| e["reason"].clone())
+    };
+    assert_eq!(reason("name"), Some(json!("not_dns1123_label")), "{body}");
+    assert_eq!(reason("server"), Some(json!("empty")), "{body}");
     let (status, body) = send(
         &server,
         Method::POST,

@@ -48,8 +48,10 @@ def api(method, path, body=None):
         return error.code, json.loads(error.read() or b"null")
 
 
-def shot(page, name):
-    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
+def shot(page, name, full_page=True):
+    # A dialog scrolled to what it says is taken as the screen shows it: a
+    # full-page capture lays the page out again around it.
+    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=full_page)
 
 
 def axe_scan(page, where):
@@ -527,6 +529,20 @@ def flows(page):
         expect(words).to_be_hidden()
         answer.locator(".server-words summary").click()
         expect(words).to_contain_text("refused the connection")
+        page.keyboard.press("Escape")
+        # A field's problem is said in Chinese by its kind (the server's
+        # `reason`), as it is typed: no English sentence at the field.
+        page.get_by_role("button", name="编辑").click()
+        dialog = page.get_by_role("dialog")
+        dialog.locator("#server-host").fill("127.0.0.1:1")
+        password_error = dialog.locator("[data-field=password] .field-error")
+        expect(password_error).to_contain_text("请重新输入密码")
+        dialog.get_by_text("TLS、拉取密钥和摘要固定").click()
+        dialog.get_by_label("拉取密钥名称").fill("Not_A_Secret")
+        secret_error = dialog.locator("[data-field=pullSecretName] .field-error")
+        expect(secret_error).to_have_text("只能包含小写字母、数字、“-”和“.”。")
+        secret_error.scroll_into_view_if_needed()
+        shot(page, "edit-dialog-zh-field-errors", full_page=False)
         page.keyboard.press("Escape")
         expect(page.get_by_role("link", name="镜像仓库", exact=True)).to_be_visible()
         page.get_by_role("link", name="镜像仓库", exact=True).click()

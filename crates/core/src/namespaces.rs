@@ -66,6 +66,16 @@ pub enum EntryError {
     Pattern(String),
 }
 
+impl EntryError {
+    /// The kind of problem, for [`FieldError::reason`](crate::registry::FieldError::reason).
+    pub fn reason(&self) -> crate::registry::Reason {
+        match self {
+            Self::Name(problem) => problem.reason(),
+            Self::Pattern(_) => crate::registry::Reason::NotPattern,
+        }
+    }
+}
+
 /// A valid entry: a DNS-1123 label, `*`, or a label's beginning followed by
 /// `*` (lowercase letters, digits and '-', starting with a letter or digit).
 pub fn check_entry(entry: &str) -> Result<(), EntryError> {

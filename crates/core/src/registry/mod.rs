@@ -9,8 +9,8 @@ pub mod server;
 pub use model::{
     BrowseMethod, Credentials, DNS1123_LABEL_PATTERN, Dns1123Label, FailedNode, FieldError,
     NAMESPACES_MAX, NameError, NodeTrustStatus, Password, PasswordChange, PullSecretState, Reach,
-    Registry, RegistryInput, RegistrySpec, RegistryStatus, TlsOptions, ValidationErrors, WriteMode,
-    check_dns1123_label, check_dns1123_subdomain, dedup, namespace_entry_errors,
+    Reason, Registry, RegistryInput, RegistrySpec, RegistryStatus, TlsOptions, ValidationErrors,
+    WriteMode, check_dns1123_label, check_dns1123_subdomain, dedup, namespace_entry_errors,
     pull_secret_name_problem,
 };
 pub use server::{Scheme, Server, ServerError};

@@ -470,8 +470,57 @@ impl RegistrySpec {
 pub struct FieldError {
     /// JSON path of the offending field, e.g. `namespaces[1]`.
     pub field: String,
+    /// What kind of problem it is: a stable code a client can say in its
+    /// own language (the message is English, and more specific).
+    pub reason: Reason,
     /// What is wrong with it, for the person who sent it.
     pub message: String,
+}
+
+/// The kinds of problem a field can have, as [`FieldError::reason`] names
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Missing, and needed (with what else was given).
+    Required,
+    /// Given, but empty.
+    Empty,
+    /// Longer than its limit.
+    TooLong,
+    /// A list with more entries than its limit.
+    TooMany,
+    /// Cannot change once the record exists (its name).
+    Immutable,
+    /// Not a DNS-1123 label (record and namespace names).
+    NotDns1123Label,
+    /// Not a DNS-1123 subdomain (Secret names).
+    NotDns1123Subdomain,
+    /// Not a namespace pattern (`team-*`, `*`).
+    NotPattern,
+    /// A default namespace the record is not authorized for.
+    NotReached,
+    /// A character the field cannot hold (`:` or control characters in a
+    /// username).
+    InvalidCharacter,
+    /// Not a registry address: scheme, syntax, parts an address must not
+    /// have, or its path prefix.
+    InvalidServer,
+    /// A label selector Kubernetes would refuse.
+    InvalidSelector,
+    /// A CA bundle with no usable CA certificate.
+    InvalidCa,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason,
+            message: message.into(),
+        }
+    }
 }
 
 /// Every problem found in a request body, each with its field; displayed
@@ -500,17 +549,15 @@ impl RegistryInput {
         path_name: Option<&str>,
     ) -> Result<RegistrySpec, ValidationErrors> {
         let mut errors = Vec::new();
-        let mut fail = |field: &str, message: String| {
-            errors.push(FieldError {
-                field: field.to_owned(),
-                message,
-            })
+        let mut fail = |field: &str, reason: Reason, message: String| {
+            errors.push(FieldError::new(field, reason, message))
         };
 
         let name = match (self.name, path_name) {
             (Some(body), Some(path)) if body != path => {
                 fail(
                     "name",
+                    Reason::Immutable,
                     format!(
                         "name is immutable: the URL names {:?}, the body {:?}",
                         excerpt(path),
@@ -522,25 +569,25 @@ impl RegistryInput {
             (_, Some(path)) => Some(path.to_owned()),
             (Some(body), None) => Some(body),
             (None, None) => {
-                fail("name", "required".into());
+                fail("name", Reason::Required, "required".into());
                 None
             }
         };
         // An empty name is refused like any invalid one: a record that
         // cannot be named in a URL could never be read, changed or deleted.
         if let Some(Err(problem)) = name.as_deref().map(check_dns1123_label) {
-            fail("name", problem.to_string());
+            fail("name", problem.reason(), problem.to_string());
         }
         let name = name.unwrap_or_default();
 
         let server = match self.server.as_deref().map(Server::parse) {
             Some(Ok(server)) => Some(server),
             Some(Err(e)) => {
-                fail("server", e.to_string());
+                fail("server", e.reason(), e.to_string());
                 None
             }
             None => {
-                fail("server", "required".into());
+                fail("server", Reason::Required, "required".into());
                 None
             }
         };
@@ -548,32 +595,56 @@ impl RegistryInput {
         let username = self.username.filter(|u| !u.is_empty());
         if let Some(user) = &username {
             if user.len() > USERNAME_MAX {
-                fail("username", format!("longer than {USERNAME_MAX} characters"));
+                fail(
+                    "username",
+                    Reason::TooLong,
+                    format!("longer than {USERNAME_MAX} characters"),
+                );
             }
             if user.contains(':') {
-                fail("username", "must not contain ':'".into());
+                fail(
+                    "username",
+                    Reason::InvalidCharacter,
+                    "must not contain ':'".into(),
+                );
             }
             if user.chars().any(char::is_control) {
-                fail("username", "must not contain control characters".into());
+                fail(
+                    "username",
+                    Reason::InvalidCharacter,
+                    "must not contain control characters".into(),
+                );
             }
         }
         let password = match (&username, self.password) {
             (Some(_), Some(p)) if p.expose().is_empty() => {
-                fail("password", "must not be empty".into());
+                fail("password", Reason::Empty, "must not be empty".into());
                 PasswordChange::Clear
             }
             (Some(_), Some(p)) if p.expose().len() > PASSWORD_MAX => {
-                fail("password", format!("longer than {PASSWORD_MAX} characters"));
+                fail(
+                    "password",
+                    Reason::TooLong,
+                    format!("longer than {PASSWORD_MAX} characters"),
+                );
                 PasswordChange::Clear
             }
             (Some(_), Some(p)) => PasswordChange::Set(p),
             (Some(_), None) if mode == WriteMode::Create => {
-                fail("password", "required when username is given".into());
+                fail(
+                    "password",
+                    Reason::Required,
+                    "required when username is given".into(),
+                );
                 PasswordChange::Clear
             }
             (Some(_), None) => PasswordChange::Keep,
             (None, Some(_)) => {
-                fail("username", "required when password is given".into());
+                fail(
+                    "username",
+                    Reason::Required,
+                    "required when password is given".into(),
+                );
                 PasswordChange::Clear
             }
             (None, None) => PasswordChange::Clear,
@@ -586,6 +657,7 @@ impl RegistryInput {
         {
             fail(
                 "description",
+                Reason::TooLong,
                 format!("longer than {DESCRIPTION_MAX} characters"),
             );
         }
@@ -605,11 +677,8 @@ impl RegistryInput {
             }
             Ok(problems) => errors.extend(problems),
         }
-        let mut fail = |field: &str, message: String| {
-            errors.push(FieldError {
-                field: field.to_owned(),
-                message,
-            })
+        let mut fail = |field: &str, reason: Reason, message: String| {
+            errors.push(FieldError::new(field, reason, message))
         };
         let (namespaces, default_for) = (dedup(namespaces), dedup(default_for));
 
@@ -617,7 +686,7 @@ impl RegistryInput {
         if let Some(pem) = &tls.ca_bundle
             && let Err(problem) = check_ca_bundle(pem)
         {
-            fail("tls.caBundle", problem.to_string());
+            fail("tls.caBundle", Reason::InvalidCa, problem.to_string());
         }
 
         // Defaulted from the name, it is only as valid as the name, which
@@ -684,10 +753,8 @@ impl Reach<'_> {
     /// [`NAMESPACES_MAX`]: its entries were not looked at (an oversized
     /// list costs one comparison), and nothing else should be done with it.
     pub fn problems(&self) -> Result<Vec<FieldError>, Vec<FieldError>> {
-        let problem = |field: &str, message: String| FieldError {
-            field: field.to_owned(),
-            message,
-        };
+        let problem =
+            |field: &str, reason: Reason, message: String| FieldError::new(field, reason, message);
         let oversized: Vec<FieldError> = [
             ("namespaces", self.namespaces),
             ("defaultFor", self.default_for),
@@ -697,6 +764,7 @@ impl Reach<'_> {
         .map(|(field, list)| {
             problem(
                 field,
+                Reason::TooMany,
                 format!("at most {NAMESPACES_MAX} namespaces (got {})", list.len()),
             )
         })
@@ -708,12 +776,11 @@ impl Reach<'_> {
         if self.namespaces.is_empty() && self.namespace_selector.is_none() {
             problems.push(problem(
                 "namespaces",
+                Reason::Required,
                 "at least one namespace is required (or a namespaceSelector)".into(),
             ));
         }
-        for (field, message) in namespace_entry_errors(self.namespaces, self.default_for) {
-            problems.push(problem(&field, message));
-        }
+        problems.extend(namespace_entry_errors(self.namespaces, self.default_for));
         for (field, selector) in [
             ("namespaceSelector", self.namespace_selector),
             ("defaultForSelector", self.default_for_selector),
@@ -724,7 +791,7 @@ impl Reach<'_> {
                 } else {
                     format!("{field}.{part}")
                 };
-                problems.push(problem(&at, message));
+                problems.push(FieldError::new(at, Reason::InvalidSelector, message));
             }
         }
         Ok(problems)
@@ -733,12 +800,13 @@ impl Reach<'_> {
 
 /// What is wrong with a `pullSecretName` someone gave, if anything.
 pub fn pull_secret_name_problem(given: &str) -> Option<FieldError> {
-    check_dns1123_subdomain(given)
-        .err()
-        .map(|problem| FieldError {
-            field: "pullSecretName".to_owned(),
-            message: format!("{problem}; leave it out to use the record's name"),
-        })
+    check_dns1123_subdomain(given).err().map(|problem| {
+        FieldError::new(
+            "pullSecretName",
+            problem.reason(),
+            format!("{problem}; leave it out to use the record's name"),
+        )
+    })
 }
 
 /// What is wrong with a record's `namespaces` and `defaultFor` entries, by
@@ -747,15 +815,16 @@ pub fn pull_secret_name_problem(given: &str) -> Option<FieldError> {
 /// begins it). The API and the cluster's records are checked by this one
 /// function. Each default is checked by looking up each of its beginnings
 /// (at most 63), not by pairing every entry with every other.
-pub fn namespace_entry_errors(
-    namespaces: &[String],
-    default_for: &[String],
-) -> Vec<(String, String)> {
+pub fn namespace_entry_errors(namespaces: &[String], default_for: &[String]) -> Vec<FieldError> {
     let mut errors = Vec::new();
     for (field, list) in [("namespaces", namespaces), ("defaultFor", default_for)] {
         for (i, entry) in list.iter().enumerate() {
             if let Err(problem) = crate::namespaces::check_entry(entry) {
-                errors.push((format!("{field}[{i}]"), problem.to_string()));
+                errors.push(FieldError::new(
+                    format!("{field}[{i}]"),
+                    problem.reason(),
+                    problem.to_string(),
+                ));
             }
         }
     }
@@ -768,8 +837,9 @@ pub fn namespace_entry_errors(
                     .is_some_and(|prefix| authorized.contains(format!("{prefix}*").as_str()))
             });
         if !covered {
-            errors.push((
+            errors.push(FieldError::new(
                 format!("defaultFor[{i}]"),
+                Reason::NotReached,
                 format!("namespace {:?} is not reached by namespaces", excerpt(ns)),
             ));
         }
@@ -854,6 +924,18 @@ pub enum NameError {
     /// must be; holds the value, quoted.
     #[error("{0} is not a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'")]
     NotSubdomain(String),
+}
+
+impl NameError {
+    /// The kind of problem, for [`FieldError::reason`].
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::Empty => Reason::Empty,
+            Self::TooLong { .. } => Reason::TooLong,
+            Self::NotLabel(_) => Reason::NotDns1123Label,
+            Self::NotSubdomain(_) => Reason::NotDns1123Subdomain,
+        }
+    }
 }
 
 /// RFC 1123 label, as Kubernetes checks namespace and object names.

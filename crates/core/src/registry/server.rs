@@ -56,6 +56,19 @@ pub enum ServerError {
     TooLong,
 }
 
+impl ServerError {
+    /// The kind of problem, for [`FieldError::reason`](super::FieldError::reason).
+    pub fn reason(&self) -> super::Reason {
+        match self {
+            Self::Empty => super::Reason::Empty,
+            Self::TooLong => super::Reason::TooLong,
+            Self::Scheme(_) | Self::Syntax(_) | Self::Forbidden(_) | Self::Prefix(_) => {
+                super::Reason::InvalidServer
+            }
+        }
+    }
+}
+
 /// An image name (`host[:port]/prefix/repository`) is at most 255
 /// characters, so an address longer than that could never name an image.
 const ADDRESS_MAX: usize = 255;

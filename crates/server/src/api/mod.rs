@@ -351,6 +351,7 @@ pub async fn info(
         error::ErrorBody,
         error::ErrorDetail,
         crate::registry::FieldError,
+        crate::registry::Reason,
         crate::listing::SortBy,
         crate::listing::SortOrder,
     )),

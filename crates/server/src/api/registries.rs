@@ -246,9 +246,8 @@ impl BatchDeleteRequest {
             .iter()
             .enumerate()
             .filter_map(|(i, name)| {
-                check_dns1123_label(name).err().map(|problem| FieldError {
-                    field: format!("names[{i}]"),
-                    message: problem.to_string(),
+                check_dns1123_label(name).err().map(|problem| {
+                    FieldError::new(format!("names[{i}]"), problem.reason(), problem.to_string())
                 })
             })
             .collect();

@@ -128,6 +128,17 @@ function showFieldError(control, error, message) {
   else control.removeAttribute('aria-invalid');
 }
 
+/**
+ * A field's problem for the reader: in English the server's own words
+ * (which quote the value and the limit), in another language what the kind
+ * of problem (`reason`) means, the server's words when the reason is not
+ * one the console knows.
+ */
+function fieldMessage(detail) {
+  const key = `reason.${detail.reason}`;
+  return currentLang() !== 'en' && detail.reason && has(key) ? t(key) : detail.message;
+}
+
 /** Error codes that say all there is to say of a field, in any language. */
 const SAID_AT_FIELD = new Set(['password_required']);
 
@@ -560,11 +571,14 @@ function registryDialog(existing) {
     // Each field's problem, at the field. A problem whose code says it all
     // (a password the server needs again) is said in the reader's
     // language; others in the server's words, which name what is at fault
-    // (the namespace another record holds as its default, say). `shown`
+    // (the namespace another record holds as its default, say), or, in
+    // another language than English, by the kind of problem the server
+    // names (`reason`). `shown`
     // picks the fields to speak of (live validation: those touched).
     const showErrors = (error, shown = () => true) => {
       const own = SAID_AT_FIELD.has(error.code) ? t(`code.${error.code}`) : error.message;
-      const details = error.details.length ? error.details : error.field ? [{ field: error.field, message: own }] : [];
+      const details = error.details.length ? error.details.map((detail) => ({ ...detail, message: fieldMessage(detail) }))
+        : error.field ? [{ field: error.field, message: own }] : [];
       let first = null;
       for (const detail of details) {
         const key = FIELD_OF(detail.field);
@@ -601,6 +615,11 @@ function registryDialog(existing) {
         if (validating !== mine || !(error instanceof ApiError) || !(error.field || error.details.length)) return;
         clearErrors();
         showErrors(error, (key) => touched.has(key) || (editing && key === 'password'));
+        // The field being typed in may be the last above the sticky
+        // buttons: its new line must not appear under them.
+        const typing = document.activeElement && document.activeElement.closest('[data-field]');
+        const line = typing && typing.querySelector('.field-error:not([hidden])');
+        if (line) line.scrollIntoView({ block: 'nearest' });
       } finally {
         if (validating === mine) validating = null;
       }
