@@ -1948,6 +1948,17 @@ async fn every_change_is_in_the_audit_trail_once_without_secrets(backend: Backen
             .contains("password is required"),
         "a refused write says why: {trail}"
     );
+    assert_eq!(
+        items[2]["code"], "password_required",
+        "with the API's code, for a reader to say in its language: {trail}"
+    );
+    assert!(
+        items
+            .iter()
+            .filter(|e| e["succeeded"] == true)
+            .all(|e| e.get("code").is_none()),
+        "{trail}"
+    );
     let text = trail.to_string();
     for secret in ["s3cret-pw", "rotated-pw-9", "BEGIN CERTIFICATE"] {
         assert!(

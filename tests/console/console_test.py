@@ -544,6 +544,12 @@ def flows(page):
         secret_error.scroll_into_view_if_needed()
         shot(page, "edit-dialog-zh-field-errors", full_page=False)
         page.keyboard.press("Escape")
+        # The audit trail says refusals in Chinese by their code too; the
+        # server's English words are folded under 详情.
+        recent = page.locator("section", has=page.get_by_role("heading", name="最近变更"))
+        refused = recent.locator(".audit-entry", has_text="请重新输入密码").first
+        expect(refused).to_be_visible()
+        expect(refused.locator(".server-words span")).to_be_hidden()
         expect(page.get_by_role("link", name="镜像仓库", exact=True)).to_be_visible()
         page.get_by_role("link", name="镜像仓库", exact=True).click()
         expect(page.get_by_role("heading", name="镜像仓库", exact=True)).to_be_visible()

@@ -79,7 +79,12 @@ pub struct AuditEntry {
     pub fields: Vec<String>,
     /// Whether it was committed.
     pub succeeded: bool,
-    /// Why not, when it failed.
+    /// Why not, when it failed: the API's error code (`invalid`,
+    /// `precondition_failed`, `password_required`, `unreachable`, …), for
+    /// a reader to say in its own language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Why not, when it failed, in the server's (English) words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

@@ -28,10 +28,6 @@ pub enum ApiError {
         field: Option<String>,
         message: String,
     },
-    /// A stored password would go to a new address or trust setting: the
-    /// write needs `password` again (422, `password_required`).
-    #[error("{0}")]
-    PasswordRequired(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("registry {0:?} not found")]
@@ -73,12 +69,11 @@ pub enum ApiError {
     /// What this mode cannot do (e.g. creating workloads without a cluster).
     #[error("{0}")]
     NotSupported(&'static str),
-    /// `If-Match` named another version than the record's (412).
-    #[error("{0}")]
-    PreconditionFailed(String),
-    /// The write lost every race with other writers (409).
-    #[error("{0}")]
-    Conflict(String),
+    /// A write refused for a reason of its own: a stale `If-Match` (412),
+    /// lost races (409), a password needed again (422); its code is
+    /// [`WriteError::code`].
+    #[error(transparent)]
+    Write(WriteError),
     #[error("no such path: {}", excerpt(.0))]
     NoRoute(String),
     #[error("{} is not allowed on {}", excerpt(.method), excerpt(.path))]
@@ -120,37 +115,27 @@ impl ApiError {
                 field.clone(),
                 vec![],
             ),
-            Self::PasswordRequired(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "password_required",
-                Some("password".into()),
-                vec![],
-            ),
             Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "bad_request", None, vec![]),
-            Self::Store(S::AlreadyExists(_)) => (
-                StatusCode::CONFLICT,
-                "already_exists",
-                Some("name".into()),
-                vec![],
-            ),
-            Self::Store(S::NotFound(_)) | Self::NotFound(_) => {
-                (StatusCode::NOT_FOUND, "not_found", None, vec![])
+            Self::Store(e @ S::AlreadyExists(_)) => {
+                (StatusCode::CONFLICT, e.code(), Some("name".into()), vec![])
             }
-            Self::Store(S::DefaultConflict { .. }) => (
+            Self::Store(e @ S::NotFound(_)) => (StatusCode::NOT_FOUND, e.code(), None, vec![]),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, vec![]),
+            Self::Store(e @ S::DefaultConflict { .. }) => (
                 StatusCode::CONFLICT,
-                "default_conflict",
+                e.code(),
                 Some("defaultFor".into()),
                 vec![],
             ),
-            Self::Store(S::NeedsCluster(field)) => (
+            Self::Store(e @ S::NeedsCluster(field)) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
+                e.code(),
                 Some((*field).into()),
                 vec![],
             ),
-            Self::Store(S::Modified(_)) => (StatusCode::CONFLICT, "conflict", None, vec![]),
-            Self::Store(S::Backend(_)) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, vec![])
+            Self::Store(e @ S::Modified(_)) => (StatusCode::CONFLICT, e.code(), None, vec![]),
+            Self::Store(e @ S::Backend(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, e.code(), None, vec![])
             }
             Self::Denied(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -209,13 +194,22 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, vec![])
             }
             Self::NotSupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_supported", None, vec![]),
-            Self::PreconditionFailed(_) => (
-                StatusCode::PRECONDITION_FAILED,
-                "precondition_failed",
-                None,
-                vec![],
-            ),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", None, vec![]),
+            Self::Write(error) => {
+                let (status, field) = match error {
+                    WriteError::PreconditionFailed { .. } => {
+                        (StatusCode::PRECONDITION_FAILED, None)
+                    }
+                    WriteError::Conflict(_) => (StatusCode::CONFLICT, None),
+                    WriteError::PasswordRequiredFor { .. } | WriteError::PasswordRequired(_) => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, Some("password".into()))
+                    }
+                    // Converted to their own variants by `From<WriteError>`.
+                    WriteError::Invalid(_) | WriteError::Store(_) | WriteError::CheckFailed(_) => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, None)
+                    }
+                };
+                (status, error.code(), field, vec![])
+            }
             Self::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found", None, vec![]),
             Self::MethodNotAllowed { .. } => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -227,23 +221,20 @@ impl ApiError {
     }
 }
 
+/// What the audit trail keeps of an edit the API refused.
+impl crate::service::ErrorCode for ApiError {
+    fn code(&self) -> &'static str {
+        self.parts().1
+    }
+}
+
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> Self {
         match error {
             WriteError::Invalid(errors) => Self::Validation(errors),
             WriteError::Store(error) => Self::Store(error),
             WriteError::CheckFailed(error) => Self::CheckFailed(error),
-            error @ WriteError::PreconditionFailed { .. } => {
-                Self::PreconditionFailed(error.to_string())
-            }
-            error @ WriteError::Conflict(_) => Self::Conflict(error.to_string()),
-            error @ WriteError::PasswordRequiredFor { .. } => {
-                Self::PasswordRequired(error.to_string())
-            }
-            error @ WriteError::PasswordRequired(_) => Self::InvalidField {
-                field: Some("password".into()),
-                message: error.to_string(),
-            },
+            error => Self::Write(error),
         }
     }
 }

@@ -60,6 +60,35 @@ pub enum WriteError {
     PasswordRequired(String),
 }
 
+/// An error with the API's stable code: what the audit trail keeps of a
+/// refused write beside its message. The API's own error type has one for
+/// what its edits refuse.
+pub trait ErrorCode {
+    fn code(&self) -> &'static str;
+}
+
+impl ErrorCode for WriteError {
+    fn code(&self) -> &'static str {
+        WriteError::code(self)
+    }
+}
+
+impl WriteError {
+    /// The API's stable error code for this refusal: what the API answers
+    /// with, and what the audit trail keeps, so a reader can say it in its
+    /// own language.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) | Self::PasswordRequired(_) => "invalid",
+            Self::Store(error) => error.code(),
+            Self::CheckFailed(error) => error.code(),
+            Self::PreconditionFailed { .. } => "precondition_failed",
+            Self::Conflict(_) => "conflict",
+            Self::PasswordRequiredFor { .. } => "password_required",
+        }
+    }
+}
+
 /// Whether an update is committed or only answered as if it were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Commit {
@@ -125,14 +154,8 @@ impl RegistryService {
             Ok(Written { record, warnings })
         }
         .await;
-        self.audit(
-            actor,
-            AuditAction::Create,
-            &name,
-            fields,
-            error_text(&result),
-        )
-        .await;
+        self.audit(actor, AuditAction::Create, &name, fields, refusal(&result))
+            .await;
         result
     }
 
@@ -211,20 +234,14 @@ impl RegistryService {
         edit: impl Fn(&Registry) -> Result<RegistryInput, E>,
     ) -> Result<Written, E>
     where
-        E: From<WriteError> + std::fmt::Display,
+        E: From<WriteError> + std::fmt::Display + ErrorCode,
     {
         let mut fields = Vec::new();
         let result = self
             .apply_update(name, precondition, verify, edit, &mut fields, Commit::Save)
             .await;
-        self.audit(
-            actor,
-            AuditAction::Update,
-            name,
-            fields,
-            error_text(&result),
-        )
-        .await;
+        self.audit(actor, AuditAction::Update, name, fields, refusal(&result))
+            .await;
         result
     }
 
@@ -321,14 +338,8 @@ impl RegistryService {
             Err(WriteError::Conflict(name.to_owned()))
         }
         .await;
-        self.audit(
-            actor,
-            AuditAction::Delete,
-            name,
-            vec![],
-            error_text(&result),
-        )
-        .await;
+        self.audit(actor, AuditAction::Delete, name, vec![], refusal(&result))
+            .await;
         result
     }
 
@@ -381,7 +392,10 @@ impl RegistryService {
             Err(other) => return Err(other.into()),
         };
         if let Some(actor) = actor {
-            let failed = result.as_ref().err().map(|e| format!("{}: {e}", e.code()));
+            let failed = result
+                .as_ref()
+                .err()
+                .map(|e| (e.code().to_owned(), e.to_string()));
             self.audit(
                 actor,
                 AuditAction::Verify,
@@ -407,16 +421,18 @@ impl RegistryService {
         action: AuditAction,
         registry: &str,
         fields: Vec<String>,
-        failed: Option<String>,
+        failed: Option<(String, String)>,
     ) {
+        let (code, message) = failed.unzip();
         let entry = AuditEntry {
             time: chrono::Utc::now(),
             actor: actor.to_owned(),
             action,
             registry: registry.to_owned(),
             fields,
-            succeeded: failed.is_none(),
-            message: failed.map(|m| crate::excerpt::shorten(&m, 300).into_owned()),
+            succeeded: message.is_none(),
+            code,
+            message: message.map(|m| crate::excerpt::shorten(&m, 300).into_owned()),
         };
         tracing::info!(
             target: "audit",
@@ -526,8 +542,12 @@ impl RegistryService {
 }
 
 /// What went wrong, for the audit trail; `None` when it worked.
-fn error_text<T, E: std::fmt::Display>(result: &Result<T, E>) -> Option<String> {
-    result.as_ref().err().map(ToString::to_string)
+/// A refused write's code and message, for its audit entry.
+fn refusal<T, E: std::fmt::Display + ErrorCode>(result: &Result<T, E>) -> Option<(String, String)> {
+    result
+        .as_ref()
+        .err()
+        .map(|error| (error.code().to_owned(), error.to_string()))
 }
 
 /// The credentials a write gives itself (a username and a new password).

@@ -75,11 +75,17 @@ function explain(error) {
   if (!(error instanceof ApiError)) return String(error);
   // The message names the permission missing, which no translation can.
   if (error.status === 403) return `${t('code.forbidden_rbac')} ${error.message}`;
-  if (!has(`code.${error.code}`)) return error.message;
-  const said = t(`code.${error.code}`);
-  if (error.code === 'network' || error.code === 'aborted' || !error.message) return said;
+  if (error.code === 'network' || error.code === 'aborted') return t(`code.${error.code}`);
+  return byCode(error.code, error.message);
+}
+
+/** A refusal by its code, with the server's words under Details (or alone, for a code the console does not know). */
+function byCode(code, message) {
+  if (!code || !has(`code.${code}`)) return message;
+  const said = t(`code.${code}`);
+  if (!message) return said;
   return [said, ' ', h('details', { class: 'server-words' },
-    h('summary', {}, t('error.details')), h('span', { lang: 'en' }, error.message))];
+    h('summary', {}, t('error.details')), h('span', { lang: 'en' }, message))];
 }
 
 function errorState(error, retry) {
@@ -922,7 +928,7 @@ function auditList(entries, { showRegistry = true } = {}) {
       ? h('p', { class: 'audit-fields small' }, t('audit.fields'), ' ',
         entry.fields.map((f, i) => [i ? ', ' : '', fieldLabel(f)]))
       : null,
-    entry.message ? h('p', { class: 'status-message small' }, entry.message) : null)));
+    entry.message ? h('div', { class: 'status-message small' }, byCode(entry.code, entry.message)) : null)));
 }
 
 /** At most this many of a record's default namespaces are asked about. */

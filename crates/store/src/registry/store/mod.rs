@@ -37,6 +37,21 @@ pub enum StoreError {
     Backend(#[source] BackendError),
 }
 
+impl StoreError {
+    /// The API's stable error code for this failure (the API maps it to an
+    /// HTTP status; the audit trail keeps it beside the message).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyExists(_) => "already_exists",
+            Self::NotFound(_) => "not_found",
+            Self::DefaultConflict { .. } => "default_conflict",
+            Self::Modified(_) => "conflict",
+            Self::NeedsCluster(_) => "invalid",
+            Self::Backend(_) => "internal",
+        }
+    }
+}
+
 /// A storage failure: what the store was doing and, when another error
 /// caused it (SQLite, the cluster, the file system), that error, kept as
 /// the source for logs and for callers that look at it. Its text is in the

@@ -571,6 +571,7 @@ mod tests {
                 registry: if i % 2 == 0 { "a" } else { "b" }.into(),
                 fields: vec![format!("f{i}")],
                 succeeded: true,
+                code: None,
                 message: None,
             };
             store.append(&entry).await.expect("append");
