@@ -36,6 +36,46 @@ const ASSETS: &[Asset] = &[
         body: include_str!("assets/app.js"),
     },
     Asset {
+        name: "ui.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/ui.js"),
+    },
+    Asset {
+        name: "signin.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/signin.js"),
+    },
+    Asset {
+        name: "list.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/list.js"),
+    },
+    Asset {
+        name: "dialog.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/dialog.js"),
+    },
+    Asset {
+        name: "registry.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/registry.js"),
+    },
+    Asset {
+        name: "activity.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/activity.js"),
+    },
+    Asset {
+        name: "browse.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/browse.js"),
+    },
+    Asset {
+        name: "workload.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/workload.js"),
+    },
+    Asset {
         name: "api.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("assets/api.js"),
