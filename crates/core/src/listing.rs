@@ -213,14 +213,8 @@ fn sort_key(sort: SortBy, record: &Registry) -> String {
         SortBy::Server => record.server.clone(),
         SortBy::Username => record.username.clone().unwrap_or_default(),
         SortBy::Namespaces => format!("{:010}", record.namespaces.len()),
-        SortBy::Status => {
-            let rank = match (&record.status.verified, &record.status.last_verified_at) {
-                (false, Some(_)) => 0, // failed: what needs attention first
-                (false, None) => 1,    // not checked
-                (true, _) => 2,
-            };
-            rank.to_string()
-        }
+        // Failed first: what needs attention (the order of `Health`).
+        SortBy::Status => (record.status.health() as u8).to_string(),
         // RFC 3339 in UTC with fixed digits sorts as text.
         SortBy::Created => record
             .created_at

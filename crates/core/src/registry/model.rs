@@ -75,7 +75,9 @@ pub struct Registry {
     /// When its settings (or, in Kubernetes mode, its credentials) were
     /// last written; a status change alone does not move it.
     pub updated_at: DateTime<Utc>,
-    /// The outcome of the last connectivity check.
+    /// The outcome of the last connectivity check, with its `health`.
+    #[serde(serialize_with = "RegistryStatus::serialize_with_health")]
+    #[schema(value_type = RegistryStatusView)]
     pub status: RegistryStatus,
     /// In Kubernetes mode, for a registry with credentials: where its pull
     /// Secret is in place (from the ImageRegistry's status).
@@ -124,6 +126,48 @@ pub struct PullSecretState {
     /// Why not, when not (conflicting or failed namespaces).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// For each entry of the record's `namespaces` (a name or a pattern),
+    /// the namespaces it reaches that have the pull Secret.
+    #[serde(default)]
+    pub by_entry: Vec<EntryPlacement>,
+}
+
+/// Where one `namespaces` entry's pull Secret is in place.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EntryPlacement {
+    /// The entry: a namespace name, `prefix*` or `*`.
+    pub entry: String,
+    /// The namespaces it reaches that have the pull Secret.
+    pub namespaces: Vec<String>,
+}
+
+impl PullSecretState {
+    /// The state from the namespaces that have the pull Secret, placed
+    /// under each of `entries` that reaches them.
+    pub fn placed(
+        entries: &[String],
+        replicated_namespaces: Vec<String>,
+        ready: bool,
+        message: Option<String>,
+    ) -> Self {
+        let by_entry = entries
+            .iter()
+            .map(|entry| EntryPlacement {
+                entry: entry.clone(),
+                namespaces: replicated_namespaces
+                    .iter()
+                    .filter(|ns| crate::namespaces::reaches(std::slice::from_ref(entry), ns))
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        Self {
+            replicated_namespaces,
+            ready,
+            message,
+            by_entry,
+        }
+    }
 }
 
 impl Registry {
@@ -200,6 +244,73 @@ pub struct RegistryStatus {
     /// why none was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// What a record's last check says, in one word: what the console's chips
+/// and the picker's order show, and what `sort=status` orders by (failed
+/// first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// The last check failed.
+    Failed,
+    /// No check was made (saved with `verify=false`, or never checked).
+    Unchecked,
+    /// The last check succeeded.
+    Verified,
+}
+
+impl RegistryStatus {
+    /// The status in one word.
+    pub fn health(&self) -> Health {
+        match (self.verified, &self.last_verified_at) {
+            (true, _) => Health::Verified,
+            (false, Some(_)) => Health::Failed,
+            (false, None) => Health::Unchecked,
+        }
+    }
+
+    /// The status as a record carries it in the API: with its health, so
+    /// no client works it out again (reading ignores it).
+    pub fn serialize_with_health<S: serde::Serializer>(
+        status: &RegistryStatus,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct WithHealth<'a> {
+            #[serde(flatten)]
+            status: &'a RegistryStatus,
+            health: Health,
+        }
+        WithHealth {
+            status,
+            health: status.health(),
+        }
+        .serialize(serializer)
+    }
+}
+
+// [`RegistryStatus`] as a record carries it (`serialize_with_health`), for
+// the OpenAPI document. Schema only.
+/// Connectivity status, filled in by registry verification, with its health
+/// in one word.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = RegistryStatus)]
+pub struct RegistryStatusView {
+    /// Whether the last check succeeded; `false` as well when none was made
+    /// (then `lastVerifiedAt` is absent).
+    pub verified: bool,
+    /// When the last check was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_verified_at: Option<DateTime<Utc>>,
+    /// The outcome in words: `login succeeded`, why the check failed, or
+    /// why none was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The status in one word.
+    pub health: Health,
 }
 
 /// The body of `POST /registries` and `PUT /registries/{name}`.
@@ -1026,6 +1137,77 @@ pub struct Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one word for a status, as the API sends it beside the status
+    /// (and `sort=status` orders by): failed, unchecked, verified.
+    #[test]
+    fn a_status_says_its_health_and_carries_it_in_the_api() {
+        let failed = RegistryStatus {
+            verified: false,
+            last_verified_at: Some(Utc::now()),
+            message: Some("connection refused".into()),
+        };
+        let cases = [
+            (RegistryStatus::default(), Health::Unchecked),
+            (failed, Health::Failed),
+            (
+                RegistryStatus {
+                    verified: true,
+                    ..RegistryStatus::default()
+                },
+                Health::Verified,
+            ),
+        ];
+        for (status, health) in cases {
+            assert_eq!(status.health(), health, "{status:?}");
+            let mut json = serde_json::Value::Null;
+            if let Ok(value) =
+                RegistryStatus::serialize_with_health(&status, serde_json::value::Serializer)
+            {
+                json = value;
+            }
+            assert_eq!(
+                json["health"],
+                serde_json::to_value(health).unwrap_or_default()
+            );
+            assert_eq!(json["verified"], status.verified);
+            // Read back, the word is ignored: it is worked out again.
+            let read: RegistryStatus = serde_json::from_value(json).unwrap_or_default();
+            assert_eq!(read, status);
+        }
+        assert!(Health::Failed < Health::Unchecked && Health::Unchecked < Health::Verified);
+    }
+
+    /// Each `namespaces` entry with the namespaces it reaches that have the
+    /// pull Secret: what the console shows beside each entry.
+    #[test]
+    fn pull_secrets_are_placed_under_the_entries_that_reach_them() {
+        let entries = ["team-*".to_owned(), "ops".to_owned(), "missing".to_owned()];
+        let state = PullSecretState::placed(
+            &entries,
+            vec!["ops".into(), "team-a".into(), "team-b".into(), "web".into()],
+            false,
+            None,
+        );
+        let placed: Vec<(&str, Vec<&str>)> = state
+            .by_entry
+            .iter()
+            .map(|p| {
+                (
+                    p.entry.as_str(),
+                    p.namespaces.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            placed,
+            [
+                ("team-*", vec!["team-a", "team-b"]),
+                ("ops", vec!["ops"]),
+                ("missing", vec![]),
+            ]
+        );
+    }
 
     fn input(json: serde_json::Value) -> RegistryInput {
         serde_json::from_value(json).expect("test input deserializes")

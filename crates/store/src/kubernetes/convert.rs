@@ -175,13 +175,14 @@ pub fn to_record(
         // Only a registry with credentials has pull Secrets to place.
         pull_secrets: credentials.and(object.status.as_ref()).map(|observed| {
             let replicated = status::find(&observed.conditions, ConditionType::Replicated);
-            PullSecretState {
-                replicated_namespaces: observed.replicated_namespaces.clone(),
-                ready: replicated.is_some_and(status::holds),
-                message: replicated
+            PullSecretState::placed(
+                &spec.namespaces,
+                observed.replicated_namespaces.clone(),
+                replicated.is_some_and(status::holds),
+                replicated
                     .filter(|c| !status::holds(c) && !c.message.is_empty())
                     .map(|c| c.message.clone()),
-            }
+            )
         }),
     })
 }

@@ -9,14 +9,11 @@ import { registryDialog, selectorText } from './dialog.js';
 import { listState } from './list.js';
 import { alertBox, auditList, confirmDialog, errorState, explain, formatTime, loading, page, schemeOf, serverBadges, statusChip, takeWarnings } from './ui.js';
 
-/** Does a `namespaces` entry (a name, `*` or `prefix*`) reach `ns`? */
-function reaches(entry, ns) {
-  return entry.endsWith('*') ? ns.startsWith(entry.slice(0, -1)) : entry === ns;
-}
-
 /** Where a namespace entry's pull Secret is in place: one namespace, or how many a pattern reaches. */
 function pullSecretChip(record, entry) {
-  const placed = record.pullSecrets.replicatedNamespaces.filter((ns) => reaches(entry, ns));
+  // The server places each namespace under the entries that reach it.
+  const placement = (record.pullSecrets.byEntry || []).find((p) => p.entry === entry);
+  const placed = placement ? placement.namespaces : [];
   if (entry.endsWith('*')) {
     return h('span', { class: `chip ${placed.length ? 'chip-ok' : 'chip-none'}` }, placed.length ? '✓ ' : '○ ',
       t('detail.pullSecretPattern', { secret: record.pullSecretName, n: placed.length }));

@@ -95,10 +95,11 @@ export function serverBadges(record) {
 }
 
 export function statusOf(record) {
-  const status = record.status || {};
-  if (status.verified) return { kind: 'ok', label: t('status.verified') };
-  if (status.lastVerifiedAt) return { kind: 'bad', label: t('status.failed') };
-  return { kind: 'none', label: t('status.unchecked') };
+  // The server says it in one word (`status.health`); the console only
+  // picks a colour and the words for it.
+  const health = (record.status && record.status.health) || 'unchecked';
+  const kind = { verified: 'ok', failed: 'bad', unchecked: 'none' }[health] || 'none';
+  return { kind, label: t(`status.${health}`) };
 }
 
 /** An error line for `control`, announced with it; hidden while empty. */
