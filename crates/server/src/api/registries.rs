@@ -434,19 +434,8 @@ pub async fn replace(
 ) -> Result<Response, ApiError> {
     let precondition = if_match(&headers)?;
     let edit = |_: &Registry| Ok::<_, ApiError>(input.clone());
-    let service = state.service();
-    let written = match query.dry_run {
-        Some(DryRun::All) => {
-            service
-                .dry_run_update(&name, precondition.as_deref(), query.verify(), edit)
-                .await?
-        }
-        None => {
-            service
-                .update(&actor, &name, precondition.as_deref(), query.verify(), edit)
-                .await?
-        }
-    };
+    let written =
+        apply_update(&state, &actor, &name, &query, precondition.as_deref(), edit).await?;
     Ok(with_record(Json(&written.record), &written))
 }
 
@@ -492,20 +481,33 @@ pub async fn patch(
         json_patch::merge(&mut document, &merge);
         parse_json::<RegistryInput>(document.to_string().as_bytes())
     };
+    let written =
+        apply_update(&state, &actor, &name, &query, precondition.as_deref(), edit).await?;
+    Ok(with_record(Json(&written.record), &written))
+}
+
+/// A PUT's or PATCH's write through the service, or its dry run.
+async fn apply_update(
+    state: &AppState,
+    actor: &str,
+    name: &str,
+    query: &WriteQuery,
+    precondition: Option<&str>,
+    edit: impl Fn(&Registry) -> Result<RegistryInput, ApiError>,
+) -> Result<crate::service::Written, ApiError> {
     let service = state.service();
-    let written = match query.dry_run {
+    match query.dry_run {
         Some(DryRun::All) => {
             service
-                .dry_run_update(&name, precondition.as_deref(), query.verify(), edit)
-                .await?
+                .dry_run_update(name, precondition, query.verify(), edit)
+                .await
         }
         None => {
             service
-                .update(&actor, &name, precondition.as_deref(), query.verify(), edit)
-                .await?
+                .update(actor, name, precondition, query.verify(), edit)
+                .await
         }
-    };
-    Ok(with_record(Json(&written.record), &written))
+    }
 }
 
 /// Adds each warning as a `Warning: 299` header, as the Kubernetes API
