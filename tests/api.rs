@@ -1706,6 +1706,10 @@ async fn dry_runs_answer_as_the_write_would_and_change_nothing(backend: Backend)
     assert_eq!(body["server"], "http://127.0.0.1:1", "{body}");
     assert_eq!(body["hasPassword"], true, "{body}");
     assert_eq!(body["version"], "", "not saved, no version: {body}");
+    assert_eq!(
+        body["needsNodeTrust"], true,
+        "a plain-HTTP registry needs the nodes configured: {body}"
+    );
     assert_eq!(body["status"]["verified"], false, "not checked: {body}");
     let (status, _) = send(&server, Method::GET, "/registries/demo", None).await;
     assert_eq!(status, 404, "nothing saved");
@@ -1768,6 +1772,10 @@ async fn dry_runs_answer_as_the_write_would_and_change_nothing(backend: Backend)
     // Over a saved record: an update answers with the record as it would
     // be, at the version it has; the record stays as it was.
     let saved = server.create_registry(demo()).await;
+    assert_eq!(
+        saved["needsNodeTrust"], false,
+        "a public-CA HTTPS registry needs nothing of the nodes: {saved}"
+    );
     let entries = audited().await;
     let (status, body) = send(
         &server,

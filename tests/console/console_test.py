@@ -259,6 +259,9 @@ def flows(page):
         page.goto(URL + "/#/registries/harbor")
         expect(page.get_by_role("heading", name="harbor", exact=True)).to_be_visible()
         expect(use).to_contain_text("in team-a, where this registry is the default")
+        # Plain HTTP: the server says the nodes need configuring, and the
+        # page says how.
+        expect(page.get_by_text("Nodes pull over plain HTTP only if")).to_be_visible()
         expect(use.locator("pre").first).to_have_text("kubectl create deployment mysql --image=/mysql/mysql:5.6 -n team-a")
 
         # --- Edit keeps the password; a new server asks for it first.

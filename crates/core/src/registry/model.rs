@@ -412,6 +412,11 @@ pub struct RegistryInput {
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub node_trust: Option<serde_json::Value>,
+    /// Read-only in the API's answers (what the server concludes from the
+    /// record): accepted and ignored.
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub needs_node_trust: Option<serde_json::Value>,
 }
 
 impl From<&Registry> for RegistryInput {

@@ -22,9 +22,31 @@ use crate::registry::{
 use crate::resolve::{self, Choice};
 use crate::service::Written;
 
+/// A record as the API answers with it: the record, and what the server
+/// concludes from it, so no client works it out again.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryView {
+    #[serde(flatten)]
+    pub record: Registry,
+    /// The nodes' container runtimes must be configured to pull from it
+    /// (plain HTTP, a private CA or skipped verification): `node-config`
+    /// or the chart's node agent does it.
+    pub needs_node_trust: bool,
+}
+
+impl RegistryView {
+    pub fn of(record: &Registry) -> Self {
+        Self {
+            needs_node_trust: crate::node_trust::plan::needs_trust(record),
+            record: record.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RegistryList {
-    pub items: Vec<Registry>,
+    pub items: Vec<RegistryView>,
     pub metadata: ListMeta,
     /// For one namespace's list: which registry is its default and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,7 +312,7 @@ pub struct ResolveResponse {
     params(WriteQuery),
     request_body = RegistryInput,
     responses(
-        (status = 201, description = "Created (after a successful login check unless verify=false); with dryRun=All, the record as it would be created (no version), nothing saved", body = Registry),
+        (status = 201, description = "Created (after a successful login check unless verify=false); with dryRun=All, the record as it would be created (no version), nothing saved", body = RegistryView),
         (status = 409, description = "Name exists, or a defaultFor namespace has another default", body = ErrorBody),
         (status = 422, description = "Invalid fields, or the registry check failed (code: unreachable, timeout, tls, protocol, not_a_registry, unauthorized, forbidden)", body = ErrorBody),
     ))]
@@ -307,7 +329,10 @@ pub async fn create(
     };
     let location =
         HeaderValue::from_str(&format!("/api/v1/registries/{}", written.record.name)).ok();
-    let mut response = with_record((StatusCode::CREATED, Json(&written.record)), &written);
+    let mut response = with_record(
+        (StatusCode::CREATED, Json(RegistryView::of(&written.record))),
+        &written,
+    );
     if let Some(location) = location {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -341,7 +366,7 @@ pub async fn list(
     let page = listing::page(&state.index.load(), &query)
         .map_err(|e| paging::invalid_continue(e.to_string()))?;
     Ok(Json(RegistryList {
-        items: page.items.iter().map(|r| Registry::clone(r)).collect(),
+        items: page.items.iter().map(|r| RegistryView::of(r)).collect(),
         metadata: ListMeta {
             continue_token: page.next.as_ref().map(paging::encode),
             remaining_item_count: Some(page.remaining),
@@ -353,7 +378,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/registries/{name}", tag = "registries",
     params(("name" = String, Path, description = "Registry name")),
     responses(
-        (status = 200, description = "The record; its version is the ETag", body = Registry,
+        (status = 200, description = "The record; its version is the ETag", body = RegistryView,
             headers(("ETag" = String, description = "The record's version, for If-Match"))),
         (status = 404, description = "No such registry", body = ErrorBody),
     ))]
@@ -363,7 +388,7 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let record = find(&state, &name).await?;
-    let mut response = Json(&record).into_response();
+    let mut response = Json(RegistryView::of(&record)).into_response();
     if let Some(etag) = etag(&record.version) {
         response.headers_mut().insert(header::ETAG, etag);
     }
@@ -418,7 +443,7 @@ fn with_record(response: impl IntoResponse, written: &Written) -> Response {
     params(("name" = String, Path, description = "Registry name"), WriteQuery, ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412", pattern = r#"^(\*|(W/)?"[^",\s]+"|[^",\s]+)$"#)),
     request_body = RegistryReplacement,
     responses(
-        (status = 200, description = "Replaced; with dryRun=All, the record as it would be, nothing saved", body = Registry),
+        (status = 200, description = "Replaced; with dryRun=All, the record as it would be, nothing saved", body = RegistryView),
         (status = 404, description = "No such registry", body = ErrorBody),
         (status = 409, description = "A defaultFor namespace has another default; or other writers kept changing the record (conflict)", body = ErrorBody),
         (status = 412, description = "If-Match names another version than the record's (precondition_failed)", body = ErrorBody),
@@ -436,14 +461,17 @@ pub async fn replace(
     let edit = |_: &Registry| Ok::<_, ApiError>(input.clone());
     let written =
         apply_update(&state, &actor, &name, &query, precondition.as_deref(), edit).await?;
-    Ok(with_record(Json(&written.record), &written))
+    Ok(with_record(
+        Json(RegistryView::of(&written.record)),
+        &written,
+    ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/registries/{name}", tag = "registries",
     params(("name" = String, Path, description = "Registry name"), WriteQuery, ("If-Match" = Option<String>, Header, description = "Write only if the record is still at this version (its ETag, e.g. \"42\"); else 412", pattern = r#"^(\*|(W/)?"[^",\s]+"|[^",\s]+)$"#)),
     request_body(content = RegistryPatch, content_type = "application/merge-patch+json"),
     responses(
-        (status = 200, description = "Patched: the patch applied to the record as it is when the write commits; with dryRun=All, as it would be, nothing saved", body = Registry),
+        (status = 200, description = "Patched: the patch applied to the record as it is when the write commits; with dryRun=All, as it would be, nothing saved", body = RegistryView),
         (status = 404, description = "No such registry", body = ErrorBody),
         (status = 409, description = "A defaultFor namespace has another default; or other writers kept changing the record (conflict)", body = ErrorBody),
         (status = 412, description = "If-Match names another version than the record's (precondition_failed)", body = ErrorBody),
@@ -483,7 +511,10 @@ pub async fn patch(
     };
     let written =
         apply_update(&state, &actor, &name, &query, precondition.as_deref(), edit).await?;
-    Ok(with_record(Json(&written.record), &written))
+    Ok(with_record(
+        Json(RegistryView::of(&written.record)),
+        &written,
+    ))
 }
 
 /// A PUT's or PATCH's write through the service, or its dry run.
@@ -593,7 +624,7 @@ pub async fn namespace_registries(
     let items = view
         .authorized()
         .filter_map(|name| index.record(name))
-        .map(|record| Registry::clone(record))
+        .map(|record| RegistryView::of(record))
         .collect();
     let default = view.default_registry().map(|registry| DefaultChoice {
         registry: registry.to_owned(),
@@ -798,7 +829,7 @@ pub async fn verify_unsaved(
 #[utoipa::path(post, path = "/api/v1/registries/{name}/verify", tag = "registries",
     params(("name" = String, Path, description = "Registry name")),
     responses(
-        (status = 200, description = "Checked with the stored credentials; the record with its new status", body = Registry),
+        (status = 200, description = "Checked with the stored credentials; the record with its new status", body = RegistryView),
         (status = 404, description = "No such registry", body = ErrorBody),
         (status = 422, description = "Why the check failed; the status is saved too", body = ErrorBody),
     ))]
@@ -807,11 +838,11 @@ pub async fn verify_saved(
     Actor(actor): Actor,
     _: ApiQuery<NoQuery>,
     Path(name): Path<String>,
-) -> Result<Json<Registry>, ApiError> {
+) -> Result<Json<RegistryView>, ApiError> {
     let record = find(&state, &name).await?;
     let (updated, result) = state.service().recheck(Some(&actor), &record).await?;
     result.map_err(ApiError::CheckFailed)?;
-    Ok(Json(updated))
+    Ok(Json(RegistryView::of(&updated)))
 }
 
 #[utoipa::path(get, path = "/api/v1/registries/{name}/repositories", tag = "browse",

@@ -51,7 +51,6 @@ export async function registryPage(name) {
     checkAgain.disabled = false;
   });
   const scheme = schemeOf(record.server);
-  const needsNodeTrust = scheme === 'http' || (record.tls && (record.tls.caBundle || record.tls.insecureSkipVerify));
   const host = record.server.replace(/^https?:\/\//, '');
   const dl = (...pairs) => h('dl', { class: 'facts' }, pairs.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
   page(name,
@@ -72,7 +71,8 @@ export async function registryPage(name) {
     h('div', { class: 'cards' },
       h('section', { class: 'card', 'aria-labelledby': 'sec-status' },
         h('h2', { id: 'sec-status' }, t('detail.status')), statusBox,
-        needsNodeTrust ? nodeTrustBox(record, scheme) : null),
+        // The server says whether the nodes must be configured for it.
+        record.needsNodeTrust ? nodeTrustBox(record, scheme) : null),
       h('section', { class: 'card', 'aria-labelledby': 'sec-conn' },
         h('h2', { id: 'sec-conn' }, t('detail.connection')),
         dl([t('field.server'), h('span', { class: 'mono' }, record.server)],
