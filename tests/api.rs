@@ -1776,6 +1776,7 @@ async fn dry_runs_answer_as_the_write_would_and_change_nothing(backend: Backend)
         saved["needsNodeTrust"], false,
         "a public-CA HTTPS registry needs nothing of the nodes: {saved}"
     );
+    assert_eq!(saved["certificateCheck"], "system_roots", "{saved}");
     let entries = audited().await;
     let (status, body) = send(
         &server,

@@ -7,10 +7,11 @@ mod model;
 pub mod server;
 
 pub use model::{
-    BrowseMethod, Credentials, DNS1123_LABEL_PATTERN, Dns1123Label, FailedNode, FieldError,
-    NAMESPACES_MAX, NameError, NodeTrustStatus, Password, PasswordChange, PullSecretState, Reach,
-    Reason, Registry, RegistryInput, RegistrySpec, RegistryStatus, TlsOptions, ValidationErrors,
-    WriteMode, check_dns1123_label, check_dns1123_subdomain, dedup, namespace_entry_errors,
+    BrowseMethod, CertificateCheck, Credentials, DNS1123_LABEL_PATTERN, Dns1123Label,
+    EntryPlacement, FailedNode, FieldError, Health, NAMESPACES_MAX, NameError, NodeTrustStatus,
+    Password, PasswordChange, PullSecretState, Reach, Reason, Registry, RegistryInput,
+    RegistrySpec, RegistryStatus, RegistryStatusView, TlsOptions, ValidationErrors, WriteMode,
+    check_dns1123_label, check_dns1123_subdomain, dedup, namespace_entry_errors,
     pull_secret_name_problem,
 };
 pub use server::{Scheme, Server, ServerError};

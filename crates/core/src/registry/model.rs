@@ -196,6 +196,30 @@ pub struct TlsOptions {
     pub insecure_skip_verify: bool,
 }
 
+/// How a registry's certificate is checked, as its [`TlsOptions`] decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateCheck {
+    /// Against the system's CA certificates.
+    SystemRoots,
+    /// Against the system's and the record's own CA certificates.
+    PrivateCa,
+    /// Not checked (`insecureSkipVerify` without a CA bundle).
+    Skipped,
+}
+
+impl TlsOptions {
+    /// How the certificate is checked: a CA bundle wins over
+    /// `insecureSkipVerify`, since the record says whom to trust.
+    pub fn certificate_check(&self) -> CertificateCheck {
+        match (&self.ca_bundle, self.insecure_skip_verify) {
+            (Some(_), _) => CertificateCheck::PrivateCa,
+            (None, true) => CertificateCheck::Skipped,
+            (None, false) => CertificateCheck::SystemRoots,
+        }
+    }
+}
+
 /// How the image picker lists a registry's repositories. Tags always come
 /// from the registry API (`/v2/<name>/tags/list`).
 #[derive(
@@ -417,6 +441,10 @@ pub struct RegistryInput {
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub needs_node_trust: Option<serde_json::Value>,
+    /// Read-only in the API's answers: accepted and ignored.
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub certificate_check: Option<serde_json::Value>,
 }
 
 impl From<&Registry> for RegistryInput {
@@ -1181,6 +1209,32 @@ mod tests {
             assert_eq!(read, status);
         }
         assert!(Health::Failed < Health::Unchecked && Health::Unchecked < Health::Verified);
+    }
+
+    /// A CA bundle wins over `insecureSkipVerify`: the record says whom to
+    /// trust. The client and the API's `certificateCheck` both ask this.
+    #[test]
+    fn a_ca_bundle_wins_over_skipping_verification() {
+        let tls = |ca: Option<&str>, skip: bool| TlsOptions {
+            ca_bundle: ca.map(str::to_owned),
+            insecure_skip_verify: skip,
+        };
+        assert_eq!(
+            tls(None, false).certificate_check(),
+            CertificateCheck::SystemRoots
+        );
+        assert_eq!(
+            tls(None, true).certificate_check(),
+            CertificateCheck::Skipped
+        );
+        assert_eq!(
+            tls(Some("pem"), true).certificate_check(),
+            CertificateCheck::PrivateCa
+        );
+        assert_eq!(
+            tls(Some("pem"), false).certificate_check(),
+            CertificateCheck::PrivateCa
+        );
     }
 
     /// Each `namespaces` entry with the namespaces it reaches that have the

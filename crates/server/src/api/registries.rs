@@ -33,12 +33,16 @@ pub struct RegistryView {
     /// (plain HTTP, a private CA or skipped verification): `node-config`
     /// or the chart's node agent does it.
     pub needs_node_trust: bool,
+    /// How its certificate is checked, as `tls` decides (a CA bundle wins
+    /// over `insecureSkipVerify`).
+    pub certificate_check: crate::registry::CertificateCheck,
 }
 
 impl RegistryView {
     pub fn of(record: &Registry) -> Self {
         Self {
             needs_node_trust: crate::node_trust::plan::needs_trust(record),
+            certificate_check: record.tls.certificate_check(),
             record: record.clone(),
         }
     }

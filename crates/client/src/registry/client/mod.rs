@@ -143,7 +143,7 @@ impl RegistryClient {
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(address::PolicyResolver(options.addresses.clone()))
             .http1_only();
-        if https && tls.insecure_skip_verify && tls.ca_bundle.is_none() {
+        if https && tls.certificate_check() == crate::registry::CertificateCheck::Skipped {
             tracing::warn!(server = %server, "TLS verification is disabled for this registry (insecureSkipVerify)");
         }
         // Also for a plain-HTTP registry: its token service may be HTTPS

@@ -10,7 +10,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::ConnectError;
-use crate::registry::TlsOptions;
+use crate::registry::{CertificateCheck, TlsOptions};
 
 /// The operating system's trusted roots, loaded once.
 fn system_roots() -> &'static RootCertStore {
@@ -33,15 +33,14 @@ pub fn client_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, ConnectEr
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ConnectError::Config(e.to_string()))?;
-    let mut config = match (&tls.ca_bundle, tls.insecure_skip_verify) {
-        // A CA bundle wins over skip-verify: the record says whom to trust.
-        (None, true) => builder
+    let mut config = match tls.certificate_check() {
+        CertificateCheck::Skipped => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
             .with_no_client_auth(),
-        (bundle, _) => {
+        CertificateCheck::SystemRoots | CertificateCheck::PrivateCa => {
             let mut roots = system_roots().clone();
-            if let Some(pem) = bundle {
+            if let Some(pem) = &tls.ca_bundle {
                 for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
                     let cert =
                         cert.map_err(|e| ConnectError::Config(format!("tls.caBundle: {e}")))?;

@@ -88,7 +88,8 @@ export function serverBadges(record) {
   const scheme = schemeOf(record.server);
   const badges = [h('span', { class: `badge badge-${scheme}` }, scheme)];
   if (scheme === 'http') badges.push(h('span', { class: 'badge badge-warn', title: t('warn.plainHttp') }, '⚠ ', t('warn.plainHttpShort')));
-  if (record.tls && record.tls.insecureSkipVerify && !record.tls.caBundle) {
+  // The server says how the certificate is checked (a CA bundle wins).
+  if (record.certificateCheck === 'skipped') {
     badges.push(h('span', { class: 'badge badge-warn', title: t('warn.skipVerify') }, '⚠ ', t('warn.skipVerifyShort')));
   }
   return badges;
