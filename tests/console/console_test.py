@@ -421,6 +421,10 @@ def flows(page):
         # The server says why that one is the default here.
         expect(page.get_by_text("Default here: harbor, which names team-a in its defaults.")).to_be_visible()
         image = page.get_by_label("Image (registry-relative)")
+        # The server says what is registry-relative: a full name is used as
+        # written.
+        image.fill("docker.io/library/nginx:1.27.0")
+        expect(page.get_by_text("Not registry-relative: the image is used as written.")).to_be_visible()
         image.fill("/library/nginx:1.27.0")
         expect(page.locator(".preview.ok")).to_contain_text(f"{REGISTRY}/library/nginx:1.27.0")
         expect(page.locator(".preview.ok")).to_contain_text("harbor")

@@ -101,14 +101,21 @@ export function workloadPage(params) {
       mount(box);
       return;
     }
-    if (!container.image.startsWith('/')) {
-      mount(box, h('p', { class: 'muted small' }, t('workload.notRelative')));
+    if (!container.image) {
+      mount(box);
       return;
     }
     const body = { image: container.image };
     if (state.registry) body.registry = state.registry;
     try {
+      // The server decides what is registry-relative (the reference
+      // grammar): an image it leaves as written comes back without a
+      // registry.
       const resolved = await api('POST', `/namespaces/${enc(state.namespace)}/resolve`, { body });
+      if (resolved.registry === null || resolved.registry === undefined) {
+        mount(box, h('p', { class: 'muted small' }, t('workload.notRelative')));
+        return;
+      }
       mount(box, h('p', { class: 'preview ok' }, h('span', { 'aria-hidden': 'true' }, '→ '), h('code', {}, resolved.image),
         resolved.pullSecret ? h('span', { class: 'muted small preview-note' }, t('workload.withSecret', { secret: resolved.pullSecret })) : null));
     } catch (error) {
