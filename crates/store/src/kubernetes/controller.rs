@@ -14,6 +14,7 @@
 //! and a second watch stream could wake it before they had the change.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,6 +72,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Cluster {
     let triggers = Triggers::default();
+    let generation = Arc::new(AtomicU64::new(0));
     let (registries, registries_writer) = reflector::store();
     let (credentials, credentials_writer) = reflector::store();
     let (managed, managed_writer) = reflector::store();
@@ -85,6 +87,7 @@ pub async fn start(
         caches: caches.clone(),
         index: index.clone(),
         triggers: triggers.clone(),
+        generation: generation.clone(),
         shutdown: shutdown.clone(),
     };
     watching.watch_records(
@@ -172,6 +175,8 @@ pub async fn start(
         secrets: Api::all(client.clone()),
         metrics,
         triggers,
+        generation,
+        snapshot: Mutex::default(),
         failures: Mutex::default(),
         logged: Mutex::default(),
     });
@@ -206,6 +211,7 @@ pub async fn records_store(
         index: index.clone(),
         // Nothing is reconciled here: the running server's leader does it.
         triggers: Triggers::default(),
+        generation: Arc::default(),
         shutdown,
     };
     watching.watch_records(&client, namespace, registries_writer, credentials_writer);
@@ -225,6 +231,9 @@ struct Watching {
     caches: Arc<Caches>,
     index: Arc<IndexHandle>,
     triggers: Triggers,
+    /// Moves on every event, once the cache holds it: what a reconcile's
+    /// snapshot of the caches is labelled with.
+    generation: Arc<AtomicU64>,
     shutdown: CancellationToken,
 }
 
@@ -264,10 +273,11 @@ impl Watching {
         writer: reflector::store::Writer<K>,
         touched: fn(&K) -> Option<Touched>,
     ) {
-        let (caches, index, triggers) = (
+        let (caches, index, triggers, generation) = (
             self.caches.clone(),
             self.index.clone(),
             self.triggers.clone(),
+            self.generation.clone(),
         );
         super::reflect::spawn(api, config, writer, self.shutdown.clone(), move |event| {
             let what = match event {
@@ -277,6 +287,9 @@ impl Watching {
             };
             if let Some(what) = what {
                 caches.apply(&index, what.clone());
+                // Before the reconciles it queues: theirs must not reuse a
+                // snapshot from before this event.
+                generation.fetch_add(1, Ordering::AcqRel);
                 if triggers.is_open() {
                     triggers.send(caches.affected(&what));
                 }
@@ -437,11 +450,24 @@ struct Context {
     metrics: Arc<Metrics>,
     /// To queue the records a reconcile found work for.
     triggers: Triggers,
+    /// The watches' event count, and the whole-world inputs last worked
+    /// out from the caches with the count they were read at: reconciles of
+    /// many records after one event (a new term, a node report, a relist)
+    /// share one conversion instead of each converting every record.
+    generation: Arc<AtomicU64>,
+    snapshot: Mutex<Option<(u64, Arc<Snapshot>)>>,
     /// Failed reconciles in a row, per record, for its backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// Per record, the problems last logged: a record that stays broken is
     /// logged once, not on every reconcile.
     logged: Mutex<HashMap<String, BTreeSet<String>>>,
+}
+
+/// What every reconcile reads of the whole world, as the caches held it.
+struct Snapshot {
+    converted: super::state::Records,
+    wanted: Vec<Replicated>,
+    node_trust: NodeTrust,
 }
 
 /// Why a reconcile is retried.
@@ -598,6 +624,29 @@ impl Context {
             .collect()
     }
 
+    /// The whole-world inputs as the caches hold them now: the last ones
+    /// when no event has come since. The count is read before the caches,
+    /// so a snapshot is never labelled newer than what it holds.
+    fn snapshot(&self) -> Arc<Snapshot> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Ok(memo) = self.snapshot.lock()
+            && let Some((at, snapshot)) = memo.as_ref()
+            && *at == generation
+        {
+            return snapshot.clone();
+        }
+        let converted = self.caches.converted();
+        let snapshot = Arc::new(Snapshot {
+            wanted: Self::wanted(&converted),
+            node_trust: NodeTrust::of(&self.caches.registries.state(), &self.node_reports.state()),
+            converted,
+        });
+        if let Ok(mut memo) = self.snapshot.lock() {
+            *memo = Some((generation, snapshot.clone()));
+        }
+        snapshot
+    }
+
     /// Every usable record as replication needs it.
     fn wanted(converted: &super::state::Records) -> Vec<Replicated> {
         converted
@@ -653,19 +702,18 @@ impl Context {
     async fn apply(&self, object: &ImageRegistry) -> Result<Action, ReconcileError> {
         let started = tokio::time::Instant::now();
         let name = object.name_any();
-        let converted = self.caches.converted();
+        let snapshot = self.snapshot();
+        let (converted, wanted) = (&snapshot.converted, &snapshot.wanted);
         self.log_problems(&name, &converted.problems);
         let namespaces = self.namespaces();
         let observed = self.observed();
-        let wanted = Self::wanted(&converted);
-        let outcome = self.replicate(&name, &wanted, &namespaces, &observed).await;
+        let outcome = self.replicate(&name, wanted, &namespaces, &observed).await;
         let replicated = wanted.iter().find(|r| r.name == name);
         let conditions = conditions_for(&name, replicated, &outcome, &converted.problems);
         let namespaces_done = replicated
             .map(|r| outcome.replicated(r, &observed, &namespaces))
             .unwrap_or_default();
-        let trust = NodeTrust::of(&self.caches.registries.state(), &self.node_reports.state())
-            .status(&name);
+        let trust = snapshot.node_trust.status(&name);
         let status = write_status(
             &self.registries,
             object,
@@ -693,9 +741,9 @@ impl Context {
             .await
             .map_err(ReconcileError::List)?;
         let observed: Vec<ObservedSecret> = listed.items.iter().filter_map(observed).collect();
-        let wanted = Self::wanted(&self.caches.converted());
+        let wanted = &self.snapshot().wanted;
         let outcome = self
-            .replicate(&name, &wanted, &self.namespaces(), &observed)
+            .replicate(&name, wanted, &self.namespaces(), &observed)
             .await;
         self.finish(&outcome, false, started);
         Self::written(outcome)
