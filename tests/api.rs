@@ -796,6 +796,8 @@ async fn batch_delete_and_namespace_views(backend: Backend) {
     )
     .await;
     assert_eq!((status, error_code(&body)), (422, "resolution_denied"));
+    // The reason is one stable word a client can translate by.
+    assert_eq!(body["error"]["reason"], "not_authorized", "{body}");
     assert!(
         body["error"]["message"]
             .as_str()
@@ -810,6 +812,7 @@ async fn batch_delete_and_namespace_views(backend: Backend) {
     )
     .await;
     assert_eq!((status, error_code(&body)), (422, "resolution_denied"));
+    assert_eq!(body["error"]["reason"], "invalid_reference", "{body}");
     assert!(
         body["error"]["message"]
             .as_str()
@@ -2147,4 +2150,15 @@ async fn a_workload_resolves_as_the_webhook_would_with_its_pull_secret() {
         (422, "resolution_denied"),
         "{body}"
     );
+    assert_eq!(body["error"]["reason"], "no_registry", "{body}");
+    // Other errors carry no reason.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        path,
+        Some(deployment(Some("team-b"))),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(body["error"].get("reason").is_none(), "{body}");
 }

@@ -557,6 +557,17 @@ def flows(page):
         refused = recent.locator(".audit-entry", has_text="请重新输入密码").first
         expect(refused).to_be_visible()
         expect(refused.locator(".server-words span")).to_be_hidden()
+        # What the webhook would refuse is said in Chinese by its reason,
+        # in the preview and where the manifest would be; the server's
+        # words (naming the container) only under 详情.
+        page.goto(URL + "/#/workload?namespace=team-z")
+        preview = page.locator(".preview.bad")
+        expect(preview).to_contain_text("Webhook 会拒绝：未选择镜像仓库，且此项目没有默认仓库。")
+        expect(preview.locator(".server-words span")).to_be_hidden()
+        preview.locator(".server-words summary").click()
+        expect(preview.locator(".server-words span")).to_contain_text("no registry is authorized in namespace")
+        expect(page.locator(".alert-error")).to_contain_text("未选择镜像仓库")
+        shot(page, "workload-zh-denied")
         expect(page.get_by_role("link", name="镜像仓库", exact=True)).to_be_visible()
         page.get_by_role("link", name="镜像仓库", exact=True).click()
         expect(page.get_by_role("heading", name="镜像仓库", exact=True)).to_be_visible()

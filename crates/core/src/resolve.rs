@@ -191,9 +191,10 @@ impl Resolution {
     }
 }
 
-/// Why an image cannot be admitted: a fixed set, for metrics and logs
-/// (the message says it for a person).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Why an image cannot be admitted: a fixed set, for metrics, logs and
+/// API clients that translate it (the message says it for a person).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum DenialReason {
     /// No registry named and no default, or the named one does not exist.
     NoRegistry,
@@ -820,5 +821,24 @@ mod tests {
         .expect("allowed");
         assert!(ok.add_pull_secrets.is_empty());
         assert_eq!(ok.rewrites.len(), 1);
+    }
+
+    /// Metrics label a denial, and the API names it to clients, by the
+    /// same word: a dashboard and a translated console must agree.
+    #[test]
+    fn a_denial_reason_is_the_same_word_in_metrics_and_the_api() {
+        use DenialReason::*;
+        for reason in [
+            NoRegistry,
+            NotAuthorized,
+            InvalidReference,
+            PullSecretMissing,
+            PinFailed,
+        ] {
+            assert_eq!(
+                serde_json::to_value(reason).expect("serializes"),
+                Value::String(reason.as_str().to_owned())
+            );
+        }
     }
 }

@@ -20,8 +20,18 @@ use crate::yaml_edit;
 pub enum ManifestError {
     #[error("not valid YAML or JSON: {0}")]
     Parse(#[from] yaml_edit::YamlError),
+    /// The webhook would refuse the object: `reason` says why in one
+    /// stable word (clients translate by it), `message` for a person.
     #[error("{object}: {message}")]
-    Denied { object: String, message: String },
+    Denied {
+        object: String,
+        reason: admission::DenialReason,
+        message: String,
+    },
+    /// The object does not decode as its kind (its pod template is not
+    /// where, or not what, the kind says).
+    #[error("{object}: {message}")]
+    Malformed { object: String, message: String },
     #[error("{object}: applying the patch failed: {message}")]
     Patch { object: String, message: String },
     #[error("document {doc}: cannot be edited in place: {source}")]
@@ -226,13 +236,21 @@ async fn resolve_object(
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
     let label = format!("{}/{name}", kind.kind);
-    let denied = |message: String| ManifestError::Denied {
+    let denied = |reason, message: String| ManifestError::Denied {
         object: label.clone(),
+        reason,
         message,
     };
     let raw = serde_json::to_string(object).map_err(|e| ManifestError::Encode(e.to_string()))?;
-    let plan = admission::plan_object(&raw, kind, &namespace, WriteKind::Full, index)
-        .map_err(|e| denied(e.to_string()))?;
+    let plan = admission::plan_object(&raw, kind, &namespace, WriteKind::Full, index).map_err(
+        |e| match e {
+            admission::MutateError::Denied(denial) => denied(denial.reason, denial.to_string()),
+            malformed @ admission::MutateError::Malformed { .. } => ManifestError::Malformed {
+                object: label.clone(),
+                message: malformed.to_string(),
+            },
+        },
+    )?;
     let Some(mut plan) = plan else {
         return Ok(());
     };
@@ -241,9 +259,10 @@ async fn resolve_object(
             Some(pinner) => pinner
                 .pin(&mut plan)
                 .await
-                .map_err(|failed| denied(failed.to_string()))?,
+                .map_err(|failed| denied(admission::DenialReason::PinFailed, failed.to_string()))?,
             None => {
                 return Err(denied(
+                    admission::DenialReason::PinFailed,
                     "digest pinning was asked for but is not available here".into(),
                 ));
             }

@@ -32,8 +32,10 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("registry {0:?} not found")]
     NotFound(String),
-    #[error("{0}")]
-    Denied(String),
+    /// The webhook would refuse the image or object; the reason is a
+    /// stable word a client can translate, the message names the image.
+    #[error("{1}")]
+    Denied(crate::admission::DenialReason, String),
     #[error("missing or invalid bearer token")]
     Unauthorized,
     /// The webhooks accept only clients with a certificate from the CA
@@ -97,6 +99,9 @@ pub struct ErrorDetail {
     /// Every field error, for a form that shows them all.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<FieldError>,
+    /// Why the webhook would refuse, with code `resolution_denied`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::admission::DenialReason>,
 }
 
 impl ApiError {
@@ -137,7 +142,7 @@ impl ApiError {
             Self::Store(e @ S::Backend(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, e.code(), None, vec![])
             }
-            Self::Denied(_) => (
+            Self::Denied(..) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "resolution_denied",
                 None,
@@ -271,6 +276,10 @@ impl IntoResponse for ApiError {
                 message: shorten(&message, MESSAGE_CHARS).into_owned(),
                 field: field.map(|f| shorten(&f, VALUE_CHARS).into_owned()),
                 details,
+                reason: match &self {
+                    Self::Denied(reason, _) => Some(*reason),
+                    _ => None,
+                },
             },
         };
         let mut response = (status, Json(body)).into_response();

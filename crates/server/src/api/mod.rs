@@ -352,6 +352,7 @@ pub async fn info(
         error::ErrorDetail,
         crate::registry::FieldError,
         crate::registry::Reason,
+        crate::admission::DenialReason,
         crate::listing::SortBy,
         crate::listing::SortOrder,
     )),

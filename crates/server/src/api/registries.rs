@@ -694,7 +694,7 @@ pub async fn resolve_preview(
         &index,
         false,
     )
-    .map_err(|problem| ApiError::Denied(problem.message))?;
+    .map_err(|problem| ApiError::Denied(problem.reason, problem.message))?;
     Ok(Json(ResolveResponse {
         image: expanded.image,
         registry: Some(expanded.registry.name.clone()),
@@ -776,7 +776,9 @@ pub async fn resolve_workload(
     )
     .await
     .map_err(|error| match error {
-        crate::manifests::ManifestError::Denied { message, .. } => ApiError::Denied(message),
+        crate::manifests::ManifestError::Denied {
+            reason, message, ..
+        } => ApiError::Denied(reason, message),
         other => ApiError::InvalidField {
             field: None,
             message: other.to_string(),

@@ -18,6 +18,8 @@ export class ApiError extends Error {
     this.code = error.code || (aborted ? 'aborted' : status === 0 ? 'network' : 'http');
     this.field = error.field;
     this.details = error.details || [];
+    // Why the webhook would refuse (`resolution_denied` only).
+    this.reason = error.reason;
   }
 }
 

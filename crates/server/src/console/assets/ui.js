@@ -130,6 +130,18 @@ export function fieldMessage(detail) {
   return currentLang() !== 'en' && detail.reason && has(key) ? t(key) : detail.message;
 }
 
+/**
+ * What the webhook would refuse, for the reader: in English the server's
+ * words (they name the container, image and registry); in another
+ * language what the reason means, with the server's words under Details.
+ */
+export function deniedMessage(error) {
+  const key = `denied.${error.reason}`;
+  if (currentLang() === 'en' || !error.reason || !has(key)) return t('workload.denied', { message: error.message });
+  return [t('workload.denied', { message: t(key) }), ' ', h('details', { class: 'server-words' },
+    h('summary', {}, t('error.details')), h('span', { lang: 'en' }, error.message))];
+}
+
 /** Error codes that say all there is to say of a field, in any language. */
 export const SAID_AT_FIELD = new Set(['password_required']);
 

@@ -5,7 +5,7 @@ import { api, enc } from './api.js';
 import { debounce, h, id, mount } from './dom.js';
 import { t } from './i18n.js';
 import { repositoryBrowser } from './browse.js';
-import { alertBox, explain, fieldError, info, loading, page, PICKER_ORDER, showFieldError, statusOf } from './ui.js';
+import { alertBox, deniedMessage, explain, fieldError, info, loading, page, PICKER_ORDER, showFieldError, statusOf } from './ui.js';
 
 // ---------- the workload form and image picker ----------
 
@@ -119,7 +119,7 @@ export function workloadPage(params) {
       mount(box, h('p', { class: 'preview ok' }, h('span', { 'aria-hidden': 'true' }, '→ '), h('code', {}, resolved.image),
         resolved.pullSecret ? h('span', { class: 'muted small preview-note' }, t('workload.withSecret', { secret: resolved.pullSecret })) : null));
     } catch (error) {
-      mount(box, h('p', { class: 'preview bad', role: 'alert' }, '✕ ', error.code === 'resolution_denied' ? t('workload.denied', { message: error.message }) : explain(error)));
+      mount(box, h('p', { class: 'preview bad', role: 'alert' }, '✕ ', error.code === 'resolution_denied' ? deniedMessage(error) : explain(error)));
     }
   };
 
@@ -310,7 +310,7 @@ export function workloadPage(params) {
     } catch (error) {
       if (mine.signal.aborted) return;
       mount(output, h('h2', {}, t('workload.resolvedManifest')),
-        alertBox('error', error.code === 'resolution_denied' ? t('workload.denied', { message: error.message }) : explain(error)));
+        alertBox('error', error.code === 'resolution_denied' ? deniedMessage(error) : explain(error)));
       return;
     }
     if (mine.signal.aborted) return;
