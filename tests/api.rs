@@ -278,7 +278,78 @@ async fn conflicts_and_validation_errors(backend: Backend) {
                 body["namespaceSelector"],
                 json!({"matchLabels": {"kubesphere.io/workspace": "ws1"}})
             );
+            // The answer says it in the short form too.
+            assert_eq!(body["namespaceSelectorText"], "kubesphere.io/workspace=ws1");
+            assert!(body.get("defaultForSelectorText").is_none(), "{body}");
         }
+    }
+    // The short form `kubectl -l` takes is read by the server (the one
+    // parser), stored structured, and checked as the structured form is.
+    let short = "kubesphere.io/workspace in (ws1,ws2),!legacy";
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?verify=false",
+        Some(json!({"name": "sel-short", "server": "r.example",
+                    "namespaceSelector": short, "defaultForSelector": "team=a"})),
+    )
+    .await;
+    match backend {
+        Backend::Embedded => assert_eq!((status, error_code(&body)), (422, "invalid"), "{body}"),
+        Backend::Kubernetes => {
+            assert_eq!(status, 201, "{body}");
+            assert_eq!(
+                body["namespaceSelector"],
+                json!({"matchExpressions": [
+                    {"key": "kubesphere.io/workspace", "operator": "In", "values": ["ws1", "ws2"]},
+                    {"key": "legacy", "operator": "DoesNotExist"}]})
+            );
+            assert_eq!(
+                body["defaultForSelector"],
+                json!({"matchLabels": {"team": "a"}})
+            );
+            assert_eq!(body["namespaceSelectorText"], short);
+            assert_eq!(body["defaultForSelectorText"], "team=a");
+            // What was read can be sent back as it is.
+            let (status, again) = send(
+                &server,
+                Method::PUT,
+                "/registries/sel-short",
+                Some(body.clone()),
+            )
+            .await;
+            assert_eq!(status, 200, "{again}");
+            assert_eq!(again["namespaceSelector"], body["namespaceSelector"]);
+        }
+    }
+    for (selector, field, says) in [
+        (
+            "team in (a",
+            "namespaceSelector",
+            "expected \",\" or \")\" at character 11",
+        ),
+        ("Team Name=a", "namespaceSelector", "at character 6"),
+        (
+            "-team=a",
+            "namespaceSelector.matchLabels.-team",
+            "label key",
+        ),
+    ] {
+        let (status, body) = send(
+            &server,
+            Method::POST,
+            "/registries?verify=false",
+            Some(json!({"name": "sel-bad", "server": "r.example", "namespaceSelector": selector})),
+        )
+        .await;
+        assert_eq!((status, error_code(&body)), (422, "invalid"), "{body}");
+        let detail = &body["error"]["details"][0];
+        assert_eq!(detail["field"], field, "{body}");
+        assert_eq!(detail["reason"], "invalid_selector", "{body}");
+        assert!(
+            detail["message"].as_str().is_some_and(|m| m.contains(says)),
+            "{selector:?}: {body}"
+        );
     }
 
     // Wrong type names the field.

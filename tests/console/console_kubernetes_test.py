@@ -93,6 +93,8 @@ def main():
             dialog.get_by_role("button", name="Save", exact=True).click()
             expect(page.get_by_role("heading", name="harbor-ws1")).to_be_visible()
             expect(page.get_by_text("Every namespace with the labels")).to_contain_text("kubesphere.io/workspace=ws1")
+            # Its hint says where it is the default: by those labels.
+            expect(page.get_by_text("In the namespaces with the labels kubesphere.io/workspace=ws1 this registry is the default")).to_be_visible()
             page.screenshot(path=os.path.join(SHOTS, "kubernetes-selector-registry.png"), full_page=True)
             # A project of the workspace: the default applies through its labels.
             page.goto(URL + "/#/workload?namespace=proj-1")
@@ -104,9 +106,18 @@ def main():
             dialog = page.get_by_role("dialog")
             expect(dialog.get_by_label("Namespaces by label")).to_have_value("kubesphere.io/workspace=ws1")
             dialog.get_by_label("Description").fill("workspace ws1")
+            # The whole short form kubectl -l takes, read by the server: a
+            # slip is said at the field as it is typed, where it is.
+            by_labels = dialog.get_by_label("Namespaces by label")
+            by_labels.fill("kubesphere.io/workspace in (ws1,ws2")
+            expect(dialog.locator("[data-field=namespaceSelector] .field-error")).to_contain_text(
+                'expected "," or ")" at character 36')
+            by_labels.fill("kubesphere.io/workspace in (ws1,ws2),!legacy")
+            expect(dialog.locator("[data-field=namespaceSelector] .field-error")).to_be_hidden()
             dialog.get_by_role("checkbox", name="Save without checking").check()
             dialog.get_by_role("button", name="Save", exact=True).click()
-            expect(page.get_by_text("Every namespace with the labels")).to_contain_text("kubesphere.io/workspace=ws1")
+            expect(page.get_by_text("Every namespace with the labels")).to_contain_text(
+                "kubesphere.io/workspace in (ws1,ws2),!legacy")
             page.get_by_role("link", name="Registries", exact=True).click()
             page.get_by_role("button", name="Add registry").first.click()
             page.keyboard.press("Escape")

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube_core::{Selector, SelectorExt};
 
 use crate::excerpt::excerpt;
@@ -46,6 +46,271 @@ pub fn describe(wire: &LabelSelector) -> String {
     match Selector::try_from(wire.clone()) {
         Ok(selector) => selector.to_string(),
         Err(_) => "(invalid selector)".into(),
+    }
+}
+
+/// What is wrong with a selector written in the short form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{problem} at character {at}")]
+pub struct SyntaxError {
+    /// Where (1-based, in characters).
+    pub at: usize,
+    /// What was expected, or what is not allowed.
+    pub problem: String,
+}
+
+/// A selector in the short form `kubectl -l` takes and [`describe`]
+/// writes: requirements separated by `,`, each `key=value` (or `==`),
+/// `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key` or `!key`.
+/// Only the syntax is checked here; keys and values are checked by
+/// [`problems`] like those of the structured form. `key=value` goes to
+/// `matchLabels` (to `matchExpressions` when the key is already there),
+/// `key!=value` is `NotIn` with one value, as the API server reads them.
+/// Nothing at all is the empty selector, which [`problems`] refuses.
+pub fn parse(text: &str) -> Result<LabelSelector, SyntaxError> {
+    let mut lexer = Lexer { text, pos: 0 };
+    let mut labels = BTreeMap::new();
+    let mut expressions = Vec::new();
+    if lexer.peek().0 == Token::End {
+        return Ok(LabelSelector::default());
+    }
+    loop {
+        let negated = lexer.peek().0 == Token::Bang;
+        if negated {
+            lexer.next();
+        }
+        let key = lexer.identifier("a label key")?;
+        let requirement = |operator: &str, values: Option<Vec<String>>| LabelSelectorRequirement {
+            key: key.to_owned(),
+            operator: operator.to_owned(),
+            values,
+        };
+        if negated {
+            expressions.push(requirement("DoesNotExist", None));
+        } else {
+            match lexer.peek().0 {
+                Token::Comma | Token::End => expressions.push(requirement("Exists", None)),
+                Token::Eq | Token::EqEq => {
+                    lexer.next();
+                    let value = lexer.value();
+                    if labels.contains_key(key) {
+                        expressions.push(requirement("In", Some(vec![value.to_owned()])));
+                    } else {
+                        labels.insert(key.to_owned(), value.to_owned());
+                    }
+                }
+                Token::NotEq => {
+                    lexer.next();
+                    let value = lexer.value().to_owned();
+                    expressions.push(requirement("NotIn", Some(vec![value])));
+                }
+                Token::Word("in") => {
+                    lexer.next();
+                    expressions.push(requirement("In", Some(lexer.values()?)));
+                }
+                Token::Word("notin") => {
+                    lexer.next();
+                    expressions.push(requirement("NotIn", Some(lexer.values()?)));
+                }
+                Token::Gt | Token::Lt => {
+                    return Err(lexer.error("\">\" and \"<\" are not allowed in a label selector"));
+                }
+                _ => {
+                    return Err(lexer.error(
+                        "expected \"=\", \"!=\", \"in\", \"notin\", \",\" or the end after a label key",
+                    ));
+                }
+            }
+        }
+        match lexer.peek().0 {
+            Token::Comma => lexer.next(),
+            Token::End => break,
+            _ => return Err(lexer.error("expected \",\" or the end")),
+        };
+    }
+    Ok(LabelSelector {
+        match_labels: (!labels.is_empty()).then_some(labels),
+        match_expressions: (!expressions.is_empty()).then_some(expressions),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    Word(&'a str),
+    Bang,
+    Eq,
+    EqEq,
+    NotEq,
+    Comma,
+    Open,
+    Close,
+    Gt,
+    Lt,
+    End,
+}
+
+/// The short form's tokens; a word is anything between the punctuation
+/// and whitespace (what a key or value may hold is for [`problems`]).
+struct Lexer<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Lexer<'a> {
+    /// The next token and where it ends, without taking it.
+    fn peek(&self) -> (Token<'a>, usize) {
+        let rest = &self.text[self.pos..];
+        let start = self.pos + (rest.len() - rest.trim_start().len());
+        let rest = &self.text[start..];
+        let two = |token| (token, start + 2);
+        let one = |token| (token, start + 1);
+        match rest.as_bytes() {
+            [] => (Token::End, start),
+            [b'!', b'=', ..] => two(Token::NotEq),
+            [b'=', b'=', ..] => two(Token::EqEq),
+            [b'!', ..] => one(Token::Bang),
+            [b'=', ..] => one(Token::Eq),
+            [b',', ..] => one(Token::Comma),
+            [b'(', ..] => one(Token::Open),
+            [b')', ..] => one(Token::Close),
+            [b'>', ..] => one(Token::Gt),
+            [b'<', ..] => one(Token::Lt),
+            _ => {
+                let len = rest
+                    .find(|c: char| c.is_whitespace() || "!=,()<>".contains(c))
+                    .unwrap_or(rest.len());
+                (Token::Word(&rest[..len]), start + len)
+            }
+        }
+    }
+
+    fn next(&mut self) -> Token<'a> {
+        let (token, end) = self.peek();
+        self.pos = end;
+        token
+    }
+
+    /// A word, or `what` was expected.
+    fn identifier(&mut self, what: &str) -> Result<&'a str, SyntaxError> {
+        match self.peek().0 {
+            Token::Word(word) => {
+                self.next();
+                Ok(word)
+            }
+            _ => Err(self.error(&format!("expected {what}"))),
+        }
+    }
+
+    /// A value, which may be empty (`key=`).
+    fn value(&mut self) -> &'a str {
+        match self.peek().0 {
+            Token::Word(word) => {
+                self.next();
+                word
+            }
+            _ => "",
+        }
+    }
+
+    /// `(a,b,…)`: the values of `in` and `notin`.
+    fn values(&mut self) -> Result<Vec<String>, SyntaxError> {
+        if self.peek().0 != Token::Open {
+            return Err(self.error("expected \"(\" after in or notin"));
+        }
+        self.next();
+        let mut values = Vec::new();
+        loop {
+            values.push(self.value().to_owned());
+            match self.peek().0 {
+                Token::Comma => self.next(),
+                Token::Close => {
+                    self.next();
+                    return Ok(values);
+                }
+                _ => return Err(self.error("expected \",\" or \")\"")),
+            };
+        }
+    }
+
+    /// An error at the next token.
+    fn error(&self, problem: &str) -> SyntaxError {
+        let rest = &self.text[self.pos..];
+        let at = self.pos + (rest.len() - rest.trim_start().len());
+        self.error_at(at, problem)
+    }
+
+    fn error_at(&self, byte: usize, problem: &str) -> SyntaxError {
+        SyntaxError {
+            at: self.text[..byte].chars().count() + 1,
+            problem: problem.to_owned(),
+        }
+    }
+}
+
+/// A selector as the API takes it: the structured `LabelSelector`, or
+/// the short form as a string (see [`parse`]). Records keep the
+/// structured form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SelectorInput {
+    /// `{"matchLabels": …, "matchExpressions": …}`.
+    Structured(LabelSelector),
+    /// `"kubesphere.io/workspace=ws1,env in (prod,stage)"`.
+    Text(String),
+}
+
+impl SelectorInput {
+    /// The structured selector, or why the short form does not parse.
+    pub fn into_selector(self) -> Result<LabelSelector, SyntaxError> {
+        match self {
+            Self::Structured(wire) => Ok(wire),
+            Self::Text(text) => parse(&text),
+        }
+    }
+}
+
+impl From<LabelSelector> for SelectorInput {
+    fn from(wire: LabelSelector) -> Self {
+        Self::Structured(wire)
+    }
+}
+
+impl serde::Serialize for SelectorInput {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Structured(wire) => wire.serialize(serializer),
+            Self::Text(text) => serializer.serialize_str(text),
+        }
+    }
+}
+
+/// By hand rather than `untagged`: a wrong field inside the object is
+/// named by its path, and unknown fields are still seen by the caller's
+/// strict reading.
+impl<'de> serde::Deserialize<'de> for SelectorInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SelectorInput;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a label selector: an object, or a string such as \"team=a,env in (prod)\"",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(SelectorInput::Text(text.to_owned()))
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                map: M,
+            ) -> Result<Self::Value, M::Error> {
+                serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(SelectorInput::Structured)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -210,7 +475,6 @@ fn check_label_value(value: &str) -> Result<(), LabelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn selector(value: serde_json::Value) -> LabelSelector {
         serde_json::from_value(value).expect("a LabelSelector")
@@ -367,5 +631,94 @@ mod tests {
             describe(&wire),
             "kubesphere.io/workspace=ws1,env in (prod,stage)"
         );
+    }
+    #[test]
+    fn the_short_form_reads_as_the_api_server_reads_it() {
+        let cases = [
+            (
+                "kubesphere.io/workspace=ws1",
+                serde_json::json!({"matchLabels": {"kubesphere.io/workspace": "ws1"}}),
+            ),
+            (
+                " a == 1 , b!=2,c in (x, y),d notin(z),e,!f",
+                serde_json::json!({
+                    "matchLabels": {"a": "1"},
+                    "matchExpressions": [
+                        {"key": "b", "operator": "NotIn", "values": ["2"]},
+                        {"key": "c", "operator": "In", "values": ["x", "y"]},
+                        {"key": "d", "operator": "NotIn", "values": ["z"]},
+                        {"key": "e", "operator": "Exists"},
+                        {"key": "f", "operator": "DoesNotExist"},
+                    ],
+                }),
+            ),
+            // A second equality on one key cannot be a second matchLabels
+            // entry; it is still required.
+            (
+                "a=1,a=2",
+                serde_json::json!({
+                    "matchLabels": {"a": "1"},
+                    "matchExpressions": [{"key": "a", "operator": "In", "values": ["2"]}],
+                }),
+            ),
+            ("a=", serde_json::json!({"matchLabels": {"a": ""}})),
+            ("", serde_json::json!({})),
+            ("   ", serde_json::json!({})),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse(text), Ok(selector(want)), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn what_describe_writes_parses_back_to_the_same_selector() {
+        let wire = selector(serde_json::json!({
+            "matchLabels": {"kubesphere.io/workspace": "ws1", "team": "a"},
+            "matchExpressions": [
+                {"key": "env", "operator": "In", "values": ["prod", "stage"]},
+                {"key": "tier", "operator": "NotIn", "values": ["scratch"]},
+                {"key": "owner", "operator": "Exists"},
+                {"key": "legacy", "operator": "DoesNotExist"},
+            ],
+        }));
+        assert_eq!(parse(&describe(&wire)), Ok(wire));
+    }
+
+    #[test]
+    fn a_short_form_that_does_not_parse_says_where() {
+        let cases = [
+            ("a=1,", 5, "expected a label key"),
+            ("a=1 b=2", 5, "expected \",\" or the end"),
+            ("a in x", 6, "expected \"(\" after in or notin"),
+            ("a in (x", 8, "expected \",\" or \")\""),
+            (
+                "a>1",
+                2,
+                "\">\" and \"<\" are not allowed in a label selector",
+            ),
+            ("!", 2, "expected a label key"),
+            ("=1", 1, "expected a label key"),
+            (
+                "a (",
+                3,
+                "expected \"=\", \"!=\", \"in\", \"notin\", \",\" or the end after a label key",
+            ),
+            ("é=1,,", 5, "expected a label key"),
+        ];
+        for (text, at, problem) in cases {
+            assert_eq!(
+                parse(text),
+                Err(SyntaxError {
+                    at,
+                    problem: problem.into()
+                }),
+                "{text:?}"
+            );
+        }
+        // What parses is then checked like the structured form.
+        let parsed = parse("Bad Key=1").map(|wire| problems(&wire));
+        assert!(parsed.is_err(), "whitespace inside a key is a syntax error");
+        let wire = parse("-bad=1").expect("parses");
+        assert!(!problems(&wire).is_empty());
     }
 }

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::server::Server;
 use crate::excerpt::excerpt;
+use crate::selector::SelectorInput;
 
 /// Most characters accepted for free text fields.
 const DESCRIPTION_MAX: usize = 1024;
@@ -382,15 +383,18 @@ pub struct RegistryInput {
     #[schema(value_type = Option<Vec<Dns1123Label>>, max_items = 5000)]
     pub default_for: Option<Vec<String>>,
     /// Kubernetes mode only (the embedded store answers 422): namespaces
-    /// authorized by their labels. An empty selector is refused.
+    /// authorized by their labels, as a `LabelSelector` or in the short
+    /// form `kubectl -l` takes (`kubesphere.io/workspace=ws1,env in
+    /// (prod,stage),!legacy`); records keep the structured form. An empty
+    /// selector is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<LabelSelectorDoc>)]
-    pub namespace_selector: Option<LabelSelector>,
+    #[schema(value_type = Option<SelectorInputDoc>)]
+    pub namespace_selector: Option<SelectorInput>,
     /// Kubernetes mode only: the default where these labels match and the
-    /// registry is authorized.
+    /// registry is authorized; either form, as `namespaceSelector`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<LabelSelectorDoc>)]
-    pub default_for_selector: Option<LabelSelector>,
+    #[schema(value_type = Option<SelectorInputDoc>)]
+    pub default_for_selector: Option<SelectorInput>,
     /// How the registry's certificate is checked; verified as usual when
     /// absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -445,6 +449,15 @@ pub struct RegistryInput {
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
     pub certificate_check: Option<serde_json::Value>,
+    /// Read-only in the API's answers (send the short form as
+    /// `namespaceSelector`): accepted and ignored.
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub namespace_selector_text: Option<serde_json::Value>,
+    /// Read-only in the API's answers: accepted and ignored.
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub default_for_selector_text: Option<serde_json::Value>,
 }
 
 impl From<&Registry> for RegistryInput {
@@ -459,8 +472,8 @@ impl From<&Registry> for RegistryInput {
             description: r.description.clone(),
             namespaces: Some(r.namespaces.clone()),
             default_for: Some(r.default_for.clone()),
-            namespace_selector: r.namespace_selector.clone(),
-            default_for_selector: r.default_for_selector.clone(),
+            namespace_selector: r.namespace_selector.clone().map(SelectorInput::from),
+            default_for_selector: r.default_for_selector.clone().map(SelectorInput::from),
             tls: Some(r.tls.clone()),
             pull_secret_name: Some(r.pull_secret_name.clone()),
             pin_digests: Some(r.pin_digests),
@@ -808,11 +821,22 @@ impl RegistryInput {
 
         let namespaces = self.namespaces.unwrap_or_default();
         let default_for = self.default_for.unwrap_or_default();
+        let mut structured = |field: &str, given: Option<SelectorInput>| {
+            given.and_then(|given| match given.into_selector() {
+                Ok(wire) => Some(wire),
+                Err(problem) => {
+                    fail(field, Reason::InvalidSelector, problem.to_string());
+                    None
+                }
+            })
+        };
+        let namespace_selector = structured("namespaceSelector", self.namespace_selector);
+        let default_for_selector = structured("defaultForSelector", self.default_for_selector);
         let reach = Reach {
             namespaces: &namespaces,
             default_for: &default_for,
-            namespace_selector: self.namespace_selector.as_ref(),
-            default_for_selector: self.default_for_selector.as_ref(),
+            namespace_selector: namespace_selector.as_ref(),
+            default_for_selector: default_for_selector.as_ref(),
         };
         match reach.problems() {
             Err(oversized) => {
@@ -854,8 +878,8 @@ impl RegistryInput {
                 description,
                 namespaces,
                 default_for,
-                namespace_selector: self.namespace_selector,
-                default_for_selector: self.default_for_selector,
+                namespace_selector,
+                default_for_selector,
                 tls,
                 pull_secret_name,
                 pin_digests: self.pin_digests.unwrap_or(false),
@@ -994,6 +1018,24 @@ pub fn namespace_entry_errors(namespaces: &[String], default_for: &[String]) -> 
 /// [`check_dns1123_label`] as JSON Schema says it, for the OpenAPI document
 /// (a test holds the two to the same answers).
 pub const DNS1123_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// A label selector as the API takes it, in the OpenAPI document: the
+/// structured form, or the short form as a string. Schema only.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = SelectorInput)]
+#[allow(
+    dead_code,
+    reason = "describes `SelectorInput` in the OpenAPI document"
+)]
+pub enum SelectorInputDoc {
+    /// `{"matchLabels": …, "matchExpressions": …}`.
+    Structured(LabelSelectorDoc),
+    /// The short form `kubectl -l` takes: `key=value`, `key!=value`,
+    /// `key in (a,b)`, `key notin (a,b)`, `key`, `!key`, separated by `,`.
+    #[schema(example = "kubesphere.io/workspace=ws1,env in (prod,stage)")]
+    Text(String),
+}
 
 /// A Kubernetes label selector (`metav1.LabelSelector`) in the OpenAPI
 /// document; values are k8s-openapi's own type. Schema only.

@@ -36,6 +36,14 @@ pub struct RegistryView {
     /// How its certificate is checked, as `tls` decides (a CA bundle wins
     /// over `insecureSkipVerify`).
     pub certificate_check: crate::registry::CertificateCheck,
+    /// `namespaceSelector` in the short form `kubectl -l` takes, which
+    /// the API also accepts in its place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "kubesphere.io/workspace=ws1")]
+    pub namespace_selector_text: Option<String>,
+    /// `defaultForSelector` in the short form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_for_selector_text: Option<String>,
 }
 
 impl RegistryView {
@@ -43,6 +51,14 @@ impl RegistryView {
         Self {
             needs_node_trust: crate::node_trust::plan::needs_trust(record),
             certificate_check: record.tls.certificate_check(),
+            namespace_selector_text: record
+                .namespace_selector
+                .as_ref()
+                .map(crate::selector::describe),
+            default_for_selector_text: record
+                .default_for_selector
+                .as_ref()
+                .map(crate::selector::describe),
             record: record.clone(),
         }
     }

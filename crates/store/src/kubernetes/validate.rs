@@ -26,8 +26,8 @@ pub fn as_input(object: &ImageRegistry) -> RegistryInput {
         description: spec.description.clone(),
         namespaces: Some(spec.namespaces.clone()),
         default_for: Some(spec.default_for.clone()),
-        namespace_selector: spec.namespace_selector.clone(),
-        default_for_selector: spec.default_for_selector.clone(),
+        namespace_selector: spec.namespace_selector.clone().map(Into::into),
+        default_for_selector: spec.default_for_selector.clone().map(Into::into),
         tls: spec.tls.as_ref().map(|tls| TlsOptions {
             ca_bundle: tls.ca_bundle.clone(),
             insecure_skip_verify: tls.insecure_skip_verify,

@@ -10,38 +10,6 @@ import { alertBox, explain, fieldMessage, info, loading, openDialog, rerender, S
 
 const FIELD_OF = (path) => path.replace(/\[\d+\]$/, '').replace(/^(namespaceSelector|defaultForSelector)\b.*/, 'namespaceSelector');
 
-/** A label selector in the short form `kubectl -l` reads: `k=v`, `k`, `!k`. */
-export function selectorText(selector) {
-  if (!selector) return '';
-  const parts = Object.entries(selector.matchLabels || {}).map(([k, v]) => `${k}=${v}`);
-  for (const e of selector.matchExpressions || []) {
-    if (e.operator === 'Exists') parts.push(e.key);
-    else if (e.operator === 'DoesNotExist') parts.push(`!${e.key}`);
-    else parts.push(`${e.key} ${e.operator === 'In' ? 'in' : 'notin'} (${(e.values || []).join(',')})`);
-  }
-  return parts.join(', ');
-}
-
-/** Can the short form say this selector (no In/NotIn)? */
-const selectorEditable = (selector) => !selector
-  || (selector.matchExpressions || []).every((e) => e.operator === 'Exists' || e.operator === 'DoesNotExist');
-
-/** The short form back to a selector; the server checks keys and values. */
-function parseSelector(text) {
-  const matchLabels = {};
-  const matchExpressions = [];
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const eq = part.indexOf('=');
-    if (eq >= 0) matchLabels[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
-    else if (part.startsWith('!')) matchExpressions.push({ key: part.slice(1).trim(), operator: 'DoesNotExist' });
-    else matchExpressions.push({ key: part, operator: 'Exists' });
-  }
-  const selector = {};
-  if (Object.keys(matchLabels).length) selector.matchLabels = matchLabels;
-  if (matchExpressions.length) selector.matchExpressions = matchExpressions;
-  return Object.keys(selector).length ? selector : null;
-}
-
 export function registryDialog(existing) {
   const editing = Boolean(existing);
   openDialog(editing ? t('dialog.editTitle', { name: existing.name }) : t('dialog.createTitle'), (close) => {
@@ -91,12 +59,11 @@ export function registryDialog(existing) {
       .then((found) => mount(suggestions, found.items.map((ns) => h('option', { value: ns }))))
       .catch(() => {});
     // Namespaces by label: Kubernetes mode only (namespaces have labels
-    // only in a cluster). A selector the short form cannot say is kept
-    // as it is and edited with kubectl.
+    // only in a cluster). The selector is edited in the short form
+    // `kubectl -l` takes; the server writes it and reads it back.
     const byLabels = info.store === 'kubernetes' || Boolean(current.namespaceSelector);
-    const selectorLocked = !selectorEditable(current.namespaceSelector);
-    const selectorInput = h('input', { class: 'input mono', value: selectorText(current.namespaceSelector),
-      placeholder: 'kubesphere.io/workspace=ws1', spellcheck: 'false', autocomplete: 'off', disabled: selectorLocked });
+    const selectorInput = h('input', { class: 'input mono', value: current.namespaceSelectorText || '',
+      placeholder: 'kubesphere.io/workspace=ws1', spellcheck: 'false', autocomplete: 'off' });
     const selectorDefault = h('input', { type: 'checkbox', checked: Boolean(current.defaultForSelector) });
     const defaults = h('div', { class: 'checks', tabindex: -1 });
     // The fieldset's own error line, like every other field's: a default
@@ -158,10 +125,13 @@ export function registryDialog(existing) {
       if (description.value.trim()) value.description = description.value.trim();
       if (caBundle.value.trim()) value.tls.caBundle = caBundle.value.trim();
       if (pullSecret.value.trim()) value.pullSecretName = pullSecret.value.trim();
-      const selector = selectorLocked ? current.namespaceSelector : parseSelector(selectorInput.value);
+      const selector = selectorInput.value.trim();
       if (selector) {
         value.namespaceSelector = selector;
-        if (selectorDefault.checked) value.defaultForSelector = selectorLocked && current.defaultForSelector ? current.defaultForSelector : selector;
+        // A default selector of its own (set with kubectl) is kept while
+        // the authorizing one is unchanged.
+        const own = current.defaultForSelectorText && selector === (current.namespaceSelectorText || '');
+        if (selectorDefault.checked) value.defaultForSelector = own ? current.defaultForSelectorText : selector;
       }
       return value;
     };
@@ -328,8 +298,7 @@ export function registryDialog(existing) {
       h('fieldset', { class: 'field', dataset: { field: 'defaultFor' } }, h('legend', { class: 'label' }, t('field.defaultFor')),
         h('p', { class: 'help' }, t('dialog.defaultForHelp')), defaults, defaultsError),
       byLabels ? [
-        field('namespaceSelector', t('field.namespaceSelector'), selectorInput,
-          selectorLocked ? t('dialog.selectorLocked') : t('dialog.selectorHelp')),
+        field('namespaceSelector', t('field.namespaceSelector'), selectorInput, t('dialog.selectorHelp')),
         h('label', { class: 'check-label' }, selectorDefault, ' ', t('dialog.selectorDefault'))] : null,
       h('details', { class: 'advanced', open: Boolean(current.tls && (current.tls.caBundle || current.tls.insecureSkipVerify)) || undefined },
         h('summary', {}, t('dialog.advanced')),

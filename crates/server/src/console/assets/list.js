@@ -4,7 +4,7 @@
 import { api, enc } from './api.js';
 import { debounce, h, id, mount } from './dom.js';
 import { t } from './i18n.js';
-import { registryDialog, selectorText } from './dialog.js';
+import { registryDialog } from './dialog.js';
 import { alertBox, confirmDialog, errorState, formatTime, loading, page, serverBadges, statusChip } from './ui.js';
 
 // ---------- registries list ----------
@@ -136,7 +136,7 @@ function renderList(content, list) {
       cell(t('field.username'), r.username || h('span', { class: 'muted' }, '—')),
       cell(t('field.namespaces'), h('span', { class: 'count' }, r.namespaces.length), ' ',
         h('span', { class: 'muted' }, r.namespaces.slice(0, 3).join(', ') + (r.namespaces.length > 3 ? ', …' : '')),
-        r.namespaceSelector ? [' ', h('span', { class: 'badge', title: selectorText(r.namespaceSelector) }, t('list.byLabels'))] : null),
+        r.namespaceSelector ? [' ', h('span', { class: 'badge', title: r.namespaceSelectorText }, t('list.byLabels'))] : null),
       cell(t('field.defaultFor'), r.defaultFor.length ? r.defaultFor.slice(0, 3).join(', ') + (r.defaultFor.length > 3 ? ', …' : '') : h('span', { class: 'muted' }, '—')),
       cell(t('field.status'), statusChip(r, true)),
       cell(t('field.created'), formatTime(r.createdAt))))));

@@ -5,7 +5,7 @@ import { api, enc } from './api.js';
 import { h, id, mount } from './dom.js';
 import { t } from './i18n.js';
 import { repositoryBrowser } from './browse.js';
-import { registryDialog, selectorText } from './dialog.js';
+import { registryDialog } from './dialog.js';
 import { listState } from './list.js';
 import { alertBox, auditList, confirmDialog, errorState, explain, formatTime, loading, page, schemeOf, serverBadges, statusChip, takeWarnings } from './ui.js';
 
@@ -91,10 +91,10 @@ export async function registryPage(name) {
       record.pullSecrets && !record.pullSecrets.ready && record.pullSecrets.message
         ? alertBox('warn', t('detail.pullSecretsIncomplete'), ' ', record.pullSecrets.message) : null,
       record.namespaceSelector ? h('p', {}, record.namespaces.length ? t('detail.byLabels') : t('detail.byLabelsOnly'), ' ',
-        h('code', { class: 'mono' }, selectorText(record.namespaceSelector)),
+        h('code', { class: 'mono' }, record.namespaceSelectorText),
         record.defaultForSelector ? [' ', h('span', { class: 'badge badge-default' }, t('detail.default')),
-          selectorText(record.defaultForSelector) !== selectorText(record.namespaceSelector)
-            ? [' ', h('code', { class: 'mono' }, selectorText(record.defaultForSelector))] : null] : null) : null,
+          record.defaultForSelectorText !== record.namespaceSelectorText
+            ? [' ', h('code', { class: 'mono' }, record.defaultForSelectorText)] : null] : null) : null,
       h('ul', { class: 'ns-list' }, record.namespaces.map((ns) => h('li', {},
         h('span', { class: 'mono' }, ns),
         record.defaultFor.includes(ns) ? h('span', { class: 'badge badge-default' }, t('detail.default')) : null,
@@ -125,7 +125,9 @@ function howToUse(record) {
         h('pre', { class: 'code', tabindex: 0 }, `kubectl create deployment mysql --image=/mysql/mysql:5.6 -n ${defaultHere}`),
         h('p', {}, t('detail.annotationBody')),
         h('pre', { class: 'code', tabindex: 0 }, annotation)]
-      : [h('p', {}, t('detail.howToUseAnnotated')),
+      : [h('p', {}, record.defaultForSelectorText
+        ? t('detail.howToUseSelector', { selector: record.defaultForSelectorText })
+        : t('detail.howToUseAnnotated')),
         // kubectl run refuses a registry-relative image; create
         // deployment takes it, and the annotation on the Deployment picks
         // the registry for its pods.
