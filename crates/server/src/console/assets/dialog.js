@@ -4,7 +4,7 @@
 import { api, ApiError, enc } from './api.js';
 import { debounce, h, id, mount } from './dom.js';
 import { t } from './i18n.js';
-import { alertBox, explain, fieldMessage, info, loading, openDialog, rerender, SAID_AT_FIELD, schemeOf } from './ui.js';
+import { alertBox, explain, fieldError, fieldMessage, info, loading, openDialog, rerender, SAID_AT_FIELD, schemeOf, showFieldError } from './ui.js';
 
 // ---------- create and edit ----------
 
@@ -16,14 +16,10 @@ export function registryDialog(existing) {
     const fields = {};
     const errors = {};
     const field = (key, label, control, help) => {
-      const errorId = id('err');
-      errors[key] = h('p', { class: 'field-error', id: errorId, hidden: true });
-      const controlId = control.id || id('f');
-      control.id = controlId;
-      control.setAttribute('aria-describedby', errorId);
+      errors[key] = fieldError(control);
       fields[key] = control;
       return h('div', { class: 'field', dataset: { field: key } },
-        h('label', { for: controlId, class: 'label' }, label),
+        h('label', { for: control.id, class: 'label' }, label),
         control, help ? h('p', { class: 'help' }, help) : null, errors[key]);
     };
     const current = existing || { namespaces: [], defaultFor: [], tls: {} };
@@ -68,10 +64,9 @@ export function registryDialog(existing) {
     const defaults = h('div', { class: 'checks', tabindex: -1 });
     // The fieldset's own error line, like every other field's: a default
     // another record holds is said here, not above the form.
-    const defaultsError = h('p', { class: 'field-error', id: id('err'), hidden: true });
+    const defaultsError = fieldError(defaults);
     errors.defaultFor = defaultsError;
     fields.defaultFor = defaults;
-    defaults.setAttribute('aria-describedby', defaultsError.id);
     const chosenDefaults = new Set(current.defaultFor);
     const renderDefaults = () => {
       const list = namespaces.values();
@@ -136,11 +131,7 @@ export function registryDialog(existing) {
       return value;
     };
     const clearErrors = () => {
-      for (const [key, el] of Object.entries(errors)) {
-        el.hidden = true;
-        el.textContent = '';
-        fields[key].removeAttribute('aria-invalid');
-      }
+      for (const [key, line] of Object.entries(errors)) showFieldError(fields[key], line, '');
     };
     // Each field's problem, at the field. A problem whose code says it all
     // (a password the server needs again) is said in the reader's
@@ -153,17 +144,17 @@ export function registryDialog(existing) {
       const own = SAID_AT_FIELD.has(error.code) ? t(`code.${error.code}`) : error.message;
       const details = error.details.length ? error.details.map((detail) => ({ ...detail, message: fieldMessage(detail) }))
         : error.field ? [{ field: error.field, message: own }] : [];
-      let first = null;
+      // Several problems of one field are said on its one line.
+      const said = new Map();
       for (const detail of details) {
         const key = FIELD_OF(detail.field);
         const target = errors[key] ? key : key.startsWith('tls') ? 'tls.caBundle' : null;
         if (!target || !shown(target)) continue;
-        errors[target].hidden = false;
-        errors[target].textContent = errors[target].textContent ? `${errors[target].textContent}; ${detail.message}` : detail.message;
-        fields[target].setAttribute('aria-invalid', 'true');
-        first = first || fields[target];
+        said.set(target, [...(said.get(target) || []), detail.message]);
       }
-      return first;
+      for (const [key, messages] of said) showFieldError(fields[key], errors[key], messages.join('; '));
+      const [first] = said.keys();
+      return first ? fields[first] : null;
     };
     // Live validation: the server answers as a save would (`?dryRun=All`:
     // nothing saved, no registry check), and what it says of the fields
