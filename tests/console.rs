@@ -94,10 +94,26 @@ async fn every_console_flow_in_a_real_browser() {
         .expect("server starts");
     wait_ready(admin_port, &log);
 
+    // kubectl checks the manifest the workload page hands over as it
+    // would on a cluster: against the in-memory API server's discovery.
+    let cluster = common::fake_apiserver::FakeApiServer::new();
+    cluster.namespace("team-a");
+    // The kubeconfig's token: a user who may create Deployments.
+    cluster.add_user("fake-token", "developer", true);
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        common::fake_apiserver::FakeApiServer::kubeconfig(&cluster.serve_http().await),
+    )
+    .expect("kubeconfig");
+
     let screenshots = screenshot_dir();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_test.py");
-    let output = Command::new("python3")
+    // Not a blocking wait: the in-memory API server answers kubectl from
+    // this runtime meanwhile.
+    let output = tokio::process::Command::new("python3")
         .arg(&script)
+        .env("KUBECONFIG", &kubeconfig)
         .env("CONSOLE_URL", format!("https://localhost:{port}"))
         .env("CONSOLE_CA", dir.path().join("certs/ca.crt"))
         .env("CONSOLE_TOKEN", TOKEN)
@@ -110,6 +126,7 @@ async fn every_console_flow_in_a_real_browser() {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/axe/axe.min.js"),
         )
         .output()
+        .await
         .expect("python3 runs");
     let _ = server.kill();
     let _ = server.wait();

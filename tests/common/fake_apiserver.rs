@@ -123,17 +123,90 @@ fn full(status: StatusCode, value: &Value) -> Response<ResponseBody> {
 }
 
 /// The kinds this server knows, by plural.
+/// What this API server serves: (group, version, plural, kind,
+/// namespaced). Its discovery documents and its routes both come from here.
+const RESOURCES: &[(&str, &str, &str, &str, bool)] = &[
+    ("", "v1", "secrets", "Secret", true),
+    ("", "v1", "configmaps", "ConfigMap", true),
+    ("", "v1", "events", "Event", true),
+    ("", "v1", "namespaces", "Namespace", false),
+    ("apps", "v1", "deployments", "Deployment", true),
+    (
+        "registry-resolver.io",
+        "v1alpha1",
+        "imageregistries",
+        "ImageRegistry",
+        false,
+    ),
+    ("coordination.k8s.io", "v1", "leases", "Lease", true),
+    (
+        "authentication.k8s.io",
+        "v1",
+        "tokenreviews",
+        "TokenReview",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        false,
+    ),
+];
+
 fn kind_of(plural: &str) -> Option<&'static str> {
-    Some(match plural {
-        "secrets" => "Secret",
-        "configmaps" => "ConfigMap",
-        "events" => "Event",
-        "namespaces" => "Namespace",
-        "imageregistries" => "ImageRegistry",
-        "tokenreviews" => "TokenReview",
-        "subjectaccessreviews" => "SubjectAccessReview",
-        "leases" => "Lease",
-        "deployments" => "Deployment",
+    RESOURCES
+        .iter()
+        .find(|(_, _, p, _, _)| *p == plural)
+        .map(|(_, _, _, kind, _)| *kind)
+}
+
+/// The discovery documents kubectl reads before anything else (`/api`,
+/// `/apis`, each group version's resources, `/version`), so that kubectl
+/// itself can be pointed at this server.
+fn discovery(path: &str) -> Option<Value> {
+    let resources = |group: &str, version: &str| -> Vec<Value> {
+        RESOURCES
+            .iter()
+            .filter(|(g, v, ..)| *g == group && *v == version)
+            .map(|(_, _, plural, kind, namespaced)| {
+                json!({"name": plural, "singularName": kind.to_lowercase(), "namespaced": namespaced,
+                       "kind": kind, "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
+            })
+            .collect()
+    };
+    let groups: Vec<Value> = RESOURCES
+        .iter()
+        .filter(|(group, ..)| !group.is_empty())
+        .map(|(group, version, ..)| (*group, *version))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|(group, version)| {
+            let preferred =
+                json!({"groupVersion": format!("{group}/{version}"), "version": version});
+            json!({"name": group, "versions": [preferred], "preferredVersion": preferred})
+        })
+        .collect();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    Some(match segments.as_slice() {
+        ["version"] => {
+            json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0", "platform": "linux/amd64"})
+        }
+        ["api"] => json!({"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
+        ["apis"] => json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+        ["api", "v1"] => {
+            json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources("", "v1")})
+        }
+        ["apis", group, version]
+            if RESOURCES
+                .iter()
+                .any(|(g, v, ..)| g == group && v == version) =>
+        {
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{group}/{version}"),
+                   "resources": resources(group, version)})
+        }
         _ => return None,
     })
 }
@@ -513,6 +586,11 @@ impl FakeApiServer {
             Err(_) => Bytes::new(),
         };
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if method == Method::GET
+            && let Some(document) = discovery(&path)
+        {
+            return full(StatusCode::OK, &document);
+        }
         let Some(target) = parse_target(&path) else {
             return full(
                 StatusCode::NOT_FOUND,
@@ -543,7 +621,8 @@ impl FakeApiServer {
         }
         // Workloads are written by users with their own tokens: who they
         // are, and RBAC (admins may, others may not), as the API server does.
-        if target.collection.plural == "deployments" {
+        // Reads are open (kubectl sends no token over plain HTTP).
+        if target.collection.plural == "deployments" && method != Method::GET {
             let user = bearer.as_ref().and_then(|t| state.tokens.get(t)).cloned();
             state
                 .deployment_tokens
