@@ -132,6 +132,7 @@ def main():
             # The same again: the cluster's own refusal, in the page.
             page.get_by_role("button", name="Create in the cluster").click()
             expect(page.get_by_role("alert")).to_contain_text("already exists")
+            expect(page.get_by_role("alert")).to_contain_text("The cluster refused this:")
         except Exception:
             page.screenshot(path="/tmp/console-kubernetes-failure.png", full_page=True)
             print("at", page.url, "\n", page.locator("body").inner_text()[:2000])

@@ -237,6 +237,11 @@ const en = {
   'workload.orSimply': 'or, for one container:',
   'workload.annotationNote': 'The annotation registry-resolver.io/registry: {name} selects the registry; the webhook expands the images and adds the pull Secret.',
 
+  'code.cluster_refused': 'The cluster refused this:',
+  'code.not_supported': 'Not available with the embedded store.',
+  'code.bad_request': 'The request was not valid JSON.',
+  'code.method_not_allowed': 'This action is not available here.',
+  'code.unsupported_media_type': 'The request was not sent as JSON.',
   'code.forbidden_rbac': 'You do not have permission:',
   'error.details': 'Details',
   'code.network': 'The server could not be reached. Check your connection and try again.',
@@ -517,6 +522,11 @@ const zh = {
   'workload.orSimply': '或者，单个容器时：',
   'workload.annotationNote': '注解 registry-resolver.io/registry: {name} 用于选择镜像仓库；Webhook 会补全镜像地址并添加拉取 Secret。',
 
+  'code.cluster_refused': '集群拒绝了此请求：',
+  'code.not_supported': '内置存储不支持此操作。',
+  'code.bad_request': '请求不是有效的 JSON。',
+  'code.method_not_allowed': '此处不支持该操作。',
+  'code.unsupported_media_type': '请求未以 JSON 格式发送。',
   'code.forbidden_rbac': '您没有权限：',
   'error.details': '详情',
   'code.network': '无法连接到服务器。请检查网络后重试。',

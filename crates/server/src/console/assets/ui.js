@@ -58,6 +58,8 @@ export function explain(error) {
   if (!(error instanceof ApiError)) return String(error);
   // The message names the permission missing, which no translation can.
   if (error.status === 403) return `${t('code.forbidden_rbac')} ${error.message}`;
+  // The cluster's own words (an object that exists, a quota): said after ours.
+  if (error.code === 'cluster_refused') return `${t('code.cluster_refused')} ${error.message}`;
   if (error.code === 'network' || error.code === 'aborted') return t(`code.${error.code}`);
   return byCode(error.code, error.message);
 }
