@@ -24,6 +24,7 @@ fn record(name: &str, server: &str, namespaces: &[&str], default_for: &[&str]) -
         pull_secret_name: name.into(),
         pin_digests: false,
         browse: Default::default(),
+        mirror_of: vec![],
         created_at: chrono::DateTime::UNIX_EPOCH,
         updated_at: chrono::DateTime::UNIX_EPOCH,
         status: RegistryStatus::default(),

@@ -322,6 +322,39 @@ async fn conflicts_and_validation_errors(backend: Backend) {
             assert_eq!(again["namespaceSelector"], body["namespaceSelector"]);
         }
     }
+    // Mirror entries: each problem at its entry's field, with its kind.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?verify=false",
+        Some(json!({"name": "mirror", "server": "r.example", "namespaces": ["team-a"],
+                    "mirrorOf": [{"upstream": "docker.io"}, {"upstream": "registry-1.docker.io"},
+                                 {"upstream": "quay.io/org"},
+                                 {"upstream": "ghcr.io", "pathPrefix": "Proxy", "excludes": ["*"]}]})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"), "{body}");
+    let details: Vec<(&str, &str)> = body["error"]["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| {
+            (
+                d["field"].as_str().unwrap_or(""),
+                d["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        details,
+        [
+            ("mirrorOf[1].upstream", "duplicate"),
+            ("mirrorOf[2].upstream", "invalid_server"),
+            ("mirrorOf[3].pathPrefix", "invalid_path"),
+            ("mirrorOf[3].excludes[0]", "invalid_path"),
+        ],
+        "{body}"
+    );
     for (selector, field, says) in [
         (
             "team in (a",

@@ -48,6 +48,7 @@ const LAYERS: &[&[&str]] = &[
         "crypto",
         "namespaces",
         "selector",
+        "mirror",
         "registry",
         "index",
         "resolve",

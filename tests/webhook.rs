@@ -587,3 +587,134 @@ async fn image_registries_applied_directly_are_checked_like_the_api_does() {
         post(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"})).await;
     assert_eq!(malformed.status(), 400);
 }
+
+/// A record that mirrors Docker Hub (a Harbor proxy-cache project): in the
+/// namespaces it is authorized for, Docker Hub images are pulled through it
+/// with its pull Secret; while its last check fails they are left upstream
+/// with a warning, or refused when its entry says `fallback: deny`; the
+/// metrics count each.
+#[tokio::test]
+async fn docker_hub_images_are_pulled_through_the_namespaces_mirror() {
+    let server = TestServer::start().await;
+    // Nothing listens on port 1: its check fails when asked for.
+    let record = server
+        .create_registry(json!({
+            "name": "hub-proxy", "server": "127.0.0.1:1", "username": "robot", "password": "pw",
+            "namespaces": ["team-a"],
+            "mirrorOf": [{"upstream": "index.docker.io", "pathPrefix": "dockerhub-proxy",
+                          "excludes": ["library/busybox"]}]
+        }))
+        .await;
+    // Docker Hub's names are one upstream, stored canonical.
+    assert_eq!(
+        record["mirrorOf"],
+        json!([{"upstream": "docker.io", "pathPrefix": "dockerhub-proxy",
+                "excludes": ["library/busybox"], "fallback": "upstream"}])
+    );
+    let deployment = |annotations: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web", "namespace": "team-a", "annotations": annotations},
+               "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                   "metadata": {"labels": {"app": "web"}},
+                   "spec": {"initContainers": [{"name": "init", "image": "busybox:1.36"}],
+                            "containers": [{"name": "web", "image": "nginx:1.25"},
+                                           {"name": "cache", "image": "docker.io/bitnami/redis:7.2"},
+                                           {"name": "sidecar", "image": "quay.io/org/agent:1"}]}}}})
+    };
+    let (patched, response) = admit(&server, &deployment(json!({})), "team-a").await;
+    let spec = &patched["spec"]["template"]["spec"];
+    assert_eq!(
+        images(spec, "containers"),
+        [
+            "127.0.0.1:1/dockerhub-proxy/library/nginx:1.25",
+            "127.0.0.1:1/dockerhub-proxy/bitnami/redis:7.2",
+            "quay.io/org/agent:1"
+        ]
+    );
+    assert_eq!(images(spec, "initContainers"), ["busybox:1.36"], "excluded");
+    assert_eq!(spec["imagePullSecrets"], json!([{"name": "hub-proxy"}]));
+    assert_eq!(
+        original_images(&patched["spec"]["template"]),
+        json!({"web": "nginx:1.25", "cache": "docker.io/bitnami/redis:7.2"})
+    );
+    let warnings = response["warnings"].to_string();
+    assert!(warnings.contains("its mirror of docker.io"), "{warnings}");
+
+    // Another namespace, or switched off on the workload: left as written.
+    let untouched = server
+        .review(&admission_review(
+            &deployment(json!({})),
+            "team-b",
+            "CREATE",
+        ))
+        .await;
+    assert!(untouched.get("patch").is_none(), "{untouched}");
+    let off = deployment(json!({"registry-resolver.io/mirrors": "off"}));
+    let untouched = server
+        .review(&admission_review(&off, "team-a", "CREATE"))
+        .await;
+    assert!(untouched.get("patch").is_none(), "{untouched}");
+
+    // The mirror's check fails: images stay upstream, and the answer says so.
+    let (status, _) = server
+        .call(reqwest::Method::POST, "/registries/hub-proxy/verify", None)
+        .await;
+    assert_eq!(status, 422);
+    let fallback = server
+        .review(&admission_review(
+            &deployment(json!({})),
+            "team-a",
+            "CREATE",
+        ))
+        .await;
+    assert_eq!(fallback["allowed"], true);
+    assert!(fallback.get("patch").is_none(), "{fallback}");
+    let warnings = fallback["warnings"].to_string();
+    assert!(
+        warnings.contains("whose last check failed; pulled from docker.io as written"),
+        "{warnings}"
+    );
+
+    // An air-gapped site refuses instead.
+    let (status, body) = server
+        .call(
+            reqwest::Method::PATCH,
+            "/registries/hub-proxy?verify=false",
+            Some(&json!({"mirrorOf": [{"upstream": "docker.io", "pathPrefix": "dockerhub-proxy", "fallback": "deny"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let denied = server
+        .review(&admission_review(
+            &deployment(json!({})),
+            "team-a",
+            "CREATE",
+        ))
+        .await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(
+        denied["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fallback: deny")),
+        "{denied}"
+    );
+
+    let metrics = reqwest::get(server.admin_url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    // Two images rewritten, two left upstream (busybox is excluded), and
+    // three refused (the deny entry excludes nothing).
+    for (outcome, count) in [("rewritten", 2), ("fallback", 2), ("denied", 3)] {
+        let line = format!(
+            "registry_resolver_mirror_images_total{{registry=\"hub-proxy\",outcome=\"{outcome}\"}} {count}"
+        );
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("reason=\"mirror_unavailable\""),
+        "{metrics}"
+    );
+}

@@ -10,8 +10,8 @@
 //! The core's modules are re-exported so the crates above see one tree.
 
 pub use registry_resolver_core::{
-    admission, excerpt, index, json, listing, namespaces, node_trust, pod_template, reference,
-    replication, resolve, selector, yaml_edit,
+    admission, excerpt, index, json, listing, mirror, namespaces, node_trust, pod_template,
+    reference, replication, resolve, selector, yaml_edit,
 };
 
 pub mod crypto;

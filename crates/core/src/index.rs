@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
+use crate::mirror::MirrorEntry;
 use crate::namespaces::Entry;
 use crate::registry::Registry;
 use crate::selector::NamespaceSelector;
@@ -41,6 +42,17 @@ pub struct IndexedRegistry {
     pub pin_digests: bool,
     /// The pull secret to inject; `None` for a registry without credentials.
     pub pull_secret: Option<String>,
+    /// Whether its last check did not fail: a mirror is used only while
+    /// it holds.
+    pub healthy: bool,
+}
+
+/// A record's `mirrorOf` entry, as the index keeps it by upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MirrorRoute {
+    registry: Arc<str>,
+    created_at: DateTime<Utc>,
+    entry: MirrorEntry,
 }
 
 /// Who may be used in one namespace (or under one pattern). Names are
@@ -326,6 +338,9 @@ pub struct Index {
     /// Pull Secrets known to exist, by namespace, where the store knows
     /// (the Kubernetes store); `None` where it does not.
     present_pull_secrets: Option<imbl::HashMap<String, imbl::HashSet<String>>>,
+    /// Records' `mirrorOf` entries by upstream (`docker.io`); empty when no
+    /// record mirrors anything, which a review checks first.
+    mirrors: imbl::HashMap<String, Arc<Vec<MirrorRoute>>>,
 }
 
 impl Index {
@@ -465,8 +480,23 @@ impl Index {
                         pull_secret: record
                             .has_credentials()
                             .then(|| record.pull_secret_name.clone()),
+                        healthy: record.status.health() != crate::registry::Health::Failed,
                     }),
                 );
+                for entry in &record.mirror_of {
+                    let mut routes = self
+                        .mirrors
+                        .get(&entry.upstream)
+                        .map(|routes| Vec::clone(routes))
+                        .unwrap_or_default();
+                    routes.push(MirrorRoute {
+                        registry: shared.clone(),
+                        created_at: record.created_at,
+                        entry: entry.clone(),
+                    });
+                    self.mirrors
+                        .insert(entry.upstream.clone(), Arc::new(routes));
+                }
                 if let Some(selecting) = Selecting::of(&record, shared) {
                     self.reselect(&name, Some(&selecting));
                     self.selecting.insert(name.clone(), Arc::new(selecting));
@@ -484,6 +514,21 @@ impl Index {
             return;
         };
         self.registries.remove(name);
+        for entry in &old.mirror_of {
+            let Some(routes) = self.mirrors.get(&entry.upstream) else {
+                continue;
+            };
+            let left: Vec<MirrorRoute> = routes
+                .iter()
+                .filter(|route| &*route.registry != name)
+                .cloned()
+                .collect();
+            if left.is_empty() {
+                self.mirrors.remove(&entry.upstream);
+            } else {
+                self.mirrors.insert(entry.upstream.clone(), Arc::new(left));
+            }
+        }
         if self.selecting.remove(name).is_some() {
             self.reselect(name, None);
         }
@@ -716,6 +761,42 @@ impl Index {
             merged.absorb(view);
         }
         Some(Cow::Owned(merged))
+    }
+
+    /// Whether any record mirrors an upstream: a review with none has no
+    /// fully qualified image to look at.
+    pub fn has_mirrors(&self) -> bool {
+        !self.mirrors.is_empty()
+    }
+
+    /// The record that mirrors `upstream` (canonical) in `ns`, and its
+    /// entry: of those authorized there, the one the precedence rule of
+    /// defaults puts first, by how the record names the namespace (by
+    /// name, then the longer pattern, then labels), then the older record.
+    pub fn mirror_for(&self, ns: &str, upstream: &str) -> Option<(&IndexedRegistry, &MirrorEntry)> {
+        let routes = self.mirrors.get(upstream)?;
+        let view = self.namespace(ns)?;
+        let claim = |route: &MirrorRoute| DefaultClaim {
+            by: self
+                .records
+                .get(&*route.registry)
+                .map_or(ClaimedBy::Selector, |record| {
+                    crate::namespaces::best_entry(&record.namespaces, ns).map_or(
+                        ClaimedBy::Selector,
+                        |entry| match Entry::of(entry) {
+                            Entry::Name(_) => ClaimedBy::Name,
+                            Entry::Prefix(prefix) => ClaimedBy::Prefix(prefix.len()),
+                        },
+                    )
+                }),
+            created_at: route.created_at,
+            name: route.registry.clone(),
+        };
+        let route = routes
+            .iter()
+            .filter(|route| view.allows(&route.registry))
+            .min_by(|a, b| default_precedence(&claim(a), &claim(b)))?;
+        Some((self.registry(&route.registry)?, &route.entry))
     }
 
     /// A namespace's labels, where the cluster told us (Kubernetes mode).

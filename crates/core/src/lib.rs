@@ -7,6 +7,7 @@
 //!   registry-relative paths.
 //! - [`registry`]: the record model, its validation, the audit entry.
 //! - [`namespaces`], [`selector`]: which namespaces a record reaches.
+//! - [`mirror`]: records as mirrors of public registries.
 //! - [`index`]: the immutable snapshot every decision reads.
 //! - [`resolve`], [`admission`], [`pod_template`]: an admission's decision
 //!   and its RFC 6902 patch; [`yaml_edit`] the same for manifests on disk.
@@ -21,6 +22,7 @@ pub mod excerpt;
 pub mod index;
 pub mod json;
 pub mod listing;
+pub mod mirror;
 pub mod namespaces;
 pub mod node_trust;
 pub mod pod_template;

@@ -122,6 +122,19 @@ pub fn expand<'n, V>(
     reached
 }
 
+/// The most specific of `entries` that reaches `namespace`: its name,
+/// else the longest pattern; `None` when none does.
+pub fn best_entry<'e>(entries: &'e [String], namespace: &str) -> Option<&'e str> {
+    entries
+        .iter()
+        .filter(|e| Entry::of(e).matches(namespace))
+        .max_by_key(|e| match Entry::of(e) {
+            Entry::Name(_) => usize::MAX,
+            Entry::Prefix(prefix) => prefix.len(),
+        })
+        .map(String::as_str)
+}
+
 /// Does any of `entries` reach `namespace`?
 pub fn reaches(entries: &[String], namespace: &str) -> bool {
     entries.iter().any(|e| Entry::of(e).matches(namespace))
@@ -144,6 +157,11 @@ mod tests {
         assert!(!Entry::of("team-*").matches("teams"));
         assert!(Entry::of("team-a").matches("team-a"));
         assert!(!Entry::of("team-a").matches("team-ab"));
+        let entries = ["*".to_owned(), "team-*".to_owned(), "team-a".to_owned()];
+        assert_eq!(best_entry(&entries, "team-a"), Some("team-a"));
+        assert_eq!(best_entry(&entries, "team-b"), Some("team-*"));
+        assert_eq!(best_entry(&entries, "other"), Some("*"));
+        assert_eq!(best_entry(&entries[1..], "other"), None);
     }
 
     #[test]

@@ -83,6 +83,11 @@ impl<'a> RelativeImage<'a> {
     /// Parses `/path[:tag][@digest]`, checking every part against the grammar.
     pub fn parse(image: &'a str) -> Result<Self, ReferenceError> {
         let rest = image.strip_prefix('/').ok_or(ReferenceError::NotRelative)?;
+        Self::parse_path(rest)
+    }
+
+    /// Parses `path[:tag][@digest]` (no leading `/`).
+    fn parse_path(rest: &'a str) -> Result<Self, ReferenceError> {
         if rest.is_empty() {
             return Err(ReferenceError::EmptyPath);
         }
@@ -145,6 +150,97 @@ impl<'a> RelativeImage<'a> {
 impl fmt::Display for RelativeImage<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "/{}", self.path)?;
+        if let Some(tag) = self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Docker Hub's canonical name, and the other names it goes by.
+pub const DOCKER_HUB: &str = "docker.io";
+const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
+
+/// The registry a host names, with Docker Hub's other names
+/// (`index.docker.io`, `registry-1.docker.io`) as `docker.io`.
+pub fn canonical_domain(domain: &str) -> &str {
+    if DOCKER_HUB_ALIASES
+        .iter()
+        .any(|alias| alias.eq_ignore_ascii_case(domain))
+        || domain.eq_ignore_ascii_case(DOCKER_HUB)
+    {
+        DOCKER_HUB
+    } else {
+        domain
+    }
+}
+
+/// An ordinary (not registry-relative) reference, normalized as the
+/// reference grammar does (`ParseNormalizedNamed`): `nginx` is
+/// `docker.io/library/nginx`, `bitnami/nginx` is `docker.io/bitnami/nginx`;
+/// a first component is a registry only if it has a `.` or a `:`, or is
+/// `localhost`. Docker Hub's other names are `docker.io` too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualifiedImage<'a> {
+    /// The registry, canonical (see [`canonical_domain`]).
+    pub domain: &'a str,
+    /// The repository inside it, `library/` added for Docker Hub's
+    /// official images.
+    pub path: std::borrow::Cow<'a, str>,
+    /// The tag, when written; never defaulted here.
+    pub tag: Option<&'a str>,
+    /// The digest, when written.
+    pub digest: Option<&'a str>,
+}
+
+impl<'a> QualifiedImage<'a> {
+    /// Parses and normalizes `image`; a registry-relative image is not one.
+    pub fn parse(image: &'a str) -> Result<Self, ReferenceError> {
+        if is_registry_relative(image) || image.is_empty() {
+            return Err(ReferenceError::EmptyPath);
+        }
+        let (domain, rest) = match image.split_once('/') {
+            Some((first, rest))
+                if first.contains(['.', ':'])
+                    || first == "localhost"
+                    || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+            {
+                (canonical_domain(first), rest)
+            }
+            _ => (DOCKER_HUB, image),
+        };
+        let parsed = RelativeImage::parse_path(rest)?;
+        let path = if domain == DOCKER_HUB && !parsed.path.contains('/') {
+            std::borrow::Cow::Owned(format!("library/{}", parsed.path))
+        } else {
+            std::borrow::Cow::Borrowed(parsed.path)
+        };
+        Ok(Self {
+            domain,
+            path,
+            tag: parsed.tag,
+            digest: parsed.digest,
+        })
+    }
+
+    /// The same image under another registry address
+    /// (`host[:port][/prefix]`), tag and digest kept.
+    pub fn join(&self, registry_address: &str) -> Result<String, ReferenceError> {
+        RelativeImage {
+            path: &self.path,
+            tag: self.tag,
+            digest: self.digest,
+        }
+        .join(registry_address)
+    }
+}
+
+impl fmt::Display for QualifiedImage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.domain, self.path)?;
         if let Some(tag) = self.tag {
             write!(f, ":{tag}")?;
         }
@@ -372,6 +468,119 @@ mod tests {
             ("", false),
         ] {
             assert_eq!(is_registry_relative(image), relative, "{image}");
+        }
+    }
+
+    /// The reference grammar's normalization (`ParseNormalizedNamed` of
+    /// distribution/reference), case by case: which registry an ordinary
+    /// image names, and its repository there.
+    #[test]
+    fn an_ordinary_image_is_normalized_as_the_reference_grammar_does() {
+        let digest = DIGEST;
+        let cases: &[(&str, &str, &str, Option<&str>, Option<&str>)] = &[
+            ("nginx", "docker.io", "library/nginx", None, None),
+            (
+                "nginx:1.25",
+                "docker.io",
+                "library/nginx",
+                Some("1.25"),
+                None,
+            ),
+            ("library/nginx", "docker.io", "library/nginx", None, None),
+            (
+                "bitnami/nginx:1",
+                "docker.io",
+                "bitnami/nginx",
+                Some("1"),
+                None,
+            ),
+            ("docker.io/nginx", "docker.io", "library/nginx", None, None),
+            (
+                "docker.io/library/nginx",
+                "docker.io",
+                "library/nginx",
+                None,
+                None,
+            ),
+            (
+                "index.docker.io/library/nginx:1",
+                "docker.io",
+                "library/nginx",
+                Some("1"),
+                None,
+            ),
+            (
+                "registry-1.docker.io/bitnami/redis",
+                "docker.io",
+                "bitnami/redis",
+                None,
+                None,
+            ),
+            ("localhost:5000/x", "localhost:5000", "x", None, None),
+            ("localhost/x", "localhost", "x", None, None),
+            ("quay.io/a/b", "quay.io", "a/b", None, None),
+            ("quay.io/a/b:v1", "quay.io", "a/b", Some("v1"), None),
+            (
+                "registry.k8s.io/pause:3.9",
+                "registry.k8s.io",
+                "pause",
+                Some("3.9"),
+                None,
+            ),
+            (
+                "10.0.0.9:5000/team/app:2",
+                "10.0.0.9:5000",
+                "team/app",
+                Some("2"),
+                None,
+            ),
+            // A first component without '.', ':' or "localhost" is a path.
+            ("foo/bar", "docker.io", "foo/bar", None, None),
+            // Without a '/', "host:5000" is an image and its tag.
+            (
+                "foo.bar:5000",
+                "docker.io",
+                "library/foo.bar",
+                Some("5000"),
+                None,
+            ),
+        ];
+        for (image, domain, path, tag, want_digest) in cases {
+            let parsed = QualifiedImage::parse(image).expect(image);
+            assert_eq!(
+                (parsed.domain, &*parsed.path, parsed.tag, parsed.digest),
+                (*domain, *path, *tag, *want_digest),
+                "{image}"
+            );
+        }
+        let pinned = format!("index.docker.io/library/nginx:1@{digest}");
+        let parsed = QualifiedImage::parse(&pinned).expect("pinned");
+        assert_eq!(
+            (parsed.domain, &*parsed.path, parsed.tag, parsed.digest),
+            ("docker.io", "library/nginx", Some("1"), Some(digest))
+        );
+        assert_eq!(
+            parsed.to_string(),
+            format!("docker.io/library/nginx:1@{digest}")
+        );
+        // Joined onto a mirror: the tag and digest kept as written.
+        assert_eq!(
+            parsed.join("harbor.example.com/dockerhub-proxy"),
+            Ok(format!(
+                "harbor.example.com/dockerhub-proxy/library/nginx:1@{digest}"
+            ))
+        );
+        // What the grammar refuses is not an image to route.
+        for bad in [
+            "",
+            "/mysql",
+            "Nginx",
+            "docker.io/",
+            "quay.io/a//b",
+            "nginx:",
+            "nginx@sha256:12",
+        ] {
+            assert!(QualifiedImage::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -8,7 +8,8 @@ use crate::excerpt::excerpt;
 use std::fmt;
 
 use crate::index::{Index, IndexedRegistry, NamespaceView};
-use crate::reference::{RelativeImage, is_registry_relative};
+use crate::mirror::{Fallback, MIRRORS_SWITCH};
+use crate::reference::{QualifiedImage, RelativeImage, is_registry_relative};
 
 /// Picks the registry for every registry-relative image in the pod template.
 pub const REGISTRY_ANNOTATION: &str = "registry-resolver.io/registry";
@@ -122,6 +123,9 @@ pub enum Choice {
     Request,
     /// No registry named: the namespace's default.
     NamespaceDefault,
+    /// Not registry-relative: the image's registry (`docker.io`, held) is
+    /// one the chosen record mirrors.
+    Mirror(String),
 }
 
 impl fmt::Display for Choice {
@@ -135,6 +139,7 @@ impl fmt::Display for Choice {
             Self::WorkloadAnnotation => write!(f, "workload annotation {REGISTRY_ANNOTATION}"),
             Self::Request => f.write_str("the request"),
             Self::NamespaceDefault => f.write_str("the namespace default"),
+            Self::Mirror(upstream) => write!(f, "its mirror of {upstream}"),
         }
     }
 }
@@ -178,10 +183,47 @@ pub struct PinTarget {
 /// What resolution changes in one pod template.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resolution {
-    /// One rewrite per registry-relative image, in container order.
+    /// One rewrite per registry-relative image, and per image pulled
+    /// through a mirror, in container order.
     pub rewrites: Vec<Rewrite>,
     /// Pull secrets to append to `imagePullSecrets`, in container order.
     pub add_pull_secrets: Vec<String>,
+    /// Said beside the edits: images left upstream because their mirror
+    /// is unhealthy.
+    pub warnings: Vec<String>,
+    /// What each mirror did, for the metrics.
+    pub mirror_uses: Vec<MirrorUse>,
+}
+
+/// What a mirror did with one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorUse {
+    /// The record, by name.
+    pub registry: String,
+    /// What happened.
+    pub outcome: MirrorOutcome,
+}
+
+/// What happened to an image a mirror takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MirrorOutcome {
+    /// Pulled through the mirror.
+    Rewritten,
+    /// Left to the upstream: the mirror is unhealthy (`fallback: upstream`).
+    Fallback,
+    /// Refused: the mirror is unhealthy (`fallback: deny`).
+    Denied,
+}
+
+impl MirrorOutcome {
+    /// The word metrics label it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rewritten => "rewritten",
+            Self::Fallback => "fallback",
+            Self::Denied => "denied",
+        }
+    }
 }
 
 impl Resolution {
@@ -206,6 +248,8 @@ pub enum DenialReason {
     PullSecretMissing,
     /// The tag could not be pinned to a digest (policy `deny`).
     PinFailed,
+    /// The image's mirror is unhealthy and its entry says `fallback: deny`.
+    MirrorUnavailable,
 }
 
 impl DenialReason {
@@ -217,6 +261,7 @@ impl DenialReason {
             Self::InvalidReference => "invalid_reference",
             Self::PullSecretMissing => "pull_secret_missing",
             Self::PinFailed => "pin_failed",
+            Self::MirrorUnavailable => "mirror_unavailable",
         }
     }
 }
@@ -246,6 +291,8 @@ pub struct Denial {
     pub problems: Vec<String>,
     /// The first problem's reason.
     pub reason: DenialReason,
+    /// What mirrors did before the denial, for the metrics.
+    pub mirror_uses: Vec<MirrorUse>,
 }
 
 impl fmt::Display for Denial {
@@ -283,12 +330,77 @@ pub fn resolve(
                 .and_then(|a| a.get(PIN_DIGEST_ANNOTATION))
         })
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    // Mirrors apply where the writer may add the pull Secret (never on a
+    // Pod update: changing a running container's image restarts it), and
+    // where neither the object nor the namespace switched them off.
+    let mirrors = index.has_mirrors()
+        && scope.pull_secrets_mutable
+        && !mirrors_switched_off(template, scope.namespace, index);
     for container in &template.containers {
-        if !is_registry_relative(container.image) {
-            continue;
-        }
         // Formatted only when there is a problem to report.
         let what = || format!("{} {:?}", container.list.noun(), excerpt(container.name));
+        if !is_registry_relative(container.image) {
+            if mirrors {
+                match through_mirror(container.image, scope.namespace, index) {
+                    None => {}
+                    Some(Routed::Rewrite {
+                        registry,
+                        image,
+                        upstream,
+                    }) => {
+                        add_pull_secret(registry, template, &mut resolution);
+                        resolution.mirror_uses.push(MirrorUse {
+                            registry: registry.name.clone(),
+                            outcome: MirrorOutcome::Rewritten,
+                        });
+                        resolution.rewrites.push(Rewrite {
+                            list: container.list,
+                            index: container.index,
+                            container: container.name.to_owned(),
+                            original: container.image.to_owned(),
+                            resolved: image,
+                            registry: registry.name.clone(),
+                            choice: Choice::Mirror(upstream.to_owned()),
+                            pin: None,
+                        });
+                    }
+                    Some(Routed::Unhealthy {
+                        registry,
+                        upstream,
+                        fallback,
+                    }) => {
+                        let said = format!(
+                            "{}: image {:?} is mirrored by registry {:?}, whose last check failed",
+                            what(),
+                            excerpt(container.image),
+                            registry.name
+                        );
+                        match fallback {
+                            Fallback::Upstream => {
+                                resolution.mirror_uses.push(MirrorUse {
+                                    registry: registry.name.clone(),
+                                    outcome: MirrorOutcome::Fallback,
+                                });
+                                resolution
+                                    .warnings
+                                    .push(format!("{said}; pulled from {upstream} as written"));
+                            }
+                            Fallback::Deny => {
+                                resolution.mirror_uses.push(MirrorUse {
+                                    registry: registry.name.clone(),
+                                    outcome: MirrorOutcome::Denied,
+                                });
+                                reason.get_or_insert(DenialReason::MirrorUnavailable);
+                                problems.push(format!(
+                                    "{said}, and its entry for {upstream} says fallback: deny (fix the registry, or set {MIRRORS_SWITCH}: off to pull from {upstream})"
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            continue;
+        }
         let choice = match choose_registry(template, container.name) {
             Ok(choice) => choice,
             Err(problem) => {
@@ -315,7 +427,7 @@ pub fn resolve(
                     && !resolution.add_pull_secrets.contains(secret)
                 {
                     if scope.pull_secrets_mutable {
-                        resolution.add_pull_secrets.push(secret.clone());
+                        add_pull_secret(expanded.registry, template, &mut resolution);
                     } else {
                         reason.get_or_insert(DenialReason::PullSecretMissing);
                         problems.push(format!(
@@ -345,8 +457,84 @@ pub fn resolve(
     }
     match reason {
         None => Ok(resolution),
-        Some(reason) => Err(Denial { problems, reason }),
+        Some(reason) => Err(Denial {
+            problems,
+            reason,
+            mirror_uses: resolution.mirror_uses,
+        }),
     }
+}
+
+/// Adds `registry`'s pull Secret unless the template names it or it is
+/// added already.
+fn add_pull_secret(
+    registry: &IndexedRegistry,
+    template: &PodTemplate<'_>,
+    resolution: &mut Resolution,
+) {
+    if let Some(secret) = &registry.pull_secret
+        && !template.image_pull_secrets.contains(&secret.as_str())
+        && !resolution.add_pull_secrets.contains(secret)
+    {
+        resolution.add_pull_secrets.push(secret.clone());
+    }
+}
+
+/// `registry-resolver.io/mirrors: off` on the pod template or the workload
+/// (annotations), or on the namespace (a label).
+fn mirrors_switched_off(template: &PodTemplate<'_>, namespace: &str, index: &Index) -> bool {
+    let off = |value: Option<&str>| value.is_some_and(|v| v.trim().eq_ignore_ascii_case("off"));
+    off(template
+        .template_annotations
+        .and_then(|a| a.get(MIRRORS_SWITCH)))
+        || off(template
+            .workload_annotations
+            .and_then(|a| a.get(MIRRORS_SWITCH)))
+        || off(index
+            .labels(namespace)
+            .and_then(|labels| labels.get(MIRRORS_SWITCH))
+            .map(String::as_str))
+}
+
+/// What a mirror does with an ordinary image.
+enum Routed<'i> {
+    /// Pulled through `registry` as `image`.
+    Rewrite {
+        registry: &'i IndexedRegistry,
+        image: String,
+        upstream: &'i str,
+    },
+    /// `registry` would take it, but its last check failed.
+    Unhealthy {
+        registry: &'i IndexedRegistry,
+        upstream: &'i str,
+        fallback: Fallback,
+    },
+}
+
+/// The mirror, if any, that takes `image` in `namespace`: none for an
+/// image the grammar refuses (the API server or the kubelet says why), of
+/// an upstream no authorized record mirrors, excluded by the entry, or
+/// too long a name under the mirror.
+fn through_mirror<'i>(image: &str, namespace: &str, index: &'i Index) -> Option<Routed<'i>> {
+    let parsed = QualifiedImage::parse(image).ok()?;
+    let (registry, entry) = index.mirror_for(namespace, parsed.domain)?;
+    if entry.excludes(&parsed.path) {
+        return None;
+    }
+    if !registry.healthy {
+        return Some(Routed::Unhealthy {
+            registry,
+            upstream: &entry.upstream,
+            fallback: entry.fallback,
+        });
+    }
+    let image = entry.rewrite(&parsed, &registry.image_prefix).ok()?;
+    Some(Routed::Rewrite {
+        registry,
+        image,
+        upstream: &entry.upstream,
+    })
 }
 
 /// Expands one registry-relative image in `namespace`, with the named
@@ -834,11 +1022,226 @@ mod tests {
             InvalidReference,
             PullSecretMissing,
             PinFailed,
+            MirrorUnavailable,
         ] {
             assert_eq!(
                 serde_json::to_value(reason).expect("serializes"),
                 Value::String(reason.as_str().to_owned())
             );
         }
+    }
+
+    /// Records that mirror Docker Hub and quay.io, each authorized
+    /// somewhere: which one takes an image in a namespace, and what it
+    /// becomes.
+    fn mirrors() -> Index {
+        use crate::mirror::{Fallback, MirrorEntry};
+        let entry = |upstream: &str, prefix: Option<&str>, fallback| MirrorEntry {
+            upstream: upstream.into(),
+            path_prefix: prefix.map(Into::into),
+            excludes: vec![],
+            fallback,
+        };
+        let failed = crate::registry::RegistryStatus {
+            verified: false,
+            last_verified_at: Some(chrono::DateTime::UNIX_EPOCH),
+            message: Some("connection refused".into()),
+        };
+        let mut harbor = record(
+            "harbor",
+            "https://harbor.example.com",
+            &["team-*"],
+            &[],
+            true,
+        );
+        harbor.mirror_of = vec![MirrorEntry {
+            excludes: vec!["library/busybox".into()],
+            ..entry("docker.io", Some("dockerhub-proxy"), Fallback::Upstream)
+        }];
+        let mut cache = record("cache", "http://cache.local:5000", &["team-a"], &[], false);
+        cache.mirror_of = vec![
+            entry("docker.io", None, Fallback::Upstream),
+            entry("quay.io", None, Fallback::Upstream),
+        ];
+        let mut shaky = record("shaky", "https://shaky.example", &["lab"], &[], false);
+        shaky.mirror_of = vec![entry("docker.io", None, Fallback::Upstream)];
+        shaky.status = failed.clone();
+        let mut sealed = record(
+            "sealed",
+            "https://sealed.example",
+            &["edge"],
+            &["edge"],
+            true,
+        );
+        sealed.mirror_of = vec![entry("docker.io", Some("hub"), Fallback::Deny)];
+        sealed.status = failed;
+        Index::build(&[harbor, cache, shaky, sealed])
+    }
+
+    fn through(
+        namespace: &str,
+        images: &[&str],
+        workload: Value,
+        mutable: bool,
+    ) -> Result<Resolution, Denial> {
+        let workload = annotations(&workload);
+        let containers = images
+            .iter()
+            .enumerate()
+            .map(|(index, image)| ContainerImage {
+                list: ContainerList::Containers,
+                index,
+                name: "app",
+                image,
+            })
+            .collect();
+        let template = PodTemplate {
+            template_annotations: None,
+            workload_annotations: Some(&workload),
+            containers,
+            image_pull_secrets: vec![],
+        };
+        resolve(
+            &template,
+            Scope {
+                namespace,
+                pull_secrets_mutable: mutable,
+            },
+            &mirrors(),
+        )
+    }
+
+    fn resolved(resolution: &Resolution) -> Vec<(&str, &str)> {
+        resolution
+            .rewrites
+            .iter()
+            .map(|r| (r.resolved.as_str(), r.registry.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn an_image_of_a_mirrored_registry_is_pulled_through_the_mirror_of_its_namespace() {
+        let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let pinned = format!("nginx@{digest}");
+        let none = json!({});
+        // A Harbor proxy-cache project: its prefix, tag and digest kept,
+        // its pull Secret added, the reason said.
+        let ok = through(
+            "team-b",
+            &["nginx:1.25", &pinned, "busybox"],
+            none.clone(),
+            true,
+        )
+        .expect("admitted");
+        assert_eq!(
+            resolved(&ok),
+            [
+                (
+                    "harbor.example.com/dockerhub-proxy/library/nginx:1.25",
+                    "harbor"
+                ),
+                (
+                    &*format!("harbor.example.com/dockerhub-proxy/library/nginx@{digest}"),
+                    "harbor"
+                ),
+            ],
+            "busybox is excluded"
+        );
+        assert_eq!(ok.rewrites[0].choice, Choice::Mirror("docker.io".into()));
+        assert_eq!(ok.rewrites[0].original, "nginx:1.25");
+        assert_eq!(ok.add_pull_secrets, ["harbor-pull"]);
+        assert_eq!(ok.mirror_uses.len(), 2);
+        // A record naming the namespace beats one reaching it by pattern;
+        // a pull-through cache has no prefix, and no Secret without
+        // credentials.
+        let ok = through(
+            "team-a",
+            &["docker.io/library/nginx:1.25", "quay.io/a/b:1", "/x/y:1"],
+            json!({"registry-resolver.io/registry": "harbor"}),
+            true,
+        )
+        .expect("admitted");
+        assert_eq!(
+            resolved(&ok),
+            [
+                ("cache.local:5000/library/nginx:1.25", "cache"),
+                ("cache.local:5000/a/b:1", "cache"),
+                ("harbor.example.com/x/y:1", "harbor"),
+            ]
+        );
+        // Nothing mirrors quay.io in team-b; nothing at all in prod; a
+        // registry-relative image and a local registry are not upstreams.
+        for (namespace, image) in [
+            ("team-b", "quay.io/a/b"),
+            ("prod", "nginx"),
+            ("team-b", "localhost:5000/x"),
+            ("team-b", "harbor.example.com/dockerhub-proxy/library/nginx"),
+        ] {
+            let ok = through(namespace, &[image], none.clone(), true).expect("admitted");
+            assert!(
+                ok.rewrites.is_empty() && ok.warnings.is_empty(),
+                "{namespace} {image}"
+            );
+        }
+    }
+
+    #[test]
+    fn mirrors_can_be_switched_off_and_never_touch_a_running_pod() {
+        let ok = through(
+            "team-b",
+            &["nginx"],
+            json!({"registry-resolver.io/mirrors": "off"}),
+            true,
+        )
+        .expect("admitted");
+        assert!(ok.rewrites.is_empty());
+        // A Pod update: changing its image would restart the container.
+        let ok = through("team-b", &["nginx"], json!({}), false).expect("admitted");
+        assert!(ok.rewrites.is_empty());
+        // A namespace label switches them off there (Kubernetes mode).
+        let index = mirrors().apply([crate::index::Change::Namespace {
+            name: "team-b".into(),
+            labels: Some([("registry-resolver.io/mirrors".to_owned(), "off".to_owned())].into()),
+        }]);
+        let containers = vec![container("app", "nginx")];
+        let template = PodTemplate {
+            containers,
+            ..PodTemplate::default()
+        };
+        let scope = Scope {
+            namespace: "team-b",
+            pull_secrets_mutable: true,
+        };
+        assert!(
+            resolve(&template, scope, &index)
+                .expect("admitted")
+                .rewrites
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_unhealthy_mirror_leaves_the_image_upstream_or_denies_it_as_its_entry_says() {
+        let ok = through("lab", &["nginx:1.25"], json!({}), true).expect("admitted");
+        assert!(ok.rewrites.is_empty());
+        assert_eq!(ok.warnings.len(), 1);
+        assert!(
+            ok.warnings[0].contains("whose last check failed; pulled from docker.io as written"),
+            "{:?}",
+            ok.warnings
+        );
+        assert_eq!(ok.mirror_uses[0].outcome, MirrorOutcome::Fallback);
+        let denied = through("edge", &["nginx:1.25"], json!({}), true).expect_err("denied");
+        assert_eq!(denied.reason, DenialReason::MirrorUnavailable);
+        assert!(denied.to_string().contains("fallback: deny"), "{denied}");
+        assert_eq!(denied.mirror_uses[0].outcome, MirrorOutcome::Denied);
+        // Switched off, the image is pulled upstream: the way out.
+        let ok = through(
+            "edge",
+            &["nginx"],
+            json!({"registry-resolver.io/mirrors": "off"}),
+            true,
+        );
+        assert!(ok.is_ok());
     }
 }

@@ -26,6 +26,7 @@ pub fn record(
         pull_secret_name: format!("{name}-pull"),
         pin_digests: false,
         browse: Default::default(),
+        mirror_of: vec![],
         created_at: chrono::DateTime::UNIX_EPOCH,
         updated_at: chrono::DateTime::UNIX_EPOCH,
         status: RegistryStatus::default(),

@@ -8,7 +8,7 @@
 //! The lower crates' modules are re-exported so the binary sees one tree.
 
 pub use registry_resolver_store::{
-    admission, crypto, excerpt, index, json, kubernetes, listing, manifests, namespaces,
+    admission, crypto, excerpt, index, json, kubernetes, listing, manifests, mirror, namespaces,
     node_trust, pinning, pod_template, reference, registry, replication, resolve, selector,
     service, telemetry, yaml_edit,
 };

@@ -7,7 +7,7 @@
 //! tree.
 
 pub use registry_resolver_client::{
-    admission, crypto, excerpt, index, json, listing, namespaces, node_trust, pod_template,
+    admission, crypto, excerpt, index, json, listing, mirror, namespaces, node_trust, pod_template,
     reference, replication, resolve, selector, yaml_edit,
 };
 

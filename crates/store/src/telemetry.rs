@@ -74,6 +74,7 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     admission_duration: Family<OutcomeLabels, Histogram>,
     admission_requests: Family<ReasonLabels, Counter>,
+    mirror_images: Family<MirrorLabels, Counter>,
     http_requests: Family<ApiLabels, Counter>,
     node_trust_registries: Family<StateLabels, Gauge>,
     node_trust_runtime_config_missing: Gauge,
@@ -102,6 +103,13 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+/// A record's name (bounded by the records there are) and a fixed word.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MirrorLabels {
+    registry: String,
+    outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
@@ -127,6 +135,12 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.000_005, 2.0, 20))
         });
         let admission_requests = Family::<ReasonLabels, Counter>::default();
+        let mirror_images = Family::<MirrorLabels, Counter>::default();
+        registry.register(
+            "mirror_images",
+            "Images of admitted or refused objects a mirror takes, by record and outcome (rewritten, fallback: left upstream while the mirror is unhealthy, denied)",
+            mirror_images.clone(),
+        );
         let http_requests = Family::<ApiLabels, Counter>::default();
         registry.register(
             "admission_duration_seconds",
@@ -135,7 +149,7 @@ impl Metrics {
         );
         registry.register(
             "admission_requests",
-            "AdmissionReviews by outcome (mutated, allowed, denied, error) and, for a denial, reason (no_registry, not_authorized, invalid_reference, pull_secret_missing, pin_failed; else none)",
+            "AdmissionReviews by outcome (mutated, allowed, denied, error) and, for a denial, reason (no_registry, not_authorized, invalid_reference, pull_secret_missing, pin_failed, mirror_unavailable; else none)",
             admission_requests.clone(),
         );
         registry.register(
@@ -202,6 +216,7 @@ impl Metrics {
             registry: Mutex::new(registry),
             admission_duration,
             admission_requests,
+            mirror_images,
             http_requests,
             node_trust_registries,
             node_trust_runtime_config_missing,
@@ -291,6 +306,18 @@ impl Metrics {
                 reason: reason.map_or("none", DenialReason::as_str),
             })
             .inc();
+    }
+
+    /// What mirrors did with one review's images.
+    pub fn observe_mirror_uses(&self, uses: &[crate::resolve::MirrorUse]) {
+        for used in uses {
+            self.mirror_images
+                .get_or_create(&MirrorLabels {
+                    registry: used.registry.clone(),
+                    outcome: used.outcome.as_str(),
+                })
+                .inc();
+        }
     }
 
     /// `route` is the router's matched pattern or `None`; never the raw path.

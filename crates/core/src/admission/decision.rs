@@ -119,10 +119,13 @@ pub fn plan<'a>(
     index: &Index,
 ) -> Result<Option<Plan<'a>>, Denial> {
     let template = kinds::resolution_input(&located);
-    if !template
-        .containers
-        .iter()
-        .any(|c| crate::reference::is_registry_relative(c.image))
+    // The common case ends here: no registry-relative image, and no record
+    // mirrors anything.
+    if !index.has_mirrors()
+        && !template
+            .containers
+            .iter()
+            .any(|c| crate::reference::is_registry_relative(c.image))
     {
         return Ok(None);
     }
@@ -130,21 +133,24 @@ pub fn plan<'a>(
         namespace,
         pull_secrets_mutable: write == WriteKind::Full,
     };
-    let resolution = resolve::resolve(&template, scope, index)?;
+    let mut resolution = resolve::resolve(&template, scope, index)?;
     drop(template);
-    if resolution.is_empty() {
+    if resolution.is_empty() && resolution.warnings.is_empty() && resolution.mirror_uses.is_empty()
+    {
         return Ok(None);
     }
     // Where the store knows the cluster's pull Secrets, say so when one we
     // inject is not there yet: the pods would fail to pull until it is.
-    let warnings = resolution
-        .add_pull_secrets
-        .iter()
-        .filter(|secret| index.pull_secret_missing(namespace, secret))
-        .map(|secret| {
-            format!("pull secret {secret:?} is not yet present in namespace {namespace:?}; pods cannot pull until it is replicated")
-        })
-        .collect();
+    let mut warnings = std::mem::take(&mut resolution.warnings);
+    warnings.extend(
+        resolution
+            .add_pull_secrets
+            .iter()
+            .filter(|secret| index.pull_secret_missing(namespace, secret))
+            .map(|secret| {
+                format!("pull secret {secret:?} is not yet present in namespace {namespace:?}; pods cannot pull until it is replicated")
+            }),
+    );
     Ok(Some(Plan {
         located,
         kind,

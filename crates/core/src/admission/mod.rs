@@ -89,6 +89,8 @@ pub struct Reviewed {
     pub reason: Option<DenialReason>,
     /// The message of a denial, for the log.
     pub denial: Option<String>,
+    /// What mirrors did with the object's images, for the metrics.
+    pub mirror_uses: Vec<crate::resolve::MirrorUse>,
 }
 
 /// What a review is about, for its tracing span: the request's own fields,
@@ -115,6 +117,7 @@ pub struct Prepared<'a> {
     uid: String,
     pending: Pending<'a>,
     subject: SubjectIn<'a>,
+    mirror_uses: Vec<crate::resolve::MirrorUse>,
 }
 
 /// The request fields a span names, kept from the decode.
@@ -199,6 +202,7 @@ impl<'a> Prepared<'a> {
             outcome,
             reason,
             denial,
+            mirror_uses: self.mirror_uses,
         })
     }
 }
@@ -246,6 +250,7 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
             uid,
             pending: Pending::Allow,
             subject,
+            mirror_uses: Vec::new(),
         })
     };
     let Some(kind) = request.kind.as_ref().and_then(kinds_lookup) else {
@@ -280,15 +285,23 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
         .or_else(|| located.namespace())
         .unwrap_or("")
         .to_owned();
+    let mut mirror_uses = Vec::new();
     let pending = match plan(located, kind, &namespace, write, index) {
         Ok(None) => Pending::Allow,
-        Ok(Some(plan)) => Pending::Mutate(plan),
-        Err(denial) => Pending::Deny(denial.reason, format!("registry-resolver: {denial}")),
+        Ok(Some(mut plan)) => {
+            mirror_uses = std::mem::take(&mut plan.resolution.mirror_uses);
+            Pending::Mutate(plan)
+        }
+        Err(mut denial) => {
+            mirror_uses = std::mem::take(&mut denial.mirror_uses);
+            Pending::Deny(denial.reason, format!("registry-resolver: {denial}"))
+        }
     };
     Ok(Prepared {
         uid,
         pending,
         subject,
+        mirror_uses,
     })
 }
 

@@ -132,6 +132,7 @@ mod tests {
         let resolution = Resolution {
             rewrites: vec![rewrite(ContainerList::InitContainers, 0, "i")],
             add_pull_secrets: vec!["r".into()],
+            ..Resolution::default()
         };
         let ops = build_on(&object, &["spec", "template"], &resolution, true);
         assert_eq!(
@@ -156,6 +157,7 @@ mod tests {
         let resolution = Resolution {
             rewrites: vec![rewrite(ContainerList::Containers, 0, "c")],
             add_pull_secrets: vec!["r".into()],
+            ..Resolution::default()
         };
         let ops = build_on(&object, &[], &resolution, true);
         let mut patched = object.clone();
@@ -180,6 +182,7 @@ mod tests {
         let resolution = Resolution {
             rewrites: vec![rewrite(ContainerList::Containers, 0, "c")],
             add_pull_secrets: vec![],
+            ..Resolution::default()
         };
         let ops = build_on(&object, &[], &resolution, true);
         assert_eq!(ops.len(), 2);

@@ -17,6 +17,21 @@ use crate::resolve::Choice;
 const PATCH_CAPACITY: usize = 1024;
 
 pub(super) fn mutated(uid: String, mutation: Mutation) -> (ResponseOut, Outcome) {
+    // Nothing to change, only something to say (an image left upstream
+    // because its mirror is unhealthy): allowed as it is, with the words.
+    if mutation.patch.is_empty() {
+        let response = ResponseOut {
+            uid,
+            allowed: true,
+            warnings: mutation
+                .warnings
+                .iter()
+                .map(|w| format!("registry-resolver: {w}"))
+                .collect(),
+            ..ResponseOut::default()
+        };
+        return (response, Outcome::Allowed);
+    }
     let mut patch = Vec::with_capacity(PATCH_CAPACITY);
     // Serializing plain strings cannot fail; if it ever did, deny rather
     // than admit an unresolvable image.

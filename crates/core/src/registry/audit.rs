@@ -133,6 +133,7 @@ pub fn changed_fields(spec: &RegistrySpec, current: Option<&Registry>) -> Vec<St
             note("pullSecretName", spec.pull_secret_name != spec.name);
             note("pinDigests", spec.pin_digests);
             note("browse", spec.browse != Default::default());
+            note("mirrorOf", !spec.mirror_of.is_empty());
         }
         Some(old) => {
             note("server", spec.server.to_string() != old.server);
@@ -167,6 +168,7 @@ pub fn changed_fields(spec: &RegistrySpec, current: Option<&Registry>) -> Vec<St
             );
             note("pinDigests", spec.pin_digests != old.pin_digests);
             note("browse", spec.browse != old.browse);
+            note("mirrorOf", spec.mirror_of != old.mirror_of);
         }
     }
     fields
@@ -209,6 +211,7 @@ mod tests {
             pull_secret_name: "lab".into(),
             pin_digests: false,
             browse: Default::default(),
+            mirror_of: vec![],
             created_at: Utc::now(),
             updated_at: Utc::now(),
             status: Default::default(),

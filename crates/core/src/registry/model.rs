@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::server::Server;
 use crate::excerpt::excerpt;
+use crate::mirror::{MirrorEntry, MirrorError};
 use crate::selector::SelectorInput;
 
 /// Most characters accepted for free text fields.
@@ -71,6 +72,11 @@ pub struct Registry {
     /// How repositories are listed for the image picker.
     #[serde(default)]
     pub browse: BrowseMethod,
+    /// Upstream registries this one mirrors (a Harbor proxy-cache project,
+    /// a pull-through cache): their images are pulled through it in the
+    /// namespaces it is authorized for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirror_of: Vec<MirrorEntry>,
     /// When the record was created.
     pub created_at: DateTime<Utc>,
     /// When its settings (or, in Kubernetes mode, its credentials) were
@@ -412,6 +418,10 @@ pub struct RegistryInput {
     /// How repositories are listed for the image picker (default `auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browse: Option<BrowseMethod>,
+    /// Upstream registries this one mirrors; at most 16, each upstream
+    /// once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_of: Option<Vec<MirrorEntry>>,
     /// Read-only in [`Registry`]: accepted and ignored.
     #[serde(default, skip_serializing)]
     #[schema(ignore)]
@@ -478,6 +488,7 @@ impl From<&Registry> for RegistryInput {
             pull_secret_name: Some(r.pull_secret_name.clone()),
             pin_digests: Some(r.pin_digests),
             browse: Some(r.browse),
+            mirror_of: Some(r.mirror_of.clone()),
             ..Self::default()
         }
     }
@@ -554,6 +565,8 @@ pub struct RegistrySpec {
     pub pin_digests: bool,
     /// How the image picker lists repositories.
     pub browse: BrowseMethod,
+    /// Upstream registries it mirrors, upstreams canonical.
+    pub mirror_of: Vec<MirrorEntry>,
     /// The outcome of a connectivity check made for this write; `None`
     /// keeps the stored status, or resets it when the connection changes.
     pub status: Option<RegistryStatus>,
@@ -609,6 +622,7 @@ impl RegistrySpec {
             pull_secret_name: self.pull_secret_name.clone(),
             pin_digests: self.pin_digests,
             browse: self.browse,
+            mirror_of: self.mirror_of.clone(),
             created_at: previous.map_or(now, |old| old.created_at),
             updated_at: now,
             status: match (&self.status, previous) {
@@ -667,6 +681,11 @@ pub enum Reason {
     InvalidSelector,
     /// A CA bundle with no usable CA certificate.
     InvalidCa,
+    /// The same value as an earlier entry (a mirrored registry).
+    Duplicate,
+    /// Not a repository path, or the beginning of one (a mirror's path
+    /// prefix or excludes).
+    InvalidPath,
 }
 
 impl FieldError {
@@ -869,6 +888,21 @@ impl RegistryInput {
             None => name.clone(),
         };
 
+        let mirror_of = match crate::mirror::validate(self.mirror_of.as_deref().unwrap_or_default())
+        {
+            Ok(entries) => entries,
+            Err(problems) => {
+                errors.extend(problems.into_iter().map(|(field, problem)| {
+                    FieldError::new(
+                        format!("mirrorOf{field}"),
+                        mirror_reason(&problem),
+                        problem.to_string(),
+                    )
+                }));
+                Vec::new()
+            }
+        };
+
         match server {
             Some(server) if errors.is_empty() => Ok(RegistrySpec {
                 name,
@@ -884,10 +918,22 @@ impl RegistryInput {
                 pull_secret_name,
                 pin_digests: self.pin_digests.unwrap_or(false),
                 browse: self.browse.unwrap_or_default(),
+                mirror_of,
                 status: None,
             }),
             _ => Err(ValidationErrors(errors)),
         }
+    }
+}
+
+/// The kind of problem a `mirrorOf` entry has.
+fn mirror_reason(problem: &MirrorError) -> Reason {
+    match problem {
+        MirrorError::TooManyEntries | MirrorError::TooManyExcludes => Reason::TooMany,
+        MirrorError::NoUpstream => Reason::Required,
+        MirrorError::Upstream(_) => Reason::InvalidServer,
+        MirrorError::Duplicate(_) => Reason::Duplicate,
+        MirrorError::PathPrefix(_) | MirrorError::Exclude(_) => Reason::InvalidPath,
     }
 }
 

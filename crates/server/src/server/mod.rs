@@ -151,6 +151,7 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
             state
                 .metrics
                 .observe_admission(Some(reviewed.outcome), reviewed.reason, elapsed);
+            state.metrics.observe_mirror_uses(&reviewed.mirror_uses);
             span.record("outcome", reviewed.outcome.as_str());
             if let (Some(reason), Some(message)) = (reviewed.reason, &reviewed.denial) {
                 // The message names the image, the problem and the

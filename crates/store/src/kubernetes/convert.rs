@@ -116,6 +116,14 @@ pub fn to_record(
     }) {
         return Err(field(&problem.field, problem.message));
     }
+    // Stored as the API would store them: upstreams canonical.
+    let mirror_of = match crate::mirror::validate(&spec.mirror_of) {
+        Ok(entries) => entries,
+        Err(problems) => {
+            let (at, problem) = &problems[0];
+            return Err(field(&format!("mirrorOf{at}"), problem.to_string()));
+        }
+    };
     let server = Server::parse(&spec.server).map_err(|problem| InvalidObject::Server {
         registry: excerpt(&name).quoted(),
         problem,
@@ -157,6 +165,7 @@ pub fn to_record(
         pull_secret_name: spec.pull_secret_name.clone().unwrap_or(name),
         pin_digests: spec.pin_digests,
         browse: spec.browse,
+        mirror_of,
         created_at: created,
         updated_at: updated,
         status: RegistryStatus {

@@ -100,6 +100,12 @@ pub struct ImageRegistrySpec {
     /// field with tag completion).
     #[serde(default, skip_serializing_if = "is_auto")]
     pub browse: crate::registry::BrowseMethod,
+    /// Upstream registries this one mirrors (`docker.io`, `quay.io`, …):
+    /// in the namespaces it is authorized for, their images are pulled
+    /// through it. Each: `upstream`, optional `pathPrefix` (a Harbor
+    /// proxy-cache project), `excludes`, `fallback` (`upstream` or `deny`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirror_of: Vec<crate::mirror::MirrorEntry>,
     /// A `kubernetes.io/basic-auth` Secret (`username`, `password`) in the
     /// install namespace; none for a public registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]

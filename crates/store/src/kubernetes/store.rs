@@ -274,6 +274,7 @@ fn crd_spec(spec: &RegistrySpec, has_credentials: bool) -> ImageRegistrySpec {
         pull_secret_name: Some(spec.pull_secret_name.clone()),
         pin_digests: spec.pin_digests,
         browse: spec.browse,
+        mirror_of: spec.mirror_of.clone(),
         credentials_secret_ref: has_credentials.then(|| SecretRef {
             name: credentials_secret_name(&spec.name),
         }),

@@ -35,6 +35,7 @@ pub fn as_input(object: &ImageRegistry) -> RegistryInput {
         pull_secret_name: spec.pull_secret_name.clone(),
         pin_digests: Some(spec.pin_digests),
         browse: Some(spec.browse),
+        mirror_of: Some(spec.mirror_of.clone()),
         ..RegistryInput::default()
     }
 }
