@@ -639,6 +639,35 @@ async fn docker_hub_images_are_pulled_through_the_namespaces_mirror() {
     );
     let warnings = response["warnings"].to_string();
     assert!(warnings.contains("its mirror of docker.io"), "{warnings}");
+    // The API's preview says the same.
+    let preview = |image: &str| {
+        let image = image.to_owned();
+        let server = &server;
+        async move {
+            server
+                .call(
+                    reqwest::Method::POST,
+                    "/namespaces/team-a/resolve",
+                    Some(&json!({"image": image})),
+                )
+                .await
+        }
+    };
+    assert_eq!(
+        preview("nginx:1.25").await,
+        (
+            200,
+            json!({"image": "127.0.0.1:1/dockerhub-proxy/library/nginx:1.25", "registry": "hub-proxy",
+                   "pullSecret": "hub-proxy", "mirrorOf": "docker.io"})
+        )
+    );
+    assert_eq!(
+        preview("busybox").await,
+        (
+            200,
+            json!({"image": "busybox", "registry": null, "pullSecret": null})
+        )
+    );
 
     // Another namespace, or switched off on the workload: left as written.
     let untouched = server
@@ -674,6 +703,14 @@ async fn docker_hub_images_are_pulled_through_the_namespaces_mirror() {
         warnings.contains("whose last check failed; pulled from docker.io as written"),
         "{warnings}"
     );
+    let (status, body) = preview("nginx:1.25").await;
+    assert_eq!((status, &body["image"]), (200, &json!("nginx:1.25")));
+    assert!(
+        body["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("whose last check failed")),
+        "{body}"
+    );
 
     // An air-gapped site refuses instead.
     let (status, body) = server
@@ -697,6 +734,12 @@ async fn docker_hub_images_are_pulled_through_the_namespaces_mirror() {
             .as_str()
             .is_some_and(|m| m.contains("fallback: deny")),
         "{denied}"
+    );
+    let (status, body) = preview("nginx:1.25").await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        (&body["error"]["code"], &body["error"]["reason"]),
+        (&json!("resolution_denied"), &json!("mirror_unavailable"))
     );
 
     let metrics = reqwest::get(server.admin_url("/metrics"))

@@ -343,7 +343,7 @@ pub fn resolve(
             if mirrors {
                 match through_mirror(container.image, scope.namespace, index) {
                     None => {}
-                    Some(Routed::Rewrite {
+                    Some(Mirrored::Rewrite {
                         registry,
                         image,
                         upstream,
@@ -364,7 +364,7 @@ pub fn resolve(
                             pin: None,
                         });
                     }
-                    Some(Routed::Unhealthy {
+                    Some(Mirrored::Unhealthy {
                         registry,
                         upstream,
                         fallback,
@@ -497,40 +497,57 @@ fn mirrors_switched_off(template: &PodTemplate<'_>, namespace: &str, index: &Ind
 }
 
 /// What a mirror does with an ordinary image.
-enum Routed<'i> {
+#[derive(Debug)]
+pub enum Mirrored<'i> {
     /// Pulled through `registry` as `image`.
     Rewrite {
+        /// The mirror.
         registry: &'i IndexedRegistry,
+        /// Where the image is in it.
         image: String,
+        /// The upstream it mirrors (`docker.io`).
         upstream: &'i str,
     },
     /// `registry` would take it, but its last check failed.
     Unhealthy {
+        /// The mirror.
         registry: &'i IndexedRegistry,
+        /// The upstream it mirrors.
         upstream: &'i str,
+        /// What its entry says to do meanwhile.
         fallback: Fallback,
     },
+}
+
+/// What the mirrors of `namespace` do with `image` when a workload names
+/// it (the API's preview): as [`resolve`] decides for an object that does
+/// not switch mirrors off.
+pub fn mirror<'i>(image: &str, namespace: &str, index: &'i Index) -> Option<Mirrored<'i>> {
+    if !index.has_mirrors() || mirrors_switched_off(&PodTemplate::default(), namespace, index) {
+        return None;
+    }
+    through_mirror(image, namespace, index)
 }
 
 /// The mirror, if any, that takes `image` in `namespace`: none for an
 /// image the grammar refuses (the API server or the kubelet says why), of
 /// an upstream no authorized record mirrors, excluded by the entry, or
 /// too long a name under the mirror.
-fn through_mirror<'i>(image: &str, namespace: &str, index: &'i Index) -> Option<Routed<'i>> {
+fn through_mirror<'i>(image: &str, namespace: &str, index: &'i Index) -> Option<Mirrored<'i>> {
     let parsed = QualifiedImage::parse(image).ok()?;
     let (registry, entry) = index.mirror_for(namespace, parsed.domain)?;
     if entry.excludes(&parsed.path) {
         return None;
     }
     if !registry.healthy {
-        return Some(Routed::Unhealthy {
+        return Some(Mirrored::Unhealthy {
             registry,
             upstream: &entry.upstream,
             fallback: entry.fallback,
         });
     }
     let image = entry.rewrite(&parsed, &registry.image_prefix).ok()?;
-    Some(Routed::Rewrite {
+    Some(Mirrored::Rewrite {
         registry,
         image,
         upstream: &entry.upstream,

@@ -317,15 +317,24 @@ pub struct ResolveRequest {
     pub registry: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolveResponse {
     #[schema(example = "dockerhub.qingcloud.com/mysql/mysql:5.6")]
     pub image: String,
-    /// `null` when the image was not registry-relative and is left as written.
+    /// `null` when the image is left as written (not registry-relative,
+    /// and no mirror takes it).
     pub registry: Option<String>,
     /// The pull secret the webhook injects; `null` for a registry without credentials.
     pub pull_secret: Option<String>,
+    /// For an image pulled through a mirror, the upstream it mirrors
+    /// (`docker.io`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_of: Option<String>,
+    /// What the webhook would say beside it: an image left upstream
+    /// because its mirror's last check failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/registries", tag = "registries",
@@ -689,14 +698,52 @@ pub async fn resolve_preview(
     ApiJson(request): ApiJson<ResolveRequest>,
 ) -> Result<Json<ResolveResponse>, ApiError> {
     check_namespace(&namespace)?;
-    if !crate::reference::is_registry_relative(&request.image) {
-        return Ok(Json(ResolveResponse {
-            image: request.image,
-            registry: None,
-            pull_secret: None,
-        }));
-    }
     let index = state.index.load();
+    if !crate::reference::is_registry_relative(&request.image) {
+        // Pulled through a mirror, left upstream while it is unhealthy, or
+        // refused: as the webhook decides.
+        return Ok(Json(
+            match resolve::mirror(&request.image, &namespace, &index) {
+                None => ResolveResponse {
+                    image: request.image,
+                    ..ResolveResponse::default()
+                },
+                Some(resolve::Mirrored::Rewrite {
+                    registry,
+                    image,
+                    upstream,
+                }) => ResolveResponse {
+                    image,
+                    registry: Some(registry.name.clone()),
+                    pull_secret: registry.pull_secret.clone(),
+                    mirror_of: Some(upstream.to_owned()),
+                    warning: None,
+                },
+                Some(resolve::Mirrored::Unhealthy {
+                    registry,
+                    upstream,
+                    fallback,
+                }) => {
+                    let said = format!(
+                        "image {:?} is mirrored by registry {:?}, whose last check failed",
+                        crate::excerpt::excerpt(&request.image),
+                        registry.name
+                    );
+                    if fallback == crate::mirror::Fallback::Deny {
+                        return Err(ApiError::Denied(
+                            crate::admission::DenialReason::MirrorUnavailable,
+                            format!("{said}, and its entry for {upstream} says fallback: deny"),
+                        ));
+                    }
+                    ResolveResponse {
+                        image: request.image,
+                        warning: Some(format!("{said}; pulled from {upstream} as written")),
+                        ..ResolveResponse::default()
+                    }
+                }
+            },
+        ));
+    }
     let choice = if request.registry.is_some() {
         Choice::Request
     } else {
@@ -715,6 +762,7 @@ pub async fn resolve_preview(
         image: expanded.image,
         registry: Some(expanded.registry.name.clone()),
         pull_secret: expanded.registry.pull_secret.clone(),
+        ..ResolveResponse::default()
     }))
 }
 
