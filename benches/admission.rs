@@ -201,7 +201,7 @@ fn pinned(c: &mut Criterion) {
         let mut prepared =
             admission::prepare(&body, &index).unwrap_or_else(|e| panic!("prepare: {e}"));
         if let Some(plan) = prepared.plan_mut() {
-            let _ = pinner.pin(plan).await;
+            let _ = pinner.look_up(plan).await;
         }
         prepared.finish().map(|r| r.body.len()).unwrap_or_default()
     };
@@ -210,8 +210,8 @@ fn pinned(c: &mut Criterion) {
         let mut prepared =
             admission::prepare(&body, &index).unwrap_or_else(|e| panic!("prepare: {e}"));
         let plan = prepared.plan_mut().unwrap_or_else(|| panic!("a plan"));
-        assert!(plan.needs_pinning());
-        pinner.pin(plan).await
+        assert!(plan.needs_lookups());
+        pinner.look_up(plan).await
     });
     assert_eq!(warmed, Ok(()), "the cache is warm");
     c.bench_function(

@@ -33,6 +33,9 @@ pub enum Mode {
 
 pub struct Distribution {
     child: Child,
+    /// How it was started: `start_again` starts it the same way.
+    config_path: PathBuf,
+    env: Vec<(String, PathBuf)>,
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub mode: Mode,
@@ -51,6 +54,22 @@ fn free_port() -> u16 {
 
 impl Distribution {
     pub async fn start(mode: Mode) -> Self {
+        Self::start_with(mode, None).await
+    }
+
+    /// A pull-through cache (`proxy.remoteurl`) in front of `upstream`,
+    /// which must use token auth (the only kind Distribution's proxy logs
+    /// in to); clients log in to the cache with htpasswd (USER, PASSWORD).
+    pub async fn start_proxy(upstream: &Distribution) -> Self {
+        assert_eq!(
+            upstream.mode,
+            Mode::Token,
+            "the proxy logs in by token only"
+        );
+        Self::start_with(Mode::Basic, Some(upstream)).await
+    }
+
+    async fn start_with(mode: Mode, upstream: Option<&Distribution>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut auth = String::new();
@@ -97,22 +116,33 @@ impl Distribution {
             ca_pem = Some(server.ca_pem.clone());
             token_server = Some(server);
         }
+        // The proxy fetches the upstream's tokens over HTTPS from our token
+        // server: Go's TLS trusts the CA named by SSL_CERT_FILE.
+        let mut env = Vec::new();
+        let proxy = match upstream {
+            None => String::new(),
+            Some(upstream) => {
+                let token = upstream.token_server.as_ref().expect("token server");
+                env.push(("SSL_CERT_FILE".to_owned(), token.ca_path.clone()));
+                format!(
+                    "proxy:\n  remoteurl: http://127.0.0.1:{}\n  username: {USER}\n  password: {PASSWORD}\n",
+                    upstream.port
+                )
+            }
+        };
+        // A cache's log says what it fetched from the upstream.
+        let level = if upstream.is_some() { "info" } else { "error" };
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
+            "version: 0.1\nlog:\n  level: {level}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}{proxy}",
             dir.path().join("storage").display()
         );
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).expect("write config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            // The access log (stdout) lets tests count the requests we make.
-            .stdout(std::fs::File::create(dir.path().join("access.log")).expect("log"))
-            .stderr(std::fs::File::create(dir.path().join("registry.log")).expect("log"))
-            .spawn()
-            .expect("docker-registry is installed");
+        let child = Self::spawn(&config_path, dir.path(), &env);
         let registry = Self {
             child,
+            config_path,
+            env,
             port,
             dir,
             mode,
@@ -121,6 +151,50 @@ impl Distribution {
         };
         registry.wait_listening();
         registry
+    }
+
+    fn spawn(config: &Path, dir: &Path, env: &[(String, PathBuf)]) -> Child {
+        let log = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(name))
+                .expect("log")
+        };
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(config)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            // The access log (stdout) lets tests count the requests we make.
+            .stdout(log("access.log"))
+            .stderr(log("registry.log"))
+            .spawn()
+            .expect("docker-registry is installed")
+    }
+
+    /// Starts a stopped registry again, as it was, with what it stored.
+    pub fn start_again(&mut self) {
+        self.stop();
+        self.child = Self::spawn(&self.config_path, self.dir.path(), &self.env);
+        self.wait_listening();
+    }
+
+    /// Bytes of layers and manifests it stores.
+    pub fn stored_blobs(&self) -> usize {
+        fn walk(dir: &Path) -> usize {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| match e.file_type() {
+                            Ok(t) if t.is_dir() => walk(&e.path()),
+                            _ => e.metadata().map_or(0, |m| m.len() as usize),
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(&self.dir.path().join("storage/docker/registry/v2/blobs"))
     }
 
     fn wait_listening(&self) {
@@ -431,8 +505,9 @@ pub struct TokenServer {
     cert_der: Arc<Vec<u8>>,
     /// Token requests served, to see that tokens are reused.
     pub requests: Arc<AtomicUsize>,
-    /// The CA of the token service's HTTPS certificate.
+    /// The CA of the token service's HTTPS certificate, and its file.
     pub ca_pem: String,
+    pub ca_path: PathBuf,
     /// Issue tokens without `registry:catalog:*` access, as Harbor does for
     /// a project robot account.
     pub refuse_catalog: Arc<std::sync::atomic::AtomicBool>,
@@ -542,6 +617,7 @@ impl TokenServer {
             cert_der,
             requests,
             ca_pem: std::fs::read_to_string(&certs.ca_cert).expect("token CA"),
+            ca_path: certs.ca_cert.clone(),
             refuse_catalog,
             stop: running.shutdown_token(),
         }

@@ -49,6 +49,11 @@ pub struct MirrorEntry {
     /// refused (`deny`, for clusters that cannot reach the upstream).
     #[serde(default)]
     pub fallback: Fallback,
+    /// Before rewriting, ask the mirror for the image's manifest (a HEAD,
+    /// which a proxy cache answers from the upstream); an image it cannot
+    /// serve is handled as `fallback` says. Answers are cached.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check_upstream: bool,
 }
 
 /// What happens to an image whose mirror is unhealthy.
@@ -164,6 +169,7 @@ pub fn validate(entries: &[MirrorEntry]) -> Result<Vec<MirrorEntry>, Vec<(String
             path_prefix: path_prefix.map(str::to_owned),
             excludes: entry.excludes.clone(),
             fallback: entry.fallback,
+            check_upstream: entry.check_upstream,
         });
     }
     if problems.is_empty() {
@@ -255,6 +261,7 @@ mod tests {
             path_prefix: None,
             excludes: vec![],
             fallback: Fallback::Upstream,
+            check_upstream: false,
         }
     }
 

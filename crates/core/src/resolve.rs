@@ -164,6 +164,24 @@ pub struct Rewrite {
     pub choice: Choice,
     /// Set when the tag is to be pinned to a digest before admission.
     pub pin: Option<PinTarget>,
+    /// Set when the mirror is to be asked for the image before admission
+    /// (its entry's `checkUpstream`).
+    pub check: Option<MirrorCheck>,
+    /// The chosen record's pull Secret, if it has credentials.
+    pub pull_secret: Option<String>,
+}
+
+/// A mirror to ask for an image before its rewrite holds, and what to do
+/// when it cannot serve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorCheck {
+    /// The manifest to look up at the mirror (the tag, else the digest,
+    /// else `latest`).
+    pub target: PinTarget,
+    /// The upstream the image is left to on `fallback: upstream`.
+    pub upstream: String,
+    /// What the entry says to do when the mirror cannot serve it.
+    pub fallback: Fallback,
 }
 
 /// A manifest to look up: where, and by which tag.
@@ -347,6 +365,7 @@ pub fn resolve(
                         registry,
                         image,
                         upstream,
+                        check,
                     }) => {
                         add_pull_secret(registry, template, &mut resolution);
                         resolution.mirror_uses.push(MirrorUse {
@@ -362,6 +381,8 @@ pub fn resolve(
                             registry: registry.name.clone(),
                             choice: Choice::Mirror(upstream.to_owned()),
                             pin: None,
+                            check,
+                            pull_secret: registry.pull_secret.clone(),
                         });
                     }
                     Some(Mirrored::Unhealthy {
@@ -447,6 +468,8 @@ pub fn resolve(
                     registry: expanded.registry.name.clone(),
                     choice,
                     pin: expanded.pin,
+                    check: None,
+                    pull_secret: expanded.registry.pull_secret.clone(),
                 });
             }
             Err(problem) => {
@@ -507,6 +530,8 @@ pub enum Mirrored<'i> {
         image: String,
         /// The upstream it mirrors (`docker.io`).
         upstream: &'i str,
+        /// The lookup to make first, when the entry asks for one.
+        check: Option<MirrorCheck>,
     },
     /// `registry` would take it, but its last check failed.
     Unhealthy {
@@ -547,10 +572,29 @@ fn through_mirror<'i>(image: &str, namespace: &str, index: &'i Index) -> Option<
         });
     }
     let image = entry.rewrite(&parsed, &registry.image_prefix).ok()?;
+    let check = entry.check_upstream.then(|| MirrorCheck {
+        target: PinTarget {
+            registry: registry.name.clone(),
+            version: registry.version,
+            repository: [
+                registry.path_prefix.as_deref(),
+                entry.path_prefix.as_deref(),
+                Some(&*parsed.path),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("/"),
+            tag: parsed.tag.or(parsed.digest).unwrap_or("latest").to_owned(),
+        },
+        upstream: entry.upstream.clone(),
+        fallback: entry.fallback,
+    });
     Some(Mirrored::Rewrite {
         registry,
         image,
         upstream: &entry.upstream,
+        check,
     })
 }
 

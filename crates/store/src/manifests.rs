@@ -254,17 +254,29 @@ async fn resolve_object(
     let Some(mut plan) = plan else {
         return Ok(());
     };
-    if plan.needs_pinning() {
+    if plan.needs_lookups() {
         match pinner {
             Some(pinner) => pinner
-                .pin(&mut plan)
+                .look_up(&mut plan)
                 .await
-                .map_err(|failed| denied(admission::DenialReason::PinFailed, failed.to_string()))?,
-            None => {
+                .map_err(|failed| denied(failed.reason(), failed.to_string()))?,
+            None if plan.resolution.rewrites.iter().any(|r| r.pin.is_some()) => {
                 return Err(denied(
                     admission::DenialReason::PinFailed,
                     "digest pinning was asked for but is not available here".into(),
                 ));
+            }
+            // Offline, a mirror cannot be asked: the rewrite stands, and
+            // the output says it was not checked.
+            None => {
+                for rewrite in &mut plan.resolution.rewrites {
+                    if rewrite.check.take().is_some() {
+                        plan.warnings.push(format!(
+                            "container {:?}: mirror {:?} was not asked whether it serves {:?} (no registry access here)",
+                            rewrite.container, rewrite.registry, rewrite.original
+                        ));
+                    }
+                }
             }
         }
     }

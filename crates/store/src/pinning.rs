@@ -79,6 +79,19 @@ pub enum PinFailed {
     /// More distinct uncached tags than one review may look up.
     #[error("{0}")]
     TooManyLookups(TooManyLookups),
+    /// Images whose mirror could not serve them, under `fallback: deny`.
+    #[error("{}", .0.join("; "))]
+    Mirror(Vec<String>),
+}
+
+impl PinFailed {
+    /// The denial's reason, as metrics and API clients name it.
+    pub fn reason(&self) -> crate::admission::DenialReason {
+        match self {
+            Self::Mirror(_) => crate::admission::DenialReason::MirrorUnavailable,
+            Self::Images(_) | Self::TooManyLookups(_) => crate::admission::DenialReason::PinFailed,
+        }
+    }
 }
 
 /// One review asked for more look-ups than it may make; none was made.
@@ -158,10 +171,13 @@ impl Pinner {
         self.options.policy
     }
 
-    /// Pins every rewrite of `plan` that asks for it. Under the deny policy
-    /// a failure is returned as the denial message; under allow it becomes
-    /// a warning and the tag stays.
-    pub async fn pin(&self, plan: &mut Plan<'_>) -> Result<(), PinFailed> {
+    /// Makes the lookups `plan` waits for: pins every rewrite that asks
+    /// for it, and asks mirrors whose entries say `checkUpstream` for their
+    /// images. A tag not pinned is denied under the deny policy, else kept
+    /// with a warning; an image its mirror cannot serve is handled as its
+    /// entry's `fallback` says (see [`Plan::fall_back`]).
+    pub async fn look_up(&self, plan: &mut Plan<'_>) -> Result<(), PinFailed> {
+        self.check_mirrors(plan).await?;
         let targets: Vec<(usize, PinTarget)> = plan
             .resolution
             .rewrites
@@ -231,6 +247,75 @@ impl Pinner {
             Ok(())
         } else {
             Err(PinFailed::Images(problems))
+        }
+    }
+
+    /// Asks each mirror for the images a `checkUpstream` entry sends it,
+    /// within the same deadline and per-review bound as pinning; a mirror
+    /// that cannot answer in time counts as one that cannot serve.
+    async fn check_mirrors(&self, plan: &mut Plan<'_>) -> Result<(), PinFailed> {
+        let targets: Vec<(usize, PinTarget)> = plan
+            .resolution
+            .rewrites
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                r.check.take().map(|c| {
+                    let target = c.target.clone();
+                    r.check = Some(c);
+                    (i, target)
+                })
+            })
+            .collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let failed: Vec<(usize, String)> = if let Some(over) = self.over_bound(&targets).await {
+            targets
+                .iter()
+                .map(|(i, _)| (*i, over.to_string()))
+                .collect()
+        } else {
+            let lookups =
+                futures_util::future::join_all(targets.iter().map(|(_, t)| self.digest(t)));
+            match tokio::time::timeout(self.options.deadline, lookups).await {
+                Ok(results) => targets
+                    .iter()
+                    .zip(results)
+                    .filter_map(|((i, _), result)| {
+                        result.err().map(|e| (*i, format!("{}: {e}", e.code())))
+                    })
+                    .collect(),
+                Err(_) => targets
+                    .iter()
+                    .map(|(i, _)| {
+                        (
+                            *i,
+                            format!(
+                                "no answer within the deadline of {:?}",
+                                self.options.deadline
+                            ),
+                        )
+                    })
+                    .collect(),
+            }
+        };
+        if failed.is_empty() {
+            return Ok(());
+        }
+        plan.fall_back(failed).map_err(PinFailed::Mirror)
+    }
+
+    /// Whether a mirror serves the manifest `target` names, within the
+    /// deadline; why not, said for a person.
+    pub async fn serves(&self, target: &PinTarget) -> Result<(), String> {
+        match tokio::time::timeout(self.options.deadline, self.digest(target)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("which cannot serve it ({}: {e})", e.code())),
+            Err(_) => Err(format!(
+                "which did not answer within the deadline of {:?}",
+                self.options.deadline
+            )),
         }
     }
 

@@ -67,9 +67,78 @@ pub struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    /// Whether any rewrite waits for a digest.
-    pub fn needs_pinning(&self) -> bool {
-        self.resolution.rewrites.iter().any(|r| r.pin.is_some())
+    /// Whether any rewrite waits for a lookup: a digest, or a mirror's
+    /// answer.
+    pub fn needs_lookups(&self) -> bool {
+        self.resolution
+            .rewrites
+            .iter()
+            .any(|r| r.pin.is_some() || r.check.is_some())
+    }
+
+    /// Undoes the mirror rewrites at `failed` (indexes into the rewrites,
+    /// each with why its mirror could not serve the image): each image is
+    /// left as written with a warning (`fallback: upstream`), and a pull
+    /// Secret no other rewrite needs is no longer added. `Err` holds what
+    /// to deny with, one message per image whose entry says `deny`.
+    pub fn fall_back(&mut self, failed: Vec<(usize, String)>) -> Result<(), Vec<String>> {
+        use crate::mirror::Fallback;
+        use crate::resolve::{MirrorOutcome, MirrorUse};
+        let mut denials = Vec::new();
+        let mut undone = Vec::new();
+        for (at, why) in failed {
+            let Some(rewrite) = self.resolution.rewrites.get(at) else {
+                continue;
+            };
+            let Some(check) = &rewrite.check else {
+                continue;
+            };
+            let said = format!(
+                "container {:?}: mirror {:?} cannot serve image {:?} ({why})",
+                rewrite.container, rewrite.registry, rewrite.original
+            );
+            let outcome = match check.fallback {
+                Fallback::Upstream => {
+                    self.warnings
+                        .push(format!("{said}; pulled from {} as written", check.upstream));
+                    MirrorOutcome::Fallback
+                }
+                Fallback::Deny => {
+                    denials.push(format!(
+                        "{said}, and its entry for {} says fallback: deny",
+                        check.upstream
+                    ));
+                    MirrorOutcome::Denied
+                }
+            };
+            // This image's use, recorded as rewritten, is what happened now.
+            let uses = &mut self.resolution.mirror_uses;
+            if let Some(used) = uses
+                .iter_mut()
+                .find(|u| u.registry == rewrite.registry && u.outcome == MirrorOutcome::Rewritten)
+            {
+                *used = MirrorUse {
+                    registry: rewrite.registry.clone(),
+                    outcome,
+                };
+            }
+            undone.push(at);
+        }
+        undone.sort_unstable();
+        for at in undone.into_iter().rev() {
+            self.resolution.rewrites.remove(at);
+        }
+        let rewrites = &self.resolution.rewrites;
+        self.resolution.add_pull_secrets.retain(|secret| {
+            rewrites
+                .iter()
+                .any(|r| r.pull_secret.as_ref() == Some(secret))
+        });
+        if denials.is_empty() {
+            Ok(())
+        } else {
+            Err(denials)
+        }
     }
 
     /// The patch and what it does.

@@ -150,6 +150,9 @@ impl<'a> Prepared<'a> {
 
     /// Turns the answer into a denial.
     pub fn deny(&mut self, reason: DenialReason, message: String) {
+        if let Pending::Mutate(plan) = &mut self.pending {
+            self.mirror_uses = std::mem::take(&mut plan.resolution.mirror_uses);
+        }
         self.pending = Pending::Deny(reason, format!("registry-resolver: {message}"));
     }
 
@@ -168,7 +171,10 @@ impl<'a> Prepared<'a> {
     }
 
     /// Encodes the AdmissionReview response.
-    pub fn finish(self) -> Result<Reviewed, AdmissionError> {
+    pub fn finish(mut self) -> Result<Reviewed, AdmissionError> {
+        if let Pending::Mutate(plan) = &mut self.pending {
+            self.mirror_uses = std::mem::take(&mut plan.resolution.mirror_uses);
+        }
         let (reason, denial) = match &self.pending {
             Pending::Deny(reason, message) => (Some(*reason), Some(message.clone())),
             _ => (None, None),
@@ -288,10 +294,9 @@ pub fn prepare<'a>(body: &'a [u8], index: &Index) -> Result<Prepared<'a>, Admiss
     let mut mirror_uses = Vec::new();
     let pending = match plan(located, kind, &namespace, write, index) {
         Ok(None) => Pending::Allow,
-        Ok(Some(mut plan)) => {
-            mirror_uses = std::mem::take(&mut plan.resolution.mirror_uses);
-            Pending::Mutate(plan)
-        }
+        // What mirrors did stays with the plan until it is answered:
+        // lookups may still change it.
+        Ok(Some(plan)) => Pending::Mutate(plan),
         Err(mut denial) => {
             mirror_uses = std::mem::take(&mut denial.mirror_uses);
             Pending::Deny(denial.reason, format!("registry-resolver: {denial}"))

@@ -102,6 +102,8 @@ mod tests {
             registry: "r".into(),
             choice: Choice::NamespaceDefault,
             pin: None,
+            check: None,
+            pull_secret: Some("r".into()),
         }
     }
 

@@ -700,49 +700,60 @@ pub async fn resolve_preview(
     check_namespace(&namespace)?;
     let index = state.index.load();
     if !crate::reference::is_registry_relative(&request.image) {
-        // Pulled through a mirror, left upstream while it is unhealthy, or
+        // Pulled through a mirror, left upstream while it is unhealthy (or
+        // cannot serve the image, when its entry asks it first), or
         // refused: as the webhook decides.
-        return Ok(Json(
-            match resolve::mirror(&request.image, &namespace, &index) {
-                None => ResolveResponse {
-                    image: request.image,
+        let unavailable = |registry: &str, upstream: &str, fallback, why: String| {
+            let said = format!(
+                "image {:?} is mirrored by registry {registry:?}, {why}",
+                crate::excerpt::excerpt(&request.image)
+            );
+            match fallback {
+                crate::mirror::Fallback::Deny => Err(ApiError::Denied(
+                    crate::admission::DenialReason::MirrorUnavailable,
+                    format!("{said}, and its entry for {upstream} says fallback: deny"),
+                )),
+                crate::mirror::Fallback::Upstream => Ok(ResolveResponse {
+                    image: request.image.clone(),
+                    warning: Some(format!("{said}; pulled from {upstream} as written")),
                     ..ResolveResponse::default()
-                },
-                Some(resolve::Mirrored::Rewrite {
-                    registry,
-                    image,
-                    upstream,
-                }) => ResolveResponse {
+                }),
+            }
+        };
+        let answer = match resolve::mirror(&request.image, &namespace, &index) {
+            None => ResolveResponse {
+                image: request.image.clone(),
+                ..ResolveResponse::default()
+            },
+            Some(resolve::Mirrored::Unhealthy {
+                registry,
+                upstream,
+                fallback,
+            }) => unavailable(
+                &registry.name,
+                upstream,
+                fallback,
+                "whose last check failed".into(),
+            )?,
+            Some(resolve::Mirrored::Rewrite {
+                registry,
+                image,
+                upstream,
+                check,
+            }) => match check {
+                Some(check) if let Err(why) = state.pinner.serves(&check.target).await => {
+                    unavailable(&registry.name, upstream, check.fallback, why)?
+                }
+                _ => ResolveResponse {
                     image,
                     registry: Some(registry.name.clone()),
                     pull_secret: registry.pull_secret.clone(),
                     mirror_of: Some(upstream.to_owned()),
                     warning: None,
                 },
-                Some(resolve::Mirrored::Unhealthy {
-                    registry,
-                    upstream,
-                    fallback,
-                }) => {
-                    let said = format!(
-                        "image {:?} is mirrored by registry {:?}, whose last check failed",
-                        crate::excerpt::excerpt(&request.image),
-                        registry.name
-                    );
-                    if fallback == crate::mirror::Fallback::Deny {
-                        return Err(ApiError::Denied(
-                            crate::admission::DenialReason::MirrorUnavailable,
-                            format!("{said}, and its entry for {upstream} says fallback: deny"),
-                        ));
-                    }
-                    ResolveResponse {
-                        image: request.image,
-                        warning: Some(format!("{said}; pulled from {upstream} as written")),
-                        ..ResolveResponse::default()
-                    }
-                }
             },
-        ));
+        };
+        return Ok(Json(answer));
     }
     let choice = if request.registry.is_some() {
         Choice::Request

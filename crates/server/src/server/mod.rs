@@ -135,10 +135,10 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
                 outcome = tracing::field::Empty,
             );
             if let Some(plan) = prepared.plan_mut()
-                && plan.needs_pinning()
-                && let Err(failed) = state.pinner.pin(plan).instrument(span.clone()).await
+                && plan.needs_lookups()
+                && let Err(failed) = state.pinner.look_up(plan).instrument(span.clone()).await
             {
-                prepared.deny(admission::DenialReason::PinFailed, failed.to_string());
+                prepared.deny(failed.reason(), failed.to_string());
             }
             (prepared.finish(), span)
         }

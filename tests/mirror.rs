@@ -1,0 +1,134 @@
+//! Mirrors with real parts: a real Distribution registry in proxy mode
+//! (`proxy.remoteurl`, a pull-through cache) in front of a second one that
+//! plays the upstream (token auth, images pushed by the test, credentials
+//! on both), the webhook rewriting images to the cache, and real
+//! containerd (`ctr`) pulling what the webhook wrote.
+
+mod common;
+mod containerd;
+mod distribution;
+
+use std::time::{Duration, Instant};
+
+use common::{TestServer, admission_review, apply_patch};
+use containerd::Containerd;
+use distribution::{Distribution, Mode, PASSWORD, USER};
+use serde_json::{Value, json};
+
+fn deployment(image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "team-a"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": image}]}}}})
+}
+
+/// The image the webhook admits `image` as in team-a, and its warnings.
+async fn admitted(server: &TestServer, image: &str) -> (String, String) {
+    let object = deployment(image);
+    let response = server
+        .review(&admission_review(&object, "team-a", "CREATE"))
+        .await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let patched = apply_patch(&object, &response).unwrap_or(object);
+    let image = patched["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (image, response["warnings"].to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_pulled_through_a_real_pull_through_cache_and_left_upstream_while_it_is_down() {
+    let upstream = Distribution::start(Mode::Token).await;
+    for tag in ["1.25", "1.26", "1.27"] {
+        upstream.push_runnable_image("library/nginx", tag).await;
+    }
+    let mut cache = Distribution::start_proxy(&upstream).await;
+    let server = TestServer::start().await;
+    server
+        .create_registry(json!({
+            "name": "cache", "server": cache.server(), "username": USER, "password": PASSWORD,
+            "namespaces": ["team-a"],
+            "mirrorOf": [{"upstream": upstream.host(), "checkUpstream": true}]
+        }))
+        .await;
+
+    // Rewritten to the cache, which the webhook asked first.
+    let written = format!("{}/library/nginx:1.25", upstream.host());
+    let (image, warnings) = admitted(&server, &written).await;
+    assert_eq!(image, format!("{}/library/nginx:1.25", cache.host()));
+    assert!(warnings.contains("its mirror of"), "{warnings}");
+    // (Asked twice: first without credentials, as the registry protocol
+    // goes, then with them.)
+    assert!(
+        cache.requests_matching("HEAD /v2/library/nginx/manifests/1.25") >= 1,
+        "the check went through the cache"
+    );
+
+    // containerd pulls what the webhook wrote, through the cache, with the
+    // credentials of the record's pull Secret; the cache then holds the
+    // image.
+    let before = cache.stored_blobs();
+    let node = Containerd::start();
+    let credentials = format!("{USER}:{PASSWORD}");
+    let pulled = node.ctr(&[
+        "images",
+        "pull",
+        "--plain-http",
+        "--user",
+        &credentials,
+        &image,
+    ]);
+    assert!(
+        pulled.status.success(),
+        "ctr pull {image}: {}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    assert!(
+        cache.stored_blobs() > before,
+        "the cache stored the image's blobs"
+    );
+
+    // The cache stops: an image it has not been asked for stays upstream,
+    // said in a warning, within the check's deadline.
+    cache.stop();
+    let started = Instant::now();
+    let written = format!("{}/library/nginx:1.26", upstream.host());
+    let (image, warnings) = admitted(&server, &written).await;
+    assert_eq!(image, written, "left upstream");
+    assert!(
+        warnings.contains("cannot serve image") && warnings.contains("as written"),
+        "{warnings}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered within the deadline"
+    );
+
+    // Started again, it takes images again.
+    cache.start_again();
+    let written = format!("{}/library/nginx:1.27", upstream.host());
+    let (image, _) = admitted(&server, &written).await;
+    assert_eq!(image, format!("{}/library/nginx:1.27", cache.host()));
+
+    // An air-gapped site: refused while the mirror cannot serve.
+    let (status, body) = server
+        .call(
+            reqwest::Method::PATCH,
+            "/registries/cache?verify=false",
+            Some(&json!({"mirrorOf": [{"upstream": upstream.host(), "checkUpstream": true, "fallback": "deny"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    cache.stop();
+    let object = deployment(&format!("{}/library/nginx:1.28", upstream.host()));
+    let response = server
+        .review(&admission_review(&object, "team-a", "CREATE"))
+        .await;
+    assert_eq!(response["allowed"], false, "{response}");
+    assert!(
+        response["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fallback: deny")),
+        "{response}"
+    );
+}
