@@ -1102,6 +1102,7 @@ mod tests {
             path_prefix: prefix.map(Into::into),
             excludes: vec![],
             fallback,
+            check_upstream: false,
         };
         let failed = crate::registry::RegistryStatus {
             verified: false,
