@@ -476,8 +476,10 @@ mod tests {
     /// image names, and its repository there.
     #[test]
     fn an_ordinary_image_is_normalized_as_the_reference_grammar_does() {
+        /// An image as written, and its registry, path, tag and digest.
+        type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
         let digest = DIGEST;
-        let cases: &[(&str, &str, &str, Option<&str>, Option<&str>)] = &[
+        let cases: &[Case] = &[
             ("nginx", "docker.io", "library/nginx", None, None),
             (
                 "nginx:1.25",
