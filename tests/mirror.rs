@@ -132,3 +132,75 @@ async fn images_are_pulled_through_a_real_pull_through_cache_and_left_upstream_w
         "{response}"
     );
 }
+
+/// Node mode: `node-config` writes containerd's `hosts.toml` for the
+/// upstream with the cache first, the webhook leaves names as written, and
+/// containerd pulls the upstream's name through the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_node_mode_containerd_pulls_the_upstream_name_through_the_cache() {
+    let upstream = Distribution::start(Mode::Token).await;
+    upstream.push_runnable_image("library/nginx", "1.25").await;
+    let cache = Distribution::start_proxy(&upstream).await;
+    let server = TestServer::start().await;
+    server
+        .create_registry(json!({
+            "name": "cache", "server": cache.server(), "username": USER, "password": PASSWORD,
+            "namespaces": ["team-a"],
+            "mirrorOf": [{"upstream": upstream.host(), "mode": "node"}]
+        }))
+        .await;
+    let written = format!("{}/library/nginx:1.25", upstream.host());
+    let (image, _) = admitted(&server, &written).await;
+    assert_eq!(image, written, "names stay as written in node mode");
+
+    // node-config reads the store beside the running server.
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path().join("node");
+    let configured = std::process::Command::new(env!("CARGO_BIN_EXE_registry-resolver"))
+        .args(["node-config", "--runtime", "containerd", "--data-dir"])
+        .arg(server.dir.path().join("data"))
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .expect("node-config runs");
+    assert!(
+        configured.status.success(),
+        "{}",
+        String::from_utf8_lossy(&configured.stderr)
+    );
+    let hosts_dir = root.join("etc/containerd/certs.d");
+    let hosts_toml = std::fs::read_to_string(hosts_dir.join(upstream.host()).join("hosts.toml"))
+        .expect("hosts.toml for the upstream");
+    assert!(
+        hosts_toml.contains(&format!("[host.\"{}\"]", cache.server())),
+        "{hosts_toml}"
+    );
+
+    let node = Containerd::start();
+    let credentials = format!("{USER}:{PASSWORD}");
+    let pulled = node.ctr(&[
+        "images",
+        "pull",
+        "--snapshotter",
+        "native",
+        "--hosts-dir",
+        &hosts_dir.display().to_string(),
+        "--user",
+        &credentials,
+        &written,
+    ]);
+    assert!(
+        pulled.status.success(),
+        "ctr pull {written}: {}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    // containerd asks a mirror with `?ns=<upstream>`: the cache's log
+    // shows the upstream's name was pulled through it.
+    let log = std::fs::read_to_string(cache.dir.path().join("access.log")).unwrap_or_default();
+    let asked = format!(
+        "/v2/library/nginx/manifests/1.25?ns={}",
+        upstream.host().replace(':', "%3A")
+    );
+    assert!(log.contains(&asked), "{asked} in the cache's log:\n{log}");
+    assert!(cache.stored_blobs() > 0, "the cache stored the image");
+}

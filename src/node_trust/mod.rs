@@ -39,11 +39,19 @@ impl Pass {
         node: &Node,
         containerd_config: &Path,
     ) -> Result<Self, SyncError> {
-        let (hosts, problems) = plan::hosts(records);
-        let desired = plan::files(&hosts, &node.runtimes, &node.layout);
+        let (hosts, mut problems) = plan::hosts(records);
+        let mut desired = plan::files(&hosts, &node.runtimes, &node.layout);
+        // Node mirrors (`mirrorOf` with `mode: node`): containerd's files
+        // for each mirrored upstream.
+        let (mirrors, mirror_problems) =
+            plan::mirror_files(records, &hosts, &node.runtimes, &node.layout);
+        desired.extend(mirrors);
+        desired.sort_by(|a, b| a.path.cmp(&b.path));
+        problems.extend(mirror_problems);
         let insecure = plan::docker_insecure_registries(&hosts);
         let changes = node.changes(&desired, &insecure)?;
-        let runtime_config = if node.runtimes.contains(&Runtime::Containerd) && !hosts.is_empty() {
+        let runtime_config = if node.runtimes.contains(&Runtime::Containerd) && !desired.is_empty()
+        {
             let text = std::fs::read_to_string(node.local(containerd_config)).ok();
             containerd_config::check(text.as_deref(), &node.layout.containerd_certs_d)
                 .err()

@@ -483,7 +483,12 @@ impl Index {
                         healthy: record.status.health() != crate::registry::Health::Failed,
                     }),
                 );
-                for entry in &record.mirror_of {
+                // Node mirrors are the nodes' business: names stay.
+                for entry in record
+                    .mirror_of
+                    .iter()
+                    .filter(|e| e.mode == crate::mirror::MirrorMode::Rewrite)
+                {
                     let mut routes = self
                         .mirrors
                         .get(&entry.upstream)

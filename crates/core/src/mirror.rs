@@ -54,6 +54,34 @@ pub struct MirrorEntry {
     /// serve is handled as `fallback` says. Answers are cached.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub check_upstream: bool,
+    /// How images reach the mirror: `rewrite` (the default: the webhook
+    /// rewrites them, in the namespaces the record is authorized for), or
+    /// `node` (every node's containerd is told to try the mirror first for
+    /// the upstream, on every pod; names stay as written).
+    #[serde(default)]
+    pub mode: MirrorMode,
+}
+
+/// How images of an upstream reach its mirror.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum MirrorMode {
+    /// The webhook rewrites image names, namespace by namespace.
+    #[default]
+    Rewrite,
+    /// containerd on every node tries the mirror first (`hosts.toml`).
+    Node,
 }
 
 /// What happens to an image whose mirror is unhealthy.
@@ -170,6 +198,7 @@ pub fn validate(entries: &[MirrorEntry]) -> Result<Vec<MirrorEntry>, Vec<(String
             excludes: entry.excludes.clone(),
             fallback: entry.fallback,
             check_upstream: entry.check_upstream,
+            mode: entry.mode,
         });
     }
     if problems.is_empty() {
@@ -262,6 +291,7 @@ mod tests {
             excludes: vec![],
             fallback: Fallback::Upstream,
             check_upstream: false,
+            mode: MirrorMode::Rewrite,
         }
     }
 

@@ -1103,6 +1103,7 @@ mod tests {
             excludes: vec![],
             fallback,
             check_upstream: false,
+            mode: crate::mirror::MirrorMode::Rewrite,
         };
         let failed = crate::registry::RegistryStatus {
             verified: false,

@@ -336,6 +336,143 @@ pub fn files(hosts: &[HostTrust], runtimes: &[Runtime], layout: &Layout) -> Vec<
     out
 }
 
+/// containerd's files for the node mirrors (`mirrorOf` entries with
+/// `mode: node`): for each upstream, a `hosts.toml` in its own directory
+/// (`certs.d/docker.io/`) that lists the mirrors first, in record order,
+/// and the upstream after them, so containerd falls back to it by itself.
+/// A mirror under a path (a Harbor proxy-cache project) is named by its
+/// `/v2/<path>` URL with `override_path`. Credentials are not written:
+/// the pod's pull Secret is sent. An upstream whose directory `hosts`
+/// configures already is a problem of the records mirroring it. Only
+/// containerd has per-host mirrors of this kind.
+pub fn mirror_files(
+    records: &[Registry],
+    hosts: &[HostTrust],
+    runtimes: &[Runtime],
+    layout: &Layout,
+) -> (Vec<DesiredFile>, Vec<Problem>) {
+    use crate::mirror::MirrorMode;
+    let mut problems = Vec::new();
+    if !runtimes.contains(&Runtime::Containerd) {
+        return (Vec::new(), problems);
+    }
+    let mut ordered: Vec<&Registry> = records.iter().collect();
+    ordered.sort_by(|a, b| a.name.cmp(&b.name));
+    // Upstream → (mirror URL, its record, CA, skip verification, override).
+    let mut by_upstream: BTreeMap<&str, Vec<(String, &Registry, bool)>> = BTreeMap::new();
+    for record in ordered {
+        let entries = record
+            .mirror_of
+            .iter()
+            .filter(|e| e.mode == MirrorMode::Node);
+        for entry in entries {
+            let problem = |message: String| Problem {
+                registry: record.name.clone(),
+                message,
+            };
+            let server = match record.parsed_server() {
+                Ok(server) => server,
+                Err(error) => {
+                    problems.push(problem(error.to_string()));
+                    continue;
+                }
+            };
+            if let Err(error) = check_host(&entry.upstream) {
+                problems.push(problem(error.to_string()));
+                continue;
+            }
+            if hosts.iter().any(|h| h.host == entry.upstream) {
+                problems.push(problem(format!(
+                    "{} is configured for a registry of its own, so its mirrors are not written",
+                    entry.upstream
+                )));
+                continue;
+            }
+            let path: Vec<&str> = [server.prefix.as_deref(), entry.path_prefix.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let scheme = match server.scheme {
+                Scheme::Http => "http",
+                Scheme::Https => "https",
+            };
+            let url = if path.is_empty() {
+                format!("{scheme}://{}", server.host)
+            } else {
+                format!("{scheme}://{}/v2/{}", server.host, path.join("/"))
+            };
+            by_upstream
+                .entry(&entry.upstream)
+                .or_default()
+                .push((url, record, !path.is_empty()));
+        }
+    }
+    let mut out = Vec::new();
+    for (upstream, mirrors) in by_upstream {
+        let names: Vec<&str> = mirrors.iter().map(|(_, r, _)| r.name.as_str()).collect();
+        let header = format!(
+            "{MARKER} for {upstream} (mirrors: {}). Edits are overwritten: change the registry records instead.\n",
+            names.join(", ")
+        );
+        let dir = layout.containerd_certs_d.join(upstream);
+        let mut bundle = String::new();
+        let mut server = toml::Table::new();
+        server.insert("server".into(), upstream_url(upstream).into());
+        let mut text = format!("{header}{}", toml_text(&server));
+        // One `[host."…"]` table each, written in record order: containerd
+        // tries them in the order of the file, and a table would sort them.
+        for (url, record, override_path) in &mirrors {
+            let mut host = toml::Table::new();
+            host.insert(
+                "capabilities".into(),
+                toml::Value::Array(vec!["pull".into(), "resolve".into()]),
+            );
+            if *override_path {
+                host.insert("override_path".into(), true.into());
+            }
+            if let Some(pem) = record.tls.ca_bundle.as_deref().map(str::trim) {
+                host.insert("ca".into(), CA_FILE.into());
+                if !bundle.contains(pem) {
+                    bundle.push_str(pem);
+                    bundle.push('\n');
+                }
+            }
+            if record.tls.insecure_skip_verify {
+                host.insert("skip_verify".into(), true.into());
+            }
+            let mut hosts = toml::Table::new();
+            hosts.insert(url.clone(), toml::Value::Table(host));
+            let mut section = toml::Table::new();
+            section.insert("host".into(), toml::Value::Table(hosts));
+            text.push('\n');
+            text.push_str(&toml_text(&section));
+        }
+        out.push(DesiredFile {
+            path: dir.join("hosts.toml"),
+            contents: text,
+            host: upstream.to_owned(),
+        });
+        if !bundle.is_empty() {
+            out.push(DesiredFile {
+                path: dir.join(CA_FILE),
+                contents: format!("{header}{bundle}"),
+                host: upstream.to_owned(),
+            });
+        }
+    }
+    (out, problems)
+}
+
+/// Where an upstream is pulled from when no mirror answers: Docker Hub's
+/// registry API lives at `registry-1.docker.io`.
+fn upstream_url(upstream: &str) -> String {
+    if upstream == crate::reference::DOCKER_HUB {
+        "https://registry-1.docker.io".into()
+    } else {
+        format!("https://{upstream}")
+    }
+}
+
 /// The hosts Docker must list in `insecure-registries`: plain HTTP, or
 /// verification skipped (Docker has no per-host switch for the latter).
 pub fn docker_insecure_registries(hosts: &[HostTrust]) -> Vec<String> {
@@ -592,5 +729,80 @@ mod tests {
         let (two, _) = hosts(&[with("https://h.example", Some("CA-2"), false, "h")]);
         assert_ne!(one[0].fingerprint(), two[0].fingerprint());
         assert_eq!(one[0].fingerprint(), one[0].clone().fingerprint());
+    }
+
+    /// Node mirrors: containerd's file for the upstream lists each mirror
+    /// first (a Harbor project by its `/v2/<path>` with `override_path`,
+    /// a pull-through cache by its root), then the upstream; rewrite-mode
+    /// entries are the webhook's, not the nodes'.
+    #[test]
+    fn node_mirrors_are_hosts_toml_for_the_upstream_with_the_mirrors_first() {
+        use crate::mirror::{Fallback, MirrorEntry, MirrorMode};
+        let entry = |upstream: &str, prefix: Option<&str>, mode| MirrorEntry {
+            upstream: upstream.into(),
+            path_prefix: prefix.map(Into::into),
+            excludes: vec![],
+            fallback: Fallback::Upstream,
+            check_upstream: false,
+            mode,
+        };
+        let mut harbor = with(
+            "https://harbor.example.com",
+            Some("HARBOR-CA"),
+            false,
+            "harbor",
+        );
+        harbor.mirror_of = vec![
+            entry("docker.io", Some("dockerhub-proxy"), MirrorMode::Node),
+            entry("quay.io", Some("quay-proxy"), MirrorMode::Rewrite),
+        ];
+        let mut cache = with("http://cache.local:5000", None, false, "cache");
+        cache.mirror_of = vec![entry("docker.io", None, MirrorMode::Node)];
+        let records = [harbor, cache];
+        let (hosts, _) = hosts(&records);
+        let layout = Layout::default();
+        let (files, problems) = mirror_files(&records, &hosts, &[Runtime::Containerd], &layout);
+        assert!(problems.is_empty(), "{problems:?}");
+        let paths: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/etc/containerd/certs.d/docker.io/hosts.toml",
+                "/etc/containerd/certs.d/docker.io/registry-resolver-ca.crt"
+            ]
+        );
+        let hosts_toml = &files[0].contents;
+        assert!(hosts_toml.starts_with(MARKER), "{hosts_toml}");
+        let body: String = hosts_toml
+            .lines()
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            body,
+            "server = \"https://registry-1.docker.io\"\n\n\
+             [host.\"http://cache.local:5000\"]\n\
+             capabilities = [\"pull\", \"resolve\"]\n\n\
+             [host.\"https://harbor.example.com/v2/dockerhub-proxy\"]\n\
+             ca = \"registry-resolver-ca.crt\"\n\
+             capabilities = [\"pull\", \"resolve\"]\n\
+             override_path = true\n"
+        );
+        let parsed: toml::Table = toml::from_str(hosts_toml).expect("valid TOML");
+        assert_eq!(parsed["host"].as_table().map(|t| t.len()), Some(2));
+        assert!(files[1].contents.contains("HARBOR-CA"));
+        // CRI-O and Docker have no such mirrors: nothing is written.
+        assert!(
+            mirror_files(&records, &hosts, &[Runtime::Crio], &layout)
+                .0
+                .is_empty()
+        );
+        // A plain-HTTP registry of its own at the upstream's name wins.
+        let own = with("http://docker.io", None, false, "own");
+        let records = [records[0].clone(), own];
+        let (hosts, _) = super::hosts(&records);
+        let (files, problems) = mirror_files(&records, &hosts, &[Runtime::Containerd], &layout);
+        assert!(files.is_empty());
+        assert_eq!(problems[0].registry, "harbor");
     }
 }
