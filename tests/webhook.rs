@@ -609,7 +609,7 @@ async fn docker_hub_images_are_pulled_through_the_namespaces_mirror() {
     assert_eq!(
         record["mirrorOf"],
         json!([{"upstream": "docker.io", "pathPrefix": "dockerhub-proxy",
-                "excludes": ["library/busybox"], "fallback": "upstream"}])
+                "excludes": ["library/busybox"], "fallback": "upstream", "mode": "rewrite"}])
     );
     let deployment = |annotations: Value| {
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
