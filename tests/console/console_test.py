@@ -486,6 +486,55 @@ def flows(page):
         expect(page.get_by_text("No registry is authorized for team-z.")).to_be_visible()
         expect(page.locator(".preview.bad")).to_contain_text("no registry is authorized in namespace")
 
+        # --- Mirrors: a record that mirrors Docker Hub, typed in the dialog
+        # (the server says what is wrong with an entry, at the entry), shown
+        # on its page, and used by the workload page's preview and manifest.
+        page.goto(URL + "/#/registries")
+        dialog = open_create_dialog(page)
+        fill_registry(dialog, "hub", REGISTRY, namespaces=("team-a",), default=())
+        dialog.get_by_text("Mirrors of public registries").click()
+        dialog.get_by_role("button", name="Add a mirrored registry").click()
+        expect(dialog.get_by_label("Mirrored registry", exact=True)).to_be_focused()
+        dialog.get_by_label("Mirrored registry", exact=True).fill("index.docker.io")
+        prefix = dialog.get_by_label("Project or path here")
+        prefix.fill("Proxy")
+        mirror_error = dialog.locator("[data-field=mirrorOf] .field-error")
+        expect(mirror_error).to_contain_text("Mirror 1: path prefix")
+        prefix.fill("dockerhub-proxy")
+        expect(mirror_error).to_be_hidden()
+        dialog.get_by_label("Left upstream").fill("library/busybox")
+        dialog.get_by_label("Ask the mirror for each image first").check()
+        prefix.scroll_into_view_if_needed()
+        shot(page, "create-dialog-mirror", full_page=False)
+        dialog.get_by_role("button", name="Save", exact=True).click()
+        expect(page.get_by_role("heading", name="hub", exact=True)).to_be_visible()
+        mirrors = page.get_by_role("region", name="Mirrors of public registries")
+        expect(mirrors).to_contain_text(f"docker.io → {REGISTRY}/dockerhub-proxy")
+        expect(mirrors).to_contain_text("library/busybox")
+        # The audit trail names the field as people see it.
+        expect(page.get_by_role("region", name="Recent changes")).to_contain_text("Mirrored registries")
+        shot(page, "registry-detail-mirror")
+        page.goto(URL + "/#/workload?namespace=team-a")
+        page.get_by_label("Image (registry-relative)").fill("nginx:1.25")
+        # The check goes to the real registry, which has no such project:
+        # the image stays upstream, and the page says why.
+        expect(page.get_by_text("Not registry-relative: the image is used as written.")).to_be_visible()
+        expect(page.locator(".preview.warn")).to_contain_text("cannot serve it")
+        status, _ = api("PATCH", "/registries/hub?verify=false",
+                        {"mirrorOf": [{"upstream": "docker.io", "pathPrefix": "dockerhub-proxy"}]})
+        assert status == 200, status
+        page.reload()
+        page.get_by_label("Image (registry-relative)").fill("nginx:1.25")
+        expect(page.locator(".preview.ok")).to_contain_text(f"{REGISTRY}/dockerhub-proxy/library/nginx:1.25")
+        expect(page.locator(".preview.ok")).to_contain_text("through hub, its mirror of docker.io")
+        expect(page.locator(".manifest")).to_contain_text(f'image: "{REGISTRY}/dockerhub-proxy/library/nginx:1.25"')
+        shot(page, "workload-mirror")
+        page.get_by_label("Language").select_option("zh")
+        page.get_by_label("镜像（相对路径）").fill("nginx:1.25")
+        expect(page.locator(".preview.ok")).to_contain_text("经由 hub（docker.io 的镜像源）")
+        page.locator("#lang").select_option("en")
+        api("DELETE", "/registries/hub")
+
         # --- The audit trail: the record's recent changes on its page, and
         # the Activity page (by keyboard: the nav link, then Enter).
         page.goto(URL + "/#/registries/harbor")

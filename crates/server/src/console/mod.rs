@@ -56,6 +56,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("assets/dialog.js"),
     },
     Asset {
+        name: "mirrors.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("assets/mirrors.js"),
+    },
+    Asset {
         name: "registry.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("assets/registry.js"),

@@ -4,11 +4,13 @@
 import { api, ApiError, enc } from './api.js';
 import { debounce, h, id, mount } from './dom.js';
 import { t } from './i18n.js';
+import { mirrorEditor } from './mirrors.js';
 import { alertBox, explain, fieldError, fieldMessage, info, loading, openDialog, rerender, SAID_AT_FIELD, schemeOf, showFieldError } from './ui.js';
 
 // ---------- create and edit ----------
 
-const FIELD_OF = (path) => path.replace(/\[\d+\]$/, '').replace(/^(namespaceSelector|defaultForSelector)\b.*/, 'namespaceSelector');
+const FIELD_OF = (path) => path.replace(/\[\d+\]$/, '').replace(/^(namespaceSelector|defaultForSelector)\b.*/, 'namespaceSelector')
+  .replace(/^mirrorOf\b.*/, 'mirrorOf');
 
 export function registryDialog(existing) {
   const editing = Boolean(existing);
@@ -96,6 +98,13 @@ export function registryDialog(existing) {
     const browseMethod = h('select', { class: 'input' },
       ['auto', 'catalog', 'harbor', 'dockerhub', 'none'].map((m) => h('option', { value: m, selected: (current.browse || 'auto') === m }, t(`browse.method.${m}`))));
     const noCheck = h('input', { type: 'checkbox' });
+    // Mirrors: a fieldset of entries with one error line, like the defaults'.
+    const mirrors = mirrorEditor(current.mirrorOf, () => edited('mirrorOf'));
+    const mirrorSet = h('fieldset', { class: 'field', dataset: { field: 'mirrorOf' }, tabindex: -1 },
+      h('legend', { class: 'sr-only' }, t('field.mirrorOf')), h('p', { class: 'help' }, t('dialog.mirrorHelp')), mirrors.element);
+    errors.mirrorOf = fieldError(mirrorSet);
+    fields.mirrorOf = mirrorSet;
+    mirrorSet.append(errors.mirrorOf);
     const outcome = h('div', { class: 'outcome', role: 'status', 'aria-live': 'polite' });
     // What a click on Check or Save led to, brought into view: on a small
     // screen the form scrolls and the buttons stay put, so the answer would
@@ -120,6 +129,9 @@ export function registryDialog(existing) {
       if (description.value.trim()) value.description = description.value.trim();
       if (caBundle.value.trim()) value.tls.caBundle = caBundle.value.trim();
       if (pullSecret.value.trim()) value.pullSecretName = pullSecret.value.trim();
+      // An empty list is sent when entries were removed: it clears them.
+      const mirrorOf = mirrors.values();
+      if (mirrorOf.length || (current.mirrorOf || []).length) value.mirrorOf = mirrorOf;
       const selector = selectorInput.value.trim();
       if (selector) {
         value.namespaceSelector = selector;
@@ -142,7 +154,12 @@ export function registryDialog(existing) {
     // picks the fields to speak of (live validation: those touched).
     const showErrors = (error, shown = () => true) => {
       const own = SAID_AT_FIELD.has(error.code) ? t(`code.${error.code}`) : error.message;
-      const details = error.details.length ? error.details.map((detail) => ({ ...detail, message: fieldMessage(detail) }))
+      // A mirror entry's problem says which entry it is.
+      const entry = (detail) => {
+        const at = /^mirrorOf\[(\d+)\]/.exec(detail.field || '');
+        return at ? `${t('dialog.mirrorEntry', { n: Number(at[1]) + 1 })}: ` : '';
+      };
+      const details = error.details.length ? error.details.map((detail) => ({ ...detail, message: entry(detail) + fieldMessage(detail) }))
         : error.field ? [{ field: error.field, message: own }] : [];
       // Several problems of one field are said on its one line.
       const said = new Map();
@@ -299,6 +316,8 @@ export function registryDialog(existing) {
         field('pullSecretName', t('field.pullSecretName'), pullSecret, t('dialog.pullSecretHelp')),
         h('label', { class: 'check-label' }, pin, ' ', t('field.pinDigests')),
         field('browse', t('field.browse'), browseMethod, t('dialog.browseHelp'))),
+      h('details', { class: 'advanced', open: (current.mirrorOf || []).length ? true : undefined },
+        h('summary', {}, t('dialog.mirrors')), mirrorSet),
       h('label', { class: 'check-label' }, noCheck, ' ', t('dialog.saveWithoutCheck')),
       outcome,
       h('div', { class: 'dialog-actions' }, cancelRun,

@@ -100,9 +100,25 @@ export async function registryPage(name) {
         record.defaultFor.includes(ns) ? h('span', { class: 'badge badge-default' }, t('detail.default')) : null,
         record.pullSecrets ? pullSecretChip(record, ns) : null,
         ns.endsWith('*') ? null : [' ', h('a', { href: `#/workload?namespace=${enc(ns)}&registry=${enc(record.name)}`, class: 'small' }, t('detail.useHere'))])))),
+    (record.mirrorOf || []).length ? mirrorsCard(record) : null,
     howToUse(record),
     recentChanges(record),
     repositoryBrowser(record));
+}
+
+/** The upstream registries the record mirrors, and how. */
+function mirrorsCard(record) {
+  const host = record.server.replace(/^https?:\/\//, '');
+  return h('section', { class: 'card', 'aria-labelledby': 'sec-mirrors' },
+    h('h2', { id: 'sec-mirrors' }, t('dialog.mirrors')),
+    h('ul', { class: 'mirror-summary' }, record.mirrorOf.map((entry) => h('li', {},
+      h('code', { class: 'mono' }, entry.upstream), ' → ',
+      h('code', { class: 'mono' }, entry.pathPrefix ? `${host}/${entry.pathPrefix}` : host), ' ',
+      h('span', { class: 'badge' }, t(`mirrorMode.${entry.mode || 'rewrite'}`)),
+      entry.fallback === 'deny' ? [' ', h('span', { class: 'badge badge-warn' }, t('fallback.deny'))] : null,
+      entry.checkUpstream ? [' ', h('span', { class: 'badge' }, t('field.checkUpstream'))] : null,
+      (entry.excludes || []).length
+        ? h('p', { class: 'muted small' }, t('detail.mirrorExcludes'), ' ', h('span', { class: 'mono' }, entry.excludes.join(', '))) : null))));
 }
 
 /** At most this many of a record's default namespaces are asked about. */

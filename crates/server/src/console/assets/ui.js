@@ -218,6 +218,7 @@ const FIELD_LABELS = {
   pullSecretName: 'field.pullSecretName',
   pinDigests: 'field.pinDigests',
   browse: 'field.browse',
+  mirrorOf: 'field.mirrorOf',
   status: 'field.status',
 };
 

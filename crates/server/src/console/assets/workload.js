@@ -113,10 +113,13 @@ export function workloadPage(params) {
       // registry.
       const resolved = await api('POST', `/namespaces/${enc(state.namespace)}/resolve`, { body });
       if (resolved.registry === null || resolved.registry === undefined) {
-        mount(box, h('p', { class: 'muted small' }, t('workload.notRelative')));
+        // Left as written; a mirror that could have taken it says why not.
+        mount(box, h('p', { class: 'muted small' }, t('workload.notRelative')),
+          resolved.warning ? h('p', { class: 'preview warn small', lang: 'en' }, resolved.warning) : null);
         return;
       }
       mount(box, h('p', { class: 'preview ok' }, h('span', { 'aria-hidden': 'true' }, '→ '), h('code', {}, resolved.image),
+        resolved.mirrorOf ? h('span', { class: 'muted small preview-note' }, t('workload.viaMirror', { registry: resolved.registry, upstream: resolved.mirrorOf })) : null,
         resolved.pullSecret ? h('span', { class: 'muted small preview-note' }, t('workload.withSecret', { secret: resolved.pullSecret })) : null));
     } catch (error) {
       mount(box, h('p', { class: 'preview bad', role: 'alert' }, '✕ ', error.code === 'resolution_denied' ? deniedMessage(error) : explain(error)));
