@@ -97,6 +97,38 @@ fn benches(c: &mut Criterion) {
     group.bench_function("deployment_3_containers_untouched", |b| {
         b.iter(|| admission::review(black_box(&untouched), black_box(&index)))
     });
+    // Records that mirror upstreams: one of quay.io (not these images'), and
+    // one of docker.io (these images', rewritten through it).
+    let mirroring = |upstream: &str| {
+        let mut mirror = record("mirror", "https://harbor.local", &["team-a"], &[]);
+        mirror.mirror_of = vec![registry_resolver::mirror::MirrorEntry {
+            upstream: upstream.into(),
+            path_prefix: Some("proxy".into()),
+            excludes: vec![],
+            fallback: Default::default(),
+            check_upstream: false,
+            mode: Default::default(),
+        }];
+        index.apply([Change::Upsert(std::sync::Arc::new(mirror))])
+    };
+    let elsewhere = mirroring("quay.io");
+    let hub = mirroring("docker.io");
+    assert_eq!(
+        admission::review(&untouched, &elsewhere)
+            .map(|r| r.outcome)
+            .ok(),
+        Some(admission::Outcome::Allowed)
+    );
+    assert_eq!(
+        admission::review(&untouched, &hub).map(|r| r.outcome).ok(),
+        Some(admission::Outcome::Mutated)
+    );
+    group.bench_function("deployment_3_containers_untouched_mirrors_elsewhere", |b| {
+        b.iter(|| admission::review(black_box(&untouched), black_box(&elsewhere)))
+    });
+    group.bench_function("deployment_3_containers_mirrored", |b| {
+        b.iter(|| admission::review(black_box(&untouched), black_box(&hub)))
+    });
     group.finish();
 
     c.bench_function("index_build_200_registries", |b| {

@@ -20,7 +20,7 @@
 //! crate it is used from.
 
 pub use registry_resolver_server::{
-    admission, api, console, crypto, excerpt, index, json, kubernetes, listing, manifests,
+    admission, api, console, crypto, excerpt, index, json, kubernetes, listing, manifests, mirror,
     namespaces, pinning, pod_template, reference, registry, replication, resolve, selector, server,
     service, telemetry, yaml_edit,
 };
