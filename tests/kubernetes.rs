@@ -880,3 +880,67 @@ async fn two_status_writers_racing_lose_nothing() {
         "both writers' last words survive"
     );
 }
+
+/// Mirrors in a cluster: an ImageRegistry applied with kubectl names Docker
+/// Hub by another of its names and is read canonical; images are pulled
+/// through it in the namespaces it reaches, and a namespace labelled
+/// `registry-resolver.io/mirrors: off` keeps its images as written.
+#[tokio::test]
+async fn a_mirror_applied_to_the_cluster_is_used_where_namespaces_allow() {
+    let mut cluster = TestServer::start_kubernetes_rbac().await;
+    let fake = cluster.fake().clone();
+    let mirrors_off = |name: &str| {
+        fake.put(
+            "namespaces",
+            "v1",
+            "Namespace",
+            None,
+            json!({"metadata": {"name": name, "labels": {"registry-resolver.io/mirrors": "off"}}}),
+        );
+    };
+    fake.namespace("team-a");
+    mirrors_off("team-quiet");
+    fake.put(
+        "imageregistries",
+        "registry-resolver.io/v1alpha1",
+        "ImageRegistry",
+        None,
+        json!({"metadata": {"name": "hub-proxy"},
+               "spec": {"server": "harbor.example.com", "namespaces": ["team-*"],
+                        "mirrorOf": [{"upstream": "registry-1.docker.io", "pathPrefix": "dockerhub-proxy"}]}}),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let record = loop {
+        let response = cluster
+            .api_as(Method::GET, "/registries/hub-proxy", "admin-token")
+            .send()
+            .await
+            .expect("get");
+        if response.status() == 200 {
+            break response.json::<Value>().await.expect("json");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record never reached the API"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(record["mirrorOf"][0]["upstream"], "docker.io", "{record}");
+    let object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {}, "template": {"metadata": {}, "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]}}}});
+    let review = |namespace: &str| {
+        let body = common::admission_review(&object, namespace, "CREATE");
+        let cluster = &cluster;
+        async move { cluster.review(&body).await }
+    };
+    let answer = review("team-a").await;
+    let patched = common::apply_patch(&object, &answer).expect("rewritten");
+    assert_eq!(
+        patched["spec"]["template"]["spec"]["containers"][0]["image"],
+        "harbor.example.com/dockerhub-proxy/library/nginx:1.25"
+    );
+    let answer = review("team-quiet").await;
+    assert_eq!(answer["allowed"], true, "{answer}");
+    assert!(answer.get("patch").is_none(), "mirrors off here: {answer}");
+    cluster.stop().await;
+}
