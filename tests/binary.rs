@@ -571,6 +571,17 @@ fn an_older_store_with_open_modes_is_made_private() {
 }
 
 fn seed_store(data_dir: &Path) {
+    seed_records(
+        data_dir,
+        &[
+            json!({"name": "demo", "server": "dockerhub.qingcloud.com", "username": "u", "password": "p",
+                   "namespaces": ["team-a", "default"], "defaultFor": ["team-a", "default"]}),
+            json!({"name": "harbor", "server": "http://harbor.local/library", "namespaces": ["team-a"]}),
+        ],
+    );
+}
+
+fn seed_records(data_dir: &Path, records: &[Value]) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -584,13 +595,12 @@ fn seed_store(data_dir: &Path) {
             registry_resolver::index::IndexHandle::new(),
         )
         .expect("store");
-        for body in [
-            json!({"name": "demo", "server": "dockerhub.qingcloud.com", "username": "u", "password": "p",
-                   "namespaces": ["team-a", "default"], "defaultFor": ["team-a", "default"]}),
-            json!({"name": "harbor", "server": "http://harbor.local/library", "namespaces": ["team-a"]}),
-        ] {
-            let input: RegistryInput = serde_json::from_value(body).expect("input");
-            store.create(input.validate(WriteMode::Create, None).expect("valid")).await.expect("created");
+        for body in records {
+            let input: RegistryInput = serde_json::from_value(body.clone()).expect("input");
+            store
+                .create(input.validate(WriteMode::Create, None).expect("valid"))
+                .await
+                .expect("created");
         }
     });
 }
@@ -722,6 +732,43 @@ fn resolve_command_denies_with_the_webhook_message() {
     let (ok, _, stderr) = run_resolve(&[], &dir.path().join("missing"), b"");
     assert!(!ok);
     assert!(stderr.contains("no registry store"), "{stderr}");
+}
+
+/// `resolve` sends Docker Hub images through the namespace's mirror as the
+/// webhook does, changing only what it edits (the image as written is
+/// kept in the original-images annotation).
+#[test]
+fn resolve_command_pulls_through_the_namespaces_mirror() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    seed_records(
+        &data,
+        &[
+            json!({"name": "hub", "server": "harbor.example.com", "username": "robot", "password": "p",
+                 "namespaces": ["team-a"],
+                 "mirrorOf": [{"upstream": "docker.io", "pathPrefix": "dockerhub-proxy"}]}),
+        ],
+    );
+    let input = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: nginx:1.25 # pinned by the team\n  - name: agent\n    image: quay.io/org/agent:1\n";
+    let (ok, stdout, stderr) = run_resolve(&["-n", "team-a"], &data, input.as_bytes());
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("    image: harbor.example.com/dockerhub-proxy/library/nginx:1.25 # pinned by the team\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    image: quay.io/org/agent:1\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("imagePullSecrets"), "{stdout}");
+    assert!(
+        stdout.contains("registry-resolver.io/original-images"),
+        "{stdout}"
+    );
+    // Elsewhere, nothing changes.
+    let (ok, stdout, _) = run_resolve(&["-n", "team-b"], &data, input.as_bytes());
+    assert!(ok);
+    assert_eq!(stdout, input);
 }
 
 /// Helm 3 runs the binary as `--post-renderer` (the README's test command
