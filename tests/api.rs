@@ -355,6 +355,19 @@ async fn conflicts_and_validation_errors(backend: Backend) {
         ],
         "{body}"
     );
+    // A registry cannot mirror its own address.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        "/registries?verify=false",
+        Some(
+            json!({"name": "mirror", "server": "r.example", "namespaces": ["team-a"],
+                    "mirrorOf": [{"upstream": "r.example"}]}),
+        ),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (422, "invalid"), "{body}");
+    assert_eq!(body["error"]["field"], "mirrorOf[0].upstream", "{body}");
     for (selector, field, says) in [
         (
             "team in (a",

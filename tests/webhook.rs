@@ -669,6 +669,45 @@ async fn docker_hub_images_are_pulled_through_the_namespaces_mirror() {
         )
     );
 
+    // What a Deployment's controller makes is left as the Deployment was
+    // admitted: a ReplicaSet whose template differed from its Deployment's
+    // would make the Deployment create ReplicaSets without end, and a Pod
+    // of a workload switched off must stay off. An object some other
+    // controller makes (an operator's) is an object of its own.
+    let owned_by = |kind: &str, api_version: &str, what: &str| {
+        let mut object = if what == "Pod" {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1"},
+                   "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}})
+        } else {
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1"},
+                   "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}}}})
+        };
+        object["metadata"]["ownerReferences"] = json!([{"apiVersion": api_version, "kind": kind,
+            "name": "web", "uid": "u", "controller": true}]);
+        object
+    };
+    for object in [
+        owned_by("Deployment", "apps/v1", "ReplicaSet"),
+        owned_by("ReplicaSet", "apps/v1", "Pod"),
+        owned_by("Job", "batch/v1", "Pod"),
+    ] {
+        let answer = server
+            .review(&admission_review(&object, "team-a", "CREATE"))
+            .await;
+        assert!(answer.get("patch").is_none(), "{object}: {answer}");
+    }
+    let answer = server
+        .review(&admission_review(
+            &owned_by("Database", "example.com/v1", "Pod"),
+            "team-a",
+            "CREATE",
+        ))
+        .await;
+    assert!(
+        answer["patch"].is_string(),
+        "an operator's Pod is its own: {answer}"
+    );
+
     // Another namespace, or switched off on the workload: left as written.
     let untouched = server
         .review(&admission_review(
@@ -748,9 +787,10 @@ async fn docker_hub_images_are_pulled_through_the_namespaces_mirror() {
         .text()
         .await
         .expect("text");
-    // Two images rewritten, two left upstream (busybox is excluded), and
-    // three refused (the deny entry excludes nothing).
-    for (outcome, count) in [("rewritten", 2), ("fallback", 2), ("denied", 3)] {
+    // Three images rewritten (the Deployment's two, the operator's Pod's),
+    // two left upstream (busybox is excluded), and three refused (the deny
+    // entry excludes nothing).
+    for (outcome, count) in [("rewritten", 3), ("fallback", 2), ("denied", 3)] {
         let line = format!(
             "registry_resolver_mirror_images_total{{registry=\"hub-proxy\",outcome=\"{outcome}\"}} {count}"
         );

@@ -106,6 +106,24 @@ pub struct Metadata<'a> {
     /// `metadata.annotations`, where the registry annotations are read.
     #[serde(borrow, default)]
     pub annotations: Option<Annotations<'a>>,
+    /// `metadata.ownerReferences`: whether a controller made the object.
+    #[serde(borrow, default, rename = "ownerReferences")]
+    pub owner_references: Option<Vec<OwnerReference<'a>>>,
+}
+
+/// The parts of an owner reference we read.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerReference<'a> {
+    /// `apps/v1`, `batch/v1`, …
+    #[serde(borrow, default)]
+    pub api_version: Option<Str<'a>>,
+    /// `ReplicaSet`, `Job`, …
+    #[serde(borrow, default)]
+    pub kind: Option<Str<'a>>,
+    /// Whether this owner is the object's controller.
+    #[serde(default)]
+    pub controller: Option<bool>,
 }
 
 /// The parts of a container we read.

@@ -93,6 +93,12 @@ pub struct PodTemplate<'a> {
     pub containers: Vec<ContainerImage<'a>>,
     /// The pull Secrets the template already names: none is added twice.
     pub image_pull_secrets: Vec<&'a str>,
+    /// The object's controller is a workload kind we handle (a ReplicaSet
+    /// of a Deployment, a Pod of a ReplicaSet, a Job of a CronJob): that
+    /// workload's admission already decided its mirrors, and the template
+    /// it copies must stay equal to it (a Deployment whose ReplicaSet's
+    /// template differs makes new ReplicaSets without end).
+    pub made_by_workload: bool,
 }
 
 /// Where the request happens.
@@ -353,6 +359,7 @@ pub fn resolve(
     // where neither the object nor the namespace switched them off.
     let mirrors = index.has_mirrors()
         && scope.pull_secrets_mutable
+        && !template.made_by_workload
         && !mirrors_switched_off(template, scope.namespace, index);
     for container in &template.containers {
         // Formatted only when there is a problem to report.
@@ -389,9 +396,10 @@ pub fn resolve(
                         registry,
                         upstream,
                         fallback,
+                        why,
                     }) => {
                         let said = format!(
-                            "{}: image {:?} is mirrored by registry {:?}, whose last check failed",
+                            "{}: image {:?} is mirrored by registry {:?}, {why}",
                             what(),
                             excerpt(container.image),
                             registry.name
@@ -480,10 +488,15 @@ pub fn resolve(
     }
     match reason {
         None => Ok(resolution),
+        // Nothing of a refused object was pulled through a mirror.
         Some(reason) => Err(Denial {
             problems,
             reason,
-            mirror_uses: resolution.mirror_uses,
+            mirror_uses: resolution
+                .mirror_uses
+                .into_iter()
+                .filter(|used| used.outcome == MirrorOutcome::Denied)
+                .collect(),
         }),
     }
 }
@@ -533,7 +546,8 @@ pub enum Mirrored<'i> {
         /// The lookup to make first, when the entry asks for one.
         check: Option<MirrorCheck>,
     },
-    /// `registry` would take it, but its last check failed.
+    /// `registry` would take it, but cannot: its last check failed, or the
+    /// name would be too long under it.
     Unhealthy {
         /// The mirror.
         registry: &'i IndexedRegistry,
@@ -541,6 +555,8 @@ pub enum Mirrored<'i> {
         upstream: &'i str,
         /// What its entry says to do meanwhile.
         fallback: Fallback,
+        /// Why not, after "mirrored by registry …, " (`whose last check failed`).
+        why: &'static str,
     },
 }
 
@@ -564,14 +580,20 @@ fn through_mirror<'i>(image: &str, namespace: &str, index: &'i Index) -> Option<
     if entry.excludes(&parsed.path) {
         return None;
     }
-    if !registry.healthy {
-        return Some(Mirrored::Unhealthy {
+    let unhealthy = |why| {
+        Some(Mirrored::Unhealthy {
             registry,
             upstream: &entry.upstream,
             fallback: entry.fallback,
-        });
+            why,
+        })
+    };
+    if !registry.healthy {
+        return unhealthy("whose last check failed");
     }
-    let image = entry.rewrite(&parsed, &registry.image_prefix).ok()?;
+    let Ok(image) = entry.rewrite(&parsed, &registry.image_prefix) else {
+        return unhealthy("under which its name would be longer than 255 characters");
+    };
     let check = entry.check_upstream.then(|| MirrorCheck {
         target: PinTarget {
             registry: registry.name.clone(),
@@ -585,7 +607,8 @@ fn through_mirror<'i>(image: &str, namespace: &str, index: &'i Index) -> Option<
             .flatten()
             .collect::<Vec<_>>()
             .join("/"),
-            tag: parsed.tag.or(parsed.digest).unwrap_or("latest").to_owned(),
+            // The kubelet pulls by the digest when there is one.
+            tag: parsed.digest.or(parsed.tag).unwrap_or("latest").to_owned(),
         },
         upstream: entry.upstream.clone(),
         fallback: entry.fallback,
@@ -933,6 +956,7 @@ mod tests {
                 workload_annotations: Some(&workload),
                 containers: vec![container(case.container, case.image)],
                 image_pull_secrets: vec![],
+                made_by_workload: false,
             };
             let scope = Scope {
                 namespace: case.namespace,
@@ -998,6 +1022,7 @@ mod tests {
                 },
             ],
             image_pull_secrets: vec!["unrelated"],
+            made_by_workload: false,
         };
         let resolution = resolve(
             &pod,
@@ -1163,6 +1188,7 @@ mod tests {
             workload_annotations: Some(&workload),
             containers,
             image_pull_secrets: vec![],
+            made_by_workload: false,
         };
         resolve(
             &template,

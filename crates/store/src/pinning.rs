@@ -176,8 +176,23 @@ impl Pinner {
     /// images. A tag not pinned is denied under the deny policy, else kept
     /// with a warning; an image its mirror cannot serve is handled as its
     /// entry's `fallback` says (see [`Plan::fall_back`]).
+    /// One deadline and one per-review bound cover both kinds of lookup.
     pub async fn look_up(&self, plan: &mut Plan<'_>) -> Result<(), PinFailed> {
-        self.check_mirrors(plan).await?;
+        let until = tokio::time::Instant::now() + self.options.deadline;
+        let every: Vec<(usize, PinTarget)> = plan
+            .resolution
+            .rewrites
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                r.pin
+                    .clone()
+                    .or_else(|| r.check.as_ref().map(|c| c.target.clone()))
+                    .map(|t| (i, t))
+            })
+            .collect();
+        let over = self.over_bound(&every).await;
+        self.check_mirrors(plan, until, over.as_ref()).await?;
         let targets: Vec<(usize, PinTarget)> = plan
             .resolution
             .rewrites
@@ -188,7 +203,7 @@ impl Pinner {
         if targets.is_empty() {
             return Ok(());
         }
-        if let Some(over) = self.over_bound(&targets).await {
+        if let Some(over) = over {
             // Nothing is looked up: the images keep their tags (allow) or
             // the review is denied (deny), with one message saying why.
             return match self.options.policy {
@@ -200,7 +215,7 @@ impl Pinner {
             };
         }
         let lookups = futures_util::future::join_all(targets.iter().map(|(_, t)| self.digest(t)));
-        let results = match tokio::time::timeout(self.options.deadline, lookups).await {
+        let results = match tokio::time::timeout_at(until, lookups).await {
             Ok(results) => results,
             Err(_) => {
                 let late = ConnectError::Timeout(format!(
@@ -253,7 +268,12 @@ impl Pinner {
     /// Asks each mirror for the images a `checkUpstream` entry sends it,
     /// within the same deadline and per-review bound as pinning; a mirror
     /// that cannot answer in time counts as one that cannot serve.
-    async fn check_mirrors(&self, plan: &mut Plan<'_>) -> Result<(), PinFailed> {
+    async fn check_mirrors(
+        &self,
+        plan: &mut Plan<'_>,
+        until: tokio::time::Instant,
+        over: Option<&TooManyLookups>,
+    ) -> Result<(), PinFailed> {
         let targets: Vec<(usize, PinTarget)> = plan
             .resolution
             .rewrites
@@ -270,7 +290,7 @@ impl Pinner {
         if targets.is_empty() {
             return Ok(());
         }
-        let failed: Vec<(usize, String)> = if let Some(over) = self.over_bound(&targets).await {
+        let failed: Vec<(usize, String)> = if let Some(over) = over {
             targets
                 .iter()
                 .map(|(i, _)| (*i, over.to_string()))
@@ -278,7 +298,7 @@ impl Pinner {
         } else {
             let lookups =
                 futures_util::future::join_all(targets.iter().map(|(_, t)| self.digest(t)));
-            match tokio::time::timeout(self.options.deadline, lookups).await {
+            match tokio::time::timeout_at(until, lookups).await {
                 Ok(results) => targets
                     .iter()
                     .zip(results)

@@ -64,6 +64,11 @@ pub struct Plan<'a> {
     pub resolution: Resolution,
     /// Said to the user beside the rewrites (e.g. a tag that could not be pinned).
     pub warnings: Vec<String>,
+    /// Pull Secrets to add that the cluster does not have yet in the
+    /// namespace: warned about if they are still added once lookups are
+    /// done (a mirror that cannot serve takes its Secret back).
+    not_yet_present: Vec<String>,
+    namespace: String,
 }
 
 impl Plan<'_> {
@@ -142,7 +147,15 @@ impl Plan<'_> {
     }
 
     /// The patch and what it does.
-    pub fn into_mutation(self) -> Mutation {
+    pub fn into_mutation(mut self) -> Mutation {
+        // Where the store knows the cluster's pull Secrets, say so when one
+        // we inject is not there yet: the pods would fail to pull until it is.
+        let namespace = &self.namespace;
+        for secret in &self.not_yet_present {
+            if self.resolution.add_pull_secrets.contains(secret) {
+                self.warnings.push(format!("pull secret {secret:?} is not yet present in namespace {namespace:?}; pods cannot pull until it is replicated"));
+            }
+        }
         let annotate = self.write != WriteKind::EphemeralContainers;
         let patch = patch::build(
             &self.located.template,
@@ -210,21 +223,26 @@ pub fn plan<'a>(
     }
     // Where the store knows the cluster's pull Secrets, say so when one we
     // inject is not there yet: the pods would fail to pull until it is.
-    let mut warnings = std::mem::take(&mut resolution.warnings);
-    warnings.extend(
-        resolution
-            .add_pull_secrets
-            .iter()
-            .filter(|secret| index.pull_secret_missing(namespace, secret))
-            .map(|secret| {
-                format!("pull secret {secret:?} is not yet present in namespace {namespace:?}; pods cannot pull until it is replicated")
-            }),
-    );
+    let warnings = std::mem::take(&mut resolution.warnings);
+    let not_yet_present: Vec<String> = resolution
+        .add_pull_secrets
+        .iter()
+        .filter(|secret| index.pull_secret_missing(namespace, secret))
+        .cloned()
+        .collect();
     Ok(Some(Plan {
         located,
         kind,
         write,
         resolution,
         warnings,
+        // Kept only when there is something to say (no allocation per
+        // review otherwise).
+        namespace: if not_yet_present.is_empty() {
+            String::new()
+        } else {
+            namespace.to_owned()
+        },
+        not_yet_present,
     }))
 }

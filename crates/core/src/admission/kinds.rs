@@ -140,10 +140,26 @@ pub fn resolution_input<'l>(located: &'l Located<'_>) -> PodTemplate<'l> {
                 .collect()
         })
         .unwrap_or_default();
+    // The object's own metadata: the workload's, or a Pod's.
+    let object = located
+        .workload
+        .as_ref()
+        .or(located.template.metadata.as_ref());
+    let made_by_workload = object
+        .and_then(|m| m.owner_references.as_ref())
+        .is_some_and(|owners| {
+            owners.iter().any(|owner| {
+                let api_version = owner.api_version.as_ref().map_or("", |v| v.as_str());
+                let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+                owner.controller == Some(true)
+                    && lookup(group, owner.kind.as_ref().map_or("", |k| k.as_str())).is_some()
+            })
+        });
     PodTemplate {
         template_annotations,
         workload_annotations,
         containers,
         image_pull_secrets,
+        made_by_workload,
     }
 }

@@ -150,8 +150,11 @@ impl<'a> Prepared<'a> {
 
     /// Turns the answer into a denial.
     pub fn deny(&mut self, reason: DenialReason, message: String) {
+        // Nothing of a refused object was pulled through a mirror.
         if let Pending::Mutate(plan) = &mut self.pending {
             self.mirror_uses = std::mem::take(&mut plan.resolution.mirror_uses);
+            self.mirror_uses
+                .retain(|used| used.outcome == crate::resolve::MirrorOutcome::Denied);
         }
         self.pending = Pending::Deny(reason, format!("registry-resolver: {message}"));
     }

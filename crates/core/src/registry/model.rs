@@ -890,6 +890,22 @@ impl RegistryInput {
 
         let mirror_of = match crate::mirror::validate(self.mirror_of.as_deref().unwrap_or_default())
         {
+            // A registry that mirrors its own address would send its images
+            // through itself again, a prefix deeper each time.
+            Ok(entries)
+                if let Some(i) = entries.iter().position(|e| {
+                    server
+                        .as_ref()
+                        .is_some_and(|server| server.host == e.upstream)
+                }) =>
+            {
+                errors.push(FieldError::new(
+                    format!("mirrorOf[{i}].upstream"),
+                    Reason::InvalidServer,
+                    "is this registry's own address: a registry cannot mirror itself",
+                ));
+                Vec::new()
+            }
             Ok(entries) => entries,
             Err(problems) => {
                 errors.extend(problems.into_iter().map(|(field, problem)| {

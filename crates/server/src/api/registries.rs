@@ -729,12 +729,8 @@ pub async fn resolve_preview(
                 registry,
                 upstream,
                 fallback,
-            }) => unavailable(
-                &registry.name,
-                upstream,
-                fallback,
-                "whose last check failed".into(),
-            )?,
+                why,
+            }) => unavailable(&registry.name, upstream, fallback, why.into())?,
             Some(resolve::Mirrored::Rewrite {
                 registry,
                 image,
