@@ -96,7 +96,7 @@ async fn images_are_pulled_through_a_real_pull_through_cache_and_left_upstream_w
     let (image, warnings) = admitted(&server, &written).await;
     assert_eq!(image, written, "left upstream");
     assert!(
-        warnings.contains("cannot serve image") && warnings.contains("as written"),
+        warnings.contains("which cannot serve it") && warnings.contains("as written"),
         "{warnings}"
     );
     assert!(

@@ -398,33 +398,29 @@ pub fn resolve(
                         fallback,
                         why,
                     }) => {
-                        let said = format!(
-                            "{}: image {:?} is mirrored by registry {:?}, {why}",
-                            what(),
-                            excerpt(container.image),
-                            registry.name
+                        let said = mirror_unavailable(
+                            &format!("{}: ", what()),
+                            container.image,
+                            &registry.name,
+                            why,
+                            upstream,
+                            fallback,
                         );
-                        match fallback {
-                            Fallback::Upstream => {
-                                resolution.mirror_uses.push(MirrorUse {
-                                    registry: registry.name.clone(),
-                                    outcome: MirrorOutcome::Fallback,
-                                });
-                                resolution
-                                    .warnings
-                                    .push(format!("{said}; pulled from {upstream} as written"));
+                        let outcome = match said {
+                            Ok(warning) => {
+                                resolution.warnings.push(warning);
+                                MirrorOutcome::Fallback
                             }
-                            Fallback::Deny => {
-                                resolution.mirror_uses.push(MirrorUse {
-                                    registry: registry.name.clone(),
-                                    outcome: MirrorOutcome::Denied,
-                                });
+                            Err(denial) => {
                                 reason.get_or_insert(DenialReason::MirrorUnavailable);
-                                problems.push(format!(
-                                    "{said}, and its entry for {upstream} says fallback: deny (fix the registry, or set {MIRRORS_SWITCH}: off to pull from {upstream})"
-                                ));
+                                problems.push(denial);
+                                MirrorOutcome::Denied
                             }
-                        }
+                        };
+                        resolution.mirror_uses.push(MirrorUse {
+                            registry: registry.name.clone(),
+                            outcome,
+                        });
                     }
                 }
             }
@@ -513,6 +509,32 @@ fn add_pull_secret(
         && !resolution.add_pull_secrets.contains(secret)
     {
         resolution.add_pull_secrets.push(secret.clone());
+    }
+}
+
+/// What is said when the mirror chosen for `image` cannot take it, as its
+/// entry's `fallback` decides: the warning (the image stays as written),
+/// or the denial. `subject` begins the sentence (`container "web": `),
+/// `why` follows "mirrored by registry …, " (`whose last check failed`).
+/// The webhook, a failed `checkUpstream` and the API's preview all say it
+/// here.
+pub fn mirror_unavailable(
+    subject: &str,
+    image: &str,
+    registry: &str,
+    why: &str,
+    upstream: &str,
+    fallback: Fallback,
+) -> Result<String, String> {
+    let said = format!(
+        "{subject}image {:?} is mirrored by registry {registry:?}, {why}",
+        excerpt(image)
+    );
+    match fallback {
+        Fallback::Upstream => Ok(format!("{said}; pulled from {upstream} as written")),
+        Fallback::Deny => Err(format!(
+            "{said}, and its entry for {upstream} says fallback: deny (fix the registry, or set {MIRRORS_SWITCH}: off to pull from {upstream})"
+        )),
     }
 }
 

@@ -87,7 +87,6 @@ impl Plan<'_> {
     /// Secret no other rewrite needs is no longer added. `Err` holds what
     /// to deny with, one message per image whose entry says `deny`.
     pub fn fall_back(&mut self, failed: Vec<(usize, String)>) -> Result<(), Vec<String>> {
-        use crate::mirror::Fallback;
         use crate::resolve::{MirrorOutcome, MirrorUse};
         let mut denials = Vec::new();
         let mut undone = Vec::new();
@@ -98,21 +97,21 @@ impl Plan<'_> {
             let Some(check) = &rewrite.check else {
                 continue;
             };
-            let said = format!(
-                "container {:?}: mirror {:?} cannot serve image {:?} ({why})",
-                rewrite.container, rewrite.registry, rewrite.original
+            let said = crate::resolve::mirror_unavailable(
+                &format!("container {:?}: ", rewrite.container),
+                &rewrite.original,
+                &rewrite.registry,
+                &format!("which cannot serve it ({why})"),
+                &check.upstream,
+                check.fallback,
             );
-            let outcome = match check.fallback {
-                Fallback::Upstream => {
-                    self.warnings
-                        .push(format!("{said}; pulled from {} as written", check.upstream));
+            let outcome = match said {
+                Ok(warning) => {
+                    self.warnings.push(warning);
                     MirrorOutcome::Fallback
                 }
-                Fallback::Deny => {
-                    denials.push(format!(
-                        "{said}, and its entry for {} says fallback: deny",
-                        check.upstream
-                    ));
+                Err(denial) => {
+                    denials.push(denial);
                     MirrorOutcome::Denied
                 }
             };

@@ -703,21 +703,18 @@ pub async fn resolve_preview(
         // Pulled through a mirror, left upstream while it is unhealthy (or
         // cannot serve the image, when its entry asks it first), or
         // refused: as the webhook decides.
-        let unavailable = |registry: &str, upstream: &str, fallback, why: String| {
-            let said = format!(
-                "image {:?} is mirrored by registry {registry:?}, {why}",
-                crate::excerpt::excerpt(&request.image)
-            );
-            match fallback {
-                crate::mirror::Fallback::Deny => Err(ApiError::Denied(
-                    crate::admission::DenialReason::MirrorUnavailable,
-                    format!("{said}, and its entry for {upstream} says fallback: deny"),
-                )),
-                crate::mirror::Fallback::Upstream => Ok(ResolveResponse {
+        let unavailable = |registry: &str, upstream: &str, fallback, why: &str| {
+            match resolve::mirror_unavailable("", &request.image, registry, why, upstream, fallback)
+            {
+                Ok(warning) => Ok(ResolveResponse {
                     image: request.image.clone(),
-                    warning: Some(format!("{said}; pulled from {upstream} as written")),
+                    warning: Some(warning),
                     ..ResolveResponse::default()
                 }),
+                Err(denial) => Err(ApiError::Denied(
+                    crate::admission::DenialReason::MirrorUnavailable,
+                    denial,
+                )),
             }
         };
         let answer = match resolve::mirror(&request.image, &namespace, &index) {
@@ -730,7 +727,7 @@ pub async fn resolve_preview(
                 upstream,
                 fallback,
                 why,
-            }) => unavailable(&registry.name, upstream, fallback, why.into())?,
+            }) => unavailable(&registry.name, upstream, fallback, why)?,
             Some(resolve::Mirrored::Rewrite {
                 registry,
                 image,
@@ -738,7 +735,7 @@ pub async fn resolve_preview(
                 check,
             }) => match check {
                 Some(check) if let Err(why) = state.pinner.serves(&check.target).await => {
-                    unavailable(&registry.name, upstream, check.fallback, why)?
+                    unavailable(&registry.name, upstream, check.fallback, &why)?
                 }
                 _ => ResolveResponse {
                     image,
