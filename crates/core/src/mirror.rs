@@ -106,16 +106,6 @@ pub enum Fallback {
     Deny,
 }
 
-impl Fallback {
-    /// The word the API and metrics use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Upstream => "upstream",
-            Self::Deny => "deny",
-        }
-    }
-}
-
 /// What is wrong with one `mirrorOf` entry, by field relative to it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MirrorError {
@@ -278,6 +268,17 @@ impl MirrorEntry {
             None => image.join(mirror_prefix),
         }
     }
+
+    /// Where the upstream's repositories begin in the mirror, as a path
+    /// under its `/v2/`: the record's own path prefix, then this entry's;
+    /// `None` at the root (a pull-through cache).
+    pub fn repository_prefix(&self, record_prefix: Option<&str>) -> Option<String> {
+        match (record_prefix, self.path_prefix.as_deref()) {
+            (None, None) => None,
+            (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
+            (Some(record), Some(entry)) => Some(format!("{record}/{entry}")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -386,5 +387,28 @@ mod tests {
                 "cache.local:5000/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
             )
         );
+    }
+
+    /// The path the upstream's repositories start at in the mirror: what a
+    /// check asks under and a node's `hosts.toml` names after `/v2/`.
+    #[test]
+    fn the_repository_prefix_is_the_records_path_then_the_entrys() {
+        let harbor = MirrorEntry {
+            path_prefix: Some("dockerhub-proxy".into()),
+            ..entry("docker.io")
+        };
+        assert_eq!(
+            harbor.repository_prefix(None).as_deref(),
+            Some("dockerhub-proxy")
+        );
+        assert_eq!(
+            harbor.repository_prefix(Some("team")).as_deref(),
+            Some("team/dockerhub-proxy")
+        );
+        assert_eq!(
+            entry("quay.io").repository_prefix(Some("team")).as_deref(),
+            Some("team")
+        );
+        assert_eq!(entry("quay.io").repository_prefix(None), None);
     }
 }

@@ -620,15 +620,10 @@ fn through_mirror<'i>(image: &str, namespace: &str, index: &'i Index) -> Option<
         target: PinTarget {
             registry: registry.name.clone(),
             version: registry.version,
-            repository: [
-                registry.path_prefix.as_deref(),
-                entry.path_prefix.as_deref(),
-                Some(&*parsed.path),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join("/"),
+            repository: match entry.repository_prefix(registry.path_prefix.as_deref()) {
+                Some(prefix) => format!("{prefix}/{}", parsed.path),
+                None => parsed.path.to_string(),
+            },
             // The kubelet pulls by the digest when there is one.
             tag: parsed.digest.or(parsed.tag).unwrap_or("latest").to_owned(),
         },

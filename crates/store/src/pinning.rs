@@ -277,15 +277,9 @@ impl Pinner {
         let targets: Vec<(usize, PinTarget)> = plan
             .resolution
             .rewrites
-            .iter_mut()
+            .iter()
             .enumerate()
-            .filter_map(|(i, r)| {
-                r.check.take().map(|c| {
-                    let target = c.target.clone();
-                    r.check = Some(c);
-                    (i, target)
-                })
-            })
+            .filter_map(|(i, r)| r.check.as_ref().map(|c| (i, c.target.clone())))
             .collect();
         if targets.is_empty() {
             return Ok(());

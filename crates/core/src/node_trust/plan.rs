@@ -388,23 +388,19 @@ pub fn mirror_files(
                 )));
                 continue;
             }
-            let path: Vec<&str> = [server.prefix.as_deref(), entry.path_prefix.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect();
+            let path = entry.repository_prefix(server.prefix.as_deref());
             let scheme = match server.scheme {
                 Scheme::Http => "http",
                 Scheme::Https => "https",
             };
-            let url = if path.is_empty() {
-                format!("{scheme}://{}", server.host)
-            } else {
-                format!("{scheme}://{}/v2/{}", server.host, path.join("/"))
+            let url = match &path {
+                None => format!("{scheme}://{}", server.host),
+                Some(path) => format!("{scheme}://{}/v2/{path}", server.host),
             };
             by_upstream
                 .entry(&entry.upstream)
                 .or_default()
-                .push((url, record, !path.is_empty()));
+                .push((url, record, path.is_some()));
         }
     }
     let mut out = Vec::new();
