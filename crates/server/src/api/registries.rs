@@ -698,7 +698,9 @@ pub async fn resolve_preview(
     ApiJson(request): ApiJson<ResolveRequest>,
 ) -> Result<Json<ResolveResponse>, ApiError> {
     check_namespace(&namespace)?;
-    let index = state.index.load();
+    // A snapshot of its own, not a borrowed guard: a mirror may be asked
+    // (awaited) while it is read.
+    let index = state.index.load_full();
     if !crate::reference::is_registry_relative(&request.image) {
         // Pulled through a mirror, left upstream while it is unhealthy (or
         // cannot serve the image, when its entry asks it first), or
