@@ -269,16 +269,27 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
                 .await
                 .map_err(|e| AppError::Cluster(e.to_string()))?;
             let workloads = Arc::new(UserClients::new(config.clone()));
-            let client =
-                kube::Client::try_from(config).map_err(|e| AppError::Cluster(e.to_string()))?;
+            let client = kube::Client::try_from(config.clone())
+                .map_err(|e| AppError::Cluster(e.to_string()))?;
+            // The controller's writes: paced by `controller::start`, which
+            // retries what the API server throttles itself.
+            let mut unretried = config;
+            unretried.default_retry = false;
+            let writes =
+                kube::Client::try_from(unretried).map_err(|e| AppError::Cluster(e.to_string()))?;
             tracing::info!(namespace = %args.location.install_namespace, "waiting for the cluster's registries to be listed");
             let cluster = crate::kubernetes::controller::start(
                 client,
+                writes,
                 crate::kubernetes::controller::ClusterOptions {
                     namespace: args.location.install_namespace.clone(),
                     reverify_interval: args.reverify_interval,
                     identity: replica_identity(),
                     lease_duration: args.lease_duration,
+                    write_pace: crate::kubernetes::pace::WritePace {
+                        per_second: args.write_rate,
+                        burst: args.write_burst,
+                    },
                 },
                 index.clone(),
                 connectivity.clone(),

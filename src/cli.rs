@@ -2,6 +2,7 @@
 //! `REGISTRY_RESOLVER_<FLAG>`.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -334,6 +335,16 @@ pub struct ServeArgs {
     /// With --store kubernetes: how long the leader's Lease holds without renewal.
     #[arg(long, env = "REGISTRY_RESOLVER_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
+
+    /// With --store kubernetes: the leader's writes to the API server a second (pull
+    /// Secrets, statuses, finalizers), sustained. A 429 from the API server pauses
+    /// them for its Retry-After, with jitter.
+    #[arg(long, env = "REGISTRY_RESOLVER_WRITE_RATE", default_value = "50")]
+    pub write_rate: NonZeroU32,
+
+    /// With --store kubernetes: the leader's writes at once after a quiet spell.
+    #[arg(long, env = "REGISTRY_RESOLVER_WRITE_BURST", default_value = "100")]
+    pub write_burst: NonZeroU32,
 
     /// With --store kubernetes: how long token and access reviews are cached.
     #[arg(long, env = "REGISTRY_RESOLVER_AUTH_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]

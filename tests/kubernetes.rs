@@ -944,3 +944,132 @@ async fn a_mirror_applied_to_the_cluster_is_used_where_namespaces_allow() {
     assert!(answer.get("patch").is_none(), "mirrors off here: {answer}");
     cluster.stop().await;
 }
+
+/// Waits (up to `limit`) for `check` to hold.
+async fn within(limit: Duration, what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A record for hundreds of namespaces against an API server that admits
+/// fewer writes a second than we would send: its 429s are waited out
+/// (`Retry-After`), every namespace gets its pull Secret, each written
+/// once, and a password rotation writes each once more and then nothing.
+/// While the writes go on, the status says how far they have got.
+#[tokio::test]
+async fn writes_past_the_servers_rate_are_paced_and_never_repeated() {
+    const TENANTS: usize = 160;
+    let cluster = TestServer::start_kubernetes_rbac().await;
+    let fake = cluster.fake().clone();
+    let tenants: Vec<String> = (0..TENANTS).map(|i| format!("tenant-{i:03}")).collect();
+    for tenant in &tenants {
+        fake.namespace(tenant);
+    }
+    // Fewer than our default pace (50 a second, 100 at once).
+    fake.limit_writes(40.0, 40.0, 1);
+    let created = cluster
+        .api_as(Method::POST, "/registries?verify=false", "admin-token")
+        .json(
+            &json!({"name": "harbor", "server": "harbor.example.com", "username": "robot",
+                      "password": "pw-1", "namespaces": ["tenant-*"]}),
+        )
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+
+    let password_everywhere = |password: &'static str| {
+        let fake = fake.clone();
+        let tenants = tenants.clone();
+        move || {
+            tenants.iter().all(|ns| {
+                fake.get("secrets", Some(ns), "harbor")
+                    .and_then(|s| pull_secret_password(&s))
+                    .as_deref()
+                    == Some(password)
+            })
+        }
+    };
+    // Meanwhile the status counts what is in place.
+    let mut progress_seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !password_everywhere("pw-1")() {
+        assert!(Instant::now() < deadline, "pull secrets in every tenant");
+        let status = fake
+            .get("imageregistries", None, "harbor")
+            .map(|o| o["status"].clone())
+            .unwrap_or_default();
+        if status["replication"]["authorized"] == json!(TENANTS)
+            && status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Replicated" && c["reason"] == "InProgress")
+        {
+            progress_seen.push(status["replication"]["replicated"].as_u64().unwrap_or(0));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fake.throttled() > 0, "the server refused some writes");
+    assert!(
+        progress_seen.iter().any(|n| *n > 0 && *n < TENANTS as u64),
+        "the status told the progress while the writes went on: {progress_seen:?}"
+    );
+    within(Duration::from_secs(10), "the final count", || {
+        fake.get("imageregistries", None, "harbor")
+            .is_some_and(|o| {
+                o["status"]["replication"] == json!({"replicated": TENANTS, "authorized": TENANTS})
+            })
+    })
+    .await;
+
+    // A rotation: every copy once more.
+    let rotated = cluster
+        .api_as(
+            Method::PATCH,
+            "/registries/harbor?verify=false",
+            "admin-token",
+        )
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"password": "pw-2"}).to_string())
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(rotated.status(), 200);
+    within(
+        Duration::from_secs(60),
+        "the new password everywhere",
+        password_everywhere("pw-2"),
+    )
+    .await;
+    // Settled: nothing more is written.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes = fake.writes();
+    let mut per_secret = std::collections::BTreeMap::<&str, usize>::new();
+    for write in writes.iter().filter(|w| {
+        w.plural == "secrets" && w.name == "harbor" && w.namespace.starts_with("tenant-")
+    }) {
+        *per_secret.entry(write.namespace.as_str()).or_default() += 1;
+    }
+    assert_eq!(per_secret.len(), TENANTS);
+    let repeated: Vec<_> = per_secret.iter().filter(|(_, n)| **n != 2).collect();
+    assert!(
+        repeated.is_empty(),
+        "each copy written once at creation and once at rotation: {repeated:?}"
+    );
+    // The Lease is renewed every second here; nothing else is written.
+    let before = fake.writes().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let since: Vec<String> = fake.writes()[before..]
+        .iter()
+        .filter(|w| w.plural != "leases")
+        .map(|w| format!("{} {}/{}/{}", w.method, w.plural, w.namespace, w.name))
+        .collect();
+    assert!(
+        since.is_empty(),
+        "no write once the state is reached: {since:?}"
+    );
+}

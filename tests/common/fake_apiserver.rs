@@ -74,6 +74,51 @@ struct State {
     /// plural → how late watches of it hear of events, as when one watch
     /// stream lags behind another.
     watch_delays: BTreeMap<String, Duration>,
+    /// Writes past this rate are answered 429 with `Retry-After`.
+    write_limit: Option<WriteLimit>,
+    /// Every write let through: when, and to what.
+    writes: Vec<Write>,
+    /// Writes answered 429.
+    throttled: usize,
+}
+
+/// The server's own token bucket for writes, as API Priority and
+/// Fairness answers a client that sends more than its share: a 429 with
+/// `Retry-After`.
+struct WriteLimit {
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+    retry_after_seconds: u64,
+}
+
+impl WriteLimit {
+    /// Takes a token if there is one.
+    fn admit(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_second)
+            .min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One write the server let through.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub at: Instant,
+    pub method: String,
+    pub plural: String,
+    pub namespace: String,
+    pub name: String,
+    /// A write to the status subresource.
+    pub status: bool,
 }
 
 #[derive(Clone, Default)]
@@ -560,6 +605,29 @@ impl FakeApiServer {
         }
     }
 
+    /// Answers writes past `per_second` (after a burst of `burst`) with a
+    /// 429 and `Retry-After: retry_after_seconds`, as API Priority and
+    /// Fairness does for a client over its share.
+    pub fn limit_writes(&self, per_second: f64, burst: f64, retry_after_seconds: u64) {
+        self.state.lock().expect("lock").write_limit = Some(WriteLimit {
+            per_second,
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+            retry_after_seconds,
+        });
+    }
+
+    /// Every write let through so far, in order.
+    pub fn writes(&self) -> Vec<Write> {
+        self.state.lock().expect("lock").writes.clone()
+    }
+
+    /// How many writes were answered 429.
+    pub fn throttled(&self) -> usize {
+        self.state.lock().expect("lock").throttled
+    }
+
     /// Every request line seen, `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().expect("lock").requests.clone()
@@ -599,6 +667,40 @@ impl FakeApiServer {
         };
         let mut state = self.state.lock().expect("lock");
         state.requests.push(format!("{method} {path}"));
+        let review = matches!(
+            target.collection.plural.as_str(),
+            "tokenreviews" | "subjectaccessreviews"
+        );
+        if method != Method::GET && !review {
+            if let Some(limit) = state.write_limit.as_mut()
+                && !limit.admit()
+            {
+                let retry_after = limit.retry_after_seconds;
+                state.throttled += 1;
+                let mut response = full(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                        "message": "Too many requests, please try again later.",
+                        "reason": "TooManyRequests", "details": {"retryAfterSeconds": retry_after},
+                        "code": 429}),
+                );
+                if let Ok(value) = http::HeaderValue::from_str(&retry_after.to_string()) {
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, value);
+                }
+                return response;
+            }
+            let write = Write {
+                at: Instant::now(),
+                method: method.to_string(),
+                plural: target.collection.plural.clone(),
+                namespace: target.namespace.clone().unwrap_or_default(),
+                name: target.name.clone().unwrap_or_default(),
+                status: target.status,
+            };
+            state.writes.push(write);
+        }
         if method != Method::GET {
             let namespace = target.namespace.clone().unwrap_or_default();
             let text = body.to_string();

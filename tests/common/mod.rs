@@ -161,11 +161,13 @@ impl TestServer {
         let metrics = Arc::new(Metrics::new());
         let cluster = controller::start(
             fake.client(),
+            fake.client(),
             ClusterOptions {
                 namespace: "registry-resolver".into(),
                 reverify_interval: Duration::from_secs(3600),
                 identity: "test-replica".into(),
                 lease_duration: Duration::from_secs(3),
+                write_pace: Default::default(),
             },
             index.clone(),
             connectivity.clone(),

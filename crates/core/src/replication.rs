@@ -266,6 +266,32 @@ pub fn plan_for(
     out
 }
 
+/// How far `registry`'s pull Secrets are in line before `actions` (its
+/// plan) are carried out: the namespaces it reaches, less those its plan
+/// still has to write or cannot (a conflict). Each apply that succeeds
+/// adds one.
+pub fn progress(
+    registry: &Registry,
+    namespaces: &Namespaces,
+    actions: &[Action],
+) -> crate::registry::ReplicationProgress {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let authorized = registry.targets(namespaces).len();
+    let pending = actions
+        .iter()
+        .filter(|action| match action {
+            Action::Apply { registry: r, .. } | Action::Conflict { registry: r, .. } => {
+                r == &registry.name
+            }
+            Action::Delete { .. } => false,
+        })
+        .count();
+    crate::registry::ReplicationProgress {
+        replicated: count(authorized.saturating_sub(pending)),
+        authorized: count(authorized),
+    }
+}
+
 /// Deletions of Secrets whose record no longer exists (`objects` are the
 /// names of the records that do, usable or not): no record's reconcile
 /// would reach them. A finalizer normally removes a record's Secrets
@@ -561,6 +587,45 @@ mod tests {
         assert_eq!(actions.len(), 2);
         assert_eq!(actions[0], apply("a", "r-pull", "r", "pw"));
         assert!(matches!(&actions[1], Action::Conflict { registry, .. } if registry == "s"));
+    }
+
+    /// A rotation: every namespace's Secret holds the old password, so
+    /// none is in line until it is written; a namespace taken by a Secret
+    /// not ours never is.
+    #[test]
+    fn progress_counts_what_is_in_line_before_the_writes() {
+        let rotated = registry("harbor", &["*"], Some("new"));
+        let ns = namespaces(&["a", "b", "c", "d"]);
+        let observed = [
+            ours("a", "harbor-pull", "harbor", "new"),
+            ours("b", "harbor-pull", "harbor", "old"),
+            ours("c", "harbor-pull", "harbor", "old"),
+            ObservedSecret {
+                namespace: "d".into(),
+                name: "harbor-pull".into(),
+                managed_for: None,
+                dockerconfigjson: None,
+            },
+        ];
+        let actions = plan_for("harbor", std::slice::from_ref(&rotated), &ns, &observed).actions;
+        let before = progress(&rotated, &ns, &actions);
+        assert_eq!(
+            before,
+            crate::registry::ReplicationProgress {
+                replicated: 1,
+                authorized: 4
+            }
+        );
+        let in_line = plan_for(
+            "harbor",
+            std::slice::from_ref(&rotated),
+            &ns,
+            &observed[..1],
+        );
+        assert_eq!(
+            progress(&rotated, &namespaces(&["a"]), &in_line.actions).replicated,
+            1
+        );
     }
 
     #[test]

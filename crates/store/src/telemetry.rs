@@ -82,6 +82,7 @@ pub struct Metrics {
     reconciles: Family<OutcomeLabels, Counter>,
     reconcile_duration: Histogram,
     pull_secret_writes: Family<OutcomeLabels, Counter>,
+    cluster_throttled: Counter,
     connections_open: Family<ListenerLabels, Gauge>,
     connections_refused: Family<RefusedLabels, Counter>,
 }
@@ -195,6 +196,12 @@ impl Metrics {
             "Kubernetes mode, the leader: pull Secret applies and deletes by outcome: ok, error",
             pull_secret_writes.clone(),
         );
+        let cluster_throttled = Counter::default();
+        registry.register(
+            "cluster_throttled",
+            "Kubernetes mode: answers of the API server asking our paced client to slow down (429, 503, 504), each waited out (Retry-After, or a jittered backoff) before the request is sent again",
+            cluster_throttled.clone(),
+        );
         let connections_open = Family::<ListenerLabels, Gauge>::default();
         let connections_refused = Family::<RefusedLabels, Counter>::default();
         registry.register(
@@ -213,6 +220,7 @@ impl Metrics {
             reconciles,
             reconcile_duration,
             pull_secret_writes,
+            cluster_throttled,
             registry: Mutex::new(registry),
             admission_duration,
             admission_requests,
@@ -284,6 +292,12 @@ impl Metrics {
         self.pull_secret_writes
             .get_or_create(&outcome("error"))
             .inc_by(count(failed));
+    }
+
+    /// The counter of the API server's answers that asked us to slow
+    /// down, for the paced client to count them in.
+    pub fn cluster_throttled(&self) -> Counter {
+        self.cluster_throttled.clone()
     }
 
     /// One review: its outcome (`None`: not a review we could answer),

@@ -137,6 +137,34 @@ pub struct PullSecretState {
     /// the namespaces it reaches that have the pull Secret.
     #[serde(default)]
     pub by_entry: Vec<EntryPlacement>,
+    /// How far replication has got, counted as it goes: a rotation or a
+    /// record for thousands of namespaces is written at the paced rate,
+    /// and this says how much of it is done. Absent until the leader has
+    /// reconciled the record once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ReplicationProgress>,
+}
+
+/// How far a record's pull Secrets are in line.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    ToSchema,
+)]
+pub struct ReplicationProgress {
+    /// Authorized namespaces whose pull Secret holds the record's current
+    /// credentials.
+    pub replicated: u32,
+    /// The namespaces the record is authorized for (names, patterns and
+    /// selector), as the cluster has them now.
+    pub authorized: u32,
 }
 
 /// Where one `namespaces` entry's pull Secret is in place.
@@ -156,6 +184,7 @@ impl PullSecretState {
         replicated_namespaces: Vec<String>,
         ready: bool,
         message: Option<String>,
+        progress: Option<ReplicationProgress>,
     ) -> Self {
         let by_entry = entries
             .iter()
@@ -173,6 +202,7 @@ impl PullSecretState {
             ready,
             message,
             by_entry,
+            progress,
         }
     }
 }
@@ -1350,6 +1380,7 @@ mod tests {
             &entries,
             vec!["ops".into(), "team-a".into(), "team-b".into(), "web".into()],
             false,
+            None,
             None,
         );
         let placed: Vec<(&str, Vec<&str>)> = state

@@ -14,7 +14,7 @@
 //! and a second watch stream could wake it before they had the change.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,12 +31,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::convert::RecordProblem;
 use super::crd::ImageRegistry;
+use super::pace::{WritePace, paced};
 use super::replicate::{Replicator, observed};
 use super::state::{Caches, Touched};
 use super::status::{ConditionType, Truth, Wanted};
 use super::store::KubeStore;
 use crate::index::IndexHandle;
 use crate::node_trust::report::{NodeReport, NodeTrustStatus, REPORT_KEY, REPORT_LABEL, summarize};
+use crate::registry::ReplicationProgress;
 use crate::registry::connectivity::Connectivity;
 use crate::replication::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, ObservedSecret, REGISTRY_LABEL,
@@ -53,6 +55,8 @@ pub struct ClusterOptions {
     /// This replica's name in leader election.
     pub identity: String,
     pub lease_duration: Duration,
+    /// How fast the leader writes (pull Secrets, statuses, finalizers).
+    pub write_pace: WritePace,
 }
 
 /// What `serve` needs from the cluster side.
@@ -63,8 +67,14 @@ pub struct Cluster {
 
 /// Starts the watches and the reconcile loop; returns once every watch has
 /// listed, so the index is complete before the server reports ready.
+///
+/// `client` reads (the watches), holds the Lease and makes the API's
+/// writes. The controller's writes go through `writes`, paced here at
+/// `options.write_pace` (see [`super::pace`]): it must not retry 429s
+/// itself, so the pacer sees them.
 pub async fn start(
     client: kube::Client,
+    writes: kube::Client,
     options: ClusterOptions,
     index: Arc<IndexHandle>,
     connectivity: Arc<Connectivity>,
@@ -138,7 +148,8 @@ pub async fn start(
         Caches::clone(&caches),
         index.clone(),
     ));
-    let replicator = Replicator::new(client.clone());
+    let writes = paced(writes, options.write_pace, metrics.cluster_throttled());
+    let replicator = Replicator::new(writes.clone());
     let leading = super::lease::run(
         client.clone(),
         super::lease::LeaseOptions {
@@ -151,9 +162,17 @@ pub async fn start(
         shutdown.clone(),
     );
     {
-        // Status writes go through the one write path, like the API's.
+        // Status writes go through the one write path, like the API's,
+        // over the paced client: a thousand records re-checked at once are
+        // a thousand writes.
+        let paced_store = Arc::new(KubeStore::new(
+            writes.clone(),
+            options.namespace.clone(),
+            Caches::clone(&caches),
+            index.clone(),
+        ));
         let service = Arc::new(RegistryService::new(
-            store.clone(),
+            paced_store,
             index.clone(),
             connectivity,
         ));
@@ -171,8 +190,8 @@ pub async fn start(
         namespaces,
         node_reports,
         replicator,
-        registries: Api::all(client.clone()),
-        secrets: Api::all(client.clone()),
+        registries: Api::all(writes.clone()),
+        secrets: Api::all(writes),
         metrics,
         triggers,
         generation,
@@ -674,20 +693,37 @@ impl Context {
 
     /// Carries out `name`'s share of the plan over `observed`, and queues
     /// the records that plan found work for.
+    /// `progress`, when given, is told how far the record's Secrets were
+    /// in line before the writes, then counts each apply that succeeds.
     async fn replicate(
         &self,
         name: &str,
         wanted: &[Replicated],
         namespaces: &Namespaces,
         observed: &[ObservedSecret],
+        progress: Option<&Progress>,
     ) -> super::replicate::Outcome {
         let planned = plan_for(name, wanted, namespaces, observed);
+        let applied = AtomicU32::new(0);
+        let applied = match progress {
+            Some(progress) => {
+                if let Some(record) = wanted.iter().find(|r| r.name == name) {
+                    let before = crate::replication::progress(record, namespaces, &planned.actions);
+                    if let Ok(mut start) = progress.before.lock() {
+                        *start = Some(before);
+                    }
+                }
+                &progress.applied
+            }
+            None => &applied,
+        };
         self.triggers.send(planned.also_due);
         let outcome = self
             .replicator
             .reconcile(
                 |seen| plan_for(name, wanted, namespaces, seen).actions,
                 observed,
+                applied,
             )
             .await;
         for (namespace, secret, error) in &outcome.failed {
@@ -707,18 +743,31 @@ impl Context {
         self.log_problems(&name, &converted.problems);
         let namespaces = self.namespaces();
         let observed = self.observed();
-        let outcome = self.replicate(&name, wanted, &namespaces, &observed).await;
+        let progress = Progress::default();
+        let (outcome, last_written) = {
+            let replicating =
+                self.replicate(&name, wanted, &namespaces, &observed, Some(&progress));
+            self.telling_progress(object, replicating, &progress).await
+        };
         let replicated = wanted.iter().find(|r| r.name == name);
         let conditions = conditions_for(&name, replicated, &outcome, &converted.problems);
         let namespaces_done = replicated
             .map(|r| outcome.replicated(r, &observed, &namespaces))
             .unwrap_or_default();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let done = replicated
+            .filter(|r| r.credentials.is_some())
+            .map(|r| ReplicationProgress {
+                replicated: count(namespaces_done.len()),
+                authorized: count(r.targets(&namespaces).len()),
+            });
         let trust = snapshot.node_trust.status(&name);
         let status = write_status(
             &self.registries,
-            object,
+            last_written.as_ref().unwrap_or(object),
             &conditions,
             namespaces_done,
+            done,
             trust,
         )
         .await
@@ -726,6 +775,57 @@ impl Context {
         self.finish(&outcome, status.is_err(), started);
         status?;
         Self::written(outcome)
+    }
+
+    /// Runs `replicating` and, while it runs past [`PROGRESS_EVERY`],
+    /// writes how far it has got into the record's status at that pace:
+    /// thousands of namespaces at the paced rate take minutes, and the
+    /// console shows the count. A pass that ends sooner writes nothing
+    /// until its final status. Returns the object as last written, for the
+    /// final status to start from.
+    async fn telling_progress(
+        &self,
+        object: &ImageRegistry,
+        replicating: impl std::future::Future<Output = super::replicate::Outcome>,
+        progress: &Progress,
+    ) -> (super::replicate::Outcome, Option<ImageRegistry>) {
+        let mut replicating = std::pin::pin!(replicating);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut told = None;
+        let mut written: Option<ImageRegistry> = None;
+        loop {
+            tokio::select! {
+                outcome = &mut replicating => return (outcome, written),
+                _ = tick.tick() => {}
+            }
+            let Some(now) = progress.now() else { continue };
+            if told == Some(now) || now.replicated >= now.authorized {
+                continue;
+            }
+            // The status write is the record's own; replication goes on
+            // meanwhile, so the write is polled alongside it.
+            let from = written.clone().unwrap_or_else(|| object.clone());
+            let writing = write_progress(&self.registries, from, now);
+            let mut writing = std::pin::pin!(writing);
+            let result = tokio::select! {
+                result = &mut writing => result,
+                outcome = &mut replicating => {
+                    // Done first: the final status follows at once.
+                    return (outcome, written);
+                }
+            };
+            match result {
+                Ok(object) => {
+                    told = Some(now);
+                    written = object.or(written);
+                }
+                Err(error) => {
+                    tracing::debug!(registry = %object.name_any(), %error, "writing replication progress failed")
+                }
+            }
+        }
     }
 
     /// The record is being deleted: its pull Secrets go, listed from the
@@ -743,7 +843,7 @@ impl Context {
         let observed: Vec<ObservedSecret> = listed.items.iter().filter_map(observed).collect();
         let wanted = &self.snapshot().wanted;
         let outcome = self
-            .replicate(&name, wanted, &self.namespaces(), &observed)
+            .replicate(&name, wanted, &self.namespaces(), &observed, None)
             .await;
         self.finish(&outcome, false, started);
         Self::written(outcome)
@@ -760,7 +860,11 @@ impl Context {
             .collect();
         let outcome = self
             .replicator
-            .reconcile(|seen| orphans(&objects, seen), &self.observed())
+            .reconcile(
+                |seen| orphans(&objects, seen),
+                &self.observed(),
+                &AtomicU32::new(0),
+            )
             .await;
         for (namespace, secret) in &outcome.deleted {
             tracing::info!(%namespace, %secret, "removed a pull secret whose registry is gone");
@@ -915,6 +1019,56 @@ fn conditions_for(
     vec![accepted, replication]
 }
 
+/// How far a reconcile's writes have got, as they go.
+#[derive(Default)]
+struct Progress {
+    /// In line before the writes (none for a record without credentials).
+    before: Mutex<Option<ReplicationProgress>>,
+    /// Applies that succeeded since.
+    applied: AtomicU32,
+}
+
+impl Progress {
+    fn now(&self) -> Option<ReplicationProgress> {
+        let before = (*self.before.lock().ok()?)?;
+        let applied = self.applied.load(Ordering::Relaxed);
+        Some(ReplicationProgress {
+            replicated: before
+                .replicated
+                .saturating_add(applied)
+                .min(before.authorized),
+            authorized: before.authorized,
+        })
+    }
+}
+
+/// A long reconcile tells how far it has got this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// The `Replicated` condition and the count while replication runs.
+async fn write_progress(
+    statuses: &Api<ImageRegistry>,
+    object: ImageRegistry,
+    progress: ReplicationProgress,
+) -> Result<Option<ImageRegistry>, kube::Error> {
+    let now = super::status::now();
+    let wanted = [Wanted {
+        type_: ConditionType::Replicated,
+        status: Truth::False,
+        reason: "InProgress".into(),
+        message: format!(
+            "{} of {} namespaces have the current pull secret",
+            progress.replicated, progress.authorized
+        ),
+    }];
+    let name = object.name_any();
+    super::status::write_status(statuses, &name, Some(object), |object| {
+        let (conditions, _) = super::status::with_wanted(object, &wanted, &now);
+        Some(serde_json::json!({"conditions": conditions, "replication": progress}))
+    })
+    .await
+}
+
 /// Patches the status when it changed (a write that changes nothing would
 /// wake every watcher for nothing).
 async fn write_status(
@@ -922,6 +1076,7 @@ async fn write_status(
     object: &ImageRegistry,
     wanted: &[Wanted],
     replicated: Vec<String>,
+    progress: Option<ReplicationProgress>,
     node_trust: Option<NodeTrustStatus>,
 ) -> Result<(), kube::Error> {
     let now = super::status::now();
@@ -932,6 +1087,7 @@ async fn write_status(
         let (conditions, changed) = super::status::with_wanted(object, wanted, &now);
         if !changed
             && status.replicated_namespaces == replicated
+            && status.replication == progress
             && status.observed_generation == generation
             && status.node_trust == node_trust
         {
@@ -940,6 +1096,7 @@ async fn write_status(
         Some(serde_json::json!({
             "conditions": conditions,
             "replicatedNamespaces": replicated,
+            "replication": progress,
             "observedGeneration": generation,
             "nodeTrust": node_trust,
         }))

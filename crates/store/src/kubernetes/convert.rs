@@ -191,6 +191,7 @@ pub fn to_record(
                 replicated
                     .filter(|c| !status::holds(c) && !c.message.is_empty())
                     .map(|c| c.message.clone()),
+                observed.replication,
             )
         }),
     })

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod convert;
 pub mod crd;
 pub mod lease;
+pub mod pace;
 pub mod reflect;
 pub mod replicate;
 pub mod state;

@@ -4,6 +4,7 @@
 //! never taken over.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -78,11 +79,14 @@ impl Replicator {
     /// Carries out `plan` (made from what is observed): `managed` are the
     /// Secrets carrying our labels (from the watch cache); Secrets the plan
     /// would create are looked up first, so a foreign one of the same name
-    /// becomes a conflict when the plan is made again with it.
+    /// becomes a conflict when the plan is made again with it. `applied`
+    /// counts the applies that succeeded as they do, for the status to
+    /// tell while a long pass runs.
     pub async fn reconcile(
         &self,
         plan: impl Fn(&[ObservedSecret]) -> Vec<Action>,
         managed: &[ObservedSecret],
+        applied: &AtomicU32,
     ) -> Outcome {
         let mut observed = managed.to_vec();
         let known: BTreeSet<(String, String)> = managed
@@ -113,12 +117,12 @@ impl Replicator {
             }
         }
         for action in plan(&observed) {
-            self.execute(action, &mut outcome).await;
+            self.execute(action, &mut outcome, applied).await;
         }
         outcome
     }
 
-    async fn execute(&self, action: Action, outcome: &mut Outcome) {
+    async fn execute(&self, action: Action, outcome: &mut Outcome, applied: &AtomicU32) {
         match action {
             Action::Apply {
                 namespace,
@@ -140,7 +144,10 @@ impl Replicator {
                     .patch(&name, &params, &Patch::Apply(&secret))
                     .await
                 {
-                    Ok(_) => outcome.applied.push((namespace, name)),
+                    Ok(_) => {
+                        applied.fetch_add(1, Ordering::Relaxed);
+                        outcome.applied.push((namespace, name));
+                    }
                     Err(error) => outcome.failed.push((namespace, name, error.to_string())),
                 }
             }
@@ -331,6 +338,7 @@ mod tests {
             .reconcile(
                 |observed| plan(&[registry(&["a", "b"])], &namespaces, observed),
                 std::slice::from_ref(&orphan),
+                &AtomicU32::new(0),
             )
             .await;
         server.await.expect("mock server");
@@ -366,6 +374,7 @@ mod tests {
             .reconcile(
                 |observed| plan(&[registry(&["a"])], &namespaces, observed),
                 &[],
+                &AtomicU32::new(0),
             )
             .await;
         server.await.expect("mock server");
