@@ -13,9 +13,12 @@
 //! Under `cargo test` (no `--bench`) it runs a few hundred records as a
 //! smoke test of itself.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{Process, free_port};
 
 use serde_json::{Value, json};
 
@@ -23,24 +26,10 @@ const NAMESPACES: usize = 2000;
 const SAMPLES: usize = 200;
 
 struct Server {
-    child: Child,
+    process: Process,
     client: reqwest::Client,
     base: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 async fn start() -> Server {
@@ -75,7 +64,7 @@ async fn start() -> Server {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Server {
-        child,
+        process: Process(child),
         client,
         base,
         _dir: dir,
@@ -116,20 +105,6 @@ impl Server {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
-    }
-
-    fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
     }
 }
 
@@ -325,7 +300,7 @@ async fn measure(server: &Server, records: usize, samples: usize) -> Row {
         d
     })
     .await;
-    let (rss_kib, hwm_kib) = server.memory_kib();
+    let (rss_kib, hwm_kib) = server.process.memory_kib();
     Row {
         records,
         baseline,

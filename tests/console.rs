@@ -145,6 +145,7 @@ async fn every_console_flow_in_a_real_browser() {
 /// Create sending the Deployment with the signed-in user's own token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_kubernetes_mode() {
+    const FLEET: usize = 300;
     let _browser = BROWSER.lock().await;
     let server = common::TestServer::start_kubernetes_rbac().await;
     let created = server
@@ -207,6 +208,38 @@ async fn the_console_in_kubernetes_mode() {
         assert!(
             std::time::Instant::now() < deadline,
             "pull Secrets not replicated: {replicated:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A record for 300 projects whose pull Secrets are slow to write: the
+    // page shows how far replication has got, and follows it.
+    for i in 0..FLEET {
+        server.fake().namespace(&format!("fleet-{i:03}"));
+    }
+    server
+        .fake()
+        .slow_writes("secrets", "fleet-", Duration::from_millis(60));
+    let fleet = server
+        .api_as(
+            reqwest::Method::POST,
+            "/registries?verify=false",
+            "admin-token",
+        )
+        .json(&serde_json::json!({"name": "fleet", "server": "fleet.example.com", "username": "robot",
+                                  "password": "Fleet-Pw-1", "namespaces": ["fleet-*"], "browse": "none"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(fleet.status(), 201);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server
+        .fake()
+        .get("imageregistries", None, "fleet")
+        .is_none_or(|o| o["status"]["replication"]["authorized"] != FLEET)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the progress of fleet's replication was never written"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

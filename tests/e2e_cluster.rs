@@ -161,6 +161,12 @@ fn registry_to_pull_secrets_to_resolved_deployment() {
             kubectl_json(&["get", "secret", "rr-e2e", "-n", namespace]).is_some()
         });
     }
+    // The status counts what is in line, as the console shows it.
+    wait_for("status.replication", || {
+        kubectl_json(&["get", "imageregistry", "rr-e2e"]).is_some_and(|o| {
+            o["status"]["replication"] == json!({"replicated": 2, "authorized": 2})
+        })
+    });
     // The audit trail: an Event on the record, which `kubectl describe`
     // shows, and the API's list of it.
     let (described, text) = kubectl(&["describe", "imageregistry", "rr-e2e"]);

@@ -170,8 +170,9 @@ fn watch_registries(
     crate::kubernetes::reflect::spawn(
         Api::<ImageRegistry>::all(client.clone()),
         watcher::Config::default(),
-        writer,
+        crate::kubernetes::reflect::keeping(writer),
         shutdown.clone(),
+        crate::kubernetes::reflect::keep_all,
         move |_| changed.notify_one(),
     );
     reader

@@ -78,8 +78,11 @@ struct State {
     write_limit: Option<WriteLimit>,
     /// Every write let through: when, and to what.
     writes: Vec<Write>,
-    /// Writes answered 429.
-    throttled: usize,
+    /// The plural of each write answered 429.
+    throttled: Vec<String>,
+    /// (plural, namespace prefix) → how long each write there takes, as
+    /// when etcd is slow for some objects.
+    slow_writes: BTreeMap<(String, String), Duration>,
 }
 
 /// The server's own token bucket for writes, as API Priority and
@@ -618,6 +621,16 @@ impl FakeApiServer {
         });
     }
 
+    /// Each write of `plural` in a namespace starting with `prefix` takes
+    /// `delay` before it is answered.
+    pub fn slow_writes(&self, plural: &str, prefix: &str, delay: Duration) {
+        self.state
+            .lock()
+            .expect("lock")
+            .slow_writes
+            .insert((plural.into(), prefix.into()), delay);
+    }
+
     /// Every write let through so far, in order.
     pub fn writes(&self) -> Vec<Write> {
         self.state.lock().expect("lock").writes.clone()
@@ -625,7 +638,13 @@ impl FakeApiServer {
 
     /// How many writes were answered 429.
     pub fn throttled(&self) -> usize {
-        self.state.lock().expect("lock").throttled
+        self.state.lock().expect("lock").throttled.len()
+    }
+
+    /// How many writes of `plural` were answered 429.
+    pub fn throttled_of(&self, plural: &str) -> usize {
+        let state = self.state.lock().expect("lock");
+        state.throttled.iter().filter(|p| *p == plural).count()
     }
 
     /// Every request line seen, `METHOD path?query`.
@@ -654,6 +673,24 @@ impl FakeApiServer {
             Err(_) => Bytes::new(),
         };
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if method != Method::GET
+            && let Some(target) = parse_target(&path)
+        {
+            let namespace = target.namespace.unwrap_or_default();
+            let slow = self
+                .state
+                .lock()
+                .expect("lock")
+                .slow_writes
+                .iter()
+                .find(|((plural, prefix), _)| {
+                    *plural == target.collection.plural && namespace.starts_with(prefix.as_str())
+                })
+                .map(|(_, delay)| *delay);
+            if let Some(delay) = slow {
+                tokio::time::sleep(delay).await;
+            }
+        }
         if method == Method::GET
             && let Some(document) = discovery(&path)
         {
@@ -676,7 +713,8 @@ impl FakeApiServer {
                 && !limit.admit()
             {
                 let retry_after = limit.retry_after_seconds;
-                state.throttled += 1;
+                let plural = target.collection.plural.clone();
+                state.throttled.push(plural);
                 let mut response = full(
                     StatusCode::TOO_MANY_REQUESTS,
                     &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -828,21 +866,40 @@ impl FakeApiServer {
                         .body(StreamBody::new(stream).boxed())
                         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()));
                 }
-                let items: Vec<Value> = state
-                    .objects
-                    .iter()
-                    .filter(|((plural, ns, _), object)| {
-                        plural == &target.collection.plural
-                            && target.namespace.as_ref().is_none_or(|want| want == ns)
-                            && matches(object, &labels, &fields)
-                    })
+                // Pages, as the API server gives them to a client that
+                // asks for `limit` (kube's watcher lists 500 at a time).
+                // The continue token is where the next page starts and the
+                // first page's resourceVersion, which every page reports:
+                // a watch from it replays whatever changed meanwhile.
+                let param = |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+                let (start, listed_at) = param("continue")
+                    .and_then(|token| token.split_once(':'))
+                    .and_then(|(at, version)| Some((at.parse().ok()?, version.parse().ok()?)))
+                    .unwrap_or((0, state.version));
+                let limit = param("limit")
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n: &usize| *n > 0)
+                    .unwrap_or(usize::MAX);
+                let mut matching = state.objects.iter().filter(|((plural, ns, _), object)| {
+                    plural == &target.collection.plural
+                        && target.namespace.as_ref().is_none_or(|want| want == ns)
+                        && matches(object, &labels, &fields)
+                });
+                let items: Vec<Value> = matching
+                    .by_ref()
+                    .skip(start)
+                    .take(limit)
                     .map(|(_, o)| o.clone())
                     .collect();
+                let mut metadata = json!({"resourceVersion": listed_at.to_string()});
+                if matching.next().is_some() {
+                    metadata["continue"] = json!(format!("{}:{listed_at}", start + items.len()));
+                }
                 full(
                     StatusCode::OK,
                     &json!({"apiVersion": target.collection.api_version,
                     "kind": format!("{}List", target.collection.kind),
-                    "metadata": {"resourceVersion": state.version.to_string()}, "items": items}),
+                    "metadata": metadata, "items": items}),
                 )
             }
             (Method::GET, Some(name)) => match state.objects.get(&State::key(&target, name)) {

@@ -61,6 +61,18 @@ def main():
             sign_in(page, ADMIN)
             expect(page.get_by_role("heading", name="Image registries")).to_be_visible()
 
+            # A record for 300 projects, its pull Secrets still being
+            # written: the page says how far, and follows it to the end.
+            page.goto(URL + "/#/registries/fleet")
+            progress = page.locator(".replication")
+            expect(progress).to_contain_text(re.compile(r"Writing pull Secrets: \d+ of 300 namespaces have the current one"))
+            first = progress.inner_text()
+            page.screenshot(path=os.path.join(SHOTS, "kubernetes-replicating.png"), full_page=True)
+            expect(progress).not_to_have_text(first, timeout=15000)
+            expect(page.get_by_text("pull Secret fleet in 300 matching namespaces")).to_be_visible(timeout=40000)
+            expect(progress).to_be_empty()
+            page.goto(URL + "/#/registries")
+
             # The registry's page: where its pull Secret is in place.
             page.get_by_role("link", name="harbor", exact=True).click()
             expect(page.get_by_text("pull Secret harbor in place")).to_have_count(2)

@@ -189,6 +189,27 @@ pub fn plan(
     actions
 }
 
+/// The Secret names the record `name`'s plan is made over: its
+/// `pull_secret_name`, and the names of the Secrets it manages now (from
+/// an earlier name). `secrets` are (name, the record it is managed for)
+/// of what is observed; only Secrets of these names can change its plan,
+/// so a controller need read no others.
+pub fn related_names<'a>(
+    name: &str,
+    registries: &'a [Registry],
+    secrets: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> BTreeSet<&'a str> {
+    registries
+        .iter()
+        .filter(|r| r.name == name)
+        .map(|r| r.pull_secret_name.as_str())
+        .chain(
+            secrets
+                .filter_map(|(secret, managed_for)| (managed_for == Some(name)).then_some(secret)),
+        )
+        .collect()
+}
+
 /// One record's share of [`plan`], for a controller that reconciles one
 /// record at a time.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -214,17 +235,13 @@ pub fn plan_for(
     namespaces: &Namespaces,
     observed: &[ObservedSecret],
 ) -> RecordPlan {
-    let names: BTreeSet<&str> = registries
-        .iter()
-        .filter(|r| r.name == name)
-        .map(|r| r.pull_secret_name.as_str())
-        .chain(
-            observed
-                .iter()
-                .filter(|s| s.managed_for.as_deref() == Some(name))
-                .map(|s| s.name.as_str()),
-        )
-        .collect();
+    let names = related_names(
+        name,
+        registries,
+        observed
+            .iter()
+            .map(|s| (s.name.as_str(), s.managed_for.as_deref())),
+    );
     let related: Vec<Registry> = registries
         .iter()
         .filter(|r| names.contains(r.pull_secret_name.as_str()))
@@ -616,15 +633,21 @@ mod tests {
                 authorized: 4
             }
         );
+        // Where everything is in line, everything counts.
+        let only_a = namespaces(&["a"]);
         let in_line = plan_for(
             "harbor",
             std::slice::from_ref(&rotated),
-            &ns,
+            &only_a,
             &observed[..1],
         );
+        assert!(in_line.actions.is_empty());
         assert_eq!(
-            progress(&rotated, &namespaces(&["a"]), &in_line.actions).replicated,
-            1
+            progress(&rotated, &only_a, &in_line.actions),
+            crate::registry::ReplicationProgress {
+                replicated: 1,
+                authorized: 1
+            }
         );
     }
 

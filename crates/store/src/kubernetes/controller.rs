@@ -32,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 use super::convert::RecordProblem;
 use super::crd::ImageRegistry;
 use super::pace::{WritePace, paced};
+use super::pull_secrets::PullSecrets;
+use super::reflect::{keep_all, keeping, without_bookkeeping};
 use super::replicate::{Replicator, observed};
 use super::state::{Caches, Touched};
 use super::status::{ConditionType, Truth, Wanted};
@@ -42,7 +44,7 @@ use crate::registry::ReplicationProgress;
 use crate::registry::connectivity::Connectivity;
 use crate::replication::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, ObservedSecret, REGISTRY_LABEL,
-    Registry as Replicated, orphans, plan_for,
+    Registry as Replicated, orphans, plan_for, related_names,
 };
 use crate::service::RegistryService;
 use crate::telemetry::Metrics;
@@ -85,7 +87,7 @@ pub async fn start(
     let generation = Arc::new(AtomicU64::new(0));
     let (registries, registries_writer) = reflector::store();
     let (credentials, credentials_writer) = reflector::store();
-    let (managed, managed_writer) = reflector::store();
+    let managed = PullSecrets::default();
     let (namespaces, namespaces_writer) = reflector::store();
     let caches = Arc::new(Caches {
         registries: registries.clone(),
@@ -109,7 +111,11 @@ pub async fn start(
     watching.watch(
         Api::<Secret>::all(client.clone()),
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
-        managed_writer,
+        {
+            let managed = managed.clone();
+            move |event: &watcher::Event<Secret>| managed.apply(event)
+        },
+        without_bookkeeping,
         |secret| {
             Some(Touched::PullSecret {
                 namespace: secret.namespace().unwrap_or_default(),
@@ -120,7 +126,8 @@ pub async fn start(
     watching.watch(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default(),
-        namespaces_writer,
+        keeping(namespaces_writer),
+        without_bookkeeping,
         |namespace| Some(Touched::Namespace(namespace.name_any())),
     );
     // The node agents' reports: only the status reads them.
@@ -128,15 +135,19 @@ pub async fn start(
     watching.watch(
         Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
         watcher::Config::default().labels(&format!("{REPORT_LABEL}=true")),
-        node_reports_writer,
+        keeping(node_reports_writer),
+        without_bookkeeping,
         |_| Some(Touched::NodeReport),
     );
     // Label selectors need the namespaces before the first answer, as
     // records need their credentials.
-    let (listed_registries, listed_credentials, listed_namespaces) = tokio::join!(
+    // The pull Secrets too: admission says when one is missing, and a
+    // plan made without them would write them all again.
+    let (listed_registries, listed_credentials, listed_namespaces, ()) = tokio::join!(
         registries.wait_until_ready(),
         credentials.wait_until_ready(),
-        namespaces.wait_until_ready()
+        namespaces.wait_until_ready(),
+        managed.wait_until_listed(),
     );
     if listed_registries.is_err() || listed_credentials.is_err() || listed_namespaces.is_err() {
         tracing::error!("a watch stopped before it listed");
@@ -269,13 +280,16 @@ impl Watching {
         self.watch(
             Api::<ImageRegistry>::all(client.clone()),
             watcher::Config::default(),
-            registries,
+            keeping(registries),
+            // Its managedFields say when the spec was last written.
+            keep_all,
             |object| Some(Touched::Registry(object.name_any())),
         );
         self.watch(
             Api::<Secret>::namespaced(client.clone(), namespace),
             watcher::Config::default().fields("type=kubernetes.io/basic-auth"),
-            credentials,
+            keeping(credentials),
+            without_bookkeeping,
             |secret| Some(Touched::Credentials(secret.name_any())),
         );
     }
@@ -289,7 +303,8 @@ impl Watching {
         &self,
         api: Api<K>,
         config: watcher::Config,
-        writer: reflector::store::Writer<K>,
+        keep: impl FnMut(&watcher::Event<K>) + Send + 'static,
+        trim: fn(&mut K),
         touched: fn(&K) -> Option<Touched>,
     ) {
         let (caches, index, triggers, generation) = (
@@ -298,22 +313,31 @@ impl Watching {
             self.triggers.clone(),
             self.generation.clone(),
         );
-        super::reflect::spawn(api, config, writer, self.shutdown.clone(), move |event| {
-            let what = match event {
-                watcher::Event::Apply(object) | watcher::Event::Delete(object) => touched(object),
-                watcher::Event::InitDone => Some(Touched::Everything),
-                watcher::Event::Init | watcher::Event::InitApply(_) => None,
-            };
-            if let Some(what) = what {
-                caches.apply(&index, what.clone());
-                // Before the reconciles it queues: theirs must not reuse a
-                // snapshot from before this event.
-                generation.fetch_add(1, Ordering::AcqRel);
-                if triggers.is_open() {
-                    triggers.send(caches.affected(&what));
+        super::reflect::spawn(
+            api,
+            config,
+            keep,
+            self.shutdown.clone(),
+            trim,
+            move |event| {
+                let what = match event {
+                    watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
+                        touched(object)
+                    }
+                    watcher::Event::InitDone => Some(Touched::Everything),
+                    watcher::Event::Init | watcher::Event::InitApply(_) => None,
+                };
+                if let Some(what) = what {
+                    caches.apply(&index, what.clone());
+                    // Before the reconciles it queues: theirs must not reuse a
+                    // snapshot from before this event.
+                    generation.fetch_add(1, Ordering::AcqRel);
+                    if triggers.is_open() {
+                        triggers.send(caches.affected(&what));
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 }
 
@@ -458,7 +482,7 @@ impl Triggers {
 /// What a reconcile reads and writes.
 struct Context {
     caches: Arc<Caches>,
-    managed: Store<Secret>,
+    managed: PullSecrets,
     namespaces: Store<Namespace>,
     node_reports: Store<ConfigMap>,
     replicator: Replicator,
@@ -636,11 +660,29 @@ impl Context {
     }
 
     fn observed(&self) -> Vec<ObservedSecret> {
-        self.managed
-            .state()
-            .iter()
-            .filter_map(|s| observed(s))
+        self.managed.all()
+    }
+
+    /// The managed Secrets the record `name`'s plan is made over (see
+    /// [`crate::replication::related_names`]), read out of the cache: a
+    /// reconcile copies its own few, not every pull Secret of the cluster.
+    fn observed_for(&self, name: &str, wanted: &[Replicated]) -> Vec<ObservedSecret> {
+        let names: BTreeSet<String> = self.managed.read(|cached| {
+            related_names(
+                name,
+                wanted,
+                cached.map(|secret| (secret.name.as_str(), secret.managed_for.as_deref())),
+            )
+            .into_iter()
+            .map(str::to_owned)
             .collect()
+        });
+        self.managed.read(|cached| {
+            cached
+                .filter(|secret| names.contains(&secret.name))
+                .cloned()
+                .collect()
+        })
     }
 
     /// The whole-world inputs as the caches hold them now: the last ones
@@ -742,7 +784,7 @@ impl Context {
         let (converted, wanted) = (&snapshot.converted, &snapshot.wanted);
         self.log_problems(&name, &converted.problems);
         let namespaces = self.namespaces();
-        let observed = self.observed();
+        let observed = self.observed_for(&name, wanted);
         let progress = Progress::default();
         let (outcome, last_written) = {
             let replicating =
@@ -1055,7 +1097,7 @@ async fn write_progress(
     let wanted = [Wanted {
         type_: ConditionType::Replicated,
         status: Truth::False,
-        reason: "InProgress".into(),
+        reason: super::status::IN_PROGRESS.into(),
         message: format!(
             "{} of {} namespaces have the current pull secret",
             progress.replicated, progress.authorized

@@ -188,8 +188,14 @@ pub fn to_record(
                 &spec.namespaces,
                 observed.replicated_namespaces.clone(),
                 replicated.is_some_and(status::holds),
+                // While it is in progress the count says it, in the
+                // reader's language.
                 replicated
-                    .filter(|c| !status::holds(c) && !c.message.is_empty())
+                    .filter(|c| {
+                        !status::holds(c)
+                            && !c.message.is_empty()
+                            && c.reason != status::IN_PROGRESS
+                    })
                     .map(|c| c.message.clone()),
                 observed.replication,
             )

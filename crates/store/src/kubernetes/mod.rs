@@ -8,6 +8,7 @@ pub mod convert;
 pub mod crd;
 pub mod lease;
 pub mod pace;
+pub mod pull_secrets;
 pub mod reflect;
 pub mod replicate;
 pub mod state;

@@ -254,6 +254,16 @@ mod tests {
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "p", "namespace": "a"}})
     }
 
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<kube::client::Body>>;
+
+    /// Secrets through a paced client whose API server is `Handle`.
+    fn paced_secrets(pace: WritePace, throttled: Counter) -> (Api<Secret>, Handle) {
+        let (service, handle) =
+            tower_test::mock::pair::<Request<Body>, Response<kube::client::Body>>();
+        let client = paced(kube::Client::new(service, "default"), pace, throttled);
+        (Api::namespaced(client, "a"), handle)
+    }
+
     fn pace(per_second: u32, burst: u32) -> WritePace {
         WritePace {
             per_second: NonZeroU32::new(per_second).expect("non-zero"),
@@ -266,14 +276,8 @@ mod tests {
     /// throttle is counted.
     #[tokio::test]
     async fn a_429_is_waited_out_then_sent_again() {
-        let (service, mut handle) =
-            tower_test::mock::pair::<Request<Body>, Response<kube::client::Body>>();
         let throttled = Counter::default();
-        let client = paced(
-            kube::Client::new(service, "default"),
-            WritePace::default(),
-            throttled.clone(),
-        );
+        let (api, mut handle) = paced_secrets(WritePace::default(), throttled.clone());
         let server = tokio::spawn(async move {
             let (first, send) = handle.next_request().await.expect("first try");
             let first_body = crate::kubernetes::mock::body(first).await;
@@ -286,7 +290,6 @@ mod tests {
             send.send_response(respond(200, &secret()));
             waited
         });
-        let api: Api<Secret> = Api::namespaced(client, "a");
         let written = api
             .patch("p", &PatchParams::apply("t"), &Patch::Apply(secret()))
             .await;
@@ -303,14 +306,7 @@ mod tests {
     /// pause lasts waits for its end.
     #[tokio::test]
     async fn a_429_pauses_every_request_of_the_client() {
-        let (service, mut handle) =
-            tower_test::mock::pair::<Request<Body>, Response<kube::client::Body>>();
-        let client = paced(
-            kube::Client::new(service, "default"),
-            WritePace::default(),
-            Counter::default(),
-        );
-        let api: Api<Secret> = Api::namespaced(client, "a");
+        let (api, mut handle) = paced_secrets(WritePace::default(), Counter::default());
         let writer = {
             let api = api.clone();
             tokio::spawn(async move {
@@ -340,13 +336,7 @@ mod tests {
     /// the caller sees its 429 (the reconcile backs off on its own).
     #[tokio::test(start_paused = true)]
     async fn gives_up_after_the_last_attempt() {
-        let (service, mut handle) =
-            tower_test::mock::pair::<Request<Body>, Response<kube::client::Body>>();
-        let client = paced(
-            kube::Client::new(service, "default"),
-            WritePace::default(),
-            Counter::default(),
-        );
+        let (api, mut handle) = paced_secrets(WritePace::default(), Counter::default());
         let server = tokio::spawn(async move {
             let mut tries = 0;
             while let Some((_, send)) = handle.next_request().await {
@@ -355,7 +345,6 @@ mod tests {
             }
             tries
         });
-        let api: Api<Secret> = Api::namespaced(client, "a");
         let written = api
             .patch("p", &PatchParams::apply("t"), &Patch::Apply(secret()))
             .await;
@@ -370,13 +359,7 @@ mod tests {
     /// Writes past the burst wait for tokens; reads never do.
     #[tokio::test]
     async fn writes_past_the_burst_wait_their_turn_reads_do_not() {
-        let (service, mut handle) =
-            tower_test::mock::pair::<Request<Body>, Response<kube::client::Body>>();
-        let client = paced(
-            kube::Client::new(service, "default"),
-            pace(10, 2),
-            Counter::default(),
-        );
+        let (api, mut handle) = paced_secrets(pace(10, 2), Counter::default());
         let server = tokio::spawn(async move {
             let mut seen = Vec::new();
             while let Some((request, send)) = handle.next_request().await {
@@ -385,7 +368,6 @@ mod tests {
             }
             seen
         });
-        let api: Api<Secret> = Api::namespaced(client, "a");
         let started = Instant::now();
         for _ in 0..4 {
             api.patch("p", &PatchParams::apply("t"), &Patch::Apply(secret()))

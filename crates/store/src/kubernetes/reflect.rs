@@ -1,11 +1,11 @@
-//! A reflector run as a task: the watch keeps `writer`'s cache, each event
-//! it delivers is handed to `on_event` (after the cache has it), and errors
-//! are retried with backoff by the watcher. The controller, the cluster
+//! A watch run as a task: each event goes into a cache (a kube reflector's,
+//! or one of our own), then to `on_event`; errors are retried with backoff
+//! by the watcher. The controller, the cluster
 //! store and the node agent all watch this way.
 
 use futures_util::StreamExt;
 use kube::Api;
-use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio_util::sync::CancellationToken;
 
@@ -32,22 +32,46 @@ impl<K> Watched for K where
 {
 }
 
-/// Spawns the reflector; it ends with `shutdown`.
+/// Keeps the whole object in the cache.
+pub fn keep_all<K>(_: &mut K) {}
+
+/// Drops what a cache of objects read only for their names, labels and
+/// data need not hold: `managedFields`, often larger than the object, and
+/// the annotations (kubectl's last-applied-configuration is a copy of the
+/// whole object). Thousands of pull Secrets and namespaces are cached.
+pub fn without_bookkeeping<K: kube::Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+}
+
+/// Keeps a kube reflector cache: what `writer` makes of each event.
+pub fn keeping<K: Watched>(mut writer: Writer<K>) -> impl FnMut(&watcher::Event<K>) + Send {
+    move |event| writer.apply_watcher_event(event)
+}
+
+/// Spawns the watch; it ends with `shutdown`. `trim` is applied to each
+/// object first, then `keep` puts the event in a cache (see [`keeping`]),
+/// then `on_event` is told.
 pub fn spawn<K: Watched>(
     api: Api<K>,
     config: watcher::Config,
-    writer: Writer<K>,
+    mut keep: impl FnMut(&watcher::Event<K>) + Send + 'static,
     shutdown: CancellationToken,
+    trim: fn(&mut K),
     on_event: impl Fn(&watcher::Event<K>) + Send + 'static,
 ) {
-    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    let stream = watcher(api, config).modify(trim).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 event = stream.next() => match event {
-                    Some(Ok(event)) => on_event(&event),
+                    Some(Ok(event)) => {
+                        keep(&event);
+                        on_event(&event);
+                    }
                     Some(Err(error)) => tracing::warn!(%error, "watch error; retrying"),
                     None => return,
                 },

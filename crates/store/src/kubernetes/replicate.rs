@@ -101,13 +101,18 @@ impl Replicator {
                 && !known.contains(&(namespace.clone(), name.clone()))
             {
                 match self.secrets(namespace).get_opt(name).await {
-                    Ok(Some(existing)) if !is_ours(&existing) => observed.push(ObservedSecret {
-                        namespace: namespace.clone(),
-                        name: name.clone(),
-                        managed_for: None,
-                        dockerconfigjson: None,
-                    }),
-                    Ok(_) => {}
+                    // Ours after all (written a moment ago, the cache not
+                    // there yet): planned again with what it holds, so one
+                    // in line is not written again.
+                    Ok(Some(existing)) => {
+                        observed.push(self::observed(&existing).unwrap_or_else(|| ObservedSecret {
+                            namespace: namespace.clone(),
+                            name: name.clone(),
+                            managed_for: None,
+                            dockerconfigjson: None,
+                        }))
+                    }
+                    Ok(None) => {}
                     Err(error) => {
                         outcome
                             .failed
@@ -176,15 +181,6 @@ impl Replicator {
     fn secrets(&self, namespace: &str) -> Api<Secret> {
         Api::namespaced(self.client.clone(), namespace)
     }
-}
-
-fn is_ours(secret: &Secret) -> bool {
-    secret
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .is_some_and(|v| v == MANAGED_BY_VALUE)
 }
 
 /// The Secret we apply: only the fields we own.

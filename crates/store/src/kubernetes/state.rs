@@ -10,8 +10,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::convert::{BasicAuth, RecordProblem, basic_auth, contested_defaults, to_record};
 use super::crd::ImageRegistry;
+use super::pull_secrets::PullSecrets;
 use crate::index::{Change, Index, IndexHandle, Labels};
 use crate::registry::Registry;
+use crate::replication::ObservedSecret;
 
 /// Records derived from the caches, with what could not be used.
 #[derive(Debug, Default)]
@@ -119,7 +121,7 @@ pub struct Caches {
     pub registries: Store<ImageRegistry>,
     pub secrets: Store<Secret>,
     /// Our pull Secrets, when watched: admission warns about missing ones.
-    pub pull_secrets: Option<Store<Secret>>,
+    pub pull_secrets: Option<PullSecrets>,
     /// The cluster's namespaces, when watched: label selectors match them.
     pub namespaces: Option<Store<Namespace>>,
 }
@@ -143,10 +145,11 @@ impl Caches {
             );
         }
         if let Some(pull_secrets) = &self.pull_secrets {
-            built =
-                built.with_present_pull_secrets(pull_secrets.state().iter().filter_map(|s| {
-                    Some((s.metadata.namespace.clone()?, s.metadata.name.clone()?))
-                }));
+            built = pull_secrets.read(|secrets| {
+                built.with_present_pull_secrets(
+                    secrets.map(|s| (s.namespace.clone(), s.name.clone())),
+                )
+            });
         }
         built
     }
@@ -198,9 +201,10 @@ impl Caches {
             Touched::PullSecret { namespace, name } => current.apply([Change::PullSecret {
                 namespace: namespace.clone(),
                 name: name.clone(),
-                present: self.pull_secrets.as_ref().is_some_and(|store| {
-                    store.get(&ObjectRef::new(name).within(namespace)).is_some()
-                }),
+                present: self
+                    .pull_secrets
+                    .as_ref()
+                    .is_some_and(|cache| cache.contains(namespace, name)),
             }]),
         });
     }
@@ -220,16 +224,16 @@ impl Caches {
                 .filter_map(|object| object.metadata.name.clone())
                 .collect()
         };
-        let managers = |keep: &dyn Fn(&Secret) -> bool| -> Vec<String> {
+        let managers = |keep: &dyn Fn(&ObservedSecret) -> bool| -> Vec<String> {
             self.pull_secrets
                 .as_ref()
-                .map(|store| {
-                    store
-                        .state()
-                        .iter()
-                        .filter(|secret| keep(secret))
-                        .filter_map(|secret| super::replicate::observed(secret)?.managed_for)
-                        .collect()
+                .map(|cache| {
+                    cache.read(|secrets| {
+                        secrets
+                            .filter(|secret| keep(secret))
+                            .filter_map(|secret| secret.managed_for.clone())
+                            .collect()
+                    })
                 })
                 .unwrap_or_default()
         };
@@ -248,9 +252,7 @@ impl Caches {
                     object.spec.namespace_selector.is_some()
                         || crate::namespaces::reaches(&object.spec.namespaces, namespace)
                 });
-                due.extend(managers(&|secret| {
-                    secret.metadata.namespace.as_deref() == Some(namespace)
-                }));
+                due.extend(managers(&|secret| &secret.namespace == namespace));
                 due
             }
             Touched::PullSecret { namespace, name } => {
@@ -263,8 +265,7 @@ impl Caches {
                         == Some(name)
                 });
                 due.extend(managers(&|secret| {
-                    secret.metadata.namespace.as_deref() == Some(namespace)
-                        && secret.metadata.name.as_deref() == Some(name)
+                    &secret.namespace == namespace && &secret.name == name
                 }));
                 due
             }
@@ -674,7 +675,7 @@ mod tests {
     #[test]
     fn an_event_concerns_the_records_it_can_change() {
         let mut registries = Writer::<ImageRegistry>::default();
-        let mut pull_secrets = Writer::<Secret>::default();
+        let pull_secrets = PullSecrets::default();
         registries.apply_watcher_event(&Event::Init);
         for object in [
             registry("teams", &["team-*"], &[], Some("teams-credentials")),
@@ -690,19 +691,19 @@ mod tests {
             registries.apply_watcher_event(&Event::InitApply(object));
         }
         registries.apply_watcher_event(&Event::InitDone);
-        pull_secrets.apply_watcher_event(&Event::Init);
+        pull_secrets.apply(&Event::Init);
         // `left` no longer reaches team-x, but its Secret is still there.
-        pull_secrets.apply_watcher_event(&Event::InitApply(
+        pull_secrets.apply(&Event::InitApply(
             serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": "left", "namespace": "team-x", "resourceVersion": "1",
                              "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, REGISTRY_LABEL: "left"}}}))
             .expect("Secret"),
         ));
-        pull_secrets.apply_watcher_event(&Event::InitDone);
+        pull_secrets.apply(&Event::InitDone);
         let caches = Caches {
             registries: registries.as_reader(),
             secrets: Writer::<Secret>::default().as_reader(),
-            pull_secrets: Some(pull_secrets.as_reader()),
+            pull_secrets: Some(pull_secrets),
             namespaces: None,
         };
         let names =

@@ -54,6 +54,10 @@ pub async fn write_status(
     }
 }
 
+/// The `Replicated` condition's reason while a reconcile's writes go on
+/// (`status.replication` has the count).
+pub const IN_PROGRESS: &str = "InProgress";
+
 /// The condition types an ImageRegistry carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConditionType {

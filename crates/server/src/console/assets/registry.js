@@ -3,7 +3,7 @@
 
 import { api, enc } from './api.js';
 import { h, id, mount } from './dom.js';
-import { t } from './i18n.js';
+import { currentLang, t } from './i18n.js';
 import { repositoryBrowser } from './browse.js';
 import { registryDialog } from './dialog.js';
 import { listState } from './list.js';
@@ -22,6 +22,42 @@ function pullSecretChip(record, entry) {
     ? h('span', { class: 'chip chip-ok' }, '✓ ', t('detail.pullSecretPresent', { secret: record.pullSecretName }))
     : h('span', { class: 'chip chip-none' }, '○ ', t('detail.pullSecretMissing', { secret: record.pullSecretName }));
 }
+
+/**
+ * How far the record's pull Secrets are in line: a rotation or a record
+ * for thousands of namespaces is written at the leader's paced rate, so
+ * while it goes on the line is read again every few seconds, for as long
+ * as it is on the page.
+ */
+function replicationProgress(record) {
+  const box = h('div', { class: 'replication', role: 'status', 'aria-live': 'polite' });
+  const show = (progress) => {
+    if (!progress || progress.replicated >= progress.authorized) {
+      box.replaceChildren();
+      return false;
+    }
+    const format = new Intl.NumberFormat(currentLang());
+    box.replaceChildren(
+      h('progress', { max: String(progress.authorized), value: String(progress.replicated), 'aria-hidden': 'true' }),
+      h('span', {}, t('detail.replicating', { n: format.format(progress.replicated), total: format.format(progress.authorized) })));
+    return true;
+  };
+  const poll = () => setTimeout(async () => {
+    if (!box.isConnected) return;
+    try {
+      const again = await api('GET', `/registries/${enc(record.name)}`);
+      if (!box.isConnected) return;
+      // Done: the whole page again, for where each Secret now is.
+      if (show(again.pullSecrets && again.pullSecrets.progress)) poll(); else registryPage(record.name);
+    } catch (_) {
+      if (box.isConnected) poll();
+    }
+  }, PROGRESS_POLL_MS);
+  if (show(record.pullSecrets && record.pullSecrets.progress)) poll();
+  return box;
+}
+
+const PROGRESS_POLL_MS = 3000;
 
 // ---------- a registry's page ----------
 
@@ -88,6 +124,7 @@ export async function registryPage(name) {
           [t('field.updated'), formatTime(record.updatedAt)]))),
     h('section', { class: 'card', 'aria-labelledby': 'sec-ns' },
       h('h2', { id: 'sec-ns' }, t('field.namespaces')),
+      record.pullSecrets ? replicationProgress(record) : null,
       record.pullSecrets && !record.pullSecrets.ready && record.pullSecrets.message
         ? alertBox('warn', t('detail.pullSecretsIncomplete'), ' ', record.pullSecrets.message) : null,
       record.namespaceSelector ? h('p', {}, record.namespaces.length ? t('detail.byLabels') : t('detail.byLabelsOnly'), ' ',
