@@ -145,7 +145,7 @@ async fn every_console_flow_in_a_real_browser() {
 /// Create sending the Deployment with the signed-in user's own token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_kubernetes_mode() {
-    const FLEET: usize = 300;
+    const FLEET: usize = 400;
     let _browser = BROWSER.lock().await;
     let server = common::TestServer::start_kubernetes_rbac().await;
     let created = server
@@ -211,7 +211,7 @@ async fn the_console_in_kubernetes_mode() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // A record for 300 projects whose pull Secrets are slow to write: the
+    // A record for 400 projects whose pull Secrets are slow to write: the
     // page shows how far replication has got, and follows it.
     for i in 0..FLEET {
         server.fake().namespace(&format!("fleet-{i:03}"));

@@ -61,15 +61,24 @@ def main():
             sign_in(page, ADMIN)
             expect(page.get_by_role("heading", name="Image registries")).to_be_visible()
 
-            # A record for 300 projects, its pull Secrets still being
+            # A record for 400 projects, its pull Secrets still being
             # written: the page says how far, and follows it to the end.
             page.goto(URL + "/#/registries/fleet")
             progress = page.locator(".replication")
-            expect(progress).to_contain_text(re.compile(r"Writing pull Secrets: \d+ of 300 namespaces have the current one"))
+            expect(progress).to_contain_text(re.compile(r"Writing pull Secrets: \d+ of 400 namespaces have the current one"))
             first = progress.inner_text()
+            # The per-entry chip waits for the end: the count says it meanwhile.
+            expect(page.get_by_text("matching namespaces")).to_have_count(0)
             page.screenshot(path=os.path.join(SHOTS, "kubernetes-replicating.png"), full_page=True)
+            # In Chinese, on a phone.
+            page.locator("#lang").select_option("zh")
+            page.set_viewport_size({"width": 390, "height": 844})
+            expect(page.locator(".replication")).to_contain_text(re.compile(r"正在写入拉取 Secret：400 个项目中已有 \d+ 个为最新"))
+            page.screenshot(path=os.path.join(SHOTS, "kubernetes-replicating-zh-390.png"), full_page=True)
+            page.locator("#lang").select_option("en")
+            page.set_viewport_size({"width": 1280, "height": 860})
             expect(progress).not_to_have_text(first, timeout=15000)
-            expect(page.get_by_text("pull Secret fleet in 300 matching namespaces")).to_be_visible(timeout=40000)
+            expect(page.get_by_text("pull Secret fleet in 400 matching namespaces")).to_be_visible(timeout=40000)
             expect(progress).to_be_empty()
             page.goto(URL + "/#/registries")
 

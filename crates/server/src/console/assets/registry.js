@@ -31,11 +31,12 @@ function pullSecretChip(record, entry) {
  */
 function replicationProgress(record) {
   const box = h('div', { class: 'replication', role: 'status', 'aria-live': 'polite' });
-  const show = (progress) => {
-    if (!progress || progress.replicated >= progress.authorized) {
+  const show = (again) => {
+    if (!replicating(again)) {
       box.replaceChildren();
       return false;
     }
+    const progress = again.pullSecrets.progress;
     const format = new Intl.NumberFormat(currentLang());
     box.replaceChildren(
       h('progress', { max: String(progress.authorized), value: String(progress.replicated), 'aria-hidden': 'true' }),
@@ -48,16 +49,22 @@ function replicationProgress(record) {
       const again = await api('GET', `/registries/${enc(record.name)}`);
       if (!box.isConnected) return;
       // Done: the whole page again, for where each Secret now is.
-      if (show(again.pullSecrets && again.pullSecrets.progress)) poll(); else registryPage(record.name);
+      if (show(again)) poll(); else registryPage(record.name);
     } catch (_) {
       if (box.isConnected) poll();
     }
   }, PROGRESS_POLL_MS);
-  if (show(record.pullSecrets && record.pullSecrets.progress)) poll();
+  if (show(record)) poll();
   return box;
 }
 
 const PROGRESS_POLL_MS = 3000;
+
+/** Whether the leader is still writing the record's pull Secrets. */
+function replicating(record) {
+  const progress = record.pullSecrets && record.pullSecrets.progress;
+  return Boolean(progress && progress.replicated < progress.authorized);
+}
 
 // ---------- a registry's page ----------
 
@@ -135,7 +142,7 @@ export async function registryPage(name) {
       h('ul', { class: 'ns-list' }, record.namespaces.map((ns) => h('li', {},
         h('span', { class: 'mono' }, ns),
         record.defaultFor.includes(ns) ? h('span', { class: 'badge badge-default' }, t('detail.default')) : null,
-        record.pullSecrets ? pullSecretChip(record, ns) : null,
+        record.pullSecrets && !replicating(record) ? pullSecretChip(record, ns) : null,
         ns.endsWith('*') ? null : [' ', h('a', { href: `#/workload?namespace=${enc(ns)}&registry=${enc(record.name)}`, class: 'small' }, t('detail.useHere'))])))),
     (record.mirrorOf || []).length ? mirrorsCard(record) : null,
     howToUse(record),
