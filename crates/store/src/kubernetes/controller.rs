@@ -160,7 +160,7 @@ pub async fn start(
         index.clone(),
     ));
     let writes = paced(writes, options.write_pace, metrics.cluster_throttled());
-    let replicator = Replicator::new(writes.clone());
+    let replicator = Replicator::new(writes.clone()).reading_its_writes(managed.clone());
     let leading = super::lease::run(
         client.clone(),
         super::lease::LeaseOptions {

@@ -41,10 +41,31 @@ impl Default for PullSecrets {
 
 #[derive(Default)]
 struct Cache {
-    current: HashMap<Key, ObservedSecret>,
+    current: HashMap<Key, Entry>,
     /// Filled while the watch lists again, then swapped in whole, as
     /// kube's reflector does: a Secret gone meanwhile does not linger.
-    relisting: HashMap<Key, ObservedSecret>,
+    relisting: HashMap<Key, Entry>,
+}
+
+struct Entry {
+    seen: ObservedSecret,
+    /// Its resourceVersion, when it reads as a number (as every API
+    /// server's does, being etcd's revision).
+    version: Option<u64>,
+}
+
+fn version_of(secret: &Secret) -> Option<u64> {
+    secret.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+/// Whether `secret` is older than what the cache holds already: our own
+/// write, put in by [`PullSecrets::wrote`], ahead of the watch that is
+/// still delivering the changes before it.
+fn is_stale(cached: Option<&Entry>, secret: &Secret) -> bool {
+    match (cached.and_then(|entry| entry.version), version_of(secret)) {
+        (Some(cached), Some(event)) => event < cached,
+        _ => false,
+    }
 }
 
 fn key_of(secret: &Secret) -> Key {
@@ -63,27 +84,36 @@ impl PullSecrets {
             return;
         };
         match event {
-            Event::Apply(secret) => match observed(secret) {
-                Some(seen) => {
-                    cache.current.insert(key_of(secret), seen);
-                }
-                None => {
-                    cache.current.remove(&key_of(secret));
-                }
-            },
+            Event::Apply(secret) => cache.put(secret),
             Event::Delete(secret) => {
-                cache.current.remove(&key_of(secret));
+                let key = key_of(secret);
+                if !is_stale(cache.current.get(&key), secret) {
+                    cache.current.remove(&key);
+                }
             }
             Event::Init => cache.relisting = HashMap::new(),
             Event::InitApply(secret) => {
                 if let Some(seen) = observed(secret) {
-                    cache.relisting.insert(key_of(secret), seen);
+                    let version = version_of(secret);
+                    cache
+                        .relisting
+                        .insert(key_of(secret), Entry { seen, version });
                 }
             }
             Event::InitDone => {
                 cache.current = std::mem::take(&mut cache.relisting);
                 self.listed.send_replace(true);
             }
+        }
+    }
+
+    /// A pull Secret as the API server answered our write of it: the
+    /// cache has it at once, not when the watch brings it, so the next
+    /// plan (the record's next reconcile may start first) does not write
+    /// it again. The watch's older events for it are then ignored.
+    pub fn wrote(&self, secret: &Secret) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.put(secret);
         }
     }
 
@@ -106,7 +136,7 @@ impl PullSecrets {
     /// `read` over every cached pull Secret, under the lock.
     pub fn read<R>(&self, read: impl FnOnce(&mut dyn Iterator<Item = &ObservedSecret>) -> R) -> R {
         match self.cache.read() {
-            Ok(cache) => read(&mut cache.current.values()),
+            Ok(cache) => read(&mut cache.current.values().map(|entry| &entry.seen)),
             Err(_) => read(&mut std::iter::empty()),
         }
     }
@@ -114,6 +144,26 @@ impl PullSecrets {
     /// A copy of every cached pull Secret.
     pub fn all(&self) -> Vec<ObservedSecret> {
         self.read(|secrets| secrets.cloned().collect())
+    }
+}
+
+impl Cache {
+    /// A Secret applied, unless the cache holds a newer state of it; one
+    /// that is no longer a pull Secret of ours goes.
+    fn put(&mut self, secret: &Secret) {
+        let key = key_of(secret);
+        if is_stale(self.current.get(&key), secret) {
+            return;
+        }
+        match observed(secret) {
+            Some(seen) => {
+                let version = version_of(secret);
+                self.current.insert(key, Entry { seen, version });
+            }
+            None => {
+                self.current.remove(&key);
+            }
+        }
     }
 }
 
@@ -172,6 +222,34 @@ mod tests {
             .expect("quay");
         assert_eq!(quay.managed_for.as_deref(), Some("quay"));
         assert_eq!(quay.dockerconfigjson.as_deref(), Some(&b"{}"[..]));
+        // Our own write is in at once; the watch's older news of the
+        // same Secret does not undo it, its own news of it changes nothing.
+        let versioned = |version: &str, data: &str| {
+            let mut secret = secret("c", "quay", Some("quay"));
+            secret.metadata.resource_version = Some(version.into());
+            secret.data = Some(
+                [(
+                    ".dockerconfigjson".to_owned(),
+                    k8s_openapi::ByteString(data.as_bytes().to_vec()),
+                )]
+                .into(),
+            );
+            secret
+        };
+        let content = |cache: &PullSecrets| {
+            cache
+                .all()
+                .into_iter()
+                .find(|s| s.name == "quay")
+                .and_then(|s| s.dockerconfigjson)
+        };
+        cache.wrote(&versioned("12", "new"));
+        cache.apply(&Event::Apply(versioned("11", "old")));
+        assert_eq!(content(&cache).as_deref(), Some(&b"new"[..]));
+        cache.apply(&Event::Delete(versioned("10", "old")));
+        assert_eq!(content(&cache).as_deref(), Some(&b"new"[..]));
+        cache.apply(&Event::Apply(versioned("13", "edited by hand")));
+        assert_eq!(content(&cache).as_deref(), Some(&b"edited by hand"[..]));
         // Listed again: b went while the watch was down.
         cache.apply(&Event::Init);
         cache.apply(&Event::InitApply(secret("c", "quay", Some("quay"))));

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 
+use super::pull_secrets::PullSecrets;
 use crate::replication::{
     Action, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, ObservedSecret, REGISTRY_LABEL,
     Registry,
@@ -69,11 +70,25 @@ impl Outcome {
 
 pub struct Replicator {
     client: kube::Client,
+    /// Told of each Secret we apply, as the API server answered: see
+    /// [`PullSecrets::wrote`].
+    cache: Option<PullSecrets>,
 }
 
 impl Replicator {
     pub fn new(client: kube::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            cache: None,
+        }
+    }
+
+    /// Puts each applied Secret into `cache` as soon as it is written.
+    pub fn reading_its_writes(self, cache: PullSecrets) -> Self {
+        Self {
+            cache: Some(cache),
+            ..self
+        }
     }
 
     /// Carries out `plan` (made from what is observed): `managed` are the
@@ -149,7 +164,10 @@ impl Replicator {
                     .patch(&name, &params, &Patch::Apply(&secret))
                     .await
                 {
-                    Ok(_) => {
+                    Ok(written) => {
+                        if let Some(cache) = &self.cache {
+                            cache.wrote(&written);
+                        }
                         applied.fetch_add(1, Ordering::Relaxed);
                         outcome.applied.push((namespace, name));
                     }
