@@ -290,6 +290,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), AppError> {
                         per_second: args.write_rate,
                         burst: args.write_burst,
                     },
+                    progress_interval: crate::kubernetes::controller::PROGRESS_INTERVAL,
                 },
                 index.clone(),
                 connectivity.clone(),

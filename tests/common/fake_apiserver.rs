@@ -868,32 +868,46 @@ impl FakeApiServer {
                 }
                 // Pages, as the API server gives them to a client that
                 // asks for `limit` (kube's watcher lists 500 at a time).
-                // The continue token is where the next page starts and the
-                // first page's resourceVersion, which every page reports:
-                // a watch from it replays whatever changed meanwhile.
+                // The continue token is the first page's resourceVersion,
+                // which every page reports (a watch from it replays what
+                // changed meanwhile), and the last object given: the next
+                // page starts after it, whatever was written in between.
                 let param = |key: &str| query.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-                let (start, listed_at) = param("continue")
-                    .and_then(|token| token.split_once(':'))
-                    .and_then(|(at, version)| Some((at.parse().ok()?, version.parse().ok()?)))
-                    .unwrap_or((0, state.version));
+                let token = param("continue").and_then(|token| {
+                    let mut parts = token.splitn(3, ':');
+                    let version: u64 = parts.next()?.parse().ok()?;
+                    Some((version, parts.next()?.to_owned(), parts.next()?.to_owned()))
+                });
+                let listed_at = token.as_ref().map_or(state.version, |(v, ..)| *v);
                 let limit = param("limit")
                     .and_then(|v| v.parse().ok())
                     .filter(|n: &usize| *n > 0)
                     .unwrap_or(usize::MAX);
-                let mut matching = state.objects.iter().filter(|((plural, ns, _), object)| {
-                    plural == &target.collection.plural
-                        && target.namespace.as_ref().is_none_or(|want| want == ns)
-                        && matches(object, &labels, &fields)
-                });
-                let items: Vec<Value> = matching
-                    .by_ref()
-                    .skip(start)
-                    .take(limit)
-                    .map(|(_, o)| o.clone())
-                    .collect();
+                let mut matching = state
+                    .objects
+                    .iter()
+                    .filter(|((plural, ns, name), object)| {
+                        plural == &target.collection.plural
+                            && target.namespace.as_ref().is_none_or(|want| want == ns)
+                            && token
+                                .as_ref()
+                                .is_none_or(|(_, after_ns, after)| (ns, name) > (after_ns, after))
+                            && matches(object, &labels, &fields)
+                    })
+                    .peekable();
+                let mut items = Vec::new();
+                let mut last = None;
+                while items.len() < limit
+                    && let Some(((_, ns, name), object)) = matching.next()
+                {
+                    items.push(object.clone());
+                    last = Some((ns.clone(), name.clone()));
+                }
                 let mut metadata = json!({"resourceVersion": listed_at.to_string()});
-                if matching.next().is_some() {
-                    metadata["continue"] = json!(format!("{}:{listed_at}", start + items.len()));
+                if matching.peek().is_some()
+                    && let Some((ns, name)) = last
+                {
+                    metadata["continue"] = json!(format!("{listed_at}:{ns}:{name}"));
                 }
                 full(
                     StatusCode::OK,

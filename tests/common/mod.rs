@@ -168,6 +168,8 @@ impl TestServer {
                 identity: "test-replica".into(),
                 lease_duration: Duration::from_secs(3),
                 write_pace: Default::default(),
+                // Often, so the tests' short passes show their progress.
+                progress_interval: Duration::from_secs(1),
             },
             index.clone(),
             connectivity.clone(),

@@ -143,6 +143,11 @@ pub struct PullSecretState {
     /// reconciled the record once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ReplicationProgress>,
+    /// The leader is writing the pull Secrets now: `progress` moves.
+    /// Once it is done, a `progress` short of `authorized` is what could
+    /// not be placed (`message` says why).
+    #[serde(default)]
+    pub replicating: bool,
 }
 
 /// How far a record's pull Secrets are in line.
@@ -203,6 +208,7 @@ impl PullSecretState {
             message,
             by_entry,
             progress,
+            replicating: false,
         }
     }
 }

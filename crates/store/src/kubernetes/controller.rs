@@ -59,6 +59,9 @@ pub struct ClusterOptions {
     pub lease_duration: Duration,
     /// How fast the leader writes (pull Secrets, statuses, finalizers).
     pub write_pace: WritePace,
+    /// How often a long reconcile writes its progress into the status
+    /// ([`PROGRESS_INTERVAL`]).
+    pub progress_interval: Duration,
 }
 
 /// What `serve` needs from the cluster side.
@@ -195,6 +198,7 @@ pub async fn start(
             move || reverify_all(service.clone()),
         ));
     }
+    let replicator = replicator.while_leading(leading.clone());
     let context = Arc::new(Context {
         caches,
         managed,
@@ -205,6 +209,7 @@ pub async fn start(
         secrets: Api::all(writes),
         metrics,
         triggers,
+        progress_interval: options.progress_interval,
         generation,
         snapshot: Mutex::default(),
         failures: Mutex::default(),
@@ -493,6 +498,7 @@ struct Context {
     metrics: Arc<Metrics>,
     /// To queue the records a reconcile found work for.
     triggers: Triggers,
+    progress_interval: Duration,
     /// The watches' event count, and the whole-world inputs last worked
     /// out from the caches with the count they were read at: reconciles of
     /// many records after one event (a new term, a node report, a relist)
@@ -746,7 +752,7 @@ impl Context {
         progress: Option<&Progress>,
     ) -> super::replicate::Outcome {
         let planned = plan_for(name, wanted, namespaces, observed);
-        let applied = AtomicU32::new(0);
+        let uncounted = AtomicU32::new(0);
         let applied = match progress {
             Some(progress) => {
                 if let Some(record) = wanted.iter().find(|r| r.name == name) {
@@ -757,7 +763,7 @@ impl Context {
                 }
                 &progress.applied
             }
-            None => &applied,
+            None => &uncounted,
         };
         self.triggers.send(planned.also_due);
         let outcome = self
@@ -791,6 +797,11 @@ impl Context {
                 self.replicate(&name, wanted, &namespaces, &observed, Some(&progress));
             self.telling_progress(object, replicating, &progress).await
         };
+        if outcome.stopped {
+            // No longer leading: the next leader reconciles the record.
+            self.finish(&outcome, false, started);
+            return Ok(Action::await_change());
+        }
         let replicated = wanted.iter().find(|r| r.name == name);
         let conditions = conditions_for(&name, replicated, &outcome, &converted.problems);
         let namespaces_done = replicated
@@ -819,7 +830,7 @@ impl Context {
         Self::written(outcome)
     }
 
-    /// Runs `replicating` and, while it runs past [`PROGRESS_EVERY`],
+    /// Runs `replicating` and, while it runs past the progress interval,
     /// writes how far it has got into the record's status at that pace:
     /// thousands of namespaces at the paced rate take minutes, and the
     /// console shows the count. A pass that ends sooner writes nothing
@@ -832,8 +843,10 @@ impl Context {
         progress: &Progress,
     ) -> (super::replicate::Outcome, Option<ImageRegistry>) {
         let mut replicating = std::pin::pin!(replicating);
-        let mut tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.progress_interval,
+            self.progress_interval,
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut told = None;
         let mut written: Option<ImageRegistry> = None;
@@ -843,7 +856,7 @@ impl Context {
                 _ = tick.tick() => {}
             }
             let Some(now) = progress.now() else { continue };
-            if told == Some(now) || now.replicated >= now.authorized {
+            if told == Some(now) || now.replicated >= now.authorized || !self.replicator.leads() {
                 continue;
             }
             // The status write is the record's own; replication goes on
@@ -1064,7 +1077,8 @@ fn conditions_for(
 /// How far a reconcile's writes have got, as they go.
 #[derive(Default)]
 struct Progress {
-    /// In line before the writes (none for a record without credentials).
+    /// In line before the writes: set once the plan is made, for a
+    /// record that is usable (one without credentials is all in line).
     before: Mutex<Option<ReplicationProgress>>,
     /// Applies that succeeded since.
     applied: AtomicU32,
@@ -1084,8 +1098,11 @@ impl Progress {
     }
 }
 
-/// A long reconcile tells how far it has got this often.
-const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How often a long reconcile tells how far it has got, unless
+/// [`ClusterOptions::progress_interval`] says otherwise. Each is a status
+/// write, so a new resourceVersion: an edit of the record opened before it
+/// is refused as stale (412) and must be made again, so not too often.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The `Replicated` condition and the count while replication runs.
 async fn write_progress(

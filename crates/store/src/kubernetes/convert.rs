@@ -184,7 +184,7 @@ pub fn to_record(
         // Only a registry with credentials has pull Secrets to place.
         pull_secrets: credentials.and(object.status.as_ref()).map(|observed| {
             let replicated = status::find(&observed.conditions, ConditionType::Replicated);
-            PullSecretState::placed(
+            let mut state = PullSecretState::placed(
                 &spec.namespaces,
                 observed.replicated_namespaces.clone(),
                 replicated.is_some_and(status::holds),
@@ -198,7 +198,9 @@ pub fn to_record(
                     })
                     .map(|c| c.message.clone()),
                 observed.replication,
-            )
+            );
+            state.replicating = replicated.is_some_and(|c| c.reason == status::IN_PROGRESS);
+            state
         }),
     })
 }

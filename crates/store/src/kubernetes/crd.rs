@@ -139,9 +139,9 @@ pub struct ImageRegistryStatus {
     pub last_verified_at: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicated_namespaces: Vec<String>,
-    /// How far replication has got: written as it goes while a reconcile
-    /// takes longer than a couple of seconds (thousands of namespaces at
-    /// the paced rate), and when it ends.
+    /// How far replication has got: written every 5 s while a reconcile
+    /// takes longer (thousands of namespaces at the paced rate), and when
+    /// it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<crate::registry::ReplicationProgress>,
     /// With the node agent running, for a registry that needs node trust

@@ -60,8 +60,9 @@ impl Default for WritePace {
 pub const MAX_ATTEMPTS: u32 = 8;
 /// The first wait when the server names none; it doubles with each try.
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
-/// No wait is longer, whatever `Retry-After` says: the reconcile's own
-/// backoff takes over from there.
+/// No wait is longer, whatever `Retry-After` says (before the jitter,
+/// which adds up to half): the reconcile's own backoff takes over from
+/// there.
 const WAIT_MAX: Duration = Duration::from_secs(60);
 
 /// What every request of one paced client shares.
@@ -118,19 +119,28 @@ impl Pacer {
         let write = is_write(request.method());
         let mut attempt = 1;
         loop {
-            self.wait_out_pause().await;
             if write {
+                // The bucket refilled while the server had us wait:
+                // resume at the steady rate, not with a burst that the
+                // server would refuse again.
+                if self.wait_out_pause().await {
+                    while self.writes.check().is_ok() {}
+                }
                 self.writes.until_ready().await;
             }
+            // A pause that began while this write waited for its token.
+            self.wait_out_pause().await;
             // A streamed body cannot be sent twice; such a request is
             // sent once (ours are all whole bodies).
             let again = (attempt < MAX_ATTEMPTS)
                 .then(|| clone_request(&request))
                 .flatten();
             let response = client.send(request).await?;
-            let Some(next) = again.filter(|_| asks_to_slow_down(response.status())) else {
+            if !asks_to_slow_down(response.status()) {
                 return Ok(response);
-            };
+            }
+            // Counted and waited out by everyone, even when this request
+            // has had its last try.
             self.throttled.inc();
             let wait = with_jitter(
                 retry_after(response.headers()).unwrap_or_else(|| backoff(attempt)),
@@ -138,19 +148,26 @@ impl Pacer {
             );
             self.pause_for(wait);
             tracing::debug!(status = %response.status(), ?wait, attempt, "the API server asked to slow down");
+            let Some(next) = again else {
+                return Ok(response);
+            };
             request = next;
             attempt += 1;
         }
     }
 
     /// Every request waits until the pause is over; one that began while
-    /// it was being extended waits the new end too.
-    async fn wait_out_pause(&self) {
+    /// it was being extended waits the new end too. Whether it waited.
+    async fn wait_out_pause(&self) -> bool {
+        let mut waited = false;
         loop {
             let until = self.paused_until.lock().ok().and_then(|until| *until);
             match until {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
-                _ => return,
+                Some(until) if until > Instant::now() => {
+                    tokio::time::sleep_until(until).await;
+                    waited = true;
+                }
+                _ => return waited,
             }
         }
     }

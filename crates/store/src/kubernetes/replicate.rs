@@ -17,6 +17,7 @@ use crate::replication::{
     Action, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Namespaces, ObservedSecret, REGISTRY_LABEL,
     Registry,
 };
+use tokio::sync::watch;
 
 /// The field manager of every write we make.
 pub const FIELD_MANAGER: &str = "registry-resolver";
@@ -30,6 +31,9 @@ pub struct Outcome {
     pub conflicts: Vec<(String, String, String, String)>,
     /// (namespace, secret, error) for writes the API server refused.
     pub failed: Vec<(String, String, String)>,
+    /// This replica stopped leading before the pass was done: what is left
+    /// is the next leader's, and nothing of this pass is reported.
+    pub stopped: bool,
 }
 
 impl Outcome {
@@ -73,6 +77,10 @@ pub struct Replicator {
     /// Told of each Secret we apply, as the API server answered: see
     /// [`PullSecrets::wrote`].
     cache: Option<PullSecrets>,
+    /// Whether this replica leads: a pass of thousands of writes outlasts
+    /// a Lease, and a replica that lost it must not go on writing beside
+    /// the new leader.
+    leading: Option<watch::Receiver<bool>>,
 }
 
 impl Replicator {
@@ -80,7 +88,22 @@ impl Replicator {
         Self {
             client,
             cache: None,
+            leading: None,
         }
+    }
+
+    /// Stops each pass once `leading` says this replica no longer leads.
+    pub fn while_leading(self, leading: watch::Receiver<bool>) -> Self {
+        Self {
+            leading: Some(leading),
+            ..self
+        }
+    }
+
+    pub fn leads(&self) -> bool {
+        self.leading
+            .as_ref()
+            .is_none_or(|leading| *leading.borrow())
     }
 
     /// Puts each applied Secret into `cache` as soon as it is written.
@@ -110,6 +133,10 @@ impl Replicator {
             .collect();
         let mut outcome = Outcome::default();
         for action in plan(&observed) {
+            if !self.leads() {
+                outcome.stopped = true;
+                return outcome;
+            }
             if let Action::Apply {
                 namespace, name, ..
             } = &action
@@ -137,6 +164,10 @@ impl Replicator {
             }
         }
         for action in plan(&observed) {
+            if !self.leads() {
+                outcome.stopped = true;
+                break;
+            }
             self.execute(action, &mut outcome, applied).await;
         }
         outcome
@@ -399,6 +430,55 @@ mod tests {
             "{:?}",
             outcome.failed
         );
+    }
+
+    /// A replica that no longer leads stops its pass before the next
+    /// request: the new leader does the rest.
+    #[tokio::test]
+    async fn a_pass_stops_when_the_lease_is_lost() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let (lead, leading) = watch::channel(true);
+        let replicator = Replicator::new(client).while_leading(leading);
+        let namespaces: Namespaces = ["a", "b"]
+            .iter()
+            .map(|s| (s.to_string(), Default::default()))
+            .collect();
+        // Both Secrets exist with an old password: two applies, no lookups.
+        let old = |ns: &str| ObservedSecret {
+            namespace: ns.into(),
+            name: "harbor-pull".into(),
+            managed_for: Some("harbor".into()),
+            dockerconfigjson: Some(dockerconfigjson("harbor.example.com", "robot", "old")),
+        };
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("the first apply");
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/a/secrets/harbor-pull"
+            );
+            // The Lease is lost while the first write is in flight.
+            lead.send(false).expect("send");
+            let secret = body(request).await;
+            send.send_response(respond(200, &secret));
+            handle.next_request().await.is_none()
+        });
+        let applied = AtomicU32::new(0);
+        let outcome = replicator
+            .reconcile(
+                |observed| plan(&[registry(&["a", "b"])], &namespaces, observed),
+                &[old("a"), old("b")],
+                &applied,
+            )
+            .await;
+        drop(replicator);
+        assert!(
+            server.await.expect("mock server"),
+            "no request after the lease was lost"
+        );
+        assert!(outcome.stopped);
+        assert_eq!(outcome.applied.len(), 1);
+        assert_eq!(applied.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -46,12 +46,14 @@ function replicationProgress(record) {
   const poll = () => setTimeout(async () => {
     if (!box.isConnected) return;
     try {
-      const again = await api('GET', `/registries/${enc(record.name)}`);
+      const again = await api('GET', `/registries/${enc(record.name)}`, { quiet: true });
       if (!box.isConnected) return;
       // Done: the whole page again, for where each Secret now is.
       if (show(again)) poll(); else registryPage(record.name);
-    } catch (_) {
-      if (box.isConnected) poll();
+    } catch (error) {
+      // Gone, or no longer ours to read: nothing more to follow. A
+      // network blip: try again.
+      if (box.isConnected && !(error.status >= 400 && error.status < 500)) poll();
     }
   }, PROGRESS_POLL_MS);
   if (show(record)) poll();
@@ -60,10 +62,10 @@ function replicationProgress(record) {
 
 const PROGRESS_POLL_MS = 3000;
 
-/** Whether the leader is still writing the record's pull Secrets. */
+/** Whether the leader is writing the record's pull Secrets now. */
 function replicating(record) {
-  const progress = record.pullSecrets && record.pullSecrets.progress;
-  return Boolean(progress && progress.replicated < progress.authorized);
+  const secrets = record.pullSecrets;
+  return Boolean(secrets && secrets.replicating && secrets.progress);
 }
 
 // ---------- a registry's page ----------
