@@ -97,6 +97,22 @@ fn benches(c: &mut Criterion) {
     group.bench_function("deployment_3_containers_untouched", |b| {
         b.iter(|| admission::review(black_box(&untouched), black_box(&index)))
     });
+    // The same review answered the way it was before the answer was
+    // written without a tree (serde values; kept as the reference the
+    // written answer must equal): before and after in one run.
+    group.bench_function("deployment_3_containers_mutated_reference_answer", |b| {
+        b.iter(|| {
+            registry_resolver_core::admission::reference::review(
+                black_box(&mutate),
+                black_box(&index),
+            )
+        })
+    });
+    // The mutated review's parts: decoding and deciding, without the
+    // answer (the patch and the response); the answer is the difference.
+    group.bench_function("deployment_3_containers_mutated_decided_only", |b| {
+        b.iter(|| admission::prepare(black_box(&mutate), black_box(&index)).map(|_| ()))
+    });
     // Records that mirror upstreams: one of quay.io (not these images'), and
     // one of docker.io (these images', rewritten through it).
     let mirroring = |upstream: &str| {

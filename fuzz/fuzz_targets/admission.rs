@@ -1,6 +1,8 @@
 //! The webhook end to end: decode → resolve → patch → encode. Never panics;
-//! a patch applies (RFC 6902, the json-patch crate) to the object it was
-//! made for; reviewing the patched object again patches nothing.
+//! the answer is, byte for byte, the reference answer (the serde-tree
+//! encoder it replaced); a patch applies (RFC 6902, the json-patch crate)
+//! to the object it was made for; reviewing the patched object again
+//! patches nothing.
 #![no_main]
 
 mod common;
@@ -15,8 +17,24 @@ use registry_resolver::index::Index;
 static INDEX: LazyLock<Index> = LazyLock::new(common::index);
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(reviewed) = admission::review(data, &INDEX) else {
-        return;
+    let written = admission::review(data, &INDEX);
+    let reference = registry_resolver_core::admission::reference::review(data, &INDEX);
+    let reviewed = match (written, reference) {
+        (Ok(written), Ok(reference)) => {
+            assert_eq!(written.body, reference.body, "the written answer differs");
+            assert_eq!(written.outcome, reference.outcome);
+            assert_eq!(written.denial, reference.denial);
+            written
+        }
+        (Err(written), Err(reference)) => {
+            assert_eq!(written.to_string(), reference.to_string());
+            return;
+        }
+        (written, reference) => panic!(
+            "written {:?}, reference {:?}",
+            written.map(|r| r.outcome),
+            reference.map(|r| r.outcome)
+        ),
     };
     let answer: serde_json::Value =
         serde_json::from_slice(&reviewed.body).expect("the answer is JSON");

@@ -280,7 +280,8 @@ async fn resolve_object(
             }
         }
     }
-    let mutation = plan.into_mutation();
+    let encoding = |e: serde_json::Error| ManifestError::Encode(e.to_string());
+    let mutation = plan.into_mutation().map_err(encoding)?;
     for rewrite in &mutation.resolution.rewrites {
         if !found.registries.contains(&rewrite.registry) {
             found.registries.push(rewrite.registry.clone());
@@ -289,8 +290,10 @@ async fn resolve_object(
     found
         .warnings
         .extend(mutation.warnings.iter().map(|w| format!("{label}: {w}")));
-    found
-        .ops
-        .extend(mutation.patch.into_iter().map(|op| prefixed(op, prefix)));
+    found.ops.extend(
+        (mutation.patch.operations().map_err(encoding)?)
+            .into_iter()
+            .map(|op| prefixed(op, prefix)),
+    );
     Ok(())
 }

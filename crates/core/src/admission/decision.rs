@@ -2,10 +2,8 @@
 //! registry-relative image, and say what would change (a [`Plan`]), or why
 //! it cannot be admitted. Pure: no I/O, no wire format.
 
-use json_patch::PatchOperation;
-
 use super::kinds::{self, PodBearingKind};
-use super::patch;
+use super::patch::{self, Patch};
 use crate::index::Index;
 use crate::pod_template::Located;
 use crate::resolve::{self, Denial, Resolution, Scope};
@@ -15,7 +13,7 @@ use crate::resolve::{self, Denial, Resolution, Scope};
 pub struct Mutation {
     /// RFC 6902 operations on the whole object: paths start at its root,
     /// not at the pod template.
-    pub patch: Vec<PatchOperation>,
+    pub patch: Patch,
     /// The rewrites and added pull Secrets the patch makes: what the
     /// warnings and the audit annotation report.
     pub resolution: Resolution,
@@ -146,27 +144,52 @@ impl Plan<'_> {
     }
 
     /// The patch and what it does.
-    pub fn into_mutation(mut self) -> Mutation {
-        // Where the store knows the cluster's pull Secrets, say so when one
-        // we inject is not there yet: the pods would fail to pull until it is.
+    pub fn into_mutation(mut self) -> Result<Mutation, serde_json::Error> {
+        self.warn_not_yet_present();
+        let patch = patch::build(
+            &self.located.template,
+            self.kind.template_path,
+            &self.resolution,
+            self.annotates(),
+        )?;
+        Ok(Mutation {
+            patch,
+            resolution: self.resolution,
+            warnings: self.warnings,
+        })
+    }
+
+    /// Where the store knows the cluster's pull Secrets, says so when one
+    /// we inject is not there yet: the pods would fail to pull until it is.
+    fn warn_not_yet_present(&mut self) {
         let namespace = &self.namespace;
         for secret in &self.not_yet_present {
             if self.resolution.add_pull_secrets.contains(secret) {
                 self.warnings.push(format!("pull secret {secret:?} is not yet present in namespace {namespace:?}; pods cannot pull until it is replicated"));
             }
         }
-        let annotate = self.write != WriteKind::EphemeralContainers;
-        let patch = patch::build(
+    }
+
+    /// Whether the images as written are recorded on the template: not
+    /// for ephemeral containers, which only add to a running Pod.
+    fn annotates(&self) -> bool {
+        self.write != WriteKind::EphemeralContainers
+    }
+
+    /// [`Plan::into_mutation`] as the webhook answered before its answer
+    /// was written without a tree: the operations as values, the warnings.
+    #[cfg(any(test, feature = "testing"))]
+    pub(super) fn into_reference_mutation(
+        mut self,
+    ) -> (Vec<json_patch::PatchOperation>, Resolution, Vec<String>) {
+        self.warn_not_yet_present();
+        let ops = super::reference::build_patch(
             &self.located.template,
             self.kind.template_path,
             &self.resolution,
-            annotate,
+            self.annotates(),
         );
-        Mutation {
-            patch,
-            resolution: self.resolution,
-            warnings: self.warnings,
-        }
+        (ops, self.resolution, self.warnings)
     }
 }
 

@@ -7,8 +7,11 @@
 //! and its warnings, or the denial). `review` does all of it without I/O.
 
 mod decision;
+mod json_out;
 pub mod kinds;
 pub mod patch;
+#[cfg(any(test, feature = "testing"))]
+pub mod reference;
 mod response;
 mod wire;
 
@@ -18,8 +21,8 @@ use crate::pod_template::Str;
 pub use crate::resolve::DenialReason;
 pub use decision::{MutateError, Mutation, Plan, WriteKind, plan, plan_object};
 pub use kinds::{HANDLED_KINDS, PodBearingKind};
-use response::{deny, mutated};
-use wire::{ObjectIn, ResponseOut, ReviewIn, ReviewOut, kinds_lookup};
+use response::Answer;
+use wire::{ObjectIn, ReviewIn, kinds_lookup};
 
 /// The only AdmissionReview version served, in requests and responses.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -178,36 +181,35 @@ impl<'a> Prepared<'a> {
         if let Pending::Mutate(plan) = &mut self.pending {
             self.mirror_uses = std::mem::take(&mut plan.resolution.mirror_uses);
         }
-        let (reason, denial) = match &self.pending {
-            Pending::Deny(reason, message) => (Some(*reason), Some(message.clone())),
-            _ => (None, None),
-        };
-        let (response, outcome) = match self.pending {
-            Pending::Allow => (
-                ResponseOut {
-                    uid: self.uid,
-                    allowed: true,
-                    ..ResponseOut::default()
-                },
-                Outcome::Allowed,
+        let answer = Answer::to(&self.uid);
+        let (body, outcome, reason, denial) = match self.pending {
+            Pending::Allow => (answer.allowed(), Outcome::Allowed, None, None),
+            Pending::Deny(reason, message) => (
+                answer.denied(&message),
+                Outcome::Denied,
+                Some(reason),
+                Some(message),
             ),
-            Pending::Deny(_, message) => deny(self.uid, message),
-            Pending::Mutate(plan) => mutated(self.uid, plan.into_mutation()),
-        };
-        // Sized for a typical answer (a mutated 3-container Deployment's is
-        // about 1.8 KB), so encoding does not grow the buffer step by step.
-        let mut body = Vec::with_capacity(RESPONSE_CAPACITY);
-        serde_json::to_writer(
-            &mut body,
-            &ReviewOut {
-                api_version: API_VERSION,
-                kind: "AdmissionReview",
-                response,
+            Pending::Mutate(plan) => match plan.into_mutation() {
+                Ok(mutation) => {
+                    let (body, outcome) = answer.mutated(&mutation);
+                    (body, outcome, None, None)
+                }
+                // Writing plain strings cannot fail; if it ever did, deny
+                // rather than admit an unresolvable image.
+                Err(e) => {
+                    let message = format!("registry-resolver: internal error encoding patch: {e}");
+                    (
+                        answer.denied(&message),
+                        Outcome::Denied,
+                        None,
+                        Some(message),
+                    )
+                }
             },
-        )
-        .map_err(AdmissionError::Encode)?;
+        };
         Ok(Reviewed {
-            body,
+            body: body.map_err(AdmissionError::Encode)?,
             outcome,
             reason,
             denial,
@@ -215,9 +217,6 @@ impl<'a> Prepared<'a> {
         })
     }
 }
-
-/// The response buffer's starting size.
-const RESPONSE_CAPACITY: usize = 2048;
 
 /// Reviews one encoded AdmissionReview against the index snapshot, without
 /// pinning digests.

@@ -1,11 +1,66 @@
-//! Edits → the smallest RFC 6902 patch that makes them.
+//! Edits → the smallest RFC 6902 patch that makes them, written as JSON
+//! text: the webhook sends these bytes (base64'd) and `resolve` reads them
+//! back as operations, so there is one patch for both.
 
+use json_patch::PatchOperation;
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+use super::json_out::JsonOut;
 use crate::pod_template::Template;
 use crate::resolve::{ORIGINAL_IMAGES_ANNOTATION, Resolution};
+
+/// The patch buffer's starting size: three images, a pull secret and the
+/// original-images annotation come to about 700 bytes.
+const PATCH_CAPACITY: usize = 1024;
+
+/// An RFC 6902 patch as JSON text (`[{"op":…},…]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch {
+    json: Vec<u8>,
+    operations: usize,
+}
+
+impl Patch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.operations == 0
+    }
+
+    /// The patch's JSON text.
+    pub fn as_json(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// The patch read back as operations (for `resolve`, which applies it).
+    pub fn operations(&self) -> Result<Vec<PatchOperation>, serde_json::Error> {
+        serde_json::from_slice(&self.json)
+    }
+}
+
+/// The operations of a patch as they are written.
+struct Operations {
+    out: JsonOut,
+    count: usize,
+}
+
+impl Operations {
+    /// Starts an operation: `{"op":<op>,"path":<template_path + tail>,"value":`.
+    fn begin(&mut self, op: &str, template_path: &[&str], tail: &[&str]) {
+        self.out.raw(if self.count == 0 { "[" } else { "," });
+        self.count += 1;
+        self.out.raw(r#"{"op":""#);
+        self.out.raw(op);
+        self.out.raw(r#"","path":"#);
+        let path = PointerBuf::from_tokens(template_path.iter().chain(tail).copied());
+        self.out.string(path.as_str());
+        self.out.raw(r#","value":"#);
+    }
+
+    fn end(&mut self) {
+        self.out.raw("}");
+    }
+}
 
 /// Builds the patch for `resolution` on `template`, found at `template_path`
 /// in the object. With `annotate`, the images as written are recorded
@@ -15,82 +70,118 @@ pub fn build(
     template_path: &[&str],
     resolution: &Resolution,
     annotate: bool,
-) -> Vec<PatchOperation> {
-    let at = |tail: &[&str]| {
-        PointerBuf::from_tokens(template_path.iter().copied().chain(tail.iter().copied()))
+) -> Result<Patch, serde_json::Error> {
+    let mut ops = Operations {
+        out: JsonOut::with_capacity(PATCH_CAPACITY),
+        count: 0,
     };
-    let mut ops = Vec::with_capacity(resolution.rewrites.len() + 2);
 
     for rewrite in &resolution.rewrites {
         let index = rewrite.index.to_string();
-        ops.push(PatchOperation::Replace(ReplaceOperation {
-            path: at(&["spec", rewrite.list.field(), &index, "image"]),
-            value: Value::String(rewrite.resolved.clone()),
-        }));
+        ops.begin(
+            "replace",
+            template_path,
+            &["spec", rewrite.list.field(), &index, "image"],
+        );
+        ops.out.string(&rewrite.resolved);
+        ops.end();
     }
 
     if !resolution.add_pull_secrets.is_empty() {
-        let entries = resolution
-            .add_pull_secrets
-            .iter()
-            .map(|name| json!({ "name": name }));
-        match template
+        let has_list = template
             .spec
             .as_ref()
             .and_then(|s| s.image_pull_secrets.as_ref())
-        {
-            Some(_) => {
-                for entry in entries {
-                    ops.push(PatchOperation::Add(AddOperation {
-                        path: at(&["spec", "imagePullSecrets", "-"]),
-                        value: entry,
-                    }));
-                }
+            .is_some();
+        if has_list {
+            // Appended one by one, after the pod's own entries.
+            for name in &resolution.add_pull_secrets {
+                ops.begin("add", template_path, &["spec", "imagePullSecrets", "-"]);
+                pull_secret_entry(&mut ops.out, name);
+                ops.end();
             }
-            _ => ops.push(PatchOperation::Add(AddOperation {
-                path: at(&["spec", "imagePullSecrets"]),
-                value: Value::Array(entries.collect()),
-            })),
+        } else {
+            ops.begin("add", template_path, &["spec", "imagePullSecrets"]);
+            for (i, name) in resolution.add_pull_secrets.iter().enumerate() {
+                ops.out.raw(if i == 0 { "[" } else { "," });
+                pull_secret_entry(&mut ops.out, name);
+            }
+            ops.out.raw("]");
+            ops.end();
         }
     }
 
     if annotate && !resolution.rewrites.is_empty() {
         let metadata = template.metadata.as_ref();
         let annotations = metadata.and_then(|m| m.annotations.as_ref());
-        let mut originals: Map<String, Value> = annotations
-            .and_then(|a| a.get(ORIGINAL_IMAGES_ANNOTATION))
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
-        for rewrite in &resolution.rewrites {
-            originals.insert(
-                rewrite.container.clone(),
-                Value::String(rewrite.original.clone()),
-            );
+        let recorded = original_images(
+            annotations.and_then(|a| a.get(ORIGINAL_IMAGES_ANNOTATION)),
+            resolution,
+        );
+        match (metadata, annotations) {
+            (None, _) => {
+                ops.begin("add", template_path, &["metadata"]);
+                ops.out.raw(r#"{"annotations":{"#);
+                ops.out.string(ORIGINAL_IMAGES_ANNOTATION);
+                ops.out.raw(":");
+                ops.out.string(&recorded);
+                ops.out.raw("}}");
+            }
+            (Some(_), None) => {
+                ops.begin("add", template_path, &["metadata", "annotations"]);
+                ops.out.raw("{");
+                ops.out.string(ORIGINAL_IMAGES_ANNOTATION);
+                ops.out.raw(":");
+                ops.out.string(&recorded);
+                ops.out.raw("}");
+            }
+            (Some(_), Some(_)) => {
+                ops.begin(
+                    "add",
+                    template_path,
+                    &["metadata", "annotations", ORIGINAL_IMAGES_ANNOTATION],
+                );
+                ops.out.string(&recorded);
+            }
         }
-        let recorded = Value::String(Value::Object(originals).to_string());
-        let op = match (metadata, annotations) {
-            (None, _) => AddOperation {
-                path: at(&["metadata"]),
-                value: json!({ "annotations": { ORIGINAL_IMAGES_ANNOTATION: recorded } }),
-            },
-            (Some(_), None) => AddOperation {
-                path: at(&["metadata", "annotations"]),
-                value: json!({ ORIGINAL_IMAGES_ANNOTATION: recorded }),
-            },
-            (Some(_), Some(_)) => AddOperation {
-                path: at(&["metadata", "annotations", ORIGINAL_IMAGES_ANNOTATION]),
-                value: recorded,
-            },
-        };
-        ops.push(PatchOperation::Add(op));
+        ops.end();
     }
-    ops
+    let Operations { mut out, count } = ops;
+    out.raw(if count == 0 { "[]" } else { "]" });
+    Ok(Patch {
+        json: out.finish()?,
+        operations: count,
+    })
+}
+
+/// `{"name":<name>}`: an `imagePullSecrets` entry.
+fn pull_secret_entry(out: &mut JsonOut, name: &str) {
+    out.raw(r#"{"name":"#);
+    out.string(name);
+    out.raw("}");
+}
+
+/// The original-images annotation's new value: the earlier record (if it
+/// reads as a JSON object) with each rewritten container's image as
+/// written, in the order first seen.
+fn original_images(earlier: Option<&str>, resolution: &Resolution) -> String {
+    let mut originals: Map<String, Value> = earlier
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    for rewrite in &resolution.rewrites {
+        originals.insert(
+            rewrite.container.clone(),
+            Value::String(rewrite.original.clone()),
+        );
+    }
+    Value::Object(originals).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resolve::{Choice, ContainerList, Rewrite};
+    use serde_json::json;
 
     fn rewrite(list: ContainerList, index: usize, name: &str) -> Rewrite {
         Rewrite {
@@ -123,6 +214,9 @@ mod tests {
             .expect("json")
             .expect("template");
         build(&located.template, path, resolution, annotate)
+            .expect("writes")
+            .operations()
+            .expect("reads back")
     }
 
     #[test]

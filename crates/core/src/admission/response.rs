@@ -1,109 +1,160 @@
 //! The AdmissionReview response for a decision: the patch, what it did in
-//! words (warnings, audit annotations), or the denial.
+//! words (warnings, audit annotations), or the denial. Written straight
+//! as JSON text (`json_out`): the answer is a fixed shape around a few
+//! strings, and building a tree of it cost more than deciding it.
 
-use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-
-use super::Outcome;
 use super::decision::Mutation;
-use super::wire::{ResponseOut, StatusOut};
+use super::json_out::JsonOut;
+use super::{API_VERSION, Outcome};
 use crate::excerpt::{MESSAGE_CHARS, shorten};
 use crate::resolve::Choice;
 
-/// The patch buffer's starting size: three images, a pull secret and the
-/// original-images annotation come to about 700 bytes.
-const PATCH_CAPACITY: usize = 1024;
+/// The response buffer's starting size: a mutated 3-container
+/// Deployment's answer is about 1.8 KB, so writing it does not grow the
+/// buffer step by step.
+const RESPONSE_CAPACITY: usize = 2048;
 
-pub(super) fn mutated(uid: String, mutation: Mutation) -> (ResponseOut, Outcome) {
-    // Nothing to change, only something to say (an image left upstream
-    // because its mirror is unhealthy): allowed as it is, with the words.
-    if mutation.patch.is_empty() {
-        let response = ResponseOut {
-            uid,
-            allowed: true,
-            warnings: mutation
-                .warnings
-                .iter()
-                .map(|w| format!("registry-resolver: {w}"))
-                .collect(),
-            ..ResponseOut::default()
-        };
-        return (response, Outcome::Allowed);
-    }
-    let mut patch = Vec::with_capacity(PATCH_CAPACITY);
-    // Serializing plain strings cannot fail; if it ever did, deny rather
-    // than admit an unresolvable image.
-    if let Err(e) = serde_json::to_writer(&mut patch, &mutation.patch) {
-        return deny(
-            uid,
-            format!("registry-resolver: internal error encoding patch: {e}"),
-        );
-    }
-    let resolution = &mutation.resolution;
-    let mut warnings: Vec<String> = resolution
-        .rewrites
-        .iter()
-        .map(|r| {
-            let from = match &r.choice {
-                Choice::NamespaceDefault => "namespace default".to_owned(),
-                other => other.to_string(),
-            };
-            format!(
-                "registry-resolver: container {:?} image {:?} -> {:?} (registry {:?}, {from})",
-                r.container, r.original, r.resolved, r.registry
-            )
-        })
-        .collect();
-    if !resolution.add_pull_secrets.is_empty() {
-        warnings.push(format!(
-            "registry-resolver: added imagePullSecrets {}",
-            resolution.add_pull_secrets.join(", ")
-        ));
-    }
-    warnings.extend(
-        mutation
-            .warnings
-            .iter()
-            .map(|w| format!("registry-resolver: {w}")),
-    );
-    let resolved = resolution
-        .rewrites
-        .iter()
-        .map(|r| format!("{}={}", r.container, r.resolved))
-        .collect::<Vec<_>>()
-        .join(",");
-    let response = ResponseOut {
-        uid,
-        allowed: true,
-        patch_type: Some("JSONPatch"),
-        patch: Some(STANDARD.encode(patch)),
-        warnings,
-        audit_annotations: BTreeMap::from([("resolved-images", resolved)]),
-        ..ResponseOut::default()
-    };
-    (response, Outcome::Mutated)
+/// An answer being written: `{"apiVersion":…,"response":{"uid":…` so far.
+pub(super) struct Answer {
+    out: JsonOut,
 }
 
-pub(super) fn deny(uid: String, message: String) -> (ResponseOut, Outcome) {
-    // Denials quote images and names from the object; keep the answer small.
-    let message = match shorten(&message, MESSAGE_CHARS) {
-        std::borrow::Cow::Owned(short) => short,
-        std::borrow::Cow::Borrowed(_) => message,
-    };
-    (
-        ResponseOut {
-            uid,
-            allowed: false,
-            status: Some(StatusOut {
-                code: 403,
-                status: "Failure",
-                reason: "Forbidden",
-                message,
-            }),
-            ..ResponseOut::default()
-        },
-        Outcome::Denied,
-    )
+impl Answer {
+    /// Starts the answer to the review `uid`.
+    pub(super) fn to(uid: &str) -> Self {
+        let mut out = JsonOut::with_capacity(RESPONSE_CAPACITY);
+        out.raw(r#"{"apiVersion":"#);
+        out.string(API_VERSION);
+        out.raw(r#","kind":"AdmissionReview","response":{"uid":"#);
+        out.string(uid);
+        Self { out }
+    }
+
+    /// Admitted as it is.
+    pub(super) fn allowed(mut self) -> Result<Vec<u8>, serde_json::Error> {
+        self.out.raw(r#","allowed":true"#);
+        self.finish()
+    }
+
+    /// Admitted with the mutation's patch, or as it is with its warnings
+    /// when it changes nothing (an image left upstream because its mirror
+    /// cannot serve it).
+    pub(super) fn mutated(
+        mut self,
+        mutation: &Mutation,
+    ) -> (Result<Vec<u8>, serde_json::Error>, Outcome) {
+        let out = &mut self.out;
+        out.raw(r#","allowed":true"#);
+        if mutation.patch.is_empty() {
+            let mut warnings = Warnings::new(out);
+            for warning in &mutation.warnings {
+                warnings.push(format_args!("registry-resolver: {warning}"));
+            }
+            warnings.end();
+            return (self.finish(), Outcome::Allowed);
+        }
+        out.raw(r#","patchType":"JSONPatch","patch":"#);
+        out.base64_string(mutation.patch.as_json());
+        let resolution = &mutation.resolution;
+        let mut warnings = Warnings::new(out);
+        for r in &resolution.rewrites {
+            let from: &dyn fmt::Display = match &r.choice {
+                Choice::NamespaceDefault => &"namespace default",
+                other => other,
+            };
+            warnings.push(format_args!(
+                "registry-resolver: container {:?} image {:?} -> {:?} (registry {:?}, {from})",
+                r.container, r.original, r.resolved, r.registry
+            ));
+        }
+        if !resolution.add_pull_secrets.is_empty() {
+            warnings.push(format_args!(
+                "registry-resolver: added imagePullSecrets {}",
+                Joined(&resolution.add_pull_secrets)
+            ));
+        }
+        for warning in &mutation.warnings {
+            warnings.push(format_args!("registry-resolver: {warning}"));
+        }
+        warnings.end();
+        let mut resolved = String::new();
+        for (i, r) in resolution.rewrites.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            // Writing into a String cannot fail.
+            let _ = write!(resolved, "{comma}{}={}", r.container, r.resolved);
+        }
+        out.raw(r#","auditAnnotations":{"resolved-images":"#);
+        out.string(&resolved);
+        out.raw("}");
+        (self.finish(), Outcome::Mutated)
+    }
+
+    /// Refused, with `message` (shortened: denials quote images and names
+    /// from the object; the answer stays small).
+    pub(super) fn denied(mut self, message: &str) -> Result<Vec<u8>, serde_json::Error> {
+        let out = &mut self.out;
+        out.raw(r#","allowed":false,"status":{"code":403,"status":"Failure","reason":"Forbidden","message":"#);
+        out.string(&shorten(message, MESSAGE_CHARS));
+        out.raw("}");
+        self.finish()
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>, serde_json::Error> {
+        self.out.raw("}}");
+        self.out.finish()
+    }
+}
+
+/// The `warnings` list, written as each is said; left out when none is.
+struct Warnings<'o> {
+    out: &'o mut JsonOut,
+    /// One warning's text, before it is written as a JSON string.
+    text: String,
+    count: usize,
+}
+
+impl<'o> Warnings<'o> {
+    fn new(out: &'o mut JsonOut) -> Self {
+        Self {
+            out,
+            text: String::new(),
+            count: 0,
+        }
+    }
+
+    fn push(&mut self, warning: fmt::Arguments<'_>) {
+        self.text.clear();
+        // Writing into a String cannot fail.
+        let _ = self.text.write_fmt(warning);
+        self.out.raw(if self.count == 0 {
+            r#","warnings":["#
+        } else {
+            ","
+        });
+        self.out.string(&self.text);
+        self.count += 1;
+    }
+
+    fn end(self) {
+        if self.count > 0 {
+            self.out.raw("]");
+        }
+    }
+}
+
+/// Names joined with `, `.
+struct Joined<'a>(&'a [String]);
+
+impl fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
 }

@@ -1,10 +1,8 @@
-//! The AdmissionReview on the wire: what we read of a request (in one
+//! The AdmissionReview on the wire: what we read of a request, in one
 //! pass, the object straight into its pod template when the kind comes
-//! first) and the response we write. No decisions here.
+//! first. No decisions here.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::kinds::{self, PodBearingKind};
@@ -111,38 +109,4 @@ pub(super) fn kinds_lookup(kind: &GroupVersionKind<'_>) -> Option<&'static PodBe
         kind.group.as_ref().map_or("", Str::as_str),
         kind.kind.as_ref().map_or("", Str::as_str),
     )
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct ReviewOut {
-    pub(super) api_version: &'static str,
-    pub(super) kind: &'static str,
-    pub(super) response: ResponseOut,
-}
-
-#[derive(Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct ResponseOut {
-    pub(super) uid: String,
-    pub(super) allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) status: Option<StatusOut>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) patch_type: Option<&'static str>,
-    /// Base64 of the JSON patch: the canonical JSON form of Go's `[]byte`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) patch: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(super) warnings: Vec<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub(super) audit_annotations: BTreeMap<&'static str, String>,
-}
-
-#[derive(Serialize)]
-pub(super) struct StatusOut {
-    pub(super) code: u16,
-    pub(super) status: &'static str,
-    pub(super) reason: &'static str,
-    pub(super) message: String,
 }
