@@ -2,9 +2,14 @@
 //! text: the webhook sends these bytes (base64'd) and `resolve` reads them
 //! back as operations, so there is one patch for both.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use indexmap::IndexMap;
 use json_patch::PatchOperation;
-use json_patch::jsonptr::PointerBuf;
-use serde_json::{Map, Value};
+use json_patch::jsonptr::Token;
+use serde::Serialize;
+use serde_json::Value;
 
 use super::json_out::JsonOut;
 use crate::pod_template::Template;
@@ -38,22 +43,55 @@ impl Patch {
     }
 }
 
+/// One step of a JSON pointer below the pod template.
+enum Step<'a> {
+    /// An object key.
+    Key(&'a str),
+    /// An array index.
+    Index(usize),
+}
+use Step::Key;
+
+/// The pointer buffer's starting size: the longest pointer made, a
+/// CronJob's original-images annotation, is about 80 bytes.
+const POINTER_CAPACITY: usize = 96;
+
 /// The operations of a patch as they are written.
-struct Operations {
+struct Operations<'p> {
     out: JsonOut,
     count: usize,
+    /// Object keys from the root to the pod template.
+    template_path: &'p [&'p str],
+    /// The operation's JSON pointer, built here (one buffer for the
+    /// whole patch) before it is written as a JSON string.
+    pointer: String,
 }
 
-impl Operations {
-    /// Starts an operation: `{"op":<op>,"path":<template_path + tail>,"value":`.
-    fn begin(&mut self, op: &str, template_path: &[&str], tail: &[&str]) {
+impl Operations<'_> {
+    /// Starts an operation: `{"op":<op>,"path":<pointer>,"value":`, the
+    /// pointer being the template path and then `tail`.
+    fn begin(&mut self, op: &str, tail: &[Step<'_>]) {
         self.out.raw(if self.count == 0 { "[" } else { "," });
         self.count += 1;
         self.out.raw(r#"{"op":""#);
         self.out.raw(op);
         self.out.raw(r#"","path":"#);
-        let path = PointerBuf::from_tokens(template_path.iter().chain(tail).copied());
-        self.out.string(path.as_str());
+        self.pointer.clear();
+        for key in self.template_path {
+            self.pointer.push('/');
+            self.pointer.push_str(Token::new(*key).encoded());
+        }
+        for step in tail {
+            self.pointer.push('/');
+            match step {
+                Step::Key(key) => self.pointer.push_str(Token::new(*key).encoded()),
+                Step::Index(index) => {
+                    // Writing into a String cannot fail.
+                    let _ = write!(self.pointer, "{index}");
+                }
+            }
+        }
+        self.out.string(&self.pointer);
         self.out.raw(r#","value":"#);
     }
 
@@ -74,14 +112,19 @@ pub fn build(
     let mut ops = Operations {
         out: JsonOut::with_capacity(PATCH_CAPACITY),
         count: 0,
+        template_path,
+        pointer: String::with_capacity(POINTER_CAPACITY),
     };
 
     for rewrite in &resolution.rewrites {
-        let index = rewrite.index.to_string();
         ops.begin(
             "replace",
-            template_path,
-            &["spec", rewrite.list.field(), &index, "image"],
+            &[
+                Key("spec"),
+                Key(rewrite.list.field()),
+                Step::Index(rewrite.index),
+                Key("image"),
+            ],
         );
         ops.out.string(&rewrite.resolved);
         ops.end();
@@ -96,12 +139,12 @@ pub fn build(
         if has_list {
             // Appended one by one, after the pod's own entries.
             for name in &resolution.add_pull_secrets {
-                ops.begin("add", template_path, &["spec", "imagePullSecrets", "-"]);
+                ops.begin("add", &[Key("spec"), Key("imagePullSecrets"), Key("-")]);
                 pull_secret_entry(&mut ops.out, name);
                 ops.end();
             }
         } else {
-            ops.begin("add", template_path, &["spec", "imagePullSecrets"]);
+            ops.begin("add", &[Key("spec"), Key("imagePullSecrets")]);
             for (i, name) in resolution.add_pull_secrets.iter().enumerate() {
                 ops.out.raw(if i == 0 { "[" } else { "," });
                 pull_secret_entry(&mut ops.out, name);
@@ -117,10 +160,10 @@ pub fn build(
         let recorded = original_images(
             annotations.and_then(|a| a.get(ORIGINAL_IMAGES_ANNOTATION)),
             resolution,
-        );
+        )?;
         match (metadata, annotations) {
             (None, _) => {
-                ops.begin("add", template_path, &["metadata"]);
+                ops.begin("add", &[Key("metadata")]);
                 ops.out.raw(r#"{"annotations":{"#);
                 ops.out.string(ORIGINAL_IMAGES_ANNOTATION);
                 ops.out.raw(":");
@@ -128,7 +171,7 @@ pub fn build(
                 ops.out.raw("}}");
             }
             (Some(_), None) => {
-                ops.begin("add", template_path, &["metadata", "annotations"]);
+                ops.begin("add", &[Key("metadata"), Key("annotations")]);
                 ops.out.raw("{");
                 ops.out.string(ORIGINAL_IMAGES_ANNOTATION);
                 ops.out.raw(":");
@@ -138,15 +181,18 @@ pub fn build(
             (Some(_), Some(_)) => {
                 ops.begin(
                     "add",
-                    template_path,
-                    &["metadata", "annotations", ORIGINAL_IMAGES_ANNOTATION],
+                    &[
+                        Key("metadata"),
+                        Key("annotations"),
+                        Key(ORIGINAL_IMAGES_ANNOTATION),
+                    ],
                 );
                 ops.out.string(&recorded);
             }
         }
         ops.end();
     }
-    let Operations { mut out, count } = ops;
+    let Operations { mut out, count, .. } = ops;
     out.raw(if count == 0 { "[]" } else { "]" });
     Ok(Patch {
         json: out.finish()?,
@@ -163,18 +209,44 @@ fn pull_secret_entry(out: &mut JsonOut, name: &str) {
 
 /// The original-images annotation's new value: the earlier record (if it
 /// reads as a JSON object) with each rewritten container's image as
-/// written, in the order first seen.
-fn original_images(earlier: Option<&str>, resolution: &Resolution) -> String {
-    let mut originals: Map<String, Value> = earlier
-        .and_then(|s| serde_json::from_str(s).ok())
+/// written, in the order first seen (a key seen again keeps its place and
+/// takes the new value).
+fn original_images(
+    earlier: Option<&str>,
+    resolution: &Resolution,
+) -> Result<String, serde_json::Error> {
+    let mut originals: IndexMap<Cow<'_, str>, Original<'_>> = earlier
+        .and_then(|s| serde_json::from_str::<IndexMap<String, Value>>(s).ok())
+        .map(|earlier| {
+            earlier
+                .into_iter()
+                .map(|(container, image)| (Cow::Owned(container), Original::Earlier(image)))
+                .collect()
+        })
         .unwrap_or_default();
     for rewrite in &resolution.rewrites {
         originals.insert(
-            rewrite.container.clone(),
-            Value::String(rewrite.original.clone()),
+            Cow::Borrowed(&rewrite.container),
+            Original::Written(&rewrite.original),
         );
     }
-    Value::Object(originals).to_string()
+    serde_json::to_string(&originals)
+}
+
+/// An image in the original-images record: from an earlier record (any
+/// JSON value, kept as it was), or as written in this object.
+enum Original<'a> {
+    Earlier(Value),
+    Written(&'a str),
+}
+
+impl Serialize for Original<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Earlier(value) => value.serialize(serializer),
+            Self::Written(image) => serializer.serialize_str(image),
+        }
+    }
 }
 
 #[cfg(test)]
