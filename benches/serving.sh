@@ -10,6 +10,8 @@
 #   benches/serving.sh
 #   KUBE_RS_EXAMPLE=/path/to/admission_controller DURATION=10s ROUNDS=3 benches/serving.sh
 #   BEFORE=/path/to/older/registry-resolver benches/serving.sh   # before/after
+#   LOG_LEVEL=warn benches/serving.sh   # our servers' --log-level (default: info,
+#                                       # the binary's default, as users run it)
 #
 # KUBE_RS_EXAMPLE is optional (that side is skipped without it); to build it:
 #   git clone https://github.com/kube-rs/kube && cd kube &&
@@ -22,6 +24,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-16}
 ROUNDS=${ROUNDS:-3}
+LOG_LEVEL=${LOG_LEVEL:-info}
 # SERVER_CPU= (empty) leaves the servers unpinned, sharing both cores with wrk.
 SERVER_CPU=${SERVER_CPU-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -44,7 +47,7 @@ pin=()
 # registry-resolver, with the record the review resolves against.
 start_resolver() { # binary port data-dir
   "${pin[@]}" "$1" serve --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$(($2 + 10))" \
-    --data-dir "$3" --certs-dir "$work/certs" --admin-token bench --log-level warn &
+    --data-dir "$3" --certs-dir "$work/certs" --admin-token bench --log-level "$LOG_LEVEL" &
   pids+=($!)
   wait_for_port "$2"
   add_demo_record "$2" bench
@@ -119,7 +122,7 @@ for round in $(seq "$ROUNDS"); do
   for side in "${sides[@]}"; do run "$side" "${port[$side]}" "$DURATION" > "$work/$side-$round.txt"; done
 done
 
-python3 - "$work" "$ROUNDS" "$DURATION" "$CONNECTIONS" "${sides[*]}" "$SERVER_CPU" "$CLIENT_CPU" <<'PY'
+python3 - "$work" "$ROUNDS" "$DURATION" "$CONNECTIONS" "${sides[*]}" "$SERVER_CPU" "$CLIENT_CPU" "$LOG_LEVEL" <<'PY'
 import sys
 work, rounds, duration, conns, sides = sys.argv[1:6]
 rounds, sides = int(rounds), sides.split()
@@ -132,7 +135,7 @@ labels = {"nginx": "nginx (same response bytes)", "resolver": "registry-resolver
           "before": "registry-resolver /mutate, BEFORE build",
           "noop": "no-op (our stack)", "kube-rs": "kube-rs examples/admission_controller"}
 placement = f"servers on core {sys.argv[6]}" if sys.argv[6] else "servers unpinned"
-print(f"wrk -t1 -c{conns} -d{duration} on core {sys.argv[7]}, {placement}, {rounds} alternating rounds")
+print(f"wrk -t1 -c{conns} -d{duration} on core {sys.argv[7]}, {placement}, {rounds} alternating rounds, registry-resolver at --log-level {sys.argv[8]}")
 print()
 print("| responder | requests/s (mean) | p50 ms | p99 ms | rounds |")
 print("|---|---:|---:|---:|---|")

@@ -151,6 +151,11 @@ impl<'a> Prepared<'a> {
         }
     }
 
+    /// Whether the answer is a denial.
+    pub fn is_denied(&self) -> bool {
+        matches!(self.pending, Pending::Deny(..))
+    }
+
     /// Turns the answer into a denial.
     pub fn deny(&mut self, reason: DenialReason, message: String) {
         // Nothing of a refused object was pulled through a mirror.
