@@ -47,7 +47,7 @@ pin=()
 # registry-resolver, with the record the review resolves against.
 start_resolver() { # binary port data-dir
   "${pin[@]}" "$1" serve --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$(($2 + 10))" \
-    --data-dir "$3" --certs-dir "$work/certs" --admin-token bench --log-level "$LOG_LEVEL" &
+    --data-dir "$3" --certs-dir "$work/certs" --admin-token bench --log-level "$LOG_LEVEL" 2>>"$work/resolver-$2.log" &
   pids+=($!)
   wait_for_port "$2"
   add_demo_record "$2" bench
