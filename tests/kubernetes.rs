@@ -1073,3 +1073,38 @@ async fn writes_past_the_servers_rate_are_paced_and_never_repeated() {
         "no write once the state is reached: {since:?}"
     );
 }
+
+/// A stop asked for while the controller waits for its first lists ends
+/// the wait: a replica whose API server never answers the pull Secrets'
+/// list still shuts down when told to (it used to wait forever).
+#[tokio::test]
+async fn a_stop_during_startup_is_not_held_by_an_unanswered_list() {
+    use registry_resolver::index::IndexHandle;
+    use registry_resolver::kubernetes::controller;
+    use registry_resolver::registry::connectivity::{Connectivity, ConnectivityOptions};
+    use registry_resolver::telemetry::Metrics;
+    use std::sync::Arc;
+    let fake = FakeApiServer::new();
+    fake.namespace("registry-resolver");
+    fake.stall_lists("secrets");
+    let stop = CancellationToken::new();
+    let starting = tokio::spawn(controller::start(
+        fake.client(),
+        fake.client(),
+        common::cluster_options(),
+        IndexHandle::new(),
+        Arc::new(Connectivity::new(ConnectivityOptions::default())),
+        Arc::new(Metrics::new()),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !starting.is_finished(),
+        "startup waits for the pull Secrets' first list"
+    );
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), starting)
+        .await
+        .expect("the stop ends the startup")
+        .expect("the startup did not panic");
+}

@@ -83,6 +83,9 @@ struct State {
     /// (plural, namespace prefix) → how long each write there takes, as
     /// when etcd is slow for some objects.
     slow_writes: BTreeMap<(String, String), Duration>,
+    /// Plurals whose lists are never answered, as an API server that
+    /// accepts the connection and then stalls.
+    stalled_lists: Vec<String>,
 }
 
 /// The server's own token bucket for writes, as API Priority and
@@ -631,6 +634,15 @@ impl FakeApiServer {
             .insert((plural.into(), prefix.into()), delay);
     }
 
+    /// Lists of `plural` are never answered (watches and gets still are).
+    pub fn stall_lists(&self, plural: &str) {
+        self.state
+            .lock()
+            .expect("lock")
+            .stalled_lists
+            .push(plural.into());
+    }
+
     /// Every write let through so far, in order.
     pub fn writes(&self) -> Vec<Write> {
         self.state.lock().expect("lock").writes.clone()
@@ -690,6 +702,19 @@ impl FakeApiServer {
             if let Some(delay) = slow {
                 tokio::time::sleep(delay).await;
             }
+        }
+        if method == Method::GET
+            && let Some(target) = parse_target(&path)
+            && target.name.is_none()
+            && !query.iter().any(|(k, v)| k == "watch" && v == "true")
+            && self
+                .state
+                .lock()
+                .expect("lock")
+                .stalled_lists
+                .contains(&target.collection.plural)
+        {
+            std::future::pending::<()>().await;
         }
         if method == Method::GET
             && let Some(document) = discovery(&path)

@@ -124,7 +124,7 @@ impl TestServer {
     }
 
     async fn start_kubernetes(cluster_rbac: bool) -> Self {
-        use registry_resolver::kubernetes::controller::{self, ClusterOptions};
+        use registry_resolver::kubernetes::controller;
         registry_resolver::server::tls::install_crypto_provider();
         let fake = fake_apiserver::FakeApiServer::new();
         for namespace in [
@@ -162,15 +162,7 @@ impl TestServer {
         let cluster = controller::start(
             fake.client(),
             fake.client(),
-            ClusterOptions {
-                namespace: "registry-resolver".into(),
-                reverify_interval: Duration::from_secs(3600),
-                identity: "test-replica".into(),
-                lease_duration: Duration::from_secs(3),
-                write_pace: Default::default(),
-                // Often, so the tests' short passes show their progress.
-                progress_interval: Duration::from_secs(1),
-            },
+            cluster_options(),
             index.clone(),
             connectivity.clone(),
             metrics.clone(),
@@ -549,4 +541,17 @@ pub fn fixture_yaml_documents(name: &str) -> Vec<Value> {
         .map(|doc| Value::deserialize(doc).expect("fixture is YAML"))
         .filter(|v| !v.is_null())
         .collect()
+}
+
+/// The controller's options in the tests: one replica, progress written
+/// often so the tests' short passes show it.
+pub fn cluster_options() -> registry_resolver::kubernetes::controller::ClusterOptions {
+    registry_resolver::kubernetes::controller::ClusterOptions {
+        namespace: "registry-resolver".into(),
+        reverify_interval: Duration::from_secs(3600),
+        identity: "test-replica".into(),
+        lease_duration: Duration::from_secs(3),
+        write_pace: Default::default(),
+        progress_interval: Duration::from_secs(1),
+    }
 }

@@ -1139,19 +1139,7 @@ mod tests {
     /// becomes.
     fn mirrors() -> Index {
         use crate::mirror::{Fallback, MirrorEntry};
-        let entry = |upstream: &str, prefix: Option<&str>, fallback| MirrorEntry {
-            upstream: upstream.into(),
-            path_prefix: prefix.map(Into::into),
-            excludes: vec![],
-            fallback,
-            check_upstream: false,
-            mode: crate::mirror::MirrorMode::Rewrite,
-        };
-        let failed = crate::registry::RegistryStatus {
-            verified: false,
-            last_verified_at: Some(chrono::DateTime::UNIX_EPOCH),
-            message: Some("connection refused".into()),
-        };
+        use crate::testing::mirror as entry;
         let mut harbor = record(
             "harbor",
             "https://harbor.example.com",
@@ -1168,18 +1156,7 @@ mod tests {
             entry("docker.io", None, Fallback::Upstream),
             entry("quay.io", None, Fallback::Upstream),
         ];
-        let mut shaky = record("shaky", "https://shaky.example", &["lab"], &[], false);
-        shaky.mirror_of = vec![entry("docker.io", None, Fallback::Upstream)];
-        shaky.status = failed.clone();
-        let mut sealed = record(
-            "sealed",
-            "https://sealed.example",
-            &["edge"],
-            &["edge"],
-            true,
-        );
-        sealed.mirror_of = vec![entry("docker.io", Some("hub"), Fallback::Deny)];
-        sealed.status = failed;
+        let [shaky, sealed] = crate::testing::unhealthy_mirrors();
         Index::build(&[harbor, cache, shaky, sealed])
     }
 

@@ -45,3 +45,49 @@ pub fn with_tls(server: &str, ca: Option<&str>, skip: bool, name: &str) -> Regis
     r.tls.insecure_skip_verify = skip;
     r
 }
+
+/// A mirror entry for `upstream` at `path_prefix`, rewriting, with `fallback`.
+pub fn mirror(
+    upstream: &str,
+    path_prefix: Option<&str>,
+    fallback: crate::mirror::Fallback,
+) -> crate::mirror::MirrorEntry {
+    crate::mirror::MirrorEntry {
+        upstream: upstream.into(),
+        path_prefix: path_prefix.map(Into::into),
+        excludes: vec![],
+        fallback,
+        check_upstream: false,
+        mode: crate::mirror::MirrorMode::Rewrite,
+    }
+}
+
+/// The status of a record whose last check failed (a mirror that cannot
+/// serve).
+pub fn failed_status() -> RegistryStatus {
+    RegistryStatus {
+        verified: false,
+        last_verified_at: Some(chrono::DateTime::UNIX_EPOCH),
+        message: Some("connection refused".into()),
+    }
+}
+
+/// Two records mirroring Docker Hub whose last check failed: `shaky` (in
+/// `lab`) falls back to the upstream, `sealed` (in `edge`, its default)
+/// denies.
+pub fn unhealthy_mirrors() -> [Registry; 2] {
+    use crate::mirror::Fallback;
+    let mut shaky = record("shaky", "https://shaky.example", &["lab"], &[], false);
+    shaky.mirror_of = vec![mirror("docker.io", None, Fallback::Upstream)];
+    shaky.status = failed_status();
+    let mut sealed = record(
+        "sealed",
+        "https://sealed.example",
+        &["edge"],
+        &["edge"],
+        true,
+    );
+    sealed.mirror_of = vec![mirror("docker.io", Some("hub"), Fallback::Deny)];
+    sealed.status = failed_status();
+    [shaky, sealed]
+}

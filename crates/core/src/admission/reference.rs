@@ -298,23 +298,10 @@ mod differential {
     use serde_json::{Value, json};
 
     use crate::index::Index;
-    use crate::mirror::{Fallback, MirrorEntry, MirrorMode};
-    use crate::testing::record;
+    use crate::mirror::Fallback;
+    use crate::testing::{mirror, record, unhealthy_mirrors};
 
     fn index() -> Index {
-        let mirror = |upstream: &str, prefix: Option<&str>, fallback| MirrorEntry {
-            upstream: upstream.into(),
-            path_prefix: prefix.map(Into::into),
-            excludes: vec![],
-            fallback,
-            check_upstream: false,
-            mode: MirrorMode::Rewrite,
-        };
-        let failed = crate::registry::RegistryStatus {
-            verified: false,
-            last_verified_at: Some(chrono::DateTime::UNIX_EPOCH),
-            message: Some("connection refused".into()),
-        };
         let demo = record(
             "demo",
             "https://dockerhub.qingcloud.com",
@@ -331,18 +318,7 @@ mod differential {
         );
         let mut hub = record("hub", "https://hub.example", &["mirrored"], &[], true);
         hub.mirror_of = vec![mirror("docker.io", Some("proxy"), Fallback::Upstream)];
-        let mut shaky = record("shaky", "https://shaky.example", &["lab"], &[], false);
-        shaky.mirror_of = vec![mirror("docker.io", None, Fallback::Upstream)];
-        shaky.status = failed.clone();
-        let mut sealed = record(
-            "sealed",
-            "https://sealed.example",
-            &["edge"],
-            &["edge"],
-            true,
-        );
-        sealed.mirror_of = vec![mirror("docker.io", Some("hub"), Fallback::Deny)];
-        sealed.status = failed;
+        let [shaky, sealed] = unhealthy_mirrors();
         Index::build(&[demo, harbor, hub, shaky, sealed])
     }
 

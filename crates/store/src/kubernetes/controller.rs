@@ -146,13 +146,23 @@ pub async fn start(
     // records need their credentials.
     // The pull Secrets too: admission says when one is missing, and a
     // plan made without them would write them all again.
+    // A stop ends the waits: the reflectors' when their watches end, the
+    // pull Secrets' here (its cache outlives its watch).
+    let pull_secrets_listed = async {
+        tokio::select! {
+            () = managed.wait_until_listed() => {}
+            () = shutdown.cancelled() => {}
+        }
+    };
     let (listed_registries, listed_credentials, listed_namespaces, ()) = tokio::join!(
         registries.wait_until_ready(),
         credentials.wait_until_ready(),
         namespaces.wait_until_ready(),
-        managed.wait_until_listed(),
+        pull_secrets_listed,
     );
-    if listed_registries.is_err() || listed_credentials.is_err() || listed_namespaces.is_err() {
+    if !shutdown.is_cancelled()
+        && (listed_registries.is_err() || listed_credentials.is_err() || listed_namespaces.is_err())
+    {
         tracing::error!("a watch stopped before it listed");
     }
     caches.publish(&index);
