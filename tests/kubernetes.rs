@@ -1075,8 +1075,10 @@ async fn writes_past_the_servers_rate_are_paced_and_never_repeated() {
 }
 
 /// A stop asked for while the controller waits for its first lists ends
-/// the wait: a replica whose API server never answers the pull Secrets'
-/// list still shuts down when told to (it used to wait forever).
+/// the wait: a controller whose API server never answers the pull Secrets'
+/// list still returns when told to stop (it used to wait forever). Every
+/// Secret list stalls here, the records' credentials too; theirs ends
+/// with its watch, the pull Secrets' did not.
 #[tokio::test]
 async fn a_stop_during_startup_is_not_held_by_an_unanswered_list() {
     use registry_resolver::index::IndexHandle;
@@ -1097,10 +1099,10 @@ async fn a_stop_during_startup_is_not_held_by_an_unanswered_list() {
         Arc::new(Metrics::new()),
         stop.clone(),
     ));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    eventually("the Secret lists are stalled", || fake.lists_stalled() >= 2).await;
     assert!(
         !starting.is_finished(),
-        "startup waits for the pull Secrets' first list"
+        "startup waits for the Secrets' first lists"
     );
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), starting)

@@ -21,9 +21,15 @@ fuzz_target!(|data: &[u8]| {
     let reference = registry_resolver_core::admission::reference::review(data, &INDEX);
     let reviewed = match (written, reference) {
         (Ok(written), Ok(reference)) => {
-            assert_eq!(written.body, reference.body, "the written answer differs");
+            assert_eq!(
+                String::from_utf8_lossy(&written.body),
+                String::from_utf8_lossy(&reference.body),
+                "the written answer differs"
+            );
             assert_eq!(written.outcome, reference.outcome);
+            assert_eq!(written.reason, reference.reason);
             assert_eq!(written.denial, reference.denial);
+            assert_eq!(written.mirror_uses, reference.mirror_uses);
             written
         }
         (Err(written), Err(reference)) => {

@@ -86,6 +86,8 @@ struct State {
     /// Plurals whose lists are never answered, as an API server that
     /// accepts the connection and then stalls.
     stalled_lists: Vec<String>,
+    /// How many lists were left unanswered so far.
+    lists_stalled: usize,
 }
 
 /// The server's own token bucket for writes, as API Priority and
@@ -634,6 +636,11 @@ impl FakeApiServer {
             .insert((plural.into(), prefix.into()), delay);
     }
 
+    /// How many lists have been left unanswered (see [`Self::stall_lists`]).
+    pub fn lists_stalled(&self) -> usize {
+        self.state.lock().expect("lock").lists_stalled
+    }
+
     /// Lists of `plural` are never answered (watches and gets still are).
     pub fn stall_lists(&self, plural: &str) {
         self.state
@@ -707,12 +714,12 @@ impl FakeApiServer {
             && let Some(target) = parse_target(&path)
             && target.name.is_none()
             && !query.iter().any(|(k, v)| k == "watch" && v == "true")
-            && self
-                .state
-                .lock()
-                .expect("lock")
-                .stalled_lists
-                .contains(&target.collection.plural)
+            && {
+                let mut state = self.state.lock().expect("lock");
+                let stalled = state.stalled_lists.contains(&target.collection.plural);
+                state.lists_stalled += usize::from(stalled);
+                stalled
+            }
         {
             std::future::pending::<()>().await;
         }

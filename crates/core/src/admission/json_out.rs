@@ -6,7 +6,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Serialize;
 
 /// A JSON text being written. A failed write (which neither a `Vec` nor
 /// the values written here can cause, but the encoders' types allow) is
@@ -29,15 +28,10 @@ impl JsonOut {
         self.buf.extend_from_slice(json.as_bytes());
     }
 
-    /// A JSON string holding `text`.
+    /// A JSON string holding `text`, escaped by serde_json.
     pub(super) fn string(&mut self, text: &str) {
-        self.value(text);
-    }
-
-    /// Any serializable value, compact.
-    pub(super) fn value<T: Serialize + ?Sized>(&mut self, value: &T) {
         if self.error.is_none()
-            && let Err(error) = serde_json::to_writer(&mut self.buf, value)
+            && let Err(error) = serde_json::to_writer(&mut self.buf, text)
         {
             self.error = Some(error);
         }

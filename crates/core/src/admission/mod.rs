@@ -186,7 +186,7 @@ impl<'a> Prepared<'a> {
         if let Pending::Mutate(plan) = &mut self.pending {
             self.mirror_uses = std::mem::take(&mut plan.resolution.mirror_uses);
         }
-        let answer = Answer::to(&self.uid);
+        let answer = Answer::begin(&self.uid);
         let (body, outcome, reason, denial) = match self.pending {
             Pending::Allow => (answer.allowed(), Outcome::Allowed, None, None),
             Pending::Deny(reason, message) => (
@@ -204,12 +204,7 @@ impl<'a> Prepared<'a> {
                 // rather than admit an unresolvable image.
                 Err(e) => {
                     let message = format!("registry-resolver: internal error encoding patch: {e}");
-                    (
-                        answer.denied(&message),
-                        Outcome::Denied,
-                        None,
-                        Some(message),
-                    )
+                    (answer.denied(&message), Outcome::Denied, None, None)
                 }
             },
         };

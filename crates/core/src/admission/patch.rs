@@ -50,7 +50,7 @@ enum Step<'a> {
     /// An array index.
     Index(usize),
 }
-use Step::Key;
+use Step::{Index, Key};
 
 /// The pointer buffer's starting size: the longest pointer made, a
 /// CronJob's original-images annotation, is about 80 bytes.
@@ -84,8 +84,8 @@ impl Operations<'_> {
         for step in tail {
             self.pointer.push('/');
             match step {
-                Step::Key(key) => self.pointer.push_str(Token::new(*key).encoded()),
-                Step::Index(index) => {
+                Key(key) => self.pointer.push_str(Token::new(*key).encoded()),
+                Index(index) => {
                     // Writing into a String cannot fail.
                     let _ = write!(self.pointer, "{index}");
                 }
@@ -122,7 +122,7 @@ pub fn build(
             &[
                 Key("spec"),
                 Key(rewrite.list.field()),
-                Step::Index(rewrite.index),
+                Index(rewrite.index),
                 Key("image"),
             ],
         );

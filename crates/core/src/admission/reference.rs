@@ -24,7 +24,11 @@ const RESPONSE_CAPACITY: usize = 2048;
 
 /// [`super::review`], answered the reference way.
 pub fn review(body: &[u8], index: &Index) -> Result<Reviewed, AdmissionError> {
-    let mut prepared = prepare(body, index)?;
+    finish(prepare(body, index)?)
+}
+
+/// [`Prepared::finish`](super::Prepared::finish), the reference way.
+pub fn finish(mut prepared: super::Prepared<'_>) -> Result<Reviewed, AdmissionError> {
     if let Pending::Mutate(plan) = &mut prepared.pending {
         prepared.mirror_uses = std::mem::take(&mut plan.resolution.mirror_uses);
     }
@@ -317,7 +321,10 @@ mod differential {
             false,
         );
         let mut hub = record("hub", "https://hub.example", &["mirrored"], &[], true);
-        hub.mirror_of = vec![mirror("docker.io", Some("proxy"), Fallback::Upstream)];
+        hub.mirror_of = vec![crate::mirror::MirrorEntry {
+            check_upstream: true,
+            ..mirror("docker.io", Some("proxy"), Fallback::Upstream)
+        }];
         let [shaky, sealed] = unhealthy_mirrors();
         Index::build(&[demo, harbor, hub, shaky, sealed])
     }
@@ -407,6 +414,12 @@ mod differential {
                 .replace("\"name\":\"", "\"name\":\"q\\\"\\\\ ~/ é\\u0001\\n");
             *r = serde_json::from_str(&text).expect("JSON");
         });
+        vary("two containers of one name", &|r| {
+            if let Some(spec) = template(r).map(|t| &mut t["spec"]) {
+                let first = spec["containers"][0].clone();
+                spec["initContainers"] = json!([first]);
+            }
+        });
         vary("no template metadata", &|r| {
             if let Some(t) = template(r).and_then(Value::as_object_mut) {
                 t.remove("metadata");
@@ -458,24 +471,63 @@ mod differential {
         out
     }
 
+    /// What the webhook's lookups do to a plan: digests appended, a
+    /// warning, a mirror that could not serve undone (or denied).
+    fn after_lookups(mut prepared: super::super::Prepared<'_>) -> super::super::Prepared<'_> {
+        let mut denied = None;
+        if let Some(plan) = prepared.plan_mut() {
+            for rewrite in &mut plan.resolution.rewrites {
+                rewrite.resolved.push_str(DIGEST);
+            }
+            plan.warnings.push("pinned \"x\"".into());
+            let checked = (plan.resolution.rewrites.iter()).position(|r| r.check.is_some());
+            if let Some(at) = checked
+                && let Err(denials) = plan.fall_back(vec![(at, "timed out".into())])
+            {
+                denied = Some(denials.join("; "));
+            }
+        }
+        if let Some(denial) = denied {
+            prepared.deny(crate::resolve::DenialReason::MirrorUnavailable, denial);
+        }
+        prepared
+    }
+
+    const DIGEST: &str = "@sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270";
+
     #[test]
     fn the_written_answer_is_the_reference_answer_byte_for_byte() {
         let indexes = [
-            ("index", index()),
+            ("index", index(), false),
             (
                 "index knowing the pull Secrets",
                 index().with_present_pull_secrets([("team-b".into(), "harbor".into())]),
+                false,
             ),
+            ("index, after lookups", index(), true),
         ];
         let mut outcomes = std::collections::BTreeMap::<&str, usize>::new();
         let mut compared = 0;
         for (fixture, review) in fixtures() {
             for (variation, review) in variations(&review) {
                 let body = review.to_string();
-                for (index_name, index) in &indexes {
+                for (index_name, index, looked_up) in &indexes {
                     let case = format!("{fixture}, {variation}, {index_name}");
-                    let written = super::super::review(body.as_bytes(), index);
-                    let reference = super::review(body.as_bytes(), index);
+                    let (written, reference) = if *looked_up {
+                        (
+                            super::super::prepare(body.as_bytes(), index)
+                                .map(after_lookups)
+                                .and_then(super::super::Prepared::finish),
+                            super::super::prepare(body.as_bytes(), index)
+                                .map(after_lookups)
+                                .and_then(super::finish),
+                        )
+                    } else {
+                        (
+                            super::super::review(body.as_bytes(), index),
+                            super::review(body.as_bytes(), index),
+                        )
+                    };
                     compared += 1;
                     match (written, reference) {
                         (Ok(written), Ok(reference)) => {
@@ -494,6 +546,13 @@ mod differential {
                                 "without"
                             };
                             *outcomes.entry(written.outcome.as_str()).or_default() += 1;
+                            let text = String::from_utf8_lossy(&written.body);
+                            if *looked_up && text.contains("timed out") {
+                                *outcomes.entry("fell back").or_default() += 1;
+                            }
+                            if *looked_up && text.contains(&DIGEST[..20]) {
+                                *outcomes.entry("pinned").or_default() += 1;
+                            }
                             *outcomes.entry(said).or_default() += 1;
                         }
                         (Err(written), Err(reference)) => {
@@ -517,6 +576,8 @@ mod differential {
             "error",
             "with warnings",
             "without",
+            "fell back",
+            "pinned",
         ] {
             assert!(
                 outcomes.get(outcome).is_some_and(|n| *n > 3),

@@ -23,7 +23,7 @@ pub(super) struct Answer {
 
 impl Answer {
     /// Starts the answer to the review `uid`.
-    pub(super) fn to(uid: &str) -> Self {
+    pub(super) fn begin(uid: &str) -> Self {
         let mut out = JsonOut::with_capacity(RESPONSE_CAPACITY);
         out.raw(r#"{"apiVersion":"#);
         out.string(API_VERSION);
