@@ -177,19 +177,21 @@ impl Plan<'_> {
     }
 
     /// [`Plan::into_mutation`] as the webhook answered before its answer
-    /// was written without a tree: the operations as values, the warnings.
+    /// was written without a tree: the operations as values.
     #[cfg(any(test, feature = "testing"))]
-    pub(super) fn into_reference_mutation(
-        mut self,
-    ) -> (Vec<json_patch::PatchOperation>, Resolution, Vec<String>) {
+    pub(super) fn into_reference_mutation(mut self) -> super::reference::Mutation {
         self.warn_not_yet_present();
-        let ops = super::reference::build_patch(
+        let patch = super::reference::build_patch(
             &self.located.template,
             self.kind.template_path,
             &self.resolution,
             self.annotates(),
         );
-        (ops, self.resolution, self.warnings)
+        super::reference::Mutation {
+            patch,
+            resolution: self.resolution,
+            warnings: self.warnings,
+        }
     }
 }
 

@@ -57,17 +57,32 @@ use Step::{Index, Key};
 const POINTER_CAPACITY: usize = 96;
 
 /// The operations of a patch as they are written.
-struct Operations<'p> {
+struct Operations {
     out: JsonOut,
     count: usize,
-    /// Object keys from the root to the pod template.
-    template_path: &'p [&'p str],
     /// The operation's JSON pointer, built here (one buffer for the
-    /// whole patch) before it is written as a JSON string.
+    /// whole patch) before it is written as a JSON string; it starts with
+    /// the pointer to the pod template, `template_len` bytes.
     pointer: String,
+    template_len: usize,
 }
 
-impl Operations<'_> {
+impl Operations {
+    /// No operation yet, below the template at `template_path`.
+    fn new(template_path: &[&str]) -> Self {
+        let mut pointer = String::with_capacity(POINTER_CAPACITY);
+        for key in template_path {
+            pointer.push('/');
+            pointer.push_str(Token::new(*key).encoded());
+        }
+        Self {
+            out: JsonOut::with_capacity(PATCH_CAPACITY),
+            count: 0,
+            template_len: pointer.len(),
+            pointer,
+        }
+    }
+
     /// Starts an operation: `{"op":<op>,"path":<pointer>,"value":`, the
     /// pointer being the template path and then `tail`.
     fn begin(&mut self, op: &str, tail: &[Step<'_>]) {
@@ -76,11 +91,7 @@ impl Operations<'_> {
         self.out.raw(r#"{"op":""#);
         self.out.raw(op);
         self.out.raw(r#"","path":"#);
-        self.pointer.clear();
-        for key in self.template_path {
-            self.pointer.push('/');
-            self.pointer.push_str(Token::new(*key).encoded());
-        }
+        self.pointer.truncate(self.template_len);
         for step in tail {
             self.pointer.push('/');
             match step {
@@ -109,12 +120,7 @@ pub fn build(
     resolution: &Resolution,
     annotate: bool,
 ) -> Result<Patch, serde_json::Error> {
-    let mut ops = Operations {
-        out: JsonOut::with_capacity(PATCH_CAPACITY),
-        count: 0,
-        template_path,
-        pointer: String::with_capacity(POINTER_CAPACITY),
-    };
+    let mut ops = Operations::new(template_path);
 
     for rewrite in &resolution.rewrites {
         ops.begin(

@@ -47,7 +47,7 @@ pub fn finish(mut prepared: super::Prepared<'_>) -> Result<Reviewed, AdmissionEr
             Outcome::Allowed,
         ),
         Pending::Deny(_, message) => deny(uid, message),
-        Pending::Mutate(plan) => mutated(uid, Mutation::from(plan.into_reference_mutation())),
+        Pending::Mutate(plan) => mutated(uid, plan.into_reference_mutation()),
     };
     // Sized for a typical answer (a mutated 3-container Deployment's is
     // about 1.8 KB), so encoding does not grow the buffer step by step.
@@ -71,20 +71,10 @@ pub fn finish(mut prepared: super::Prepared<'_>) -> Result<Reviewed, AdmissionEr
 }
 
 /// The old `Mutation`: operations as values.
-struct Mutation {
-    patch: Vec<PatchOperation>,
-    resolution: Resolution,
-    warnings: Vec<String>,
-}
-
-impl From<(Vec<PatchOperation>, Resolution, Vec<String>)> for Mutation {
-    fn from((patch, resolution, warnings): (Vec<PatchOperation>, Resolution, Vec<String>)) -> Self {
-        Self {
-            patch,
-            resolution,
-            warnings,
-        }
-    }
+pub(super) struct Mutation {
+    pub(super) patch: Vec<PatchOperation>,
+    pub(super) resolution: Resolution,
+    pub(super) warnings: Vec<String>,
 }
 
 /// Builds the patch for `resolution` on `template`, found at `template_path`

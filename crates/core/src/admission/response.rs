@@ -72,7 +72,7 @@ impl Answer {
         if !resolution.add_pull_secrets.is_empty() {
             warnings.push(format_args!(
                 "registry-resolver: added imagePullSecrets {}",
-                Joined(&resolution.add_pull_secrets)
+                resolution.add_pull_secrets.join(", ")
             ));
         }
         for warning in &mutation.warnings {
@@ -141,20 +141,5 @@ impl<'o> Warnings<'o> {
         if self.count > 0 {
             self.out.raw("]");
         }
-    }
-}
-
-/// Names joined with `, `.
-struct Joined<'a>(&'a [String]);
-
-impl fmt::Display for Joined<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, name) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            f.write_str(name)?;
-        }
-        Ok(())
     }
 }
