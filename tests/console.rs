@@ -231,7 +231,9 @@ async fn the_console_in_kubernetes_mode() {
         .await
         .expect("create");
     assert_eq!(fleet.status(), 201);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Generous: on a loaded CI machine the Lease, the first lists and the
+    // first paced writes all come before the first progress write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while server
         .fake()
         .get("imageregistries", None, "fleet")
